@@ -1,0 +1,68 @@
+"""The aiohttp application: `create_app(config, plugins=...)`; the app owns its whole host."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from scimhost.host import Host, load_host
+from scimhost.http.keys import HOST
+from scimhost.http.middlewares import body_limit, scim_errors, source_auth
+from scimhost.http.routes import setup_routes
+
+log = logging.getLogger("scimhost")
+
+
+def create_app(
+    config: Path | Mapping[str, Any] | None = None,
+    *,
+    plugins: Iterable[tuple[str, object]] = (),
+    environ: Mapping[str, str] | None = None,
+) -> web.Application:
+    """An application for the config (TOML path or parsed document) and installed plugins.
+
+    `plugins` adds (name, plugin) pairs beside the entry points.
+    """
+    return build_app(load_host(config, plugins=plugins, environ=environ))
+
+
+def build_app(host: Host) -> web.Application:
+    """An application serving an already loaded host."""
+    app = web.Application(
+        middlewares=[scim_errors, body_limit, source_auth],
+        client_max_size=host.settings.server.max_body_bytes,
+    )
+    app[HOST] = host
+    app.cleanup_ctx.append(_storage)
+    setup_routes(app)
+    return app
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    host = app[HOST]
+    await host.storage.open(migrate=True)
+    try:
+        await host.ensure_service_accounts()
+        await _log_sources(host)
+        yield
+    finally:
+        await host.storage.close()
+
+
+async def _log_sources(host: Host) -> None:
+    log.info("storage: %s", host.storage.describe())
+    accounts = {account.source: account for account in await host.storage.service_accounts()}
+    if not host.sources:
+        log.warning("no sources are configured: add a [[sources]] table to serve SCIM")
+    for source in host.sources.values():
+        if source.token_from_env:
+            token = f"from ${source.settings.token_env}"
+        elif accounts.get(source.slug) and accounts[source.slug].has_token:
+            token = "issued"
+        else:
+            token = f"none yet (run: scimhost sources token {source.slug})"
+        log.info("source %s: %s token: %s", source.slug, source.base_url, token)

@@ -1,0 +1,42 @@
+"""The interface an auth scheme plugin implements (`register_auth_schemes`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from scimhost.config import Settings
+    from scimhost.sources import Source
+    from scimhost.storage.backend import StorageBackend
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request was authenticated as: a source's service account, by one scheme."""
+
+    source: str
+    account: str
+    scheme: str
+
+
+class AuthScheme(ABC):
+    """Authenticates requests to one source; one instance serves every source of the host."""
+
+    name: ClassVar[str]
+    # Sent in `WWW-Authenticate` on a 401.
+    challenge: ClassVar[str]
+
+    def __init__(self, settings: Settings, storage: StorageBackend) -> None:
+        self.settings = settings
+        self.storage = storage
+
+    @abstractmethod
+    async def authenticate(self, source: Source, headers: Mapping[str, str]) -> Principal | None:
+        """The principal the request's credentials open `source` as, or None if they do not."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """This scheme as a ServiceProviderConfig `authenticationSchemes` entry."""

@@ -1,0 +1,261 @@
+"""The built-in storage backend: tortoise-orm on SQLite (embedded default) or PostgreSQL.
+
+Tortoise owns the schema, the migrations and the connections. Queries are built SQL run on
+tortoise's connection with bound parameters (DESIGN.md "Storage principles": the model API costs
+most of the request budget on hot paths such as the token check every request makes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.context import TortoiseContext
+from tortoise.exceptions import BaseORMException
+from tortoise.migrations.executor import MigrationExecutor
+
+from scimhost.storage.backend import ServiceAccount, StorageBackend, StorageError
+
+log = logging.getLogger(__name__)
+
+APP_LABEL = "scimhost"
+APPS = {
+    APP_LABEL: {
+        "models": ["scimhost.builtin.tortoise_storage.models"],
+        "default_connection": "default",
+        "migrations": "scimhost.builtin.tortoise_storage.migrations",
+    }
+}
+# Any constant works; it only has to be the same in every process of every host.
+PG_MIGRATION_LOCK = 0x5C1A_0057
+
+
+@dataclass(frozen=True)
+class TortoiseSettings:
+    """The `[storage.tortoise]` table."""
+
+    # sqlite://PATH (relative paths resolve against the config file's folder) or
+    # postgres://user:password@host:5432/database
+    url: str = "sqlite://./scimhost.sqlite3"
+    # PostgreSQL connection pool bounds, per host process.
+    min_connections: int = 1
+    max_connections: int = 10
+    # SQLite: how long a writer waits for the lock held by another process.
+    busy_timeout_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("sqlite", "postgres", "postgresql", "asyncpg"):
+            raise ValueError("url: must start with sqlite:// or postgres://")
+        if not 1 <= self.min_connections <= self.max_connections:
+            raise ValueError("max_connections: must be at least min_connections (and both at least 1)")
+        if self.busy_timeout_ms < 0:
+            raise ValueError("busy_timeout_ms: must not be negative")
+
+
+class TortoiseBackend(StorageBackend):
+    """State in one SQL database reached through tortoise-orm."""
+
+    name = "tortoise"
+    settings_type = TortoiseSettings
+
+    def __init__(self, options: TortoiseSettings, *, base_dir: Path) -> None:
+        super().__init__(options, base_dir=base_dir)
+        self._config = self._tortoise_config()
+        self._dialect = "sqlite" if self._config["engine"].endswith("sqlite") else "postgres"
+        self._ctx: TortoiseContext | None = None
+        self._sql_cache: dict[str, str] = {}
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def _tortoise_config(self) -> dict[str, Any]:
+        url = self.options.url
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            raw_path = url[len("sqlite://") :].split("?", 1)[0]
+            if raw_path != ":memory:":
+                path = Path(raw_path).expanduser()
+                if not path.is_absolute():
+                    path = (self.base_dir / path).resolve()
+                raw_path = str(path)
+            credentials: dict[str, Any] = {"file_path": raw_path}
+            credentials.update(dict(parse_qsl(parts.query)))
+            # Pragmas: WAL lets readers run beside the writer; the busy timeout makes a
+            # second process wait for the write lock instead of failing at once.
+            credentials.setdefault("journal_mode", "WAL")
+            credentials.setdefault("busy_timeout", str(self.options.busy_timeout_ms))
+            credentials.setdefault("synchronous", "NORMAL")
+            credentials.setdefault("foreign_keys", "ON")
+            return {"engine": "tortoise.backends.sqlite", "credentials": credentials}
+        if parts.scheme in ("postgresql", "asyncpg"):
+            url = "postgres" + url[len(parts.scheme) :]
+        config = expand_db_url(url)
+        config["credentials"].setdefault("minsize", self.options.min_connections)
+        config["credentials"].setdefault("maxsize", self.options.max_connections)
+        return config
+
+    def describe(self) -> str:
+        credentials = self._config["credentials"]
+        if self._dialect == "sqlite":
+            return f"SQLite {credentials['file_path']}"
+        host = credentials.get("host") or "localhost"
+        port = credentials.get("port") or 5432
+        schema = f" (schema {credentials['schema']})" if credentials.get("schema") else ""
+        return f"PostgreSQL {credentials.get('user') or ''}@{host}:{port}/{credentials.get('database')}{schema}"
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self, *, migrate: bool = True) -> None:
+        ctx = TortoiseContext()
+        try:
+            with ctx:  # tortoise resolves connections through the current context while it inits
+                await ctx.init(config={"connections": {"default": self._config}, "apps": APPS})
+            self._ctx = ctx
+            await self.ping()
+            if migrate:
+                await self._migrate()
+        except BaseException:
+            await ctx.close_connections()
+            self._ctx = None
+            raise
+
+    async def close(self) -> None:
+        if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
+            await ctx.close_connections()
+
+    async def ping(self) -> None:
+        try:
+            await self._db().execute_query("SELECT 1")
+        except (OSError, BaseORMException, asyncio.TimeoutError) as exc:
+            raise StorageError(f"{self.describe()} does not answer: {exc}") from exc
+        except Exception as exc:  # asyncpg and sqlite raise their own hierarchies
+            raise StorageError(f"{self.describe()} does not answer: {exc}") from exc
+
+    async def pending_migrations(self) -> list[str]:
+        with self._active():
+            executor = MigrationExecutor(self._db(), APPS)
+            return [f"{step.migration.app_label}.{step.migration.name}" for step in await executor.plan()]
+
+    async def _migrate(self) -> None:
+        async with self._migration_lock():
+            with self._active():
+                executor = MigrationExecutor(self._db(), APPS)
+                plan = await executor.plan()
+                for step in plan:
+                    log.info("applying migration %s.%s", step.migration.app_label, step.migration.name)
+                await executor.migrate()
+
+    @contextlib.contextmanager
+    def _active(self):
+        # Tortoise's migration executor finds connections through the current context.
+        assert self._ctx is not None, "storage is not open"
+        with self._ctx:
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        """Serialise migrations between processes and hosts sharing the database."""
+        if self._dialect == "postgres":
+            async with self._db().acquire_connection() as connection:
+                await connection.execute("SELECT pg_advisory_lock($1)", PG_MIGRATION_LOCK)
+                try:
+                    yield
+                finally:
+                    await connection.execute("SELECT pg_advisory_unlock($1)", PG_MIGRATION_LOCK)
+            return
+        file_path = self._config["credentials"]["file_path"]
+        if file_path == ":memory:":
+            yield
+            return
+        with open(file_path + ".migrate-lock", "a+b") as lock_file:
+            await asyncio.to_thread(fcntl.flock, lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+    def _db(self):
+        if self._ctx is None:
+            raise StorageError("storage is not open")
+        return self._ctx.db()
+
+    def _sql(self, text: str) -> str:
+        """`text` written with `?` placeholders, in this database's placeholder style."""
+        cached = self._sql_cache.get(text)
+        if cached is None:
+            if self._dialect == "postgres":
+                pieces = text.split("?")
+                cached = pieces[0] + "".join(f"${i}{p}" for i, p in enumerate(pieces[1:], 1))
+            else:
+                cached = text
+            self._sql_cache[text] = cached
+        return cached
+
+    async def _rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
+        return await self._db().execute_query_dict(self._sql(text), values)
+
+    # --- service accounts and tokens ---------------------------------------------------------
+
+    async def ensure_service_account(self, source: str, username: str) -> ServiceAccount:
+        await self._db().execute_query(
+            self._sql(
+                "INSERT INTO scimhost_service_account (source, username, created) VALUES (?, ?, ?) "
+                "ON CONFLICT (source) DO NOTHING"
+            ),
+            [source, username, _now()],
+        )
+        rows = await self._rows(
+            "SELECT source, username, created, token_created FROM scimhost_service_account WHERE source = ?",
+            [source],
+        )
+        return _service_account(rows[0])
+
+    async def service_accounts(self) -> list[ServiceAccount]:
+        rows = await self._rows(
+            "SELECT source, username, created, token_created FROM scimhost_service_account ORDER BY source",
+            [],
+        )
+        return [_service_account(row) for row in rows]
+
+    async def token_hash(self, source: str) -> str | None:
+        rows = await self._rows("SELECT token_hash FROM scimhost_service_account WHERE source = ?", [source])
+        return rows[0]["token_hash"] if rows else None
+
+    async def set_token_hash(self, source: str, token_hash: str) -> None:
+        changed, _ = await self._db().execute_query(
+            self._sql("UPDATE scimhost_service_account SET token_hash = ?, token_created = ? WHERE source = ?"),
+            [token_hash, _now(), source],
+        )
+        if not changed:
+            raise StorageError(f"source {source!r} has no service account")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """SQLite hands timestamps back as text, PostgreSQL as datetimes."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _service_account(row: dict[str, Any]) -> ServiceAccount:
+    return ServiceAccount(
+        source=row["source"],
+        username=row["username"],
+        created=_as_datetime(row["created"]),
+        token_created=_as_datetime(row["token_created"]),
+    )

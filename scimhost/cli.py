@@ -1,0 +1,328 @@
+"""The `scimhost` command: serve, check, plugins, sources."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from scimhost import __version__
+from scimhost.app import build_app
+from scimhost.config import ConfigError, config_path_from, read_config_file, read_plugin_settings
+from scimhost.host import Host, load_host
+from scimhost.http.access_log import JsonAccessLogger
+from scimhost.plugins import PluginLoadError, load_plugins
+from scimhost.registry import RegistryError, build_registry
+from scimhost.storage.backend import StorageError
+from scimhost.tokens import generate_token, hash_token
+
+log = logging.getLogger("scimhost")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return args.func(args)
+    except (ConfigError, PluginLoadError, RegistryError) as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_FAILED
+    except StorageError as exc:
+        print(f"error: storage: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # Accepted before or after the subcommand; SUPPRESS keeps a later default from erasing it.
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help="TOML config file (or $SCIMHOST_CONFIG)")
+    common.add_argument("--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING or ERROR")
+
+    parser = argparse.ArgumentParser(prog="scimhost", description="A SCIM 2.0 service provider.")
+    parser.add_argument("-c", "--config", default=None, help="TOML config file (or $SCIMHOST_CONFIG)")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--version", action="version", version=f"scimhost {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[common], help="run the server")
+    serve.add_argument("--host", help="address to listen on (default: [server] host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the port (default: [server] workers)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check", parents=[common], help="validate config, plugins and storage")
+    check.set_defaults(func=cmd_check)
+
+    plugins = commands.add_parser("plugins", parents=[common], help="list plugins and load failures")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(func=cmd_plugins)
+
+    sources = commands.add_parser("sources", parents=[common], help="list sources, issue tokens")
+    source_commands = sources.add_subparsers(dest="sources_command", required=True, metavar="COMMAND")
+    listing = source_commands.add_parser("list", parents=[common], help="list configured sources")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=cmd_sources_list)
+    token = source_commands.add_parser("token", parents=[common], help="issue a new token (replaces the old one)")
+    token.add_argument("slug")
+    token.add_argument("--json", action="store_true", help="print JSON")
+    token.set_defaults(func=cmd_sources_token)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # Access lines are JSON objects, one per line, on stdout.
+    access = logging.getLogger("scimhost.access")
+    access.propagate = False
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+    access.setLevel(logging.INFO)
+
+
+def _config(args: argparse.Namespace) -> Path | None:
+    return config_path_from(args.config)
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    host = load_host(config)
+    server = host.settings.server
+    address = args.host or server.host
+    port = server.port if args.port is None else args.port
+    workers = args.workers or server.workers
+    if workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if workers == 1:
+        asyncio.run(serve_host(host, address, port, reuse_port=False))
+        return EXIT_OK
+    if port == 0:
+        print("error: several workers need a fixed port, not 0", file=sys.stderr)
+        return EXIT_USAGE
+    # Migrate once before the workers start, so they never race to change the schema.
+    asyncio.run(_migrate(host))
+    return _run_workers(config, address, port, workers, args.log_level)
+
+
+async def serve_host(host: Host, address: str, port: int, *, reuse_port: bool) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting and drain in-flight requests."""
+    settings = host.settings.server
+    runner = web.AppRunner(
+        build_app(host),
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log_class=JsonAccessLogger,
+        access_log=logging.getLogger("scimhost.access") if settings.access_log else None,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, address, port, reuse_port=reuse_port or None)
+        await site.start()
+        for bound in runner.addresses:
+            log.info("listening on %s:%s", bound[0], bound[1])
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("shutting down: draining in-flight requests (up to %ss)", settings.shutdown_timeout)
+    finally:
+        await runner.cleanup()
+
+
+async def _migrate(host: Host) -> None:
+    await host.storage.open(migrate=True)
+    await host.storage.close()
+
+
+def _worker_main(config: Path | None, address: str, port: int, log_level: str) -> None:
+    _setup_logging(log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_host(load_host(config), address, port, reuse_port=True))
+
+
+def _run_workers(config: Path | None, address: str, port: int, workers: int, log_level: str) -> int:
+    # spawn, not fork: a forked worker would inherit the parent's connections and state.
+    ctx = multiprocessing.get_context("spawn")
+    processes = [
+        ctx.Process(target=_worker_main, args=(config, address, port, log_level), name=f"scimhost-worker-{i}")
+        for i in range(workers)
+    ]
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: each worker drains its requests
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for process in processes:
+        process.start()
+    log.info("started %d workers on %s:%s", workers, address, port)
+    exit_code = EXIT_OK
+    # A worker that dies on its own takes the others down: a supervisor restarts the whole.
+    while any(p.is_alive() for p in processes):
+        for process in processes:
+            process.join(timeout=0.5)
+            if not process.is_alive() and not stopping:
+                log.error("%s exited with code %s; stopping", process.name, process.exitcode)
+                exit_code = EXIT_FAILED
+                stop(signal.SIGTERM, None)
+    return exit_code
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    host = load_host(_config(args))
+    print(f"config: ok ({host.settings.path or 'built-in defaults'})")
+    print(f"plugins: {len(host.plugin_report.loaded)} loaded: {', '.join(p.name for p in host.plugin_report.loaded)}")
+    return asyncio.run(_check_storage(host))
+
+
+async def _check_storage(host: Host) -> int:
+    try:
+        await host.storage.open(migrate=False)
+    except StorageError as exc:
+        print(f"error: storage: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        pending = await host.storage.pending_migrations()
+    finally:
+        await host.storage.close()
+    note = f", {len(pending)} migrations pending (applied when the server starts)" if pending else ""
+    print(f"storage: ok ({host.storage.describe()}{note})")
+    for source in host.sources.values():
+        print(f"source {source.slug}: {source.base_url}")
+    return EXIT_OK
+
+
+# --- plugins -------------------------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    path = _config(args)
+    raw = read_config_file(path)
+    pm, report = load_plugins(read_plugin_settings(raw, path).disable)
+    problems = []
+    try:
+        build_registry(pm)
+    except RegistryError as exc:
+        problems = exc.problems
+    if args.json:
+        print(json.dumps({**report.to_json(), "problems": problems}, indent=2))
+    else:
+        for info in report.loaded:
+            dist = f"{info.distribution} {info.version}" if info.distribution else "-"
+            print(f"{info.name:<16} {dist:<28} {', '.join(info.hooks)}")
+        for name in report.disabled:
+            print(f"{name:<16} disabled by [plugins] disable")
+        for failure in report.failures:
+            print(f"error: {failure.describe()}", file=sys.stderr)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return EXIT_FAILED if report.failures or problems else EXIT_OK
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+
+def cmd_sources_list(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    rows = asyncio.run(_source_rows(host))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['slug']:<20} {row['token']:<10} {row['base_url']}  ({row['name']})")
+    return EXIT_OK
+
+
+async def _source_rows(host: Host) -> list[dict]:
+    await host.storage.open(migrate=True)
+    try:
+        await host.ensure_service_accounts()
+        accounts = {a.source: a for a in await host.storage.service_accounts()}
+    finally:
+        await host.storage.close()
+    rows = []
+    for source in host.sources.values():
+        account = accounts[source.slug]
+        if source.token_from_env:
+            token = "env"
+        else:
+            token = "issued" if account.has_token else "none"
+        rows.append(
+            {
+                "slug": source.slug,
+                "name": source.name,
+                "base_url": source.base_url,
+                "service_account": account.username,
+                "token": token,
+                "token_env": source.settings.token_env,
+                "token_created": account.token_created.isoformat() if account.token_created else None,
+            }
+        )
+    return rows
+
+
+def cmd_sources_token(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    source = host.sources.get(args.slug)
+    if source is None:
+        known = ", ".join(host.sources) or "none"
+        print(f"error: no source {args.slug!r} is configured (sources: {known})", file=sys.stderr)
+        return EXIT_FAILED
+    if source.token_from_env:
+        print(
+            f"error: source {source.slug!r} reads its token from ${source.settings.token_env}; "
+            "change that variable to rotate it",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    token = asyncio.run(_issue_token(host, source.slug))
+    if args.json:
+        print(json.dumps({"slug": source.slug, "name": source.name, "base_url": source.base_url, "token": token}))
+    else:
+        print(f"Source:   {source.slug} ({source.name})")
+        print(f"Base URL: {source.base_url}")
+        print(f"Token:    {token}")
+        print("The token is shown only this once; any earlier token of this source no longer works.")
+    return EXIT_OK
+
+
+async def _issue_token(host: Host, slug: str) -> str:
+    await host.storage.open(migrate=True)
+    try:
+        source = host.sources[slug]
+        await host.storage.ensure_service_account(slug, source.service_account)
+        token = generate_token()
+        await host.storage.set_token_hash(slug, hash_token(token))
+        return token
+    finally:
+        await host.storage.close()

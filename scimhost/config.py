@@ -1,0 +1,356 @@
+"""TOML configuration read into typed, frozen settings; every mistake names its key."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+CONFIG_ENV = "SCIMHOST_CONFIG"
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one line per mistake."""
+
+    def __init__(self, problems: list[str], path: Path | None = None) -> None:
+        self.problems = problems
+        self.path = path
+        where = f"{path}: " if path else ""
+        super().__init__("\n".join(where + p for p in problems))
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The `[server]` table: where the host listens and how it presents itself."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Base of meta.location and of the printed base URLs; defaults to http://host:port.
+    public_url: str = ""
+    max_body_bytes: int = 1_048_576
+    workers: int = 1
+    shutdown_timeout: float = 30.0
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port: must be between 0 and 65535")
+        if self.max_body_bytes < 1024:
+            raise ValueError("max_body_bytes: must be at least 1024")
+        if self.workers < 1:
+            raise ValueError("workers: must be at least 1")
+        if self.shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout: must not be negative")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("public_url: must be an absolute http:// or https:// URL")
+            if parts.query or parts.fragment:
+                raise ValueError("public_url: must not have a query or fragment")
+
+    @property
+    def base_url(self) -> str:
+        """The public URL with no trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """The `[plugins]` table."""
+
+    disable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """One `[[sources]]` entry: a provisioning connection with its own URL and token."""
+
+    slug: str
+    name: str
+    # Read the source's token from this environment variable instead of issuing one.
+    token_env: str | None = None
+    auth: tuple[str, ...] = ("bearer",)
+
+    def __post_init__(self) -> None:
+        if not SLUG_PATTERN.match(self.slug):
+            raise ValueError(
+                "slug: must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+            )
+        if not self.name.strip():
+            raise ValueError("name: must not be empty")
+        if self.token_env is not None and not ENV_NAME_PATTERN.match(self.token_env):
+            raise ValueError("token_env: must be an environment variable name")
+        if not self.auth:
+            raise ValueError("auth: must name at least one auth scheme")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The `[storage]` table: the chosen backend and its own typed settings table."""
+
+    backend: str
+    options: Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the host was configured with."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings | None = None
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+    sources: tuple[SourceSettings, ...] = ()
+    # Tables owned by plugins through `register_settings`, keyed by table name.
+    plugin_tables: Mapping[str, Any] = field(default_factory=dict)
+    # The config file, and the folder relative paths in it are resolved against.
+    path: Path | None = None
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def source(self, slug: str) -> SourceSettings | None:
+        """The source with this slug, if configured."""
+        for source in self.sources:
+            if source.slug == slug:
+                return source
+        return None
+
+
+@dataclass(frozen=True)
+class SettingsTable:
+    """A top-level TOML table a plugin owns (returned by `register_settings`)."""
+
+    name: str
+    type: type
+    description: str = ""
+
+
+DEFAULT_STORAGE_BACKEND = "tortoise"
+CORE_TABLES = ("server", "storage", "plugins", "sources")
+
+
+def config_path_from(cli_value: str | None) -> Path | None:
+    """The config file named on the command line, else by SCIMHOST_CONFIG, else none."""
+    value = cli_value or os.environ.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def read_config_file(path: Path | None) -> dict:
+    """The raw TOML document (empty without a file)."""
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(["config file not found"], path) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc.strerror}"], path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], path) from None
+
+
+def read_plugin_settings(raw: dict, path: Path | None = None) -> PluginSettings:
+    """The `[plugins]` table alone: needed before plugins load, to honour `disable`."""
+    problems: list[str] = []
+    settings = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
+    if problems:
+        raise ConfigError(problems, path)
+    return settings
+
+
+def build_settings(
+    raw: dict,
+    *,
+    path: Path | None,
+    storage_backends: Mapping[str, type],
+    auth_schemes: Mapping[str, Any],
+    plugin_tables: Mapping[str, SettingsTable],
+) -> Settings:
+    """Validate the whole document against the core tables and those plugins registered.
+
+    `storage_backends` maps backend names to their settings types.
+    """
+    problems: list[str] = []
+    for key in raw:
+        if key not in CORE_TABLES and key not in plugin_tables:
+            problems.append(f"{key}: unknown key")
+
+    server = load_table(ServerSettings, raw.get("server", {}), "server", problems)
+    plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
+    storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
+    sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
+    tables = {
+        name: load_table(table.type, raw.get(name, {}), name, problems)
+        for name, table in plugin_tables.items()
+    }
+    if problems:
+        raise ConfigError(problems, path)
+    return Settings(
+        server=server,
+        storage=storage,
+        plugins=plugins,
+        sources=tuple(sources),
+        plugin_tables=tables,
+        path=path,
+        base_dir=path.parent.resolve() if path else Path.cwd(),
+    )
+
+
+def _load_storage(
+    raw: Any, backends: Mapping[str, type], problems: list[str]
+) -> StorageSettings | None:
+    if not isinstance(raw, dict):
+        problems.append("storage: expected a table")
+        return None
+    backend = raw.get("backend", DEFAULT_STORAGE_BACKEND)
+    if not isinstance(backend, str):
+        problems.append(f"storage.backend: expected a string, got {_type_name(backend)}")
+        return None
+    registered = ", ".join(sorted(backends)) or "none"
+    for key, value in raw.items():
+        if key != "backend" and key not in backends:
+            problems.append(f"storage.{key}: unknown key (storage backends: {registered})")
+    if backend not in backends:
+        problems.append(f"storage.backend: no storage backend named {backend!r} (registered: {registered})")
+        return None
+    options = load_table(backends[backend], raw.get(backend, {}), f"storage.{backend}", problems)
+    return StorageSettings(backend=backend, options=options)
+
+
+def _load_sources(raw: Any, auth_schemes: Mapping[str, Any], problems: list[str]) -> list[SourceSettings]:
+    if not isinstance(raw, list):
+        problems.append("sources: expected an array of tables ([[sources]])")
+        return []
+    sources = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(raw):
+        where = f"sources[{index}]"
+        source = load_table(SourceSettings, item, where, problems)
+        if source is None:
+            continue
+        if source.slug in seen:
+            problems.append(f"{where}.slug: {source.slug!r} is already used by sources[{seen[source.slug]}]")
+        seen.setdefault(source.slug, index)
+        for scheme in source.auth:
+            if scheme not in auth_schemes:
+                known = ", ".join(sorted(auth_schemes)) or "none"
+                problems.append(f"{where}.auth: no auth scheme named {scheme!r} (registered: {known})")
+        sources.append(source)
+    return sources
+
+
+# --- the typed loader -------------------------------------------------------------------------
+
+
+def load_table(cls: type, data: Any, where: str, problems: list[str]) -> Any:
+    """Build dataclass `cls` from a TOML table, appending one line per mistake to `problems`.
+
+    Returns None when the table cannot be built.
+    """
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a table, got {_type_name(data)}")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    before = len(problems)
+    for key in data:
+        if key not in fields:
+            problems.append(f"{where}.{key}: unknown key")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}", problems)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(f"{where}.{name}: required key is missing")
+    if len(problems) > before:
+        return None
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        problems.append(f"{where}.{exc}")
+        return None
+
+
+def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return _convert(options[0], value, where, problems)
+        for option in options:
+            trial: list[str] = []
+            converted = _convert(option, value, where, trial)
+            if not trial:
+                return converted
+        problems.append(f"{where}: expected {' or '.join(_describe(o) for o in options)}, got {_type_name(value)}")
+        return None
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            problems.append(f"{where}: expected an array, got {_type_name(value)}")
+            return None
+        item_type = args[0] if args else Any
+        items = [_convert(item_type, v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a table, got {_type_name(value)}")
+            return None
+        value_type = args[1] if args else Any
+        return {k: _convert(value_type, v, f"{where}.{k}", problems) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return load_table(tp, value, where, problems)
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{where}: expected a boolean, got {_type_name(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{where}: expected an integer, got {_type_name(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{where}: expected a number, got {_type_name(value)}")
+            return value
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{where}: expected a string, got {_type_name(value)}")
+        return value
+    raise TypeError(f"settings field {where} has unsupported type {tp!r}")
+
+
+def _describe(tp: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}.get(tp, repr(tp))
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    return type(value).__name__

@@ -1,0 +1,108 @@
+"""Every plugin hook of scimhost, declared and documented in one place.
+
+Plugins implement these with `@scimhost.hookimpl` and are found through the entry-point group
+`scimhost`. Capability hooks are named `register_*`, take no request state and return lists; the
+host merges their results into registries and the config picks implementations by name.
+docs/plugin-hooks.md documents each hook for plugin authors (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from scimhost.auth import AuthScheme
+    from scimhost.config import SettingsTable
+    from scimhost.events import ResourceEvent
+    from scimhost.mapping.runtime import MappingRuntime
+    from scimhost.scim.extensions import SchemaExtension
+    from scimhost.sources import Source
+    from scimhost.storage.backend import StorageBackend
+
+PROJECT = "scimhost"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_storage_backends() -> list[type[StorageBackend]]:
+    """Storage backend classes this plugin provides.
+
+    Each class has a unique `name` (what `[storage] backend = "..."` selects) and a
+    `settings_type` dataclass that types its `[storage.<name>]` table.
+    """
+
+
+@hookspec
+def register_auth_schemes() -> list[type[AuthScheme]]:
+    """Auth scheme classes this plugin provides.
+
+    Each class has a unique `name` (what a source's `auth = [...]` selects), authenticates a
+    request for one source, and describes itself for ServiceProviderConfig
+    `authenticationSchemes`.
+    """
+
+
+@hookspec
+def register_schemas() -> list[dict[str, Any]]:
+    """SCIM Schema resources (RFC 7643 §7) this plugin defines, as JSON-shaped dicts."""
+
+
+@hookspec
+def register_resource_types() -> list[dict[str, Any]]:
+    """SCIM ResourceType resources (RFC 7643 §6) this plugin defines, as JSON-shaped dicts."""
+
+
+@hookspec
+def register_schema_extensions() -> list[SchemaExtension]:
+    """Schema extensions to attach to a resource type: (resource type, schema, required)."""
+
+
+@hookspec
+def register_mapping_runtimes() -> list[type[MappingRuntime]]:
+    """Mapping runtime classes: each compiles and evaluates property-mapping expressions.
+
+    Each class has a unique `name` (what a source's mapping runtime setting selects) and knows
+    its language's identifier rules.
+    """
+
+
+@hookspec
+def register_settings() -> list[SettingsTable]:
+    """Top-level TOML tables this plugin owns, each with a dataclass type and its defaults.
+
+    The host validates the table (unknown keys and wrong types are errors naming the key) and
+    keeps the result in `Settings.plugin_tables[name]`.
+    """
+
+
+@hookspec
+def validate_resource(
+    source: Source, resource_type: str, resource: dict[str, Any], previous: dict[str, Any] | None
+) -> None:
+    """Veto a write by raising `ScimError`; every implementation runs before the write is stored.
+
+    `resource` is the document about to be stored, `previous` the stored one (None on create).
+    """
+
+
+@hookspec
+async def resource_event(event: ResourceEvent) -> None:
+    """Called after a write committed: audit, webhooks, downstream sync.
+
+    May be a coroutine function. Failures are logged with the plugin's name and never undo the
+    write.
+    """
+
+
+@hookspec(firstresult=True)
+def handle_exception(request: web.Request, exc: BaseException) -> web.StreamResponse | None:
+    """Turn an exception raised while serving a SCIM path into a response.
+
+    The first non-None result wins; the built-in `errors` plugin answers last with a SCIM error
+    body (RFC 7644 §3.12).
+    """

@@ -1,0 +1,1 @@
+"""The thin HTTP layer: routes, middlewares and responses around the SCIM core."""

@@ -1,0 +1,68 @@
+"""Middlewares: SCIM error bodies, the body size limit, and source lookup with authentication."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from scimhost.http.keys import HOST, PRINCIPAL, SOURCE
+from scimhost.scim.errors import ScimError
+from scimhost.sources import SCIM_PREFIX
+
+# The source is read from the path itself, not from the matched route, so that unknown slugs
+# and unknown endpoints of a known source are told apart (404 vs 401 vs 404/405).
+SOURCE_PATH = re.compile(rf"^{re.escape(SCIM_PREFIX)}/(?P<slug>[^/]+)/v2(?:/|$)")
+
+
+def is_scim_path(path: str) -> bool:
+    """Whether errors on this path are answered with SCIM error bodies."""
+    return path == SCIM_PREFIX or path.startswith(SCIM_PREFIX + "/")
+
+
+@web.middleware
+async def scim_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Hand exceptions under SCIM paths to the `handle_exception` hook."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        if not is_scim_path(request.path):
+            raise
+        if isinstance(exc, web.HTTPException) and exc.status < 400:
+            raise
+        response = request.app[HOST].plugins.hook.handle_exception(request=request, exc=exc)
+        if response is None:
+            raise
+        return response
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler) -> web.StreamResponse:
+    """Refuse a declared body over the limit before reading it.
+
+    A chunked body has no length up front; aiohttp's `client_max_size` stops it while reading.
+    """
+    limit = request.app[HOST].settings.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ScimError(413, f"Request body is larger than the limit of {limit} bytes")
+    return await handler(request)
+
+
+@web.middleware
+async def source_auth(request: web.Request, handler) -> web.StreamResponse:
+    """Find the source the path names and authenticate the request for that source only."""
+    if not is_scim_path(request.path):
+        return await handler(request)
+    match = SOURCE_PATH.match(request.path)
+    host = request.app[HOST]
+    source = host.sources.get(match["slug"]) if match else None
+    if source is None:
+        raise ScimError(404, "No such source")
+    for name in source.settings.auth:
+        principal = await host.auth_schemes[name].authenticate(source, request.headers)
+        if principal is not None:
+            request[SOURCE] = source
+            request[PRINCIPAL] = principal
+            return await handler(request)
+    challenges = ", ".join(host.auth_schemes[name].challenge for name in source.settings.auth)
+    raise ScimError(401, "Authentication required", headers={"WWW-Authenticate": challenges})

@@ -1,0 +1,1 @@
+"""Property mappings: runtime interface, variable sanitizing, evaluation."""

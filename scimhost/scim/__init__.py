@@ -1,0 +1,1 @@
+"""The SCIM protocol core: pure data in, data out (no aiohttp, no ORM)."""

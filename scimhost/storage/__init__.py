@@ -1,0 +1,1 @@
+"""Storage: the async backend interface and the objects the core hands to backends."""
