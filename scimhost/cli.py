@@ -23,7 +23,6 @@ from scimhost.http.access_log import JsonAccessLogger
 from scimhost.plugins import PluginLoadError, load_plugins
 from scimhost.registry import RegistryError, build_registry
 from scimhost.storage.backend import StorageError
-from scimhost.tokens import generate_token, hash_token
 
 log = logging.getLogger("scimhost")
 
@@ -319,10 +318,6 @@ def cmd_sources_token(args: argparse.Namespace) -> int:
 async def _issue_token(host: Host, slug: str) -> str:
     await host.storage.open(migrate=True)
     try:
-        source = host.sources[slug]
-        await host.storage.ensure_service_account(slug, source.service_account)
-        token = generate_token()
-        await host.storage.set_token_hash(slug, hash_token(token))
-        return token
+        return await host.issue_token(slug)
     finally:
         await host.storage.close()

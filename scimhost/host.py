@@ -19,6 +19,7 @@ from scimhost.plugins import PluginReport, load_plugins, require_healthy
 from scimhost.registry import Registry, build_registry
 from scimhost.sources import Source, build_sources
 from scimhost.storage.backend import StorageBackend
+from scimhost.tokens import generate_token, hash_token
 
 
 @dataclass
@@ -37,6 +38,16 @@ class Host:
         """Create the service account of every configured source that has none yet."""
         for source in self.sources.values():
             await self.storage.ensure_service_account(source.slug, source.service_account)
+
+    async def issue_token(self, slug: str) -> str:
+        """A new token for the source, replacing its old one; only its hash is stored."""
+        source = self.sources[slug]
+        if source.token_from_env:
+            raise ValueError(f"source {slug!r} reads its token from ${source.settings.token_env}")
+        await self.storage.ensure_service_account(slug, source.service_account)
+        token = generate_token()
+        await self.storage.set_token_hash(slug, hash_token(token))
+        return token
 
 
 def load_host(

@@ -87,12 +87,15 @@ class TortoiseBackend(StorageBackend):
                 if not path.is_absolute():
                     path = (self.base_dir / path).resolve()
                 raw_path = str(path)
-            credentials: dict[str, Any] = {"file_path": raw_path}
+            # Pragmas, applied in this order: the busy timeout first, so that a second process
+            # waits for the write lock (switching to WAL takes it) instead of failing at once;
+            # WAL lets readers run beside the writer.
+            credentials: dict[str, Any] = {
+                "file_path": raw_path,
+                "busy_timeout": str(self.options.busy_timeout_ms),
+            }
             credentials.update(dict(parse_qsl(parts.query)))
-            # Pragmas: WAL lets readers run beside the writer; the busy timeout makes a
-            # second process wait for the write lock instead of failing at once.
             credentials.setdefault("journal_mode", "WAL")
-            credentials.setdefault("busy_timeout", str(self.options.busy_timeout_ms))
             credentials.setdefault("synchronous", "NORMAL")
             credentials.setdefault("foreign_keys", "ON")
             return {"engine": "tortoise.backends.sqlite", "credentials": credentials}
@@ -117,15 +120,18 @@ class TortoiseBackend(StorageBackend):
     async def open(self, *, migrate: bool = True) -> None:
         ctx = TortoiseContext()
         try:
-            with ctx:  # tortoise resolves connections through the current context while it inits
-                await ctx.init(config={"connections": {"default": self._config}, "apps": APPS})
-            self._ctx = ctx
-            await self.ping()
-            if migrate:
-                await self._migrate()
-        except BaseException:
+            async with self._sqlite_open_lock():
+                with ctx:  # tortoise resolves connections through the current context while it inits
+                    await ctx.init(config={"connections": {"default": self._config}, "apps": APPS})
+                self._ctx = ctx
+                await self.ping()
+                if migrate:
+                    await self._migrate()
+        except BaseException as exc:
             await ctx.close_connections()
             self._ctx = None
+            if isinstance(exc, Exception) and not isinstance(exc, StorageError):
+                raise StorageError(f"{self.describe()} cannot be opened: {exc}") from exc
             raise
 
     async def close(self) -> None:
@@ -147,7 +153,7 @@ class TortoiseBackend(StorageBackend):
             return [f"{step.migration.app_label}.{step.migration.name}" for step in await executor.plan()]
 
     async def _migrate(self) -> None:
-        async with self._migration_lock():
+        async with self._postgres_migration_lock():
             with self._active():
                 executor = MigrationExecutor(self._db(), APPS)
                 plan = await executor.plan()
@@ -163,21 +169,31 @@ class TortoiseBackend(StorageBackend):
             yield
 
     @contextlib.asynccontextmanager
-    async def _migration_lock(self) -> AsyncIterator[None]:
-        """Serialise migrations between processes and hosts sharing the database."""
-        if self._dialect == "postgres":
-            async with self._db().acquire_connection() as connection:
-                await connection.execute("SELECT pg_advisory_lock($1)", PG_MIGRATION_LOCK)
-                try:
-                    yield
-                finally:
-                    await connection.execute("SELECT pg_advisory_unlock($1)", PG_MIGRATION_LOCK)
-            return
-        file_path = self._config["credentials"]["file_path"]
-        if file_path == ":memory:":
+    async def _postgres_migration_lock(self) -> AsyncIterator[None]:
+        """Serialise migrations between processes and hosts sharing a PostgreSQL database."""
+        if self._dialect != "postgres":
             yield
             return
-        with open(file_path + ".migrate-lock", "a+b") as lock_file:
+        async with self._db().acquire_connection() as connection:
+            await connection.execute("SELECT pg_advisory_lock($1)", PG_MIGRATION_LOCK)
+            try:
+                yield
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", PG_MIGRATION_LOCK)
+
+    @contextlib.asynccontextmanager
+    async def _sqlite_open_lock(self) -> AsyncIterator[None]:
+        """Serialise opening (connection pragmas and migrations) between processes on one file.
+
+        Switching a file to WAL and changing its schema both need the database to themselves,
+        and SQLite answers "database is locked" rather than waiting in those cases.
+        """
+        file_path = self._config["credentials"].get("file_path")
+        if self._dialect != "sqlite" or file_path == ":memory:":
+            yield
+            return
+        Path(file_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(file_path + ".open-lock", "a+b") as lock_file:
             await asyncio.to_thread(fcntl.flock, lock_file.fileno(), fcntl.LOCK_EX)
             try:
                 yield

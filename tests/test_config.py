@@ -1,0 +1,142 @@
+"""Configuration: typed settings, and every mistake names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_config
+
+from scimhost.cli import main
+from scimhost.config import ConfigError
+from scimhost.host import load_host
+
+EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
+
+
+def problems_of(config) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        load_host(config)
+    return str(excinfo.value)
+
+
+def base(tmp_path) -> dict:
+    return make_config(f"sqlite://{tmp_path}/db.sqlite3")
+
+
+def test_example_config_is_valid_and_documents_every_core_setting(tmp_path):
+    host = load_host(EXAMPLE)
+    assert [s.slug for s in host.settings.sources] == ["demo"]
+    assert host.settings.server.base_url == "http://127.0.0.1:8080"
+    # The relative SQLite path resolves against the config file's folder, not the cwd.
+    assert host.storage.describe() == f"SQLite {EXAMPLE.parent.resolve() / 'scimhost.sqlite3'}"
+    text = EXAMPLE.read_text()
+    from dataclasses import fields
+
+    from scimhost.builtin.tortoise_storage.backend import TortoiseSettings
+    from scimhost.config import ServerSettings, SourceSettings
+
+    for cls in (ServerSettings, TortoiseSettings, SourceSettings):
+        for f in fields(cls):
+            assert f.name in text, f"{cls.__name__}.{f.name} is not documented in config.example.toml"
+
+
+def test_defaults_without_storage_table_use_embedded_sqlite(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[[sources]]\nslug = "demo"\nname = "Demo"\n')
+    host = load_host(config)
+    assert host.settings.storage.backend == "tortoise"
+    assert host.storage.describe() == f"SQLite {tmp_path.resolve() / 'scimhost.sqlite3'}"
+
+
+def test_unknown_key_is_named(tmp_path):
+    config = base(tmp_path)
+    config["server"]["prot"] = 8080
+    assert "server.prot: unknown key" in problems_of(config)
+
+
+def test_unknown_top_level_table_is_named(tmp_path):
+    config = base(tmp_path)
+    config["sever"] = {}
+    assert "sever: unknown key" in problems_of(config)
+
+
+@pytest.mark.parametrize(
+    "table, key, value, expected",
+    [
+        ("server", "port", "8080", "server.port: expected an integer, got a string"),
+        ("server", "port", True, "server.port: expected an integer, got a boolean"),
+        ("server", "port", 70000, "server.port: must be between 0 and 65535"),
+        ("server", "access_log", "yes", "server.access_log: expected a boolean"),
+        ("server", "public_url", "ftp://x", "server.public_url: must be an absolute http"),
+        ("server", "max_body_bytes", 10, "server.max_body_bytes: must be at least 1024"),
+        ("plugins", "disable", "bearer", "plugins.disable: expected an array"),
+    ],
+)
+def test_wrong_type_or_value_names_the_key(tmp_path, table, key, value, expected):
+    config = base(tmp_path)
+    config.setdefault(table, {})[key] = value
+    assert expected in problems_of(config)
+
+
+def test_storage_mistakes_are_named(tmp_path):
+    config = base(tmp_path)
+    config["storage"]["tortoise"]["url"] = "mysql://x"
+    assert "storage.tortoise.url: must start with sqlite:// or postgres://" in problems_of(config)
+    config = base(tmp_path)
+    config["storage"]["tortoise"]["pool"] = 3
+    assert "storage.tortoise.pool: unknown key" in problems_of(config)
+    config = base(tmp_path)
+    config["storage"]["backend"] = "nosuch"
+    assert "storage.backend: no storage backend named 'nosuch' (registered: tortoise)" in problems_of(config)
+    config = base(tmp_path)
+    config["storage"]["redis"] = {}
+    assert "storage.redis: unknown key" in problems_of(config)
+
+
+def test_source_mistakes_are_named(tmp_path):
+    config = base(tmp_path)
+    config["sources"] = [
+        {"slug": "demo", "name": "A"},
+        {"slug": "demo", "name": "B"},
+        {"slug": "Bad Slug!", "name": "C"},
+        {"slug": "noname"},
+        {"slug": "x", "name": "X", "auth": ["kerberos"]},
+        {"slug": "y", "name": "Y", "colour": "red"},
+    ]
+    text = problems_of(config)
+    assert "sources[1].slug: 'demo' is already used by sources[0]" in text
+    assert "sources[2].slug: must be" in text
+    assert "sources[3].name: required key is missing" in text
+    assert "sources[4].auth: no auth scheme named 'kerberos' (registered: bearer)" in text
+    assert "sources[5].colour: unknown key" in text
+
+
+def test_token_env_must_be_set_to_serve(tmp_path):
+    config = base(tmp_path)
+    config["sources"] = [{"slug": "demo", "name": "Demo", "token_env": "NOT_SET_ANYWHERE"}]
+    with pytest.raises(ConfigError) as excinfo:
+        load_host(config, environ={})
+    assert "environment variable NOT_SET_ANYWHERE is not set" in str(excinfo.value)
+    with pytest.raises(ConfigError, match="shorter than 32"):
+        load_host(config, environ={"NOT_SET_ANYWHERE": "short"})
+    # Administering the host does not need the token.
+    assert load_host(config, environ={}, strict=False).sources["demo"].env_token_hash is None
+
+
+def test_invalid_toml_and_missing_file_are_reported(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\nport = 1\n")
+    assert main(["-c", str(bad), "check"]) == 1
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["-c", str(tmp_path / "missing.toml"), "check"]) == 1
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_config_path_from_environment(tmp_path, monkeypatch, capsys):
+    config = tmp_path / "env.toml"
+    config.write_text('[server]\nport = "x"\n')
+    monkeypatch.setenv("SCIMHOST_CONFIG", str(config))
+    assert main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert str(config) in err and "server.port: expected an integer" in err

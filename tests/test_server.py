@@ -1,0 +1,133 @@
+"""Server basics: health checks, body limit, and `scimhost serve` as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import bearer, make_config
+
+from scimhost.app import create_app
+from scimhost.http.keys import HOST
+
+
+async def test_health_endpoints(client):
+    response = await client.get("/healthz")
+    assert response.status == 200 and (await response.json())["status"] == "ok"
+    response = await client.get("/readyz")
+    assert response.status == 200 and (await response.json())["status"] == "ok"
+
+
+async def test_readyz_reports_unreachable_storage(client):
+    await client.app[HOST].storage.close()
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert (await response.json())["status"] == "unavailable"
+
+
+async def test_declared_body_over_the_limit_is_413(aiohttp_client, storage_url, issue_token):
+    app = create_app(make_config(storage_url, max_body_bytes=2048))
+    client = await aiohttp_client(app)
+    token = await app[HOST].issue_token("demo")
+    response = await client.post(
+        "/source/scim/demo/v2/Users", data=b"{" + b" " * 4096 + b"}", headers=bearer(token)
+    )
+    assert response.status == 413
+    body = await response.json(content_type=None)
+    assert body["status"] == "413" and "2048" in body["detail"]
+    # The limit is checked before anything else, without reading the body, even unauthenticated.
+    response = await client.post("/source/scim/demo/v2/Users", data=b"x" * 4096)
+    assert response.status == 413
+
+
+async def test_errors_outside_scim_paths_are_plain(client):
+    response = await client.get("/nothing-here")
+    assert response.status == 404
+    assert not response.headers["Content-Type"].startswith("application/scim+json")
+
+
+# --- the real process ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early: {process.stderr.read().decode()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers=bearer(token) if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def write_config(tmp_path: Path, storage_url: str, port: int) -> Path:
+    path = tmp_path / "scimhost.toml"
+    path.write_text(
+        f'[server]\nport = {port}\n[storage.tortoise]\nurl = "{storage_url}"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+    )
+    return path
+
+
+def scimhost(*args: str) -> list[str]:
+    return [sys.executable, "-m", "scimhost", *args]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers):
+    port = free_port()
+    config = write_config(tmp_path, storage_url, port)
+    issued = subprocess.run(
+        scimhost("-c", str(config), "sources", "token", "demo", "--json"), capture_output=True, check=True
+    )
+    token = json.loads(issued.stdout)["token"]
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve", "--workers", str(workers)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_until_up(port, process)
+        base = f"http://127.0.0.1:{port}/source/scim/demo/v2"
+        for _ in range(6):  # several requests, so that with 2 workers both are likely reached
+            status, body = get(base + "/ServiceProviderConfig", token)
+            assert status == 200 and body["meta"]["resourceType"] == "ServiceProviderConfig"
+        status, body = get(base + "/ServiceProviderConfig", "wrong")
+        assert status == 401 and body["status"] == "401"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err.decode()
+    text = err.decode()
+    assert f"source demo: http://127.0.0.1:{port}/source/scim/demo/v2 token: issued" in text
+    access = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    statuses = sorted(entry["status"] for entry in access if entry["path"].endswith("ServiceProviderConfig"))
+    assert statuses == [200] * 6 + [401]
+    assert {e["source"] for e in access if e["path"].endswith("ServiceProviderConfig") and e["status"] == 200} == {"demo"}

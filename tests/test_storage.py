@@ -1,0 +1,121 @@
+"""The built-in tortoise store: migrations, state, and failures, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from scimhost.builtin.tortoise_storage.backend import TortoiseBackend, TortoiseSettings
+from scimhost.storage.backend import StorageError
+
+
+def backend(url: str) -> TortoiseBackend:
+    return TortoiseBackend(TortoiseSettings(url=url), base_dir=Path.cwd())
+
+
+async def test_fresh_database_is_migrated_on_open(storage_url):
+    store = backend(storage_url)
+    await store.open(migrate=False)
+    try:
+        assert await store.pending_migrations() == ["scimhost.0001_initial"]
+    finally:
+        await store.close()
+    await store.open()
+    try:
+        assert await store.pending_migrations() == []
+    finally:
+        await store.close()
+
+
+async def test_reopening_keeps_data(storage_url):
+    store = backend(storage_url)
+    await store.open()
+    await store.ensure_service_account("demo", "scimhost-source-demo")
+    await store.set_token_hash("demo", "ab" * 32)
+    await store.close()
+
+    again = backend(storage_url)
+    await again.open()
+    try:
+        assert await again.token_hash("demo") == "ab" * 32
+        [account] = await again.service_accounts()
+        assert account.source == "demo" and account.has_token
+        assert account.created.tzinfo is not None
+    finally:
+        await again.close()
+
+
+async def test_processes_starting_together_migrate_once(storage_url):
+    stores = [backend(storage_url) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        for store in stores:
+            assert await store.pending_migrations() == []
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_service_account_is_created_once(storage_url):
+    store = backend(storage_url)
+    await store.open()
+    try:
+        first = await store.ensure_service_account("demo", "scimhost-source-demo")
+        second = await store.ensure_service_account("demo", "scimhost-source-demo")
+        assert first == second
+        assert not first.has_token
+        assert await store.token_hash("demo") is None
+        assert await store.token_hash("nosuch") is None
+        assert [a.source for a in await store.service_accounts()] == ["demo"]
+    finally:
+        await store.close()
+
+
+async def test_token_of_unknown_source_cannot_be_set(storage_url):
+    store = backend(storage_url)
+    await store.open()
+    try:
+        with pytest.raises(StorageError):
+            await store.set_token_hash("nosuch", "ab" * 32)
+        assert await store.service_accounts() == []
+    finally:
+        await store.close()
+
+
+async def test_closed_store_fails_cleanly(storage_url):
+    store = backend(storage_url)
+    with pytest.raises(StorageError):
+        await store.ping()
+
+
+async def test_unreachable_postgres_is_a_storage_error():
+    store = backend("postgres://postgres@127.0.0.1:1/test")
+    with pytest.raises(StorageError) as excinfo:
+        await store.open()
+    assert "127.0.0.1:1" in str(excinfo.value)
+
+
+def test_sqlite_pragmas_make_a_concurrent_store(tmp_path):
+    store = backend(f"sqlite://{tmp_path}/db.sqlite3")
+    credentials = store._tortoise_config()["credentials"]
+    assert credentials["journal_mode"] == "WAL"
+    assert credentials["busy_timeout"] == "5000"
+
+
+async def test_sqlite_uses_wal(tmp_path):
+    store = backend(f"sqlite://{tmp_path}/db.sqlite3")
+    await store.open()
+    try:
+        rows = await store._rows("PRAGMA journal_mode", [])
+        assert rows[0]["journal_mode"] == "wal"
+        rows = await store._rows("PRAGMA busy_timeout", [])
+        assert list(rows[0].values())[0] == 5000
+    finally:
+        await store.close()
+
+
+def test_password_is_left_out_of_descriptions():
+    store = backend("postgres://scim:secret-pw@db.internal:5433/scim")
+    assert "secret-pw" not in store.describe()
+    assert "db.internal:5433/scim" in store.describe()
