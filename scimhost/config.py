@@ -83,6 +83,8 @@ class SourceSettings:
     # Read the source's token from this environment variable instead of issuing one.
     token_env: str | None = None
     auth: tuple[str, ...] = ("bearer",)
+    # Schema extension URNs this source accepts; without the key, every registered or declared one.
+    extensions: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not SLUG_PATTERN.match(self.slug):
@@ -95,6 +97,22 @@ class SourceSettings:
             raise ValueError("token_env: must be an environment variable name")
         if not self.auth:
             raise ValueError("auth: must name at least one auth scheme")
+
+
+@dataclass(frozen=True)
+class SchemaExtensionSettings:
+    """One `[[schema_extensions]]` entry: an operator's extension schema, inline or from a file."""
+
+    resource_type: str
+    required: bool = False
+    # A SCIM Schema resource as JSON, relative to the config file's folder...
+    file: str | None = None
+    # ...or the same document inline.
+    schema: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.file is None) == (self.schema is None):
+            raise ValueError("file: give exactly one of file and schema")
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,7 @@ class Settings:
     storage: StorageSettings | None = None
     plugins: PluginSettings = field(default_factory=PluginSettings)
     sources: tuple[SourceSettings, ...] = ()
+    schema_extensions: tuple[SchemaExtensionSettings, ...] = ()
     # Tables owned by plugins through `register_settings`, keyed by table name.
     plugin_tables: Mapping[str, Any] = field(default_factory=dict)
     # The config file, and the folder relative paths in it are resolved against.
@@ -137,7 +156,7 @@ class SettingsTable:
 
 
 DEFAULT_STORAGE_BACKEND = "tortoise"
-CORE_TABLES = ("server", "storage", "plugins", "sources")
+CORE_TABLES = ("server", "storage", "plugins", "sources", "schema_extensions")
 
 
 def config_path_from(cli_value: str | None) -> Path | None:
@@ -191,6 +210,7 @@ def build_settings(
     plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
+    extensions = _load_list(SchemaExtensionSettings, raw.get("schema_extensions", []), "schema_extensions", problems)
     tables = {
         name: load_table(table.type, raw.get(name, {}), name, problems)
         for name, table in plugin_tables.items()
@@ -202,6 +222,7 @@ def build_settings(
         storage=storage,
         plugins=plugins,
         sources=tuple(sources),
+        schema_extensions=tuple(extensions),
         plugin_tables=tables,
         path=path,
         base_dir=path.parent.resolve() if path else Path.cwd(),
@@ -249,6 +270,13 @@ def _load_sources(raw: Any, auth_schemes: Mapping[str, Any], problems: list[str]
                 problems.append(f"{where}.auth: no auth scheme named {scheme!r} (registered: {known})")
         sources.append(source)
     return sources
+
+
+def _load_list(cls: type, raw: Any, where: str, problems: list[str]) -> list:
+    if not isinstance(raw, list):
+        problems.append(f"{where}: expected an array of tables ([[{where}]])")
+        return []
+    return [load_table(cls, item, f"{where}[{i}]", problems) for i, item in enumerate(raw)]
 
 
 # --- the typed loader -------------------------------------------------------------------------

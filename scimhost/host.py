@@ -6,7 +6,8 @@ is kept at module level.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,19 @@ from typing import Any
 import pluggy
 
 from scimhost.auth import AuthScheme
-from scimhost.config import ConfigError, Settings, build_settings, read_config_file, read_plugin_settings
+from scimhost.config import (
+    ConfigError,
+    Settings,
+    SourceSettings,
+    build_settings,
+    read_config_file,
+    read_plugin_settings,
+)
 from scimhost.plugins import PluginReport, load_plugins, require_healthy
-from scimhost.registry import Registry, build_registry
+from scimhost.registry import Registry, RegistryError, build_registry
+from scimhost.scim.catalog import Catalog, build_catalog
+from scimhost.scim.extensions import SchemaExtension
+from scimhost.scim.schema import SchemaDefinitionError, schema_from_json
 from scimhost.sources import Source, build_sources
 from scimhost.storage.backend import StorageBackend
 from scimhost.tokens import generate_token, hash_token
@@ -78,7 +89,7 @@ def load_host(
     )
     if settings.storage is None:  # pragma: no cover - build_settings reports why
         raise ConfigError(["storage: no usable storage backend"], path)
-    sources = build_sources(settings, environ, strict=strict)
+    sources = build_sources(settings, catalogs(registry, settings), environ, strict=strict)
     backend_cls = registry.storage_backends[settings.storage.backend]
     storage = backend_cls(settings.storage.options, base_dir=settings.base_dir)
     used_schemes = {name for source in settings.sources for name in source.auth}
@@ -92,3 +103,53 @@ def load_host(
         storage=storage,
         auth_schemes=auth_schemes,
     )
+
+
+def catalogs(registry: Registry, settings: Settings) -> Callable[[int, SourceSettings], Catalog]:
+    """A function giving each source its catalog: registered schemas and extensions, plus the
+    config's `[[schema_extensions]]`, limited to the source's `extensions` if it lists them."""
+    extensions = list(registry.schema_extensions) + config_extensions(settings)
+    schemas = list(registry.schemas.values())
+    resource_types = list(registry.resource_types.values())
+    try:
+        shared = build_catalog(schemas, resource_types, extensions)
+    except SchemaDefinitionError as exc:
+        raise RegistryError([str(exc)]) from None
+
+    def catalog_for(index: int, source: SourceSettings) -> Catalog:
+        if source.extensions is None:
+            return shared
+        try:
+            return build_catalog(schemas, resource_types, extensions, accepted_extensions=source.extensions)
+        except SchemaDefinitionError as exc:
+            raise ConfigError([f"sources[{index}].extensions: {exc}"], settings.path) from None
+
+    return catalog_for
+
+
+def config_extensions(settings: Settings) -> list[SchemaExtension]:
+    """The `[[schema_extensions]]` of the config, read and checked."""
+    result = []
+    problems = []
+    for index, item in enumerate(settings.schema_extensions):
+        where = f"schema_extensions[{index}]"
+        doc = item.schema
+        if item.file is not None:
+            path = settings.base_dir / item.file
+            try:
+                doc = json.loads(path.read_text())
+            except OSError as exc:
+                problems.append(f"{where}.file: cannot read {path}: {exc.strerror}")
+                continue
+            except ValueError as exc:
+                problems.append(f"{where}.file: {path} is not valid JSON: {exc}")
+                continue
+        try:
+            schema_from_json(doc, f"{where}.{'file' if item.file else 'schema'}")
+        except SchemaDefinitionError as exc:
+            problems.append(str(exc))
+            continue
+        result.append(SchemaExtension(resource_type=item.resource_type, schema=doc, required=item.required))
+    if problems:
+        raise ConfigError(problems, settings.path)
+    return result

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from scimhost.config import ConfigError, Settings, SourceSettings
+from scimhost.scim.catalog import Catalog
 from scimhost.tokens import hash_token
 
 SCIM_PREFIX = "/source/scim"
@@ -18,6 +19,7 @@ class Source:
 
     settings: SourceSettings
     base_url: str
+    catalog: Catalog
     # Hash of the token read from `token_env`; None when the host issues the token.
     env_token_hash: str | None = None
 
@@ -49,7 +51,11 @@ def base_path(slug: str) -> str:
 
 
 def build_sources(
-    settings: Settings, environ: Mapping[str, str] | None = None, *, strict: bool = True
+    settings: Settings,
+    catalog_for: Callable[[int, SourceSettings], Catalog],
+    environ: Mapping[str, str] | None = None,
+    *,
+    strict: bool = True,
 ) -> dict[str, Source]:
     """The configured sources by slug.
 
@@ -78,6 +84,7 @@ def build_sources(
         sources[item.slug] = Source(
             settings=item,
             base_url=settings.server.base_url + base_path(item.slug),
+            catalog=catalog_for(index, item),
             env_token_hash=env_hash,
         )
     if problems and strict:
