@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+log = logging.getLogger("scimhost.events")
 
 
 @dataclass(frozen=True)
@@ -17,3 +21,17 @@ class ResourceEvent:
     version: str | None
     resource: dict[str, Any] | None = None
     record: dict[str, Any] | None = field(default=None)
+
+
+async def dispatch(plugins, event: ResourceEvent) -> None:
+    """Call every `resource_event` implementation; a failure is logged with the plugin's name."""
+    for impl in plugins.hook.resource_event.get_hookimpls():
+        try:
+            result = impl.function(event=event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception(
+                "resource_event of plugin %r failed for %s %s %s (source %s)",
+                impl.plugin_name, event.action, event.resource_type, event.resource_id, event.source,
+            )

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scimhost.http.keys import HOST, SOURCE
-from scimhost.http.responses import scim_json
-from scimhost.scim.discovery import Capabilities, service_provider_config
+from scimhost.http import discovery
+from scimhost.http.keys import HOST
+from scimhost.http.resources import resource_handlers
 from scimhost.sources import SCIM_PREFIX
 from scimhost.storage.backend import StorageError
 
 SOURCE_ROOT = SCIM_PREFIX + "/{slug}/v2"
-
-# What this build implements; a flag turns true in the change that implements the feature.
-CAPABILITIES = Capabilities()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -30,15 +27,23 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def get_service_provider_config(request: web.Request) -> web.Response:
-    host = request.app[HOST]
-    source = request[SOURCE]
-    schemes = [host.auth_schemes[name].describe() for name in source.settings.auth]
-    body = service_provider_config(CAPABILITIES, schemes, f"{source.base_url}/ServiceProviderConfig")
-    return scim_json(body)
-
-
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz, allow_head=True)
-    app.router.add_get("/readyz", readyz, allow_head=True)
-    app.router.add_get(SOURCE_ROOT + "/ServiceProviderConfig", get_service_provider_config)
+    router = app.router
+    router.add_get("/healthz", healthz, allow_head=True)
+    router.add_get("/readyz", readyz, allow_head=True)
+    router.add_get(SOURCE_ROOT + "/ServiceProviderConfig", discovery.service_provider_config_handler)
+    router.add_get(SOURCE_ROOT + "/Schemas", discovery.schemas)
+    router.add_get(SOURCE_ROOT + "/Schemas/{id}", discovery.schema)
+    router.add_get(SOURCE_ROOT + "/ResourceTypes", discovery.resource_types)
+    router.add_get(SOURCE_ROOT + "/ResourceTypes/{name}", discovery.resource_type)
+    # Resource types come from `register_resource_types`; each gets its collection and items.
+    for doc in app[HOST].registry.resource_types.values():
+        handlers = resource_handlers(doc["name"])
+        collection = SOURCE_ROOT + doc["endpoint"]
+        router.add_get(collection, handlers["list"])
+        router.add_post(collection, handlers["create"])
+        item = collection + "/{id}"
+        router.add_get(item, handlers["get"])
+        router.add_put(item, handlers["replace"])
+        router.add_patch(item, handlers["patch"])
+        router.add_delete(item, handlers["delete"])

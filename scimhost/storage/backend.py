@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
 class StorageError(Exception):
@@ -25,6 +26,79 @@ class ServiceAccount:
     @property
     def has_token(self) -> bool:
         return self.token_created is not None
+
+
+class Keep:
+    """Marks a field of a write that keeps its stored value (the password on a PUT without one)."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = Keep()
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """A resource as stored: its document (without id, meta and row-stored attributes)."""
+
+    id: str
+    resource_type: str
+    document: dict[str, Any]
+    version: int
+    created: datetime
+    last_modified: datetime
+    # Group members ({"value", "type", "display"}) and User groups ({"value", "display"}),
+    # each None when the read did not ask for them.
+    members: list[dict[str, Any]] | None = None
+    groups: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class ResourceWrite:
+    """What a create or update stores, computed by the host from a validated document."""
+
+    document: dict[str, Any]
+    external_id: str | None
+    display: str | None
+    # Normalised values of `uniqueness: server` attributes, by attribute name.
+    unique_values: dict[str, str] = field(default_factory=dict)
+    password_hash: str | None | Keep = KEEP
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """One change of a group's membership, applied in order within the write's transaction.
+
+    `set` makes the membership exactly `ids` (an empty tuple clears it), touching only the
+    rows that differ."""
+
+    kind: Literal["add", "remove", "set"]
+    ids: tuple[str, ...]
+
+
+class ResourceNotFound(Exception):
+    """No resource with that id (of that type, in that source)."""
+
+
+class VersionMismatch(Exception):
+    """The resource changed since the version the write was based on."""
+
+
+class UniquenessConflict(Exception):
+    """A `uniqueness: server` value is already used by another resource."""
+
+    def __init__(self, attribute: str) -> None:
+        super().__init__(attribute)
+        self.attribute = attribute
+
+
+class UnknownMembers(Exception):
+    """Member ids that are not resources of the same source."""
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = list(ids)
 
 
 class StorageBackend(ABC):
@@ -78,3 +152,52 @@ class StorageBackend(ABC):
     @abstractmethod
     async def set_token_hash(self, source: str, token_hash: str) -> None:
         """Replace the source's token; the old one stops working at once."""
+
+    # --- resources ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_resource(
+        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = ()
+    ) -> StoredResource:
+        """Store a new resource (and its members) in one transaction.
+
+        Raises UniquenessConflict or UnknownMembers, storing nothing."""
+
+    @abstractmethod
+    async def get_resource(
+        self, source: str, resource_type: str, resource_id: str, *, members: bool = True, groups: bool = True
+    ) -> StoredResource | None:
+        """The resource, with its members / groups when asked (not read at all otherwise)."""
+
+    @abstractmethod
+    async def update_resource(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        expected_version: int | None,
+        write: ResourceWrite | None,
+        member_changes: Sequence[MemberChange] = (),
+    ) -> StoredResource:
+        """Apply a write and membership changes in one transaction, bumping the version.
+
+        `write` None keeps the document. With `expected_version`, the write happens only if the
+        stored version is still that one. Raises ResourceNotFound, VersionMismatch,
+        UniquenessConflict or UnknownMembers, changing nothing. Returns the resource without
+        members and groups."""
+
+    @abstractmethod
+    async def delete_resource(
+        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None
+    ) -> None:
+        """Delete the resource and every membership row naming it.
+
+        Raises ResourceNotFound or VersionMismatch."""
+
+    @abstractmethod
+    async def list_resources(
+        self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,
+        groups: bool = True,
+    ) -> tuple[int, list[StoredResource]]:
+        """The total and one page (1-based `start_index`) in creation order."""

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import fcntl
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,10 +21,23 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
-from tortoise.exceptions import BaseORMException
+import orjson
+from tortoise.exceptions import BaseORMException, IntegrityError
 from tortoise.migrations.executor import MigrationExecutor
 
-from scimhost.storage.backend import ServiceAccount, StorageBackend, StorageError
+from scimhost.storage.backend import (
+    KEEP,
+    MemberChange,
+    ResourceNotFound,
+    ResourceWrite,
+    ServiceAccount,
+    StorageBackend,
+    StorageError,
+    StoredResource,
+    UniquenessConflict,
+    UnknownMembers,
+    VersionMismatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +51,9 @@ APPS = {
 }
 # Any constant works; it only has to be the same in every process of every host.
 PG_MIGRATION_LOCK = 0x5C1A_0057
+# Ids per statement: well under SQLite's and PostgreSQL's limits on bound parameters.
+CHUNK = 500
+RESOURCE_COLUMNS = "id, resource_type, data, version, created, last_modified"
 
 
 @dataclass(frozen=True)
@@ -254,6 +271,236 @@ class TortoiseBackend(StorageBackend):
         )
         if not changed:
             raise StorageError(f"source {source!r} has no service account")
+
+
+    # --- resources -----------------------------------------------------------------------------
+
+    async def create_resource(
+        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = ()
+    ) -> StoredResource:
+        resource_id = str(uuid.uuid4())
+        now = _now()
+        password = None if write.password_hash is KEEP else write.password_hash
+        async with self._db()._in_transaction() as tx:
+            await tx.execute_query(
+                self._sql(
+                    "INSERT INTO scimhost_resource (id, source, resource_type, external_id, display, data, "
+                    "password_hash, version, created, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+                ),
+                [resource_id, source, resource_type, write.external_id, write.display,
+                 orjson.dumps(write.document).decode(), password, now, now],
+            )
+            await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
+            if members:
+                await self._change_members(tx, source, resource_id, [MemberChange("add", tuple(members))])
+        return StoredResource(resource_id, resource_type, write.document, 1, now, now)
+
+    async def get_resource(
+        self, source: str, resource_type: str, resource_id: str, *, members: bool = True, groups: bool = True
+    ) -> StoredResource | None:
+        rows = await self._rows(
+            f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?",
+            [resource_id, source, resource_type],
+        )
+        if not rows:
+            return None
+        return (await self._with_relations([_stored(rows[0])], members, groups))[0]
+
+    async def update_resource(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        expected_version: int | None,
+        write: ResourceWrite | None,
+        member_changes: Sequence[MemberChange] = (),
+    ) -> StoredResource:
+        now = _now()
+        assignments = "version = version + 1, last_modified = ?"
+        values: list[Any] = [now]
+        if write is not None:
+            assignments += ", external_id = ?, display = ?, data = ?"
+            values += [write.external_id, write.display, orjson.dumps(write.document).decode()]
+            if write.password_hash is not KEEP:
+                assignments += ", password_hash = ?"
+                values.append(write.password_hash)
+        condition = "id = ? AND source = ? AND resource_type = ?"
+        values += [resource_id, source, resource_type]
+        if expected_version is not None:
+            condition += " AND version = ?"
+            values.append(expected_version)
+        async with self._db()._in_transaction() as tx:
+            changed, _ = await tx.execute_query(
+                self._sql(f"UPDATE scimhost_resource SET {assignments} WHERE {condition}"), values
+            )
+            if not changed:
+                exists = await tx.execute_query_dict(
+                    self._sql("SELECT version FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?"),
+                    [resource_id, source, resource_type],
+                )
+                raise VersionMismatch() if exists else ResourceNotFound()
+            if write is not None:
+                await tx.execute_query(self._sql("DELETE FROM scimhost_unique WHERE resource_id = ?"), [resource_id])
+                await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
+            if member_changes:
+                await self._change_members(tx, source, resource_id, member_changes)
+            rows = await tx.execute_query_dict(
+                self._sql(f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource WHERE id = ?"), [resource_id]
+            )
+        return _stored(rows[0])
+
+    async def delete_resource(
+        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None
+    ) -> None:
+        condition = "id = ? AND source = ? AND resource_type = ?"
+        values: list[Any] = [resource_id, source, resource_type]
+        if expected_version is not None:
+            condition += " AND version = ?"
+            values.append(expected_version)
+        async with self._db()._in_transaction() as tx:
+            # Membership and uniqueness rows go with it (ON DELETE CASCADE).
+            changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {condition}"), values)
+            if not changed:
+                exists = await tx.execute_query_dict(
+                    self._sql("SELECT version FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?"),
+                    [resource_id, source, resource_type],
+                )
+                raise VersionMismatch() if exists else ResourceNotFound()
+
+    async def list_resources(
+        self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,
+        groups: bool = True,
+    ) -> tuple[int, list[StoredResource]]:
+        total_rows = await self._rows(
+            "SELECT COUNT(*) AS n FROM scimhost_resource WHERE source = ? AND resource_type = ?",
+            [source, resource_type],
+        )
+        total = int(total_rows[0]["n"])
+        if count <= 0:
+            return total, []
+        rows = await self._rows(
+            f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource WHERE source = ? AND resource_type = ? "
+            "ORDER BY created, id LIMIT ? OFFSET ?",
+            [source, resource_type, count, max(start_index, 1) - 1],
+        )
+        return total, await self._with_relations([_stored(r) for r in rows], members, groups)
+
+    async def _with_relations(self, resources: list[StoredResource], members: bool, groups: bool) -> list[StoredResource]:
+        if not resources or not (members or groups):
+            return resources
+        ids = [r.id for r in resources]
+        by_group: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        by_member: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for chunk in _chunks(ids):
+            marks = ", ".join("?" * len(chunk))
+            if members:
+                for row in await self._rows(
+                    "SELECT m.group_id, m.member_id, m.member_type, r.display FROM scimhost_member m "
+                    f"JOIN scimhost_resource r ON r.id = m.member_id WHERE m.group_id IN ({marks}) ORDER BY m.id",
+                    list(chunk),
+                ):
+                    by_group[row["group_id"]].append(
+                        _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
+                    )
+            if groups:
+                for row in await self._rows(
+                    "SELECT m.member_id, m.group_id, g.display FROM scimhost_member m "
+                    f"JOIN scimhost_resource g ON g.id = m.group_id WHERE m.member_id IN ({marks}) ORDER BY m.id",
+                    list(chunk),
+                ):
+                    by_member[row["member_id"]].append(
+                        _without_none({"value": row["group_id"], "display": row["display"]})
+                    )
+        return [
+            StoredResource(
+                r.id, r.resource_type, r.document, r.version, r.created, r.last_modified,
+                members=by_group[r.id] if members else None,
+                groups=by_member[r.id] if groups else None,
+            )
+            for r in resources
+        ]
+
+    async def _insert_unique(self, tx, source: str, resource_type: str, resource_id: str, values: dict[str, str]) -> None:
+        for attribute, value in values.items():
+            try:
+                await tx.execute_query(
+                    self._sql(
+                        "INSERT INTO scimhost_unique (source, resource_type, attribute, value, resource_id) "
+                        "VALUES (?, ?, ?, ?, ?)"
+                    ),
+                    [source, resource_type, attribute, value, resource_id],
+                )
+            except IntegrityError:
+                raise UniquenessConflict(attribute) from None
+
+    async def _change_members(self, tx, source: str, group_id: str, changes: Sequence[MemberChange]) -> None:
+        for change in changes:
+            ids = list(dict.fromkeys(change.ids))
+            if change.kind == "remove":
+                for chunk in _chunks(ids):
+                    await tx.execute_query(
+                        self._sql(
+                            f"DELETE FROM scimhost_member WHERE group_id = ? AND member_id IN ({', '.join('?' * len(chunk))})"
+                        ),
+                        [group_id, *chunk],
+                    )
+                continue
+            if change.kind == "set":
+                current = {
+                    row["member_id"]
+                    for row in await tx.execute_query_dict(
+                        self._sql("SELECT member_id FROM scimhost_member WHERE group_id = ?"), [group_id]
+                    )
+                }
+                wanted = set(ids)
+                await self._change_members(tx, source, group_id, [MemberChange("remove", tuple(current - wanted))])
+                ids = [i for i in ids if i not in current]
+            types = await self._member_types(tx, source, ids)
+            missing = [i for i in ids if i not in types or i == group_id]
+            if missing:
+                raise UnknownMembers(missing)
+            for chunk in _chunks(ids):
+                rows = ", ".join("(?, ?, ?)" for _ in chunk)
+                values = [v for member in chunk for v in (group_id, member, types[member])]
+                await tx.execute_query(
+                    self._sql(
+                        f"INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES {rows} "
+                        "ON CONFLICT (group_id, member_id) DO NOTHING"
+                    ),
+                    values,
+                )
+
+    async def _member_types(self, tx, source: str, ids: list[str]) -> dict[str, str]:
+        types = {}
+        for chunk in _chunks(ids):
+            rows = await tx.execute_query_dict(
+                self._sql(
+                    f"SELECT id, resource_type FROM scimhost_resource WHERE source = ? AND id IN ({', '.join('?' * len(chunk))})"
+                ),
+                [source, *chunk],
+            )
+            types.update({row["id"]: row["resource_type"] for row in rows})
+        return types
+
+
+def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+
+
+def _without_none(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def _stored(row: dict[str, Any]) -> StoredResource:
+    return StoredResource(
+        id=row["id"],
+        resource_type=row["resource_type"],
+        document=orjson.loads(row["data"]),
+        version=row["version"],
+        created=_as_datetime(row["created"]),
+        last_modified=_as_datetime(row["last_modified"]),
+    )
 
 
 def _now() -> datetime:

@@ -1,4 +1,7 @@
-"""Tortoise models: the schema of the built-in store (migrations are generated from these)."""
+"""Tortoise models: the schema of the built-in store (migrations are generated from these).
+
+Docstrings become SQL table comments: no semicolons in them (tortoise splits SQL scripts there).
+"""
 
 from tortoise import fields, models
 
@@ -15,3 +18,55 @@ class ServiceAccount(models.Model):
 
     class Meta:
         table = "scimhost_service_account"
+
+
+class Resource(models.Model):
+    """A User, Group or other resource of one source, with its JSON document."""
+
+    id = fields.CharField(max_length=36, primary_key=True)
+    source = fields.CharField(max_length=63)
+    resource_type = fields.CharField(max_length=64)
+    external_id = fields.TextField(null=True)
+    # The name members and group lists show: displayName, else userName.
+    display = fields.TextField(null=True)
+    data = fields.TextField()
+    password_hash = fields.TextField(null=True)
+    version = fields.IntField()
+    created = fields.DatetimeField()
+    last_modified = fields.DatetimeField()
+
+    class Meta:
+        table = "scimhost_resource"
+        indexes = (("source", "resource_type", "created", "id"),)
+
+
+class UniqueValue(models.Model):
+    """A normalised value of a uniqueness-server attribute, kept unique by an index."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=63)
+    resource_type = fields.CharField(max_length=64)
+    attribute = fields.CharField(max_length=255)
+    value = fields.TextField()
+    resource = fields.ForeignKeyField(
+        "scimhost.Resource", related_name=False, on_delete=fields.CASCADE, db_index=True
+    )
+
+    class Meta:
+        table = "scimhost_unique"
+        unique_together = (("source", "resource_type", "attribute", "value"),)
+
+
+class Member(models.Model):
+    """One member of one group (membership is rows, never a JSON array)."""
+
+    id = fields.BigIntField(primary_key=True)
+    group = fields.ForeignKeyField("scimhost.Resource", related_name=False, on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField(
+        "scimhost.Resource", related_name=False, on_delete=fields.CASCADE, db_index=True
+    )
+    member_type = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "scimhost_member"
+        unique_together = (("group", "member"),)

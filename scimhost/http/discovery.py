@@ -1,0 +1,70 @@
+"""Handlers of the discovery endpoints (RFC 7644 §4), built from the source's catalog."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scimhost.http.keys import HOST, SOURCE
+from scimhost.http.responses import scim_json
+from scimhost.scim.discovery import Capabilities, service_provider_config
+from scimhost.scim.errors import ScimError
+from scimhost.scim.render import LIST_RESPONSE_SCHEMA
+
+# What this build implements; a flag turns true in the change that implements the feature.
+CAPABILITIES = Capabilities(patch=True, etag=True, change_password=True)
+
+
+def _list(resources: list[dict]) -> dict:
+    return {
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": len(resources),
+        "startIndex": 1,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+
+
+def _no_filter(request: web.Request) -> None:
+    # RFC 7644 §4: a filter on a discovery endpoint is refused rather than silently ignored.
+    if "filter" in request.query:
+        raise ScimError(403, "Discovery endpoints do not support filtering")
+
+
+async def service_provider_config_handler(request: web.Request) -> web.Response:
+    host = request.app[HOST]
+    source = request[SOURCE]
+    schemes = [host.auth_schemes[name].describe() for name in source.settings.auth]
+    return scim_json(service_provider_config(CAPABILITIES, schemes, f"{source.base_url}/ServiceProviderConfig"))
+
+
+def _schema_json(source, schema) -> dict:
+    return {**schema.to_json(), "meta": {"resourceType": "Schema", "location": f"{source.base_url}/Schemas/{schema.id}"}}
+
+
+async def schemas(request: web.Request) -> web.Response:
+    _no_filter(request)
+    source = request[SOURCE]
+    return scim_json(_list([_schema_json(source, s) for s in source.catalog.schemas.values()]))
+
+
+async def schema(request: web.Request) -> web.Response:
+    source = request[SOURCE]
+    found = source.catalog.schema(request.match_info["id"])
+    if found is None:
+        raise ScimError(404, f"No schema {request.match_info['id']}")
+    return scim_json(_schema_json(source, found))
+
+
+async def resource_types(request: web.Request) -> web.Response:
+    _no_filter(request)
+    source = request[SOURCE]
+    docs = [t.to_json(f"{source.base_url}/ResourceTypes/{t.name}") for t in source.catalog.resource_types.values()]
+    return scim_json(_list(docs))
+
+
+async def resource_type(request: web.Request) -> web.Response:
+    source = request[SOURCE]
+    found = source.catalog.resource_types.get(request.match_info["name"])
+    if found is None:
+        raise ScimError(404, f"No resource type {request.match_info['name']}")
+    return scim_json(found.to_json(f"{source.base_url}/ResourceTypes/{found.name}"))

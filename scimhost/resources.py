@@ -1,0 +1,254 @@
+"""The read and write flows of one resource type of one source: SCIM core, hooks and storage
+joined, with no HTTP in sight (handlers parse the request, call this, render the answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from scimhost.events import ResourceEvent, dispatch
+from scimhost.host import Host
+from scimhost.passwords import hash_password
+from scimhost.scim.errors import ScimError
+from scimhost.scim.patch import apply_patch, parse_patch_request
+from scimhost.scim.render import Projection, etag, resource_document
+from scimhost.scim.resource_types import ResourceType
+from scimhost.scim.validation import validate_resource
+from scimhost.sources import Source
+from scimhost.storage.backend import (
+    KEEP,
+    MemberChange,
+    ResourceNotFound,
+    ResourceWrite,
+    StoredResource,
+    UniquenessConflict,
+    UnknownMembers,
+    VersionMismatch,
+)
+
+# A PATCH without If-Match re-reads and re-applies when another writer got in between.
+PATCH_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A resource as a response shows it: the document (None when not asked for) and its ETag."""
+
+    document: dict[str, Any] | None
+    etag: str
+    location: str
+
+
+def not_found(resource_type: ResourceType, resource_id: str) -> ScimError:
+    return ScimError(404, f"{resource_type.name} {resource_id} not found")
+
+
+def precondition_failed() -> ScimError:
+    return ScimError(412, "The resource has changed: its version does not match If-Match")
+
+
+class ResourceService:
+    """Create, read, replace, patch, delete and list resources of one type in one source."""
+
+    def __init__(self, host: Host, source: Source, resource_type: ResourceType) -> None:
+        self.host = host
+        self.source = source
+        self.type = resource_type
+        self.storage = host.storage
+        members = resource_type.schema.attribute("members")
+        # Group members are kept as rows; User groups are derived from those rows.
+        self.row_attribute = members.name if members is not None and members.multi_valued else None
+        groups = resource_type.schema.attribute("groups")
+        self.derives_groups = groups is not None and groups.mutability == "readOnly"
+
+    def location(self, resource_id: str) -> str:
+        return f"{self.source.base_url}{self.type.endpoint}/{resource_id}"
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    async def get(self, resource_id: str, projection: Projection) -> StoredResource:
+        stored = await self.storage.get_resource(
+            self.source.slug,
+            self.type.name,
+            resource_id,
+            members=self.row_attribute is not None and projection.wants_attribute(self.row_attribute),
+            groups=self.derives_groups and projection.wants_attribute("groups"),
+        )
+        if stored is None:
+            raise not_found(self.type, resource_id)
+        return stored
+
+    async def list(self, start_index: int, count: int, projection: Projection) -> tuple[int, list[StoredResource]]:
+        return await self.storage.list_resources(
+            self.source.slug,
+            self.type.name,
+            start_index=start_index,
+            count=count,
+            members=self.row_attribute is not None and projection.wants_attribute(self.row_attribute),
+            groups=self.derives_groups and projection.wants_attribute("groups"),
+        )
+
+    def render(self, stored: StoredResource, projection: Projection) -> dict[str, Any]:
+        doc = resource_document(
+            self.type,
+            stored.id,
+            stored.document,
+            version=stored.version,
+            created=stored.created,
+            last_modified=stored.last_modified,
+            location=self.location(stored.id),
+            members=stored.members if self.row_attribute else None,
+            groups=stored.groups if self.derives_groups else None,
+            base_url=self.source.base_url,
+        )
+        return projection.apply(doc)
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def create(self, body: Any) -> StoredResource:
+        doc = validate_resource(body, self.type)
+        members = self._take_members(doc)
+        write = await self._prepare(doc, None, create=True)
+        try:
+            stored = await self.storage.create_resource(self.source.slug, self.type.name, write, members)
+        except UniquenessConflict as exc:
+            raise self._conflict(exc) from None
+        except UnknownMembers as exc:
+            raise self._unknown_members(exc) from None
+        await self._event("create", stored)
+        return stored
+
+    async def replace(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
+        current = await self.storage.get_resource(self.source.slug, self.type.name, resource_id, members=False, groups=False)
+        if current is None:
+            raise not_found(self.type, resource_id)
+        if if_match is not None and if_match != current.version:
+            raise precondition_failed()
+        doc = validate_resource(body, self.type, existing=current.document)
+        changes = []
+        if self.row_attribute is not None:
+            changes = [MemberChange("set", tuple(self._take_members(doc)))]
+        write = await self._prepare(doc, current.document, create=False)
+        stored = await self._update(resource_id, current.version, write, changes)
+        await self._event("replace", stored)
+        return stored
+
+    async def patch(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
+        operations = parse_patch_request(body)
+        for _ in range(PATCH_RETRIES):
+            current = await self.storage.get_resource(
+                self.source.slug, self.type.name, resource_id, members=False, groups=False
+            )
+            if current is None:
+                raise not_found(self.type, resource_id)
+            if if_match is not None and if_match != current.version:
+                raise precondition_failed()
+            result = apply_patch(current.document, operations, self.type, row_attribute=self.row_attribute)
+            changes = [MemberChange(op.kind, tuple(v["value"] for v in op.values)) for op in result.member_ops]
+            doc = validate_resource(result.document, self.type, existing=current.document)
+            write = None
+            if doc != current.document:
+                write = await self._prepare(doc, current.document, create=False)
+            elif not changes:
+                return current  # nothing changes: no new version
+            # Member-only changes are row inserts and deletes: they need no version check, so
+            # concurrent member PATCHes of one group never conflict and never lose anything.
+            expected = current.version if (write is not None or if_match is not None) else None
+            try:
+                stored = await self._update(resource_id, expected, write, changes, retrying=if_match is None)
+            except VersionMismatch:
+                continue
+            await self._event("patch", stored)
+            return stored
+        raise ScimError(409, "The resource kept changing while the PATCH was applied; try again")
+
+    async def delete(self, resource_id: str, if_match: int | None) -> None:
+        try:
+            await self.storage.delete_resource(self.source.slug, self.type.name, resource_id, expected_version=if_match)
+        except ResourceNotFound:
+            raise not_found(self.type, resource_id) from None
+        except VersionMismatch:
+            raise precondition_failed() from None
+        await dispatch(
+            self.host.plugins,
+            ResourceEvent(self.source.slug, self.type.name, "delete", resource_id, None),
+        )
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _update(
+        self,
+        resource_id: str,
+        expected_version: int | None,
+        write: ResourceWrite | None,
+        changes: list[MemberChange],
+        retrying: bool = False,
+    ) -> StoredResource:
+        try:
+            return await self.storage.update_resource(
+                self.source.slug,
+                self.type.name,
+                resource_id,
+                expected_version=expected_version,
+                write=write,
+                member_changes=changes,
+            )
+        except ResourceNotFound:
+            raise not_found(self.type, resource_id) from None
+        except VersionMismatch:
+            if retrying:
+                raise
+            raise precondition_failed() from None
+        except UniquenessConflict as exc:
+            raise self._conflict(exc) from None
+        except UnknownMembers as exc:
+            raise self._unknown_members(exc) from None
+
+    def _take_members(self, doc: dict[str, Any]) -> list[str]:
+        if self.row_attribute is None:
+            return []
+        return [m["value"] for m in doc.pop(self.row_attribute, []) if isinstance(m, dict) and m.get("value")]
+
+    async def _prepare(self, doc: dict[str, Any], previous: dict[str, Any] | None, *, create: bool) -> ResourceWrite:
+        self.host.plugins.hook.validate_resource(
+            source=self.source, resource_type=self.type.name, resource=doc, previous=previous
+        )
+        password = doc.pop("password", None)
+        if password is not None:
+            # scrypt takes tens of milliseconds: off the event loop.
+            password_hash: Any = await asyncio.to_thread(hash_password, password)
+        else:
+            password_hash = None if create else KEEP
+        return ResourceWrite(
+            document=doc,
+            external_id=doc.get("externalId"),
+            display=doc.get("displayName") or doc.get("userName"),
+            unique_values=self._unique_values(doc),
+            password_hash=password_hash,
+        )
+
+    def _unique_values(self, doc: dict[str, Any]) -> dict[str, str]:
+        values = {}
+        for attribute in self.type.schema.attributes.values():
+            if attribute.uniqueness == "none" or attribute.multi_valued or attribute.type == "complex":
+                continue
+            value = doc.get(attribute.name)
+            if isinstance(value, str):
+                values[attribute.name] = value if attribute.case_exact else value.lower()
+        return values
+
+    def _conflict(self, exc: UniquenessConflict) -> ScimError:
+        return ScimError(409, f"{exc.attribute} is already used by another {self.type.name}", "uniqueness")
+
+    def _unknown_members(self, exc: UnknownMembers) -> ScimError:
+        shown = ", ".join(exc.ids[:5]) + (" ..." if len(exc.ids) > 5 else "")
+        return ScimError(400, f"members must be Users or Groups of this source; unknown: {shown}", "invalidValue")
+
+    async def _event(self, action: str, stored: StoredResource) -> None:
+        await dispatch(
+            self.host.plugins,
+            ResourceEvent(
+                self.source.slug, self.type.name, action, stored.id, etag(stored.version), resource=stored.document
+            ),
+        )
