@@ -217,6 +217,14 @@ class TortoiseBackend(StorageBackend):
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self):
+        """A transaction on one connection; its queries run through the yielded client."""
+        # Tortoise registers the transaction's connection in the current context.
+        with self._active():
+            async with self._db()._in_transaction() as tx:
+                yield tx
+
     def _db(self):
         if self._ctx is None:
             raise StorageError("storage is not open")
@@ -281,7 +289,7 @@ class TortoiseBackend(StorageBackend):
         resource_id = str(uuid.uuid4())
         now = _now()
         password = None if write.password_hash is KEEP else write.password_hash
-        async with self._db()._in_transaction() as tx:
+        async with self._transaction() as tx:
             await tx.execute_query(
                 self._sql(
                     "INSERT INTO scimhost_resource (id, source, resource_type, external_id, display, data, "
@@ -330,7 +338,7 @@ class TortoiseBackend(StorageBackend):
         if expected_version is not None:
             condition += " AND version = ?"
             values.append(expected_version)
-        async with self._db()._in_transaction() as tx:
+        async with self._transaction() as tx:
             changed, _ = await tx.execute_query(
                 self._sql(f"UPDATE scimhost_resource SET {assignments} WHERE {condition}"), values
             )
@@ -358,7 +366,7 @@ class TortoiseBackend(StorageBackend):
         if expected_version is not None:
             condition += " AND version = ?"
             values.append(expected_version)
-        async with self._db()._in_transaction() as tx:
+        async with self._transaction() as tx:
             # Membership and uniqueness rows go with it (ON DELETE CASCADE).
             changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {condition}"), values)
             if not changed:
