@@ -144,7 +144,10 @@ class ResourceService:
                 raise not_found(self.type, resource_id)
             if if_match is not None and if_match != current.version:
                 raise precondition_failed()
-            result = apply_patch(current.document, operations, self.type, row_attribute=self.row_attribute)
+            # With its id, so that a PATCH echoing the unchanged id is recognised as no change.
+            result = apply_patch(
+                {**current.document, "id": current.id}, operations, self.type, row_attribute=self.row_attribute
+            )
             changes = [MemberChange(op.kind, tuple(v["value"] for v in op.values)) for op in result.member_ops]
             doc = validate_resource(result.document, self.type, existing=current.document)
             write = None

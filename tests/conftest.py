@@ -102,3 +102,51 @@ def issue_token(client) -> Callable[[str], Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class ScimClient:
+    """Requests to one source of a test app, with its token, as an identity provider sends them."""
+
+    def __init__(self, client, slug: str, token: str) -> None:
+        self.client = client
+        self.base = f"/source/scim/{slug}/v2"
+        self.headers = bearer(token)
+
+    async def request(self, method: str, path: str, body: Any = None, headers: dict | None = None, **kwargs):
+        all_headers = {**self.headers, **(headers or {})}
+        if body is not None and not isinstance(body, (bytes, str)):
+            import orjson
+
+            body = orjson.dumps(body)
+            all_headers.setdefault("Content-Type", "application/scim+json")
+        return await self.client.request(method, self.base + path, data=body, headers=all_headers, **kwargs)
+
+    async def json(self, method: str, path: str, body: Any = None, expect: int = 200, **kwargs) -> Any:
+        response = await self.request(method, path, body, **kwargs)
+        text = await response.text()
+        assert response.status == expect, f"{method} {path}: {response.status} {text}"
+        import orjson
+
+        return orjson.loads(text) if text else None
+
+    async def create_user(self, user_name: str = "bjensen", **attributes: Any) -> dict:
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name, **attributes}
+        return await self.json("POST", "/Users", body, expect=201)
+
+    async def create_group(self, name: str = "Engineering", members: list[str] = ()) -> dict:
+        body = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": name,
+            "members": [{"value": m} for m in members],
+        }
+        return await self.json("POST", "/Groups", body, expect=201)
+
+
+@pytest.fixture
+async def scim(client, issue_token) -> ScimClient:
+    """The `demo` source of `client`'s app, authenticated."""
+    return ScimClient(client, "demo", await issue_token("demo"))
+
+
+def patch_op(*operations: dict) -> dict:
+    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)}

@@ -379,8 +379,6 @@ class _Engine:
 def _current(container: dict | None, resolved: Resolved) -> Any:
     if container is None:
         return None
-    if resolved.attribute.name == "id":
-        return container.get("id")
     value = container.get(resolved.attribute.name)
     if resolved.sub is not None and isinstance(value, dict):
         return value.get(resolved.sub.name)

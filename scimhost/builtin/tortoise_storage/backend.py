@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from tortoise.backends.base.config_generator import expand_db_url
@@ -40,6 +41,7 @@ from scimhost.storage.backend import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 APP_LABEL = "scimhost"
 APPS = {
@@ -141,6 +143,8 @@ class TortoiseBackend(StorageBackend):
                 with ctx:  # tortoise resolves connections through the current context while it inits
                     await ctx.init(config={"connections": {"default": self._config}, "apps": APPS})
                 self._ctx = ctx
+                self._task_context = contextvars.copy_context()
+                self._task_context.run(ctx.__enter__)
                 await self.ping()
                 if migrate:
                     await self._migrate()
@@ -217,13 +221,19 @@ class TortoiseBackend(StorageBackend):
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self):
-        """A transaction on one connection; its queries run through the yielded client."""
-        # Tortoise registers the transaction's connection in the current context.
-        with self._active():
+    async def _atomic(self, body: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `body(tx)` in one transaction; commit when it returns, roll back when it raises.
+
+        Tortoise finds the transaction's connection through its current context, which it keeps
+        in a context variable; so the body runs as a task in a copy of a context where this
+        backend's TortoiseContext is current, isolated from concurrent transactions.
+        """
+
+        async def run() -> T:
             async with self._db()._in_transaction() as tx:
-                yield tx
+                return await body(tx)
+
+        return await asyncio.create_task(run(), context=self._task_context.copy())
 
     def _db(self):
         if self._ctx is None:
@@ -289,7 +299,7 @@ class TortoiseBackend(StorageBackend):
         resource_id = str(uuid.uuid4())
         now = _now()
         password = None if write.password_hash is KEEP else write.password_hash
-        async with self._transaction() as tx:
+        async def body(tx) -> None:
             await tx.execute_query(
                 self._sql(
                     "INSERT INTO scimhost_resource (id, source, resource_type, external_id, display, data, "
@@ -301,6 +311,8 @@ class TortoiseBackend(StorageBackend):
             await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
             if members:
                 await self._change_members(tx, source, resource_id, [MemberChange("add", tuple(members))])
+
+        await self._atomic(body)
         return StoredResource(resource_id, resource_type, write.document, 1, now, now)
 
     async def get_resource(
@@ -338,7 +350,7 @@ class TortoiseBackend(StorageBackend):
         if expected_version is not None:
             condition += " AND version = ?"
             values.append(expected_version)
-        async with self._transaction() as tx:
+        async def body(tx) -> list[dict[str, Any]]:
             changed, _ = await tx.execute_query(
                 self._sql(f"UPDATE scimhost_resource SET {assignments} WHERE {condition}"), values
             )
@@ -353,10 +365,11 @@ class TortoiseBackend(StorageBackend):
                 await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
             if member_changes:
                 await self._change_members(tx, source, resource_id, member_changes)
-            rows = await tx.execute_query_dict(
+            return await tx.execute_query_dict(
                 self._sql(f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource WHERE id = ?"), [resource_id]
             )
-        return _stored(rows[0])
+
+        return _stored((await self._atomic(body))[0])
 
     async def delete_resource(
         self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None
@@ -366,7 +379,7 @@ class TortoiseBackend(StorageBackend):
         if expected_version is not None:
             condition += " AND version = ?"
             values.append(expected_version)
-        async with self._transaction() as tx:
+        async def body(tx) -> None:
             # Membership and uniqueness rows go with it (ON DELETE CASCADE).
             changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {condition}"), values)
             if not changed:
@@ -375,6 +388,8 @@ class TortoiseBackend(StorageBackend):
                     [resource_id, source, resource_type],
                 )
                 raise VersionMismatch() if exists else ResourceNotFound()
+
+        await self._atomic(body)
 
     async def list_resources(
         self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,

@@ -1,0 +1,167 @@
+"""Groups and membership rows through HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import patch_op
+
+from scimhost.http.keys import HOST
+
+
+async def member_ids(scim, group_id: str) -> list[str]:
+    group = await scim.json("GET", f"/Groups/{group_id}")
+    return sorted(m["value"] for m in group.get("members", []))
+
+
+async def test_group_with_members_and_derived_user_groups(scim):
+    alice = await scim.create_user("alice", displayName="Alice A")
+    bob = await scim.create_user("bob")
+    group = await scim.create_group("Eng", [alice["id"], bob["id"]])
+    assert {m["value"]: m["display"] for m in group["members"]} == {alice["id"]: "Alice A", bob["id"]: "bob"}
+    for member in group["members"]:
+        assert member["type"] == "User"
+        assert member["$ref"].endswith(f"/source/scim/demo/v2/Users/{member['value']}")
+    alice_now = await scim.json("GET", f"/Users/{alice['id']}")
+    assert alice_now["groups"] == [
+        {
+            "value": group["id"],
+            "display": "Eng",
+            "$ref": f"https://scim.example.test/source/scim/demo/v2/Groups/{group['id']}",
+            "type": "direct",
+        }
+    ]
+
+
+async def test_nested_group_member(scim):
+    inner = await scim.create_group("Inner")
+    outer = await scim.create_group("Outer", [inner["id"]])
+    assert outer["members"][0]["type"] == "Group"
+    assert outer["members"][0]["$ref"].endswith(f"/Groups/{inner['id']}")
+
+
+async def test_member_must_exist_in_the_same_source(scim, client, issue_token):
+    from conftest import ScimClient
+
+    other = ScimClient(client, "other", await issue_token("other"))
+    stranger = await other.create_user("stranger")
+    body = await scim.json(
+        "POST", "/Groups", {"displayName": "G", "members": [{"value": stranger["id"]}]}, expect=400
+    )
+    assert body["scimType"] == "invalidValue"
+    body = await scim.json("POST", "/Groups", {"displayName": "G", "members": [{"value": "nope"}]}, expect=400)
+    assert body["scimType"] == "invalidValue"
+    assert (await scim.json("GET", "/Groups"))["totalResults"] == 0
+    group = await scim.create_group("G")
+    await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": "nope"}]}), expect=400)
+    await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": group["id"]}]}), expect=400)
+    assert await member_ids(scim, group["id"]) == []
+
+
+async def test_display_name_is_unique(scim):
+    await scim.create_group("Eng")
+    body = await scim.json("POST", "/Groups", {"displayName": "ENG"}, expect=409)
+    assert body["scimType"] == "uniqueness"
+
+
+async def test_member_patch_forms(scim):
+    users = [await scim.create_user(f"u{i}") for i in range(4)]
+    ids = [u["id"] for u in users]
+    group = await scim.create_group("G", ids[:1])
+    gid = group["id"]
+
+    response = await scim.request("PATCH", f"/Groups/{gid}", patch_op({"op": "Add", "path": "members", "value": [{"value": ids[1]}, {"value": ids[2]}]}))
+    assert response.status == 204 and response.headers["ETag"] == 'W/"2"'
+    assert await member_ids(scim, gid) == sorted(ids[:3])
+
+    # adding a member already present and removing one absent both succeed
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "add", "path": "members", "value": [{"value": ids[0]}]}), expect=204)
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": f'members[value eq "{ids[3]}"]'}), expect=204)
+    assert await member_ids(scim, gid) == sorted(ids[:3])
+
+    # Okta: remove by filter; Entra: remove with a value list removes only those listed
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": f'members[value eq "{ids[0]}"]'}), expect=204)
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}), expect=204)
+    assert await member_ids(scim, gid) == [ids[2]]
+
+    # path-less add, replace with a list, replace with an empty list
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "add", "value": {"members": [{"value": ids[3]}]}}), expect=204)
+    assert await member_ids(scim, gid) == sorted([ids[2], ids[3]])
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "replace", "path": "members", "value": [{"value": ids[0]}]}), expect=204)
+    assert await member_ids(scim, gid) == [ids[0]]
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "replace", "path": "members", "value": []}), expect=204)
+    assert await member_ids(scim, gid) == []
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "add", "path": "members", "value": [{"value": ids[0]}, {"value": ids[1]}]}), expect=204)
+    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": "members"}), expect=204)
+    assert await member_ids(scim, gid) == []
+
+
+async def test_rename_with_id_keeps_members(scim):
+    user = await scim.create_user("u")
+    group = await scim.create_group("Old", [user["id"]])
+    await scim.json(
+        "PATCH",
+        f"/Groups/{group['id']}",
+        patch_op({"op": "replace", "value": {"id": group["id"], "displayName": "New"}}),
+        expect=204,
+    )
+    now = await scim.json("GET", f"/Groups/{group['id']}")
+    assert now["displayName"] == "New" and [m["value"] for m in now["members"]] == [user["id"]]
+    # renaming to the same name succeeds too
+    await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "replace", "path": "displayName", "value": "New"}), expect=204)
+
+
+async def test_put_replaces_membership(scim):
+    a, b, c = [await scim.create_user(n) for n in "abc"]
+    group = await scim.create_group("G", [a["id"], b["id"]])
+    replaced = await scim.json(
+        "PUT", f"/Groups/{group['id']}", {**group, "members": [{"value": b["id"]}, {"value": c["id"], "$ref": None}]}
+    )
+    assert sorted(m["value"] for m in replaced["members"]) == sorted([b["id"], c["id"]])
+
+
+async def test_deleting_a_user_removes_it_from_its_groups(scim):
+    a, b = await scim.create_user("a"), await scim.create_user("b")
+    group = await scim.create_group("G", [a["id"], b["id"]])
+    await scim.json("DELETE", f"/Users/{a['id']}", expect=204)
+    assert await member_ids(scim, group["id"]) == [b["id"]]
+
+
+async def test_excluded_members_are_not_read(scim, client, monkeypatch):
+    user = await scim.create_user("u")
+    group = await scim.create_group("G", [user["id"]])
+    storage = client.app[HOST].storage
+    asked = []
+    original = storage._with_relations
+
+    async def spy(resources, members, groups):
+        asked.append(members)
+        return await original(resources, members, groups)
+
+    monkeypatch.setattr(storage, "_with_relations", spy)
+    body = await scim.json("GET", f"/Groups/{group['id']}?excludedAttributes=members")
+    assert "members" not in body and body["displayName"] == "G"
+    listing = await scim.json("GET", "/Groups?excludedAttributes=members")
+    assert "members" not in listing["Resources"][0]
+    assert asked == [False, False]
+    await scim.json("GET", f"/Groups/{group['id']}")
+    assert asked[-1] is True
+
+
+async def test_concurrent_member_patches_lose_nothing(scim):
+    users = [await scim.create_user(f"user{i}") for i in range(20)]
+    group = await scim.create_group("G")
+
+    async def add(user_id: str):
+        await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": user_id}]}), expect=204)
+
+    await asyncio.gather(*(add(u["id"]) for u in users))
+    assert await member_ids(scim, group["id"]) == sorted(u["id"] for u in users)
+    # and a rename racing with member changes loses neither
+    await asyncio.gather(
+        scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "replace", "path": "displayName", "value": "Renamed"}), expect=204),
+        *(scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "remove", "path": f'members[value eq "{u["id"]}"]'}), expect=204) for u in users[:10]),
+    )
+    final = await scim.json("GET", f"/Groups/{group['id']}")
+    assert final["displayName"] == "Renamed"
+    assert sorted(m["value"] for m in final["members"]) == sorted(u["id"] for u in users[10:])
