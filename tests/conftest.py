@@ -114,10 +114,11 @@ class ScimClient:
 
     async def request(self, method: str, path: str, body: Any = None, headers: dict | None = None, **kwargs):
         all_headers = {**self.headers, **(headers or {})}
-        if body is not None and not isinstance(body, (bytes, str)):
-            import orjson
+        if body is not None:
+            if not isinstance(body, (bytes, str)):
+                import orjson
 
-            body = orjson.dumps(body)
+                body = orjson.dumps(body)
             all_headers.setdefault("Content-Type", "application/scim+json")
         return await self.client.request(method, self.base + path, data=body, headers=all_headers, **kwargs)
 
