@@ -232,13 +232,20 @@ class ResourceService:
         )
 
     def _unique_values(self, doc: dict[str, Any]) -> dict[str, str]:
+        """Normalised values of the single-valued `uniqueness: server/global` attributes, keyed
+        by attribute name (URN-qualified for extension attributes)."""
         values = {}
-        for attribute in self.type.schema.attributes.values():
-            if attribute.uniqueness == "none" or attribute.multi_valued or attribute.type == "complex":
-                continue
-            value = doc.get(attribute.name)
-            if isinstance(value, str):
-                values[attribute.name] = value if attribute.case_exact else value.lower()
+        schemas = [(self.type.schema, doc, "")]
+        schemas += [(ext, doc.get(ext.id) or {}, ext.id + ":") for ext, _ in self.type.extensions]
+        for schema, container, prefix in schemas:
+            for attribute in schema.attributes.values():
+                if attribute.uniqueness == "none" or attribute.multi_valued or attribute.type == "complex":
+                    continue
+                value = container.get(attribute.name)
+                if isinstance(value, bool) or value is None:
+                    continue
+                text = value if isinstance(value, str) else str(value)
+                values[prefix + attribute.name] = text if attribute.case_exact else text.lower()
         return values
 
     def _conflict(self, exc: UniquenessConflict) -> ScimError:

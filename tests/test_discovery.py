@@ -174,3 +174,17 @@ def test_extension_on_a_missing_resource_type_or_unknown_urn_is_an_error(tmp_pat
     config["schema_extensions"] = [{"resource_type": "Device", "schema": {"id": ACME, "attributes": []}}]
     with pytest.raises(Exception, match="resource type 'Device'"):
         load_host(config)
+
+
+async def test_extension_attribute_uniqueness_is_enforced(aiohttp_client, storage_url):
+    config = make_config(storage_url)
+    config["schema_extensions"] = [
+        {"resource_type": "User", "schema": {"id": ACME, "attributes": [{"name": "badgeNumber", "uniqueness": "server"}]}}
+    ]
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
+    await scim.create_user("a", **{ACME: {"badgeNumber": "B-1"}})
+    error = await scim.json("POST", "/Users", {"userName": "b", ACME: {"badgeNumber": "b-1"}}, expect=409)
+    assert error["scimType"] == "uniqueness" and "badgeNumber" in error["detail"]
+    await scim.create_user("b", **{ACME: {"badgeNumber": "B-2"}})

@@ -165,3 +165,16 @@ async def test_concurrent_member_patches_lose_nothing(scim):
     final = await scim.json("GET", f"/Groups/{group['id']}")
     assert final["displayName"] == "Renamed"
     assert sorted(m["value"] for m in final["members"]) == sorted(u["id"] for u in users[10:])
+
+
+async def test_group_delete_and_unsupported_methods(scim):
+    user = await scim.create_user("u")
+    group = await scim.create_group("G", [user["id"]])
+    await scim.json("DELETE", f"/Groups/{group['id']}", expect=204)
+    await scim.json("GET", f"/Groups/{group['id']}", expect=404)
+    assert (await scim.json("GET", f"/Users/{user['id']}"))["groups"] == []
+    response = await scim.request("DELETE", "/Groups")
+    assert response.status == 405 and "POST" in response.headers["Allow"]
+    response = await scim.request("POST", f"/Users/{user['id']}", {"userName": "x"})
+    assert response.status == 405
+    assert (await response.json(content_type=None))["status"] == "405"
