@@ -355,11 +355,7 @@ class TortoiseBackend(StorageBackend):
                 self._sql(f"UPDATE scimhost_resource SET {assignments} WHERE {condition}"), values
             )
             if not changed:
-                exists = await tx.execute_query_dict(
-                    self._sql("SELECT version FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?"),
-                    [resource_id, source, resource_type],
-                )
-                raise VersionMismatch() if exists else ResourceNotFound()
+                raise await self._why_unchanged(tx, source, resource_type, resource_id)
             if write is not None:
                 await tx.execute_query(self._sql("DELETE FROM scimhost_unique WHERE resource_id = ?"), [resource_id])
                 await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
@@ -383,13 +379,17 @@ class TortoiseBackend(StorageBackend):
             # Membership and uniqueness rows go with it (ON DELETE CASCADE).
             changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {condition}"), values)
             if not changed:
-                exists = await tx.execute_query_dict(
-                    self._sql("SELECT version FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?"),
-                    [resource_id, source, resource_type],
-                )
-                raise VersionMismatch() if exists else ResourceNotFound()
+                raise await self._why_unchanged(tx, source, resource_type, resource_id)
 
         await self._atomic(body)
+
+    async def _why_unchanged(self, tx, source: str, resource_type: str, resource_id: str) -> Exception:
+        """After a conditional write changed no row: the resource is gone, or its version moved."""
+        exists = await tx.execute_query_dict(
+            self._sql("SELECT version FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?"),
+            [resource_id, source, resource_type],
+        )
+        return VersionMismatch() if exists else ResourceNotFound()
 
     async def list_resources(
         self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,
