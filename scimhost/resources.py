@@ -11,7 +11,9 @@ from scimhost.events import ResourceEvent, dispatch
 from scimhost.host import Host
 from scimhost.passwords import hash_password
 from scimhost.scim.errors import ScimError
+from scimhost.scim.filter import parse_filter
 from scimhost.scim.patch import apply_patch, parse_patch_request
+from scimhost.scim.query import index_entries, resolve_filter
 from scimhost.scim.render import Projection, etag, resource_document
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.validation import validate_resource
@@ -79,12 +81,16 @@ class ResourceService:
             raise not_found(self.type, resource_id)
         return stored
 
-    async def list(self, start_index: int, count: int, projection: Projection) -> tuple[int, list[StoredResource]]:
+    async def list(
+        self, start_index: int, count: int, projection: Projection, filter_text: str | None = None
+    ) -> tuple[int, list[StoredResource]]:
+        query_filter = resolve_filter(parse_filter(filter_text), self.type) if filter_text else None
         return await self.storage.list_resources(
             self.source.slug,
             self.type.name,
             start_index=start_index,
             count=count,
+            filter=query_filter,
             members=self.row_attribute is not None and projection.wants_attribute(self.row_attribute),
             groups=self.derives_groups and projection.wants_attribute("groups"),
         )
@@ -229,6 +235,7 @@ class ResourceService:
             display=doc.get("displayName") or doc.get("userName"),
             unique_values=self._unique_values(doc),
             password_hash=password_hash,
+            index=tuple(index_entries(doc, self.type)),
         )
 
     def _unique_values(self, doc: dict[str, Any]) -> dict[str, str]:

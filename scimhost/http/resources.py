@@ -56,12 +56,10 @@ def resource_handlers(type_name: str) -> dict[str, object]:
 
     async def list_(request: web.Request) -> web.Response:
         service = _service(request, type_name)
-        if request.query.get("filter"):
-            raise ScimError(501, "Filtering is not implemented yet")
         projection = _projection(request, service)
         start_index = max(_integer(request, "startIndex", 1), 1)
         count = min(max(_integer(request, "count", DEFAULT_COUNT), 0), MAX_COUNT)
-        total, items = await service.list(start_index, count, projection)
+        total, items = await service.list(start_index, count, projection, request.query.get("filter"))
         return scim_json(
             {
                 "schemas": [LIST_RESPONSE_SCHEMA],

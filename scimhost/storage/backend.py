@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from scimhost.scim.query import IndexEntry, QNode
+
 
 class StorageError(Exception):
     """The store failed in a way the client cannot fix (answered 503 / reported by `check`)."""
@@ -64,6 +66,8 @@ class ResourceWrite:
     # Normalised values of `uniqueness: server` attributes, by attribute name.
     unique_values: dict[str, str] = field(default_factory=dict)
     password_hash: str | None | Keep = KEEP
+    # The attribute index rows filters run against (scimhost.scim.query.index_entries).
+    index: tuple[IndexEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ class StorageBackend(ABC):
     @abstractmethod
     async def list_resources(
         self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,
-        groups: bool = True,
+        groups: bool = True, filter: QNode | None = None,
     ) -> tuple[int, list[StoredResource]]:
-        """The total and one page (1-based `start_index`) in creation order."""
+        """The number of resources matching `filter` and one page of them (1-based
+        `start_index`) in creation order. The filter runs in the store, never in Python."""

@@ -26,6 +26,8 @@ import orjson
 from tortoise.exceptions import BaseORMException, IntegrityError
 from tortoise.migrations.executor import MigrationExecutor
 
+from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL as _FilterSQL
+from scimhost.scim.query import QNode
 from scimhost.storage.backend import (
     KEEP,
     MemberChange,
@@ -249,7 +251,8 @@ class TortoiseBackend(StorageBackend):
                 cached = pieces[0] + "".join(f"${i}{p}" for i, p in enumerate(pieces[1:], 1))
             else:
                 cached = text
-            self._sql_cache[text] = cached
+            if len(self._sql_cache) < 512:  # filters give many shapes; keep the common ones
+                self._sql_cache[text] = cached
         return cached
 
     async def _rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
@@ -309,6 +312,7 @@ class TortoiseBackend(StorageBackend):
                  orjson.dumps(write.document).decode(), password, now, now],
             )
             await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
+            await self._insert_index(tx, source, resource_type, resource_id, write.index)
             if members:
                 await self._change_members(tx, source, resource_id, [MemberChange("add", tuple(members))])
 
@@ -359,6 +363,8 @@ class TortoiseBackend(StorageBackend):
             if write is not None:
                 await tx.execute_query(self._sql("DELETE FROM scimhost_unique WHERE resource_id = ?"), [resource_id])
                 await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
+                await tx.execute_query(self._sql("DELETE FROM scimhost_attr WHERE resource_id = ?"), [resource_id])
+                await self._insert_index(tx, source, resource_type, resource_id, write.index)
             if member_changes:
                 await self._change_members(tx, source, resource_id, member_changes)
             return await tx.execute_query_dict(
@@ -393,19 +399,22 @@ class TortoiseBackend(StorageBackend):
 
     async def list_resources(
         self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,
-        groups: bool = True,
+        groups: bool = True, filter: QNode | None = None,
     ) -> tuple[int, list[StoredResource]]:
-        total_rows = await self._rows(
-            "SELECT COUNT(*) AS n FROM scimhost_resource WHERE source = ? AND resource_type = ?",
-            [source, resource_type],
-        )
+        where = "r.source = ? AND r.resource_type = ?"
+        values: list[Any] = [source, resource_type]
+        if filter is not None:
+            matching, matching_values = _FilterSQL(self._dialect, source, resource_type).resources(filter)
+            where += f" AND r.id IN ({matching})"
+            values += matching_values
+        total_rows = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
         total = int(total_rows[0]["n"])
-        if count <= 0:
+        if count <= 0 or total == 0:
             return total, []
         rows = await self._rows(
-            f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource WHERE source = ? AND resource_type = ? "
-            "ORDER BY created, id LIMIT ? OFFSET ?",
-            [source, resource_type, count, max(start_index, 1) - 1],
+            f"SELECT {', '.join('r.' + c for c in RESOURCE_COLUMNS.split(', '))} FROM scimhost_resource r "
+            f"WHERE {where} ORDER BY r.created, r.id LIMIT ? OFFSET ?",
+            [*values, count, max(start_index, 1) - 1],
         )
         return total, await self._with_relations([_stored(r) for r in rows], members, groups)
 
@@ -443,6 +452,23 @@ class TortoiseBackend(StorageBackend):
             )
             for r in resources
         ]
+
+    async def _insert_index(self, tx, source: str, resource_type: str, resource_id: str, entries) -> None:
+        for start in range(0, len(entries), CHUNK // 8):
+            chunk = entries[start : start + CHUNK // 8]
+            rows = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+            values = [
+                v
+                for e in chunk
+                for v in (resource_id, source, resource_type, e.path, e.item, e.text, e.number)
+            ]
+            await tx.execute_query(
+                self._sql(
+                    "INSERT INTO scimhost_attr (resource_id, source, resource_type, path, item, value_text, value_num) "
+                    f"VALUES {rows}"
+                ),
+                values,
+            )
 
     async def _insert_unique(self, tx, source: str, resource_type: str, resource_id: str, values: dict[str, str]) -> None:
         for attribute, value in values.items():

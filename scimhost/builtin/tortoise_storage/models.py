@@ -70,3 +70,27 @@ class Member(models.Model):
     class Meta:
         table = "scimhost_member"
         unique_together = (("group", "member"),)
+
+
+class AttributeValue(models.Model):
+    """One value of one attribute of a resource, normalised, for filters pushed into SQL."""
+
+    id = fields.BigIntField(primary_key=True)
+    resource = fields.ForeignKeyField(
+        "scimhost.Resource", related_name=False, on_delete=fields.CASCADE, db_index=True
+    )
+    source = fields.CharField(max_length=63)
+    resource_type = fields.CharField(max_length=64)
+    # Lower-cased attribute path, urn-qualified for extensions: emails.value, name.givenname
+    path = fields.CharField(max_length=512)
+    # Which value of a multi-valued attribute, so a value filter matches within one value.
+    item = fields.IntField()
+    value_text = fields.TextField(null=True)
+    value_num = fields.FloatField(null=True)
+
+    class Meta:
+        table = "scimhost_attr"
+        indexes = (
+            ("source", "resource_type", "path", "value_text"),
+            ("source", "resource_type", "path", "value_num"),
+        )

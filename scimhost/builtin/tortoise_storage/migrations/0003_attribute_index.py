@@ -1,0 +1,28 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise.fields.base import OnDelete
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('scimhost', '0002_resources')]
+
+    initial = False
+
+    operations = [
+        ops.CreateModel(
+            name='AttributeValue',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('resource', fields.ForeignKeyField('scimhost.Resource', source_field='resource_id', db_index=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('source', fields.CharField(max_length=63)),
+                ('resource_type', fields.CharField(max_length=64)),
+                ('path', fields.CharField(max_length=512)),
+                ('item', fields.IntField()),
+                ('value_text', fields.TextField(null=True, unique=False)),
+                ('value_num', fields.FloatField(null=True)),
+            ],
+            options={'table': 'scimhost_attr', 'app': 'scimhost', 'indexes': [Index(fields=['source', 'resource_type', 'path', 'value_text']), Index(fields=['source', 'resource_type', 'path', 'value_num'])], 'pk_attr': 'id', 'table_description': 'One value of one attribute of a resource, normalised, for filters pushed into SQL.'},
+            bases=['Model'],
+        ),
+    ]

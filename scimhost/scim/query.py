@@ -1,0 +1,291 @@
+"""Queries the core hands to storage: filters resolved against a resource type, and the
+attribute index entries every stored resource has.
+
+A filter's attribute paths are resolved here, once, into `Field`s with the comparison values
+already normalised the way index entries are (lower-cased unless `caseExact`, booleans and
+dateTimes in one canonical text form, numbers as numbers). A backend only translates this tree
+to its query language; it never sees attribute names it would have to interpret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal, Union
+
+from scimhost.scim.filter import And, AttrPath, Compare, Node, Not, Or, Present, ValuePath, invalid_filter
+from scimhost.scim.resource_types import ResourceType
+from scimhost.scim.schema import Attribute
+
+# Where a field lives: the attribute index, a resource column, or the membership rows.
+FieldKind = Literal["attr", "id", "created", "lastModified", "member", "group"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    kind: FieldKind
+    key: str = ""  # index path for kind "attr": lower-cased, `urn:...:attr.sub` for extensions
+    numeric: bool = False  # compared as numbers (integer, decimal)
+
+
+@dataclass(frozen=True, slots=True)
+class QCompare:
+    field: Field
+    op: str
+    value: Any  # normalised text, or a number when field.numeric
+
+
+@dataclass(frozen=True, slots=True)
+class QPresent:
+    field: Field
+
+
+@dataclass(frozen=True, slots=True)
+class QAnd:
+    terms: tuple[QNode, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QOr:
+    terms: tuple[QNode, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QNot:
+    expr: QNode
+
+
+@dataclass(frozen=True, slots=True)
+class QValuePath:
+    """Some one value of a multi-valued attribute matches `filter`, whose fields all belong to
+    that attribute (`emails[type eq "work" and value eq "x"]` needs both on the same value)."""
+
+    attribute: str  # index path prefix of the multi-valued attribute
+    filter: QNode
+
+
+QNode = Union[QCompare, QPresent, QAnd, QOr, QNot, QValuePath]
+
+
+@dataclass(frozen=True)
+class ResourceQuery:
+    """What a list or search asks of the store."""
+
+    filter: QNode | None = None
+    start_index: int = 1
+    count: int = 100
+
+
+# --- index entries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    path: str
+    item: int  # which value of a multi-valued attribute (0 for single-valued ones)
+    text: str | None
+    number: float | None
+
+
+def index_entries(document: dict[str, Any], resource_type: ResourceType) -> list[IndexEntry]:
+    """The attribute index rows of a stored document (what filters run against)."""
+    entries: list[IndexEntry] = []
+    _add_schema_entries(entries, document, resource_type.schema.attributes.values(), "")
+    external_id = document.get("externalId")
+    if isinstance(external_id, str):
+        entries.append(IndexEntry("externalid", 0, external_id, None))
+    for extension, _ in resource_type.extensions:
+        part = document.get(extension.id)
+        if isinstance(part, dict):
+            _add_schema_entries(entries, part, extension.attributes.values(), extension.id.lower() + ":")
+    return entries
+
+
+def _add_schema_entries(entries: list[IndexEntry], container: dict, attributes, prefix: str) -> None:
+    for attribute in attributes:
+        value = container.get(attribute.name)
+        if value is None or attribute.returned == "never" or attribute.mutability == "writeOnly":
+            continue
+        key = prefix + attribute.name.lower()
+        values = value if attribute.multi_valued and isinstance(value, list) else [value]
+        for item, single in enumerate(values):
+            if attribute.type == "complex":
+                if not isinstance(single, dict):
+                    continue
+                for sub in attribute.sub_attributes.values():
+                    sub_value = single.get(sub.name)
+                    if sub_value is not None:
+                        entries.append(_entry(f"{key}.{sub.name.lower()}", item, sub, sub_value))
+            else:
+                entries.append(_entry(key, item, attribute, single))
+
+
+def _entry(path: str, item: int, attribute: Attribute, value: Any) -> IndexEntry:
+    if attribute.type in ("integer", "decimal") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return IndexEntry(path, item, None, float(value))
+    return IndexEntry(path, item, normalise_text(attribute, value), None)
+
+
+def normalise_text(attribute: Attribute, value: Any) -> str:
+    """The text form of a value in the index and in comparisons."""
+    if attribute.type == "boolean":
+        if isinstance(value, str):
+            return "true" if value.lower() == "true" else "false"
+        return "true" if value else "false"
+    if attribute.type == "dateTime":
+        return normalise_datetime(value)
+    text = value if isinstance(value, str) else str(value)
+    return text if attribute.case_exact else text.lower()
+
+
+def normalise_datetime(value: Any) -> str:
+    """A dateTime as UTC text with microseconds, so text order is time order."""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise invalid_filter(f"{value!r} is not a dateTime") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- filter resolution ----------------------------------------------------------------------------
+
+_META_COLUMNS = {"created": "created", "lastmodified": "lastModified"}
+
+
+def resolve_filter(node: Node, resource_type: ResourceType) -> QNode:
+    """The filter with its paths resolved against `resource_type`; 400 invalidFilter on an
+    unknown attribute or a comparison the attribute's type does not support."""
+    if isinstance(node, And):
+        return QAnd(tuple(resolve_filter(t, resource_type) for t in node.terms))
+    if isinstance(node, Or):
+        return QOr(tuple(resolve_filter(t, resource_type) for t in node.terms))
+    if isinstance(node, Not):
+        return QNot(resolve_filter(node.expr, resource_type))
+    if isinstance(node, ValuePath):
+        return _resolve_value_path(node, resource_type)
+    field, attribute = _resolve_field(node.path, resource_type)
+    if isinstance(node, Present):
+        return QPresent(field)
+    return _compare(field, attribute, node.op, node.value)
+
+
+def _resolve_field(path: AttrPath, resource_type: ResourceType) -> tuple[Field, Attribute]:
+    resolved = resource_type.resolve(path)
+    if resolved is None or resolved.attribute is None:
+        raise invalid_filter(f"unknown attribute '{path}' in {resource_type.name}")
+    attribute, sub = resolved.attribute, resolved.sub
+    name = attribute.name.lower()
+    if resolved.schema is None:  # common attributes
+        if name == "id":
+            return Field("id"), attribute
+        if name == "meta":
+            if sub is None or sub.name.lower() not in _META_COLUMNS:
+                raise invalid_filter(f"'{path}' cannot be filtered on; use meta.created or meta.lastModified")
+            return Field(_META_COLUMNS[sub.name.lower()]), sub
+    if not resolved.is_extension and attribute.type == "complex" and attribute.multi_valued:
+        if name == "members" and (sub is None or sub.name.lower() == "value"):
+            return Field("member"), attribute.sub("value")
+        if name == "groups" and (sub is None or sub.name.lower() == "value"):
+            return Field("group"), attribute.sub("value")
+    prefix = resolved.extension_urn.lower() + ":" if resolved.is_extension else ""
+    if attribute.type == "complex":
+        if sub is None:
+            # RFC 7644 §3.4.2.2: a complex multi-valued attribute compares its `value`.
+            sub = attribute.sub("value")
+            if sub is None:
+                raise invalid_filter(f"'{path}' is complex; filter on one of its sub-attributes")
+        target = sub
+        key = f"{prefix}{name}.{sub.name.lower()}"
+    else:
+        target = attribute
+        key = prefix + name
+    if target.mutability == "writeOnly" or target.returned == "never":
+        raise invalid_filter(f"'{path}' cannot be filtered on")
+    return Field("attr", key, numeric=target.type in ("integer", "decimal")), target
+
+
+def _compare(field: Field, attribute: Attribute, op: str, value: Any) -> QNode:
+    if value is None:
+        if op == "eq":
+            return QNot(QPresent(field))
+        if op == "ne":
+            return QPresent(field)
+        raise invalid_filter(f"'{op}' cannot compare with null")
+    kind = attribute.type
+    if kind == "boolean":
+        if op not in ("eq", "ne"):
+            raise invalid_filter(f"'{op}' does not apply to the boolean '{attribute.name}'")
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise invalid_filter(f"'{attribute.name}' is a boolean: compare it with true or false")
+    elif kind in ("integer", "decimal"):
+        if op in ("co", "sw", "ew"):
+            raise invalid_filter(f"'{op}' does not apply to the number '{attribute.name}'")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise invalid_filter(f"'{attribute.name}' is a number")
+        return _negated(op, QCompare(field, "eq" if op == "ne" else op, float(value)))
+    elif kind == "dateTime":
+        if op in ("co", "sw", "ew"):
+            raise invalid_filter(f"'{op}' does not apply to the dateTime '{attribute.name}'")
+        if not isinstance(value, str):
+            raise invalid_filter(f"'{attribute.name}' is a dateTime: compare it with a quoted date")
+    elif not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise invalid_filter(f"'{attribute.name}' is a string: compare it with a quoted value")
+        value = str(value)
+    if field.kind in ("id", "member", "group"):
+        text = value
+    elif field.kind in ("created", "lastModified"):
+        text = normalise_datetime(value)
+    else:
+        text = normalise_text(attribute, value)
+    return _negated(op, QCompare(field, "eq" if op == "ne" else op, text))
+
+
+def _negated(op: str, node: QCompare) -> QNode:
+    # `ne` is "not eq": true for resources without the attribute, as the in-memory evaluator.
+    return QNot(node) if op == "ne" else node
+
+
+def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
+    resolved = resource_type.resolve(node.path)
+    if resolved is None or resolved.attribute is None or resolved.sub is not None:
+        raise invalid_filter(f"unknown attribute '{node.path}' in {resource_type.name}")
+    attribute = resolved.attribute
+    if not attribute.multi_valued:
+        raise invalid_filter(f"'{node.path}' is not multi-valued; write '{node.path}.sub op value' instead")
+    prefix = resolved.extension_urn.lower() + ":" if resolved.is_extension else ""
+    base = prefix + attribute.name.lower()
+
+    def inner(sub_node: Node) -> QNode:
+        if isinstance(sub_node, And):
+            return QAnd(tuple(inner(t) for t in sub_node.terms))
+        if isinstance(sub_node, Or):
+            return QOr(tuple(inner(t) for t in sub_node.terms))
+        if isinstance(sub_node, Not):
+            return QNot(inner(sub_node.expr))
+        if isinstance(sub_node, ValuePath):
+            raise invalid_filter("a value filter cannot hold another")
+        path = sub_node.path
+        if path.urn or path.sub:
+            raise invalid_filter(f"'{path}' is not a sub-attribute of '{attribute.name}'")
+        if attribute.type == "complex":
+            sub = attribute.sub(path.attr)
+            if sub is None:
+                raise invalid_filter(f"'{attribute.name}' has no sub-attribute '{path.attr}'")
+            target, key = sub, f"{base}.{sub.name.lower()}"
+        else:
+            if path.attr.lower() != "value":
+                raise invalid_filter(f"'{attribute.name}' has no sub-attribute '{path.attr}'")
+            target, key = attribute, base
+        if attribute.name.lower() in ("members", "groups") and not resolved.is_extension:
+            raise invalid_filter(f"filter '{attribute.name}' by value, as {attribute.name}.value eq \"id\"")
+        field = Field("attr", key, numeric=target.type in ("integer", "decimal"))
+        if isinstance(sub_node, Present):
+            return QPresent(field)
+        return _compare(field, target, sub_node.op, sub_node.value)
+
+    return QValuePath(base, inner(node.filter))
