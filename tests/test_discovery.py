@@ -38,7 +38,7 @@ async def test_service_provider_config_tells_what_is_implemented(scim):
     assert config["etag"]["supported"] is True
     assert config["changePassword"]["supported"] is True
     assert config["bulk"]["supported"] is False
-    assert config["filter"]["supported"] is False
+    assert config["filter"] == {"supported": True, "maxResults": 1000}
     assert config["sort"]["supported"] is False
 
 

@@ -49,10 +49,13 @@ def match_resource(node: Node, doc: dict[str, Any], resource_type: ResourceType)
         if resolved.schema is None and resolved.attribute.name == "meta":
             container = doc
         value = container.get(resolved.attribute.name) if isinstance(container, dict) else None
-        if resolved.sub is None:
+        sub = resolved.sub
+        if sub is None and resolved.attribute.type == "complex" and resolved.attribute.sub("value") is not None:
+            sub = resolved.attribute.sub("value")  # RFC 7644 §3.4.2.2: `emails co "x"` compares value
+        if sub is None:
             return resolved.attribute, _values(value)
-        subs = [v.get(resolved.sub.name) for v in _values(value) if isinstance(v, dict)]
-        return resolved.sub, [s for v in subs for s in _values(v)]
+        subs = [v.get(sub.name) for v in _values(value) if isinstance(v, dict)]
+        return sub, [s for v in subs for s in _values(v)]
 
     def value_path(path: AttrPath, inner: Node) -> bool:
         resolved = resource_type.resolve(path)
