@@ -13,7 +13,8 @@ from scimhost.passwords import hash_password
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
 from scimhost.scim.patch import apply_patch, parse_patch_request
-from scimhost.scim.query import index_entries, resolve_filter
+from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
+from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
 from scimhost.scim.render import Projection, etag, resource_document
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.validation import validate_resource
@@ -81,18 +82,54 @@ class ResourceService:
             raise not_found(self.type, resource_id)
         return stored
 
-    async def list(
-        self, start_index: int, count: int, projection: Projection, filter_text: str | None = None
-    ) -> tuple[int, list[StoredResource]]:
-        query_filter = resolve_filter(parse_filter(filter_text), self.type) if filter_text else None
-        return await self.storage.list_resources(
+    def projection(self, params: ListParams) -> Projection:
+        return Projection(self.type, params.attributes, params.excluded_attributes)
+
+    def query(self, params: ListParams) -> ResourceQuery:
+        """The store query for list parameters; 400 for a bad filter, sortBy or cursor."""
+        query_filter = resolve_filter(parse_filter(params.filter), self.type) if params.filter else None
+        sort = resolve_sort(params.sort_by, params.sort_order, self.type) if params.sort_by else None
+        after = before = None
+        if params.cursor:
+            direction, created, resource_id = decode_cursor(params.cursor)
+            if direction == "after":
+                after = (created, resource_id)
+            else:
+                before = (created, resource_id)
+        if params.cursor is not None and sort is not None:
+            raise ScimError(400, "cursor paging follows creation order; it cannot be combined with sortBy",
+                            "invalidValue")
+        return ResourceQuery(
+            filter=query_filter,
+            sort=sort,
+            start_index=params.start_index,
+            count=params.count,
+            cursor_paging=params.cursor is not None,
+            after=after,
+            before=before,
+        )
+
+    async def list(self, params: ListParams) -> dict[str, Any]:
+        """A ListResponse for list parameters, filtered and paged in the store."""
+        query = self.query(params)
+        projection = self.projection(params)
+        page = await self.storage.list_resources(
             self.source.slug,
             self.type.name,
-            start_index=start_index,
-            count=count,
-            filter=query_filter,
+            query,
             members=self.row_attribute is not None and projection.wants_attribute(self.row_attribute),
             groups=self.derives_groups and projection.wants_attribute("groups"),
+        )
+        resources = [self.render(item, projection) for item in page.resources]
+        if not query.cursor_paging:
+            return list_response(page.total, resources, start_index=params.start_index)
+        first, last = (page.resources[0], page.resources[-1]) if page.resources else (None, None)
+        return list_response(
+            page.total,
+            resources,
+            start_index=None,
+            next_cursor=encode_cursor("after", last.created, last.id) if page.more_after and last else None,
+            previous_cursor=encode_cursor("before", first.created, first.id) if page.more_before and first else None,
         )
 
     def render(self, stored: StoredResource, projection: Projection) -> dict[str, Any]:

@@ -39,7 +39,8 @@ async def test_service_provider_config_tells_what_is_implemented(scim):
     assert config["changePassword"]["supported"] is True
     assert config["bulk"]["supported"] is False
     assert config["filter"] == {"supported": True, "maxResults": 1000}
-    assert config["sort"]["supported"] is False
+    assert config["sort"]["supported"] is True
+    assert config["pagination"]["cursor"] is True and config["pagination"]["maxPageSize"] == 1000
 
 
 async def test_schemas_and_resource_types(scim):

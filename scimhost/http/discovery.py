@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scimhost.http.keys import HOST, SOURCE
-from scimhost.http.resources import MAX_COUNT
+from scimhost.scim.listing import DEFAULT_COUNT, MAX_COUNT
 from scimhost.http.responses import scim_json
 from scimhost.scim.discovery import Capabilities, service_provider_config
 from scimhost.scim.errors import ScimError
@@ -13,7 +13,15 @@ from scimhost.scim.render import LIST_RESPONSE_SCHEMA
 
 # What this build implements; a flag turns true in the change that implements the feature.
 CAPABILITIES = Capabilities(
-    patch=True, etag=True, change_password=True, filter=True, filter_max_results=MAX_COUNT
+    patch=True,
+    etag=True,
+    change_password=True,
+    filter=True,
+    filter_max_results=MAX_COUNT,
+    sort=True,
+    cursor=True,
+    default_page_size=DEFAULT_COUNT,
+    max_page_size=MAX_COUNT,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from scimhost.http.bodies import if_match_version, none_match, read_json
@@ -9,10 +11,8 @@ from scimhost.http.keys import HOST, SOURCE
 from scimhost.http.responses import scim_json
 from scimhost.resources import ResourceService
 from scimhost.scim.errors import ScimError
-from scimhost.scim.render import LIST_RESPONSE_SCHEMA, Projection, etag, parse_attribute_list
-
-DEFAULT_COUNT = 100
-MAX_COUNT = 1000
+from scimhost.scim.listing import MAX_COUNT, list_response, params_from_query, params_from_search
+from scimhost.scim.render import Projection, etag, parse_attribute_list
 
 
 def _service(request: web.Request, type_name: str) -> ResourceService:
@@ -26,16 +26,6 @@ def _projection(request: web.Request, service: ResourceService) -> Projection:
         parse_attribute_list(request.query.get("attributes")),
         parse_attribute_list(request.query.get("excludedAttributes")),
     )
-
-
-def _integer(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ScimError(400, f"{name} must be an integer", "invalidValue") from None
 
 
 def _resource_response(service: ResourceService, stored, projection: Projection, status: int = 200) -> web.Response:
@@ -56,19 +46,11 @@ def resource_handlers(type_name: str) -> dict[str, object]:
 
     async def list_(request: web.Request) -> web.Response:
         service = _service(request, type_name)
-        projection = _projection(request, service)
-        start_index = max(_integer(request, "startIndex", 1), 1)
-        count = min(max(_integer(request, "count", DEFAULT_COUNT), 0), MAX_COUNT)
-        total, items = await service.list(start_index, count, projection, request.query.get("filter"))
-        return scim_json(
-            {
-                "schemas": [LIST_RESPONSE_SCHEMA],
-                "totalResults": total,
-                "startIndex": start_index,
-                "itemsPerPage": len(items),
-                "Resources": [service.render(item, projection) for item in items],
-            }
-        )
+        return scim_json(await service.list(params_from_query(request.query)))
+
+    async def search(request: web.Request) -> web.Response:
+        service = _service(request, type_name)
+        return scim_json(await service.list(params_from_search(await read_json(request))))
 
     async def get(request: web.Request) -> web.StreamResponse:
         service = _service(request, type_name)
@@ -103,4 +85,46 @@ def resource_handlers(type_name: str) -> dict[str, object]:
         await service.delete(request.match_info["id"], if_match_version(request))
         return web.Response(status=204)
 
-    return {"create": create, "list": list_, "get": get, "replace": replace, "patch": patch, "delete": delete}
+    return {
+        "create": create, "list": list_, "search": search, "get": get, "replace": replace, "patch": patch,
+        "delete": delete,
+    }
+
+
+async def search_all(request: web.Request) -> web.Response:
+    """POST /.search at the source root: one ListResponse across every resource type.
+
+    A resource type lacking an attribute the filter names contributes nothing (RFC 7644
+    §3.4.2.1); a filter no resource type understands is an error. Results are grouped by
+    resource type, in catalog order, and paged across them."""
+    params = params_from_search(await read_json(request))
+    if params.cursor is not None:
+        raise ScimError(400, "cursor paging is offered per resource type, not at the root", "invalidValue")
+    source = request[SOURCE]
+    services, first_error = [], None
+    for name in source.catalog.resource_types:
+        service = ResourceService(request.app[HOST], source, source.catalog.resource_types[name])
+        try:
+            service.query(params)
+        except ScimError as exc:
+            first_error = first_error or exc
+            continue
+        services.append(service)
+    if not services and first_error is not None:
+        raise first_error
+    totals = [
+        (await service.list(replace(params, count=0, attributes=["id"])))["totalResults"] for service in services
+    ]
+    resources: list = []
+    skip, wanted = params.start_index - 1, params.count
+    for service, total in zip(services, totals):
+        if skip >= total:
+            skip -= total
+            continue
+        if wanted <= 0:
+            break
+        page = await service.list(replace(params, start_index=skip + 1, count=min(wanted, MAX_COUNT)))
+        resources += page["Resources"]
+        wanted -= len(page["Resources"])
+        skip = 0
+    return scim_json(list_response(sum(totals), resources, start_index=params.start_index))

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from scimhost.http import discovery
 from scimhost.http.keys import HOST
-from scimhost.http.resources import resource_handlers
+from scimhost.http.resources import resource_handlers, search_all
 from scimhost.sources import SCIM_PREFIX
 from scimhost.storage.backend import StorageError
 
@@ -36,12 +36,14 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(SOURCE_ROOT + "/Schemas/{id}", discovery.schema)
     router.add_get(SOURCE_ROOT + "/ResourceTypes", discovery.resource_types)
     router.add_get(SOURCE_ROOT + "/ResourceTypes/{name}", discovery.resource_type)
+    router.add_post(SOURCE_ROOT + "/.search", search_all)
     # Resource types come from `register_resource_types`; each gets its collection and items.
     for doc in app[HOST].registry.resource_types.values():
         handlers = resource_handlers(doc["name"])
         collection = SOURCE_ROOT + doc["endpoint"]
         router.add_get(collection, handlers["list"])
         router.add_post(collection, handlers["create"])
+        router.add_post(collection + "/.search", handlers["search"])
         item = collection + "/{id}"
         router.add_get(item, handlers["get"])
         router.add_put(item, handlers["replace"])

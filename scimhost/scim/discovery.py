@@ -22,6 +22,10 @@ class Capabilities:
     sort: bool = False
     etag: bool = False
     change_password: bool = False
+    # RFC 9865 pagination
+    cursor: bool = False
+    default_page_size: int = 100
+    max_page_size: int = 100
 
 
 def service_provider_config(
@@ -40,6 +44,13 @@ def service_provider_config(
         "changePassword": {"supported": capabilities.change_password},
         "sort": {"supported": capabilities.sort},
         "etag": {"supported": capabilities.etag},
+        "pagination": {
+            "cursor": capabilities.cursor,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": capabilities.default_page_size,
+            "maxPageSize": capabilities.max_page_size,
+        },
         "authenticationSchemes": list(authentication_schemes),
         "meta": {"resourceType": "ServiceProviderConfig", "location": location},
     }

@@ -67,13 +67,30 @@ class QValuePath:
 QNode = Union[QCompare, QPresent, QAnd, QOr, QNot, QValuePath]
 
 
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """`sortBy` resolved: the field, its order, and for a multi-valued attribute the path of
+    the `primary` flag whose value sorts first (RFC 7644 §3.4.2.3)."""
+
+    field: Field
+    descending: bool = False
+    primary_path: str | None = None
+
+
 @dataclass(frozen=True)
 class ResourceQuery:
-    """What a list or search asks of the store."""
+    """What a list or search asks of the store.
+
+    Index paging uses `start_index`; cursor paging (RFC 9865) gives `after` or `before`, the
+    (created, id) position of the last or first resource of the previous page."""
 
     filter: QNode | None = None
+    sort: SortKey | None = None
     start_index: int = 1
     count: int = 100
+    cursor_paging: bool = False
+    after: tuple[datetime, str] | None = None
+    before: tuple[datetime, str] | None = None
 
 
 # --- index entries ------------------------------------------------------------------------------
@@ -289,3 +306,29 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
         return _compare(field, target, sub_node.op, sub_node.value)
 
     return QValuePath(base, inner(node.filter))
+
+
+def resolve_sort(sort_by: str, sort_order: str | None, resource_type: ResourceType) -> SortKey:
+    """`sortBy` / `sortOrder` resolved; 400 invalidValue for an attribute that cannot sort."""
+    from scimhost.scim.errors import ScimError
+    from scimhost.scim.filter import parse_attr_path
+
+    def invalid(detail: str) -> ScimError:
+        return ScimError(400, detail, "invalidValue")
+
+    order = (sort_order or "ascending").lower()
+    if order not in ("ascending", "descending"):
+        raise invalid("sortOrder must be ascending or descending")
+    path = parse_attr_path(sort_by.strip(), lambda detail: invalid(f"sortBy: {detail}"))
+    try:
+        field, attribute = _resolve_field(path, resource_type)
+    except ScimError as exc:
+        raise invalid(f"sortBy: {exc.detail}") from None
+    if field.kind in ("member", "group") or attribute.type == "complex":
+        raise invalid(f"sortBy: '{path}' cannot be sorted on")
+    primary = None
+    resolved = resource_type.resolve(path)
+    if resolved is not None and resolved.attribute is not None and resolved.attribute.multi_valued:
+        if resolved.attribute.sub("primary") is not None:
+            primary = field.key.rsplit(".", 1)[0] + ".primary"
+    return SortKey(field, order == "descending", primary)

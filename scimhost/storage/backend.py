@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from scimhost.scim.query import IndexEntry, QNode
+from scimhost.scim.query import IndexEntry, ResourceQuery
 
 
 class StorageError(Exception):
@@ -79,6 +79,17 @@ class MemberChange:
 
     kind: Literal["add", "remove", "set"]
     ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ResourcePage:
+    """One page of a query: the total that match, and (cursor paging) whether pages follow
+    after this one or come before it."""
+
+    total: int
+    resources: list[StoredResource]
+    more_after: bool = False
+    more_before: bool = False
 
 
 class ResourceNotFound(Exception):
@@ -201,8 +212,7 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def list_resources(
-        self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,
-        groups: bool = True, filter: QNode | None = None,
-    ) -> tuple[int, list[StoredResource]]:
-        """The number of resources matching `filter` and one page of them (1-based
-        `start_index`) in creation order. The filter runs in the store, never in Python."""
+        self, source: str, resource_type: str, query: ResourceQuery, *, members: bool = True, groups: bool = True
+    ) -> ResourcePage:
+        """The resources matching `query.filter`, counted and paged in the store (never
+        filtered in Python), ordered by `query.sort` then creation order."""

@@ -27,11 +27,12 @@ from tortoise.exceptions import BaseORMException, IntegrityError
 from tortoise.migrations.executor import MigrationExecutor
 
 from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL as _FilterSQL
-from scimhost.scim.query import QNode
+from scimhost.scim.query import ResourceQuery, SortKey
 from scimhost.storage.backend import (
     KEEP,
     MemberChange,
     ResourceNotFound,
+    ResourcePage,
     ResourceWrite,
     ServiceAccount,
     StorageBackend,
@@ -398,25 +399,73 @@ class TortoiseBackend(StorageBackend):
         return VersionMismatch() if exists else ResourceNotFound()
 
     async def list_resources(
-        self, source: str, resource_type: str, *, start_index: int, count: int, members: bool = True,
-        groups: bool = True, filter: QNode | None = None,
-    ) -> tuple[int, list[StoredResource]]:
+        self, source: str, resource_type: str, query: ResourceQuery, *, members: bool = True, groups: bool = True
+    ) -> ResourcePage:
         where = "r.source = ? AND r.resource_type = ?"
         values: list[Any] = [source, resource_type]
-        if filter is not None:
-            matching, matching_values = _FilterSQL(self._dialect, source, resource_type).resources(filter)
+        if query.filter is not None:
+            matching, matching_values = _FilterSQL(self._dialect, source, resource_type).resources(query.filter)
             where += f" AND r.id IN ({matching})"
             values += matching_values
         total_rows = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
         total = int(total_rows[0]["n"])
-        if count <= 0 or total == 0:
-            return total, []
+        if query.count <= 0 or total == 0:
+            return ResourcePage(total, [])
+        columns = ", ".join("r." + c for c in RESOURCE_COLUMNS.split(", "))
+        order_values: list[Any] = []
+        backwards = query.before is not None
+        if query.sort is not None:
+            key, key_values = self._sort_expression(query.sort)
+            order_values = key_values + key_values  # the key appears twice below
+            direction = "DESC" if query.sort.descending else "ASC"
+            order = f"({key}) IS NULL, ({key}) {direction}, r.created, r.id"
+        else:
+            order = "r.created DESC, r.id DESC" if backwards else "r.created, r.id"
+        cursor_mode = query.cursor_paging
+        if query.after is not None:
+            where += " AND (r.created > ? OR (r.created = ? AND r.id > ?))"
+            values += [query.after[0], query.after[0], query.after[1]]
+        elif query.before is not None:
+            where += " AND (r.created < ? OR (r.created = ? AND r.id < ?))"
+            values += [query.before[0], query.before[0], query.before[1]]
+        if cursor_mode:
+            limit, offset = query.count + 1, 0
+        else:
+            limit, offset = query.count, max(query.start_index, 1) - 1
         rows = await self._rows(
-            f"SELECT {', '.join('r.' + c for c in RESOURCE_COLUMNS.split(', '))} FROM scimhost_resource r "
-            f"WHERE {where} ORDER BY r.created, r.id LIMIT ? OFFSET ?",
-            [*values, count, max(start_index, 1) - 1],
+            f"SELECT {columns} FROM scimhost_resource r WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*values, *order_values, limit, offset],
         )
-        return total, await self._with_relations([_stored(r) for r in rows], members, groups)
+        more = cursor_mode and len(rows) > query.count
+        rows = rows[: query.count]
+        if backwards:
+            rows.reverse()
+        resources = await self._with_relations([_stored(r) for r in rows], members, groups)
+        if backwards:
+            return ResourcePage(total, resources, more_after=True, more_before=more)
+        return ResourcePage(total, resources, more_after=more, more_before=query.after is not None)
+
+    def _sort_expression(self, sort: SortKey) -> tuple[str, list[Any]]:
+        field = sort.field
+        if field.kind != "attr":
+            return {"id": "r.id", "created": "r.created", "lastModified": "r.last_modified"}[field.kind], []
+        column = "a.value_num" if field.numeric else "a.value_text"
+        if self._dialect == "postgres" and not field.numeric:
+            column += ' COLLATE "C"'
+        primary_first = ""
+        values: list[Any] = [field.key]
+        if sort.primary_path:
+            primary_first = (
+                "(SELECT COUNT(*) FROM scimhost_attr p WHERE p.resource_id = a.resource_id AND p.item = a.item "
+                "AND p.path = ? AND p.value_text = 'true') DESC, "
+            )
+            values = [field.key, sort.primary_path]
+        # The primary value of a multi-valued attribute sorts; else its first value.
+        return (
+            f"SELECT {column} FROM scimhost_attr a WHERE a.resource_id = r.id AND a.path = ? "
+            f"ORDER BY {primary_first}a.item LIMIT 1",
+            values,
+        )
 
     async def _with_relations(self, resources: list[StoredResource], members: bool, groups: bool) -> list[StoredResource]:
         if not resources or not (members or groups):
