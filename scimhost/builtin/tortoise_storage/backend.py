@@ -404,9 +404,9 @@ class TortoiseBackend(StorageBackend):
         where = "r.source = ? AND r.resource_type = ?"
         values: list[Any] = [source, resource_type]
         if query.filter is not None:
-            matching, matching_values = _FilterSQL(self._dialect, source, resource_type).resources(query.filter)
-            where += f" AND r.id IN ({matching})"
-            values += matching_values
+            condition, condition_values = _FilterSQL(self._dialect, source, resource_type).where(query.filter)
+            where += f" AND {condition}"
+            values += condition_values
         total_rows = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
         total = int(total_rows[0]["n"])
         if query.count <= 0 or total == 0:

@@ -1,9 +1,15 @@
 """Resolved SCIM filters (scimhost.scim.query) as SQL over the attribute index.
 
-Every node becomes a SELECT of matching resource ids: a comparison selects index rows, `and`
-is INTERSECT, `or` is UNION, `not` is "all resources EXCEPT". A value path works on
-(resource, item) pairs, so `emails[type eq "work" and value eq "x"]` needs both on the same
-email. Values are always bound parameters; only fixed SQL fragments are ever concatenated.
+A filter becomes two pieces of one statement:
+
+- a *condition* on the resource row `r`, exact for any filter: each comparison is a correlated
+  EXISTS over the resource's index rows (`and`, `or`, `not` are SQL's own), and a value path
+  needs its comparisons on the same value (`a.item = i.item`);
+- an optional *driver*: a SELECT of candidate ids served by an index (`userName eq`, a prefix,
+  a range), a superset of the matches. `r.id IN (driver)` lets the database start from a few
+  index entries instead of every resource; the condition then decides exactly.
+
+Values are always bound parameters; only fixed SQL fragments are ever concatenated.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from scimhost.scim.query import Field, QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath
+from scimhost.scim.query import QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath
 
 _ORDER_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_COLUMNS = {"id": "r.id", "created": "r.created", "lastModified": "r.last_modified"}
+# Above every character, so [prefix, prefix + TOP) is the range of texts starting with prefix.
+_TOP = "\U0010ffff"
 
 
 class FilterSQL:
@@ -23,104 +32,110 @@ class FilterSQL:
         self.dialect = dialect
         self.source = source
         self.resource_type = resource_type
-        self.counter = 0
 
-    def resources(self, node: QNode) -> tuple[str, list[Any]]:
-        """`SELECT resource_id ...` of the resources that match."""
-        if isinstance(node, QAnd):
-            return self._compound(node.terms, "INTERSECT", self.resources)
-        if isinstance(node, QOr):
-            return self._compound(node.terms, "UNION", self.resources)
+    def where(self, node: QNode) -> tuple[str, list[Any]]:
+        """A condition on `r` selecting exactly the matching resources, led by an index driver
+        when the filter has one."""
+        condition, values = self.condition(node)
+        driver = self.driver(node)
+        if driver is None:
+            return condition, values
+        driver_sql, driver_values = driver
+        return f"r.id IN ({driver_sql}) AND {condition}", driver_values + values
+
+    # --- exact conditions -----------------------------------------------------------------------
+
+    def condition(self, node: QNode, item: str | None = None) -> tuple[str, list[Any]]:
+        if isinstance(node, (QAnd, QOr)):
+            joiner = " AND " if isinstance(node, QAnd) else " OR "
+            parts, values = [], []
+            for term in node.terms:
+                sql, term_values = self.condition(term, item)
+                parts.append(f"({sql})")
+                values += term_values
+            return joiner.join(parts), values
         if isinstance(node, QNot):
-            inner, values = self.resources(node.expr)
-            every = "SELECT id AS resource_id FROM scimhost_resource WHERE source = ? AND resource_type = ?"
-            return (
-                f"{every} EXCEPT {self._simple(inner)}",
-                [self.source, self.resource_type, *values],
-            )
+            sql, values = self.condition(node.expr, item)
+            return f"NOT ({sql})", values
         if isinstance(node, QValuePath):
-            items, values = self.items(node.filter, node.attribute)
-            return f"SELECT resource_id FROM ({items}) AS {self._alias()}", values
-        return self._leaf(node)
-
-    def items(self, node: QNode, attribute: str) -> tuple[str, list[Any]]:
-        """`SELECT resource_id, item ...` of the values of a multi-valued attribute that match."""
-        if isinstance(node, QAnd):
-            return self._compound(node.terms, "INTERSECT", lambda n: self.items(n, attribute), columns="resource_id, item")
-        if isinstance(node, QOr):
-            return self._compound(node.terms, "UNION", lambda n: self.items(n, attribute), columns="resource_id, item")
-        if isinstance(node, QNot):
-            inner, values = self.items(node.expr, attribute)
-            every = (
-                "SELECT resource_id, item FROM scimhost_attr WHERE source = ? AND resource_type = ? "
-                "AND (path = ? OR (path > ? AND path < ?))"
-            )
+            inner, values = self.condition(node.filter, item="i.item")
+            attribute = node.attribute
             return (
-                f"{every} EXCEPT SELECT resource_id, item FROM ({inner}) AS {self._alias()}",
-                [self.source, self.resource_type, attribute, attribute + ".", attribute + "/", *values],
+                "EXISTS (SELECT 1 FROM scimhost_attr i WHERE i.resource_id = r.id "
+                f"AND (i.path = ? OR (i.path > ? AND i.path < ?)) AND ({inner}))",
+                [attribute, attribute + ".", attribute + "/", *values],
             )
-        condition, values = self._attr_condition(node)
-        return (
-            "SELECT resource_id, item FROM scimhost_attr WHERE source = ? AND resource_type = ? AND " + condition,
-            [self.source, self.resource_type, *values],
-        )
+        field = node.field
+        if field.kind == "attr":
+            same_item = f" AND a.item = {item}" if item else ""
+            if isinstance(node, QPresent):
+                return f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE a.resource_id = r.id AND a.path = ?{same_item})", [field.key]
+            column = "a.value_num" if field.numeric else "a.value_text"
+            compare, values = self._compare(column, node.op, node.value, text=not field.numeric)
+            return (
+                f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE a.resource_id = r.id AND a.path = ?{same_item} AND {compare})",
+                [field.key, *values],
+            )
+        if field.kind in _COLUMNS:
+            if isinstance(node, QPresent):
+                return "1 = 1", []
+            value = node.value if field.kind == "id" else datetime.fromisoformat(node.value)
+            return self._compare(_COLUMNS[field.kind], node.op, value, text=field.kind == "id")
+        # Membership rows: Group members.value and User groups.value.
+        this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
+        if isinstance(node, QPresent):
+            return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE m.{this} = r.id)", []
+        compare, values = self._compare(f"m.{other}", node.op, node.value, text=True)
+        return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE m.{this} = r.id AND {compare})", values
 
-    # --- pieces ------------------------------------------------------------------------------------
+    # --- index drivers --------------------------------------------------------------------------
 
-    def _alias(self) -> str:
-        self.counter += 1
-        return f"q{self.counter}"
-
-    def _simple(self, sql: str, columns: str = "resource_id") -> str:
-        # SQLite cannot parenthesise the operands of INTERSECT/UNION/EXCEPT, so each compound
-        # operand is wrapped as a plain SELECT over a subquery.
-        return f"SELECT {columns} FROM ({sql}) AS {self._alias()}"
-
-    def _compound(self, terms, operator: str, build, columns: str = "resource_id") -> tuple[str, list[Any]]:
-        parts, values = [], []
-        for term in terms:
-            sql, term_values = build(term)
-            parts.append(self._simple(sql, columns))
-            values += term_values
-        return f" {operator} ".join(parts), values
-
-    def _leaf(self, node: QCompare | QPresent) -> tuple[str, list[Any]]:
+    def driver(self, node: QNode) -> tuple[str, list[Any]] | None:
+        """A SELECT of candidate resource ids (a superset of the matches) an index serves."""
+        if isinstance(node, QAnd):
+            # Any one term narrows the set; an equality is the most selective guess.
+            drivers = [(term, self.driver(term)) for term in node.terms]
+            drivers = [(term, d) for term, d in drivers if d is not None]
+            if not drivers:
+                return None
+            drivers.sort(key=lambda pair: 0 if isinstance(pair[0], QCompare) and pair[0].op == "eq" else 1)
+            return drivers[0][1]
+        if isinstance(node, QOr):
+            parts, values = [], []
+            for term in node.terms:
+                driver = self.driver(term)
+                if driver is None:
+                    return None
+                parts.append(f"SELECT resource_id FROM ({driver[0]}) AS d{len(parts)}")
+                values += driver[1]
+            return " UNION ".join(parts), values
+        if isinstance(node, QValuePath):
+            return self.driver(node.filter)
+        if isinstance(node, QNot) or not isinstance(node, QCompare):
+            return None
         field = node.field
         scope = [self.source, self.resource_type]
-        if field.kind == "attr":
-            condition, values = self._attr_condition(node)
-            return (
-                "SELECT resource_id FROM scimhost_attr WHERE source = ? AND resource_type = ? AND " + condition,
-                scope + values,
-            )
-        if field.kind in ("id", "created", "lastModified"):
-            column = {"id": "id", "created": "created", "lastModified": "last_modified"}[field.kind]
-            base = "SELECT id AS resource_id FROM scimhost_resource WHERE source = ? AND resource_type = ?"
-            if isinstance(node, QPresent):
-                return base, scope
-            value: Any = node.value
-            if field.kind != "id":
-                value = datetime.fromisoformat(value)
-            condition, values = self._compare(column, node.op, value, text=field.kind == "id")
-            return f"{base} AND {condition}", scope + values
-        # Membership: Group members.value and User groups.value.
-        this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
-        base = (
-            f"SELECT m.{this} AS resource_id FROM scimhost_member m JOIN scimhost_resource r ON r.id = m.{this} "
-            "WHERE r.source = ? AND r.resource_type = ?"
-        )
-        if isinstance(node, QPresent):
-            return base, scope
-        condition, values = self._compare(f"m.{other}", node.op, node.value, text=True)
-        return f"{base} AND {condition}", scope + values
-
-    def _attr_condition(self, node: QCompare | QPresent) -> tuple[str, list[Any]]:
-        field: Field = node.field
-        if isinstance(node, QPresent):
-            return "path = ?", [field.key]
+        if field.kind == "id" and node.op == "eq":
+            return "SELECT CAST(? AS TEXT) AS resource_id", [node.value]
+        if field.kind in ("member", "group") and node.op == "eq":
+            this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
+            return f"SELECT {this} AS resource_id FROM scimhost_member WHERE {other} = ?", [node.value]
+        if field.kind != "attr":
+            return None
         column = "value_num" if field.numeric else "value_text"
-        condition, values = self._compare(column, node.op, node.value, text=not field.numeric)
-        return f"path = ? AND {condition}", [field.key, *values]
+        base = "SELECT resource_id FROM scimhost_attr WHERE source = ? AND resource_type = ? AND path = ? AND "
+        if node.op == "eq":
+            return base + f"{column} = ?", [*scope, field.key, node.value]
+        # Ranges use the index where the index orders text by code point (SQLite, numbers).
+        if self.dialect == "postgres" and not field.numeric:
+            return None
+        if node.op in _ORDER_OPS:
+            return base + f"{column} {_ORDER_OPS[node.op]} ?", [*scope, field.key, node.value]
+        if node.op == "sw" and node.value:
+            return base + f"{column} >= ? AND {column} < ?", [*scope, field.key, node.value, node.value + _TOP]
+        return None
+
+    # --- comparisons ----------------------------------------------------------------------------
 
     def _compare(self, column: str, op: str, value: Any, *, text: bool) -> tuple[str, list[Any]]:
         if op == "eq":

@@ -76,9 +76,7 @@ class AttributeValue(models.Model):
     """One value of one attribute of a resource, normalised, for filters pushed into SQL."""
 
     id = fields.BigIntField(primary_key=True)
-    resource = fields.ForeignKeyField(
-        "scimhost.Resource", related_name=False, on_delete=fields.CASCADE, db_index=True
-    )
+    resource = fields.ForeignKeyField("scimhost.Resource", related_name=False, on_delete=fields.CASCADE)
     source = fields.CharField(max_length=63)
     resource_type = fields.CharField(max_length=64)
     # Lower-cased attribute path, urn-qualified for extensions: emails.value, name.givenname
@@ -91,6 +89,9 @@ class AttributeValue(models.Model):
     class Meta:
         table = "scimhost_attr"
         indexes = (
+            # drivers: equality, prefixes and ranges on one attribute
             ("source", "resource_type", "path", "value_text"),
             ("source", "resource_type", "path", "value_num"),
+            # conditions: the index rows of one resource (and the cascade on delete)
+            ("resource_id", "path", "item"),
         )

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
             name='AttributeValue',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
-                ('resource', fields.ForeignKeyField('scimhost.Resource', source_field='resource_id', db_index=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
+                ('resource', fields.ForeignKeyField('scimhost.Resource', source_field='resource_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.CASCADE)),
                 ('source', fields.CharField(max_length=63)),
                 ('resource_type', fields.CharField(max_length=64)),
                 ('path', fields.CharField(max_length=512)),
@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('value_text', fields.TextField(null=True, unique=False)),
                 ('value_num', fields.FloatField(null=True)),
             ],
-            options={'table': 'scimhost_attr', 'app': 'scimhost', 'indexes': [Index(fields=['source', 'resource_type', 'path', 'value_text']), Index(fields=['source', 'resource_type', 'path', 'value_num'])], 'pk_attr': 'id', 'table_description': 'One value of one attribute of a resource, normalised, for filters pushed into SQL.'},
+            options={'table': 'scimhost_attr', 'app': 'scimhost', 'indexes': [Index(fields=['source', 'resource_type', 'path', 'value_text']), Index(fields=['source', 'resource_type', 'path', 'value_num']), Index(fields=['resource_id', 'path', 'item'])], 'pk_attr': 'id', 'table_description': 'One value of one attribute of a resource, normalised, for filters pushed into SQL.'},
             bases=['Model'],
         ),
     ]
