@@ -404,7 +404,9 @@ class TortoiseBackend(StorageBackend):
         where = "r.source = ? AND r.resource_type = ?"
         values: list[Any] = [source, resource_type]
         if query.filter is not None:
-            condition, condition_values = _FilterSQL(self._dialect, source, resource_type).where(query.filter)
+            condition, condition_values = await _FilterSQL(self._dialect, source, resource_type).where(
+                query.filter, self._estimate
+            )
             where += f" AND {condition}"
             values += condition_values
         total_rows = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
@@ -444,6 +446,11 @@ class TortoiseBackend(StorageBackend):
         if backwards:
             return ResourcePage(total, resources, more_after=True, more_before=more)
         return ResourcePage(total, resources, more_after=more, more_before=query.after is not None)
+
+    async def _estimate(self, sql: str, values: list[Any]) -> int:
+        """How many rows a driver selects, counting no further than a thousand."""
+        rows = await self._rows(f"SELECT COUNT(*) AS n FROM ({sql} LIMIT 1001) AS e", values)
+        return int(rows[0]["n"])
 
     def _sort_expression(self, sort: SortKey) -> tuple[str, list[Any]]:
         field = sort.field

@@ -14,8 +14,12 @@ Values are always bound parameters; only fixed SQL fragments are ever concatenat
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
+
+# Counts the rows of a driver (capped), so the cheapest of several can lead.
+Estimate = Callable[[str, list[Any]], Awaitable[int]]
 
 from scimhost.scim.query import QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath
 
@@ -33,11 +37,11 @@ class FilterSQL:
         self.source = source
         self.resource_type = resource_type
 
-    def where(self, node: QNode) -> tuple[str, list[Any]]:
+    async def where(self, node: QNode, estimate: Estimate) -> tuple[str, list[Any]]:
         """A condition on `r` selecting exactly the matching resources, led by an index driver
         when the filter has one."""
         condition, values = self.condition(node)
-        driver = self.driver(node)
+        driver = await self.driver(node, estimate)
         if driver is None:
             return condition, values
         driver_sql, driver_values = driver
@@ -90,27 +94,27 @@ class FilterSQL:
 
     # --- index drivers --------------------------------------------------------------------------
 
-    def driver(self, node: QNode) -> tuple[str, list[Any]] | None:
+    async def driver(self, node: QNode, estimate: Estimate) -> tuple[str, list[Any]] | None:
         """A SELECT of candidate resource ids (a superset of the matches) an index serves."""
         if isinstance(node, QAnd):
-            # Any one term narrows the set; an equality is the most selective guess.
-            drivers = [(term, self.driver(term)) for term in node.terms]
-            drivers = [(term, d) for term, d in drivers if d is not None]
-            if not drivers:
-                return None
-            drivers.sort(key=lambda pair: 0 if isinstance(pair[0], QCompare) and pair[0].op == "eq" else 1)
-            return drivers[0][1]
+            # Any one term narrows the set: lead with the one that selects fewest rows
+            # (`type eq "work"` matches most users, `value eq "x@y"` one).
+            drivers = [d for d in [await self.driver(term, estimate) for term in node.terms] if d is not None]
+            if len(drivers) > 1:
+                sizes = [await estimate(*driver) for driver in drivers]
+                return drivers[sizes.index(min(sizes))]
+            return drivers[0] if drivers else None
         if isinstance(node, QOr):
             parts, values = [], []
             for term in node.terms:
-                driver = self.driver(term)
+                driver = await self.driver(term, estimate)
                 if driver is None:
                     return None
                 parts.append(f"SELECT resource_id FROM ({driver[0]}) AS d{len(parts)}")
                 values += driver[1]
             return " UNION ".join(parts), values
         if isinstance(node, QValuePath):
-            return self.driver(node.filter)
+            return await self.driver(node.filter, estimate)
         if isinstance(node, QNot) or not isinstance(node, QCompare):
             return None
         field = node.field
