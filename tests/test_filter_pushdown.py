@@ -128,3 +128,58 @@ async def test_filter_with_paging_counts_in_the_database(scim):
     page = await scim.json("GET", "/Users?count=2&startIndex=3&filter=" + urllib.parse.quote('title eq "SAME"'))
     assert page["totalResults"] == 7 and page["itemsPerPage"] == 2
     assert [u["userName"] for u in page["Resources"]] == ["user2", "user3"]
+
+
+TYPED = "urn:example:params:scim:schemas:extension:typed:2.0:User"
+
+
+async def test_every_attribute_type_filters_like_the_evaluator(aiohttp_client, storage_url):
+    from conftest import ScimClient, make_config
+
+    from scimhost.app import create_app
+
+    config = make_config(storage_url)
+    config["schema_extensions"] = [{
+        "resource_type": "User",
+        "schema": {"id": TYPED, "attributes": [
+            {"name": "level", "type": "integer"},
+            {"name": "score", "type": "decimal"},
+            {"name": "since", "type": "dateTime"},
+            {"name": "vip", "type": "boolean"},
+            {"name": "code", "type": "string", "caseExact": True},
+            {"name": "site", "type": "reference"},
+            {"name": "tags", "type": "string", "multiValued": True},
+        ]},
+    }]
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
+    rng = random.Random(7643)
+    for index in range(30):
+        typed = {
+            "level": rng.randint(-3, 3), "score": rng.choice([0.5, 1.25, -2.0, 10.0]),
+            "since": rng.choice(DATES), "vip": rng.random() < 0.5, "code": rng.choice(["Ab", "ab", "AB"]),
+            "site": rng.choice(["https://a.example/x", "https://B.example/y"]),
+            "tags": rng.sample(["red", "Green", "blue"], rng.randint(0, 3)),
+        }
+        typed = {k: v for k, v in typed.items() if rng.random() < 0.85}
+        await scim.create_user(f"t{index}", **{TYPED: typed})
+    everyone = (await scim.json("GET", "/Users?count=1000"))["Resources"]
+    user_type = app[HOST].sources["demo"].catalog.resource_types["User"]
+    filters = [
+        f"{TYPED}:level {op} {n}" for op in ("eq", "ne", "gt", "ge", "lt", "le") for n in (-1, 0, 2)
+    ] + [
+        f"{TYPED}:score gt 1", f"{TYPED}:score le -2", f"{TYPED}:score eq 1.25",
+        f'{TYPED}:since gt "2024-01-01T00:00:00Z"', f'{TYPED}:since le "2024-06-15T10:30:00Z"',
+        f'{TYPED}:since eq "2024-06-15T10:30:00Z"',
+        f"{TYPED}:vip eq true", f'{TYPED}:vip eq "False"', f"{TYPED}:vip pr", f"not ({TYPED}:vip eq true)",
+        f'{TYPED}:code eq "ab"', f'{TYPED}:code eq "AB"', f'{TYPED}:code sw "A"', f'{TYPED}:code gt "B"',
+        f'{TYPED}:site co "b.example"', f'{TYPED}:tags eq "green"', f'{TYPED}:tags co "e"', f"{TYPED}:tags pr",
+        f'{TYPED}:tags[value eq "red"]', f'{TYPED}:level gt 0 and {TYPED}:vip eq true or {TYPED}:tags ew "UE"',
+    ]
+    for text in filters:
+        expected = sorted(u["userName"] for u in everyone if match_resource(parse_filter(text), u, user_type))
+        found = await scim.json("GET", "/Users?count=1000&filter=" + urllib.parse.quote(text))
+        assert sorted(u["userName"] for u in found["Resources"]) == expected, text
+    error = await scim.json("GET", "/Users?filter=" + urllib.parse.quote(f'{TYPED}:level co "1"'), expect=400)
+    assert error["scimType"] == "invalidFilter"
