@@ -76,6 +76,7 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int) -> N
             await tx.execute_many(sql(
                 "INSERT INTO scimhost_attr (resource_id, source, resource_type, path, item, value_text, value_num) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)"), attrs)
+            await storage._count(tx, slug, kind, len(docs))
 
         await storage._atomic(body)
 

@@ -314,6 +314,7 @@ class TortoiseBackend(StorageBackend):
             )
             await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
             await self._insert_index(tx, source, resource_type, resource_id, write.index)
+            await self._count(tx, source, resource_type, 1)
             if members:
                 await self._change_members(tx, source, resource_id, [MemberChange("add", tuple(members))])
 
@@ -387,6 +388,7 @@ class TortoiseBackend(StorageBackend):
             changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {condition}"), values)
             if not changed:
                 raise await self._why_unchanged(tx, source, resource_type, resource_id)
+            await self._count(tx, source, resource_type, -1)
 
         await self._atomic(body)
 
@@ -409,8 +411,14 @@ class TortoiseBackend(StorageBackend):
             )
             where += f" AND {condition}"
             values += condition_values
-        total_rows = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
-        total = int(total_rows[0]["n"])
+        if query.filter is None:
+            counted = await self._rows(
+                "SELECT count AS n FROM scimhost_count WHERE source = ? AND resource_type = ?", [source, resource_type]
+            )
+            total = int(counted[0]["n"]) if counted else 0
+        else:
+            counted = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
+            total = int(counted[0]["n"])
         if query.count <= 0 or total == 0:
             return ResourcePage(total, [])
         columns = ", ".join("r." + c for c in RESOURCE_COLUMNS.split(", "))
@@ -424,12 +432,13 @@ class TortoiseBackend(StorageBackend):
         else:
             order = "r.created DESC, r.id DESC" if backwards else "r.created, r.id"
         cursor_mode = query.cursor_paging
+        # Row values, so that the (source, resource_type, created, id) index seeks to the cursor.
         if query.after is not None:
-            where += " AND (r.created > ? OR (r.created = ? AND r.id > ?))"
-            values += [query.after[0], query.after[0], query.after[1]]
+            where += " AND (r.created, r.id) > (?, ?)"
+            values += [query.after[0], query.after[1]]
         elif query.before is not None:
-            where += " AND (r.created < ? OR (r.created = ? AND r.id < ?))"
-            values += [query.before[0], query.before[0], query.before[1]]
+            where += " AND (r.created, r.id) < (?, ?)"
+            values += [query.before[0], query.before[1]]
         if cursor_mode:
             limit, offset = query.count + 1, 0
         else:
@@ -446,6 +455,15 @@ class TortoiseBackend(StorageBackend):
         if backwards:
             return ResourcePage(total, resources, more_after=True, more_before=more)
         return ResourcePage(total, resources, more_after=more, more_before=query.after is not None)
+
+    async def _count(self, tx, source: str, resource_type: str, delta: int) -> None:
+        await tx.execute_query(
+            self._sql(
+                "INSERT INTO scimhost_count (source, resource_type, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (source, resource_type) DO UPDATE SET count = scimhost_count.count + ?"
+            ),
+            [source, resource_type, max(delta, 0), delta],
+        )
 
     async def _estimate(self, sql: str, values: list[Any]) -> int:
         """How many rows a driver selects, counting no further than a thousand."""

@@ -95,3 +95,17 @@ class AttributeValue(models.Model):
             # conditions: the index rows of one resource (and the cascade on delete)
             ("resource_id", "path", "item"),
         )
+
+
+class ResourceCount(models.Model):
+    """How many resources of one type a source has, kept by every create and delete, so an
+    unfiltered list never counts a million rows."""
+
+    id = fields.IntField(primary_key=True)
+    source = fields.CharField(max_length=63)
+    resource_type = fields.CharField(max_length=64)
+    count = fields.BigIntField()
+
+    class Meta:
+        table = "scimhost_count"
+        unique_together = (("source", "resource_type"),)

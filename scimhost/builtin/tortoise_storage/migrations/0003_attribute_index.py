@@ -25,4 +25,15 @@ class Migration(migrations.Migration):
             options={'table': 'scimhost_attr', 'app': 'scimhost', 'indexes': [Index(fields=['source', 'resource_type', 'path', 'value_text']), Index(fields=['source', 'resource_type', 'path', 'value_num']), Index(fields=['resource_id', 'path', 'item'])], 'pk_attr': 'id', 'table_description': 'One value of one attribute of a resource, normalised, for filters pushed into SQL.'},
             bases=['Model'],
         ),
+        ops.CreateModel(
+            name='ResourceCount',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('source', fields.CharField(max_length=63)),
+                ('resource_type', fields.CharField(max_length=64)),
+                ('count', fields.BigIntField()),
+            ],
+            options={'table': 'scimhost_count', 'app': 'scimhost', 'unique_together': (('source', 'resource_type'),), 'pk_attr': 'id', 'table_description': 'How many resources of one type a source has, kept by every create and delete, so an'},
+            bases=['Model'],
+        ),
     ]
