@@ -68,6 +68,27 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """The `[limits]` table: what one request may ask of the server."""
+
+    # The largest page (ServiceProviderConfig filter.maxResults) and the page without `count`.
+    max_results: int = 1000
+    default_page_size: int = 100
+    # Filters longer or nested deeper are refused before any SQL is built (400 invalidFilter).
+    max_filter_length: int = 4096
+    max_filter_depth: int = 16
+    # PATCH requests with more operations are refused (413).
+    max_patch_operations: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("max_results", "default_page_size", "max_filter_length", "max_filter_depth", "max_patch_operations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1")
+        if self.default_page_size > self.max_results:
+            raise ValueError("default_page_size: must not exceed max_results")
+
+
+@dataclass(frozen=True)
 class PluginSettings:
     """The `[plugins]` table."""
 
@@ -128,6 +149,7 @@ class Settings:
     """Everything the host was configured with."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     storage: StorageSettings | None = None
     plugins: PluginSettings = field(default_factory=PluginSettings)
     sources: tuple[SourceSettings, ...] = ()
@@ -156,7 +178,7 @@ class SettingsTable:
 
 
 DEFAULT_STORAGE_BACKEND = "tortoise"
-CORE_TABLES = ("server", "storage", "plugins", "sources", "schema_extensions")
+CORE_TABLES = ("server", "limits", "storage", "plugins", "sources", "schema_extensions")
 
 
 def config_path_from(cli_value: str | None) -> Path | None:
@@ -207,6 +229,7 @@ def build_settings(
             problems.append(f"{key}: unknown key")
 
     server = load_table(ServerSettings, raw.get("server", {}), "server", problems)
+    limits = load_table(LimitSettings, raw.get("limits", {}), "limits", problems)
     plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
@@ -219,6 +242,7 @@ def build_settings(
         raise ConfigError(problems, path)
     return Settings(
         server=server,
+        limits=limits,
         storage=storage,
         plugins=plugins,
         sources=tuple(sources),

@@ -87,7 +87,11 @@ class ResourceService:
 
     def query(self, params: ListParams) -> ResourceQuery:
         """The store query for list parameters; 400 for a bad filter, sortBy or cursor."""
-        query_filter = resolve_filter(parse_filter(params.filter), self.type) if params.filter else None
+        limits = self.host.settings.limits
+        query_filter = None
+        if params.filter:
+            parsed = parse_filter(params.filter, max_length=limits.max_filter_length, max_depth=limits.max_filter_depth)
+            query_filter = resolve_filter(parsed, self.type)
         sort = resolve_sort(params.sort_by, params.sort_order, self.type) if params.sort_by else None
         after = before = None
         if params.cursor:
@@ -178,7 +182,7 @@ class ResourceService:
         return stored
 
     async def patch(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
-        operations = parse_patch_request(body)
+        operations = parse_patch_request(body, max_operations=self.host.settings.limits.max_patch_operations)
         for _ in range(PATCH_RETRIES):
             current = await self.storage.get_resource(
                 self.source.slug, self.type.name, resource_id, members=False, groups=False

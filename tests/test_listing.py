@@ -102,3 +102,29 @@ async def test_client_query_string_quirks(scim):
                   "?filter=userName eq \"bjensen\"&unknownParam=1"):
         found = await scim.json("GET", "/Users" + query)
         assert found["totalResults"] == 1, query
+
+
+async def test_configured_limits(aiohttp_client, storage_url):
+    from conftest import ScimClient, make_config, patch_op
+
+    from scimhost.app import create_app
+    from scimhost.http.keys import HOST
+
+    config = make_config(storage_url)
+    config["limits"] = {"max_results": 3, "default_page_size": 2, "max_filter_length": 40,
+                        "max_filter_depth": 2, "max_patch_operations": 2}
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
+    users = [await scim.create_user(f"u{i}") for i in range(5)]
+    assert len((await scim.json("GET", "/Users"))["Resources"]) == 2
+    capped = await scim.json("GET", "/Users?count=50")
+    assert capped["itemsPerPage"] == 3 and capped["totalResults"] == 5
+    spc = await scim.json("GET", "/ServiceProviderConfig")
+    assert spc["filter"]["maxResults"] == 3 and spc["pagination"]["defaultPageSize"] == 2
+    error = await scim.json("GET", "/Users?filter=" + q('userName eq "' + "x" * 40 + '"'), expect=400)
+    assert error["scimType"] == "invalidFilter" and "longer than 40" in error["detail"]
+    error = await scim.json("GET", "/Users?filter=" + q('(((a eq "1")))'), expect=400)
+    assert "nested deeper than 2" in error["detail"]
+    ops = [{"op": "add", "path": "title", "value": str(i)} for i in range(3)]
+    await scim.json("PATCH", f"/Users/{users[0]['id']}", patch_op(*ops), expect=413)

@@ -5,24 +5,26 @@ from __future__ import annotations
 from aiohttp import web
 
 from scimhost.http.keys import HOST, SOURCE
-from scimhost.scim.listing import DEFAULT_COUNT, MAX_COUNT
 from scimhost.http.responses import scim_json
 from scimhost.scim.discovery import Capabilities, service_provider_config
 from scimhost.scim.errors import ScimError
 from scimhost.scim.render import LIST_RESPONSE_SCHEMA
 
-# What this build implements; a flag turns true in the change that implements the feature.
-CAPABILITIES = Capabilities(
-    patch=True,
-    etag=True,
-    change_password=True,
-    filter=True,
-    filter_max_results=MAX_COUNT,
-    sort=True,
-    cursor=True,
-    default_page_size=DEFAULT_COUNT,
-    max_page_size=MAX_COUNT,
-)
+def capabilities(request: web.Request) -> Capabilities:
+    """What this build implements, with the configured limits; a flag turns true in the change
+    that implements the feature."""
+    limits = request.app[HOST].settings.limits
+    return Capabilities(
+        patch=True,
+        etag=True,
+        change_password=True,
+        filter=True,
+        filter_max_results=limits.max_results,
+        sort=True,
+        cursor=True,
+        default_page_size=limits.default_page_size,
+        max_page_size=limits.max_results,
+    )
 
 
 def _list(resources: list[dict]) -> dict:
@@ -45,7 +47,8 @@ async def service_provider_config_handler(request: web.Request) -> web.Response:
     host = request.app[HOST]
     source = request[SOURCE]
     schemes = [host.auth_schemes[name].describe() for name in source.settings.auth]
-    return scim_json(service_provider_config(CAPABILITIES, schemes, f"{source.base_url}/ServiceProviderConfig"))
+    location = f"{source.base_url}/ServiceProviderConfig"
+    return scim_json(service_provider_config(capabilities(request), schemes, location))
 
 
 def _schema_json(source, schema) -> dict:

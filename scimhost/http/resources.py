@@ -11,7 +11,7 @@ from scimhost.http.keys import HOST, SOURCE
 from scimhost.http.responses import scim_json
 from scimhost.resources import ResourceService
 from scimhost.scim.errors import ScimError
-from scimhost.scim.listing import MAX_COUNT, list_response, params_from_query, params_from_search
+from scimhost.scim.listing import list_response, params_from_query, params_from_search
 from scimhost.scim.render import Projection, etag, parse_attribute_list
 
 
@@ -26,6 +26,11 @@ def _projection(request: web.Request, service: ResourceService) -> Projection:
         parse_attribute_list(request.query.get("attributes")),
         parse_attribute_list(request.query.get("excludedAttributes")),
     )
+
+
+def _page_limits(request: web.Request) -> dict[str, int]:
+    limits = request.app[HOST].settings.limits
+    return {"max_count": limits.max_results, "default_count": limits.default_page_size}
 
 
 def _resource_response(service: ResourceService, stored, projection: Projection, status: int = 200) -> web.Response:
@@ -46,11 +51,11 @@ def resource_handlers(type_name: str) -> dict[str, object]:
 
     async def list_(request: web.Request) -> web.Response:
         service = _service(request, type_name)
-        return scim_json(await service.list(params_from_query(request.query)))
+        return scim_json(await service.list(params_from_query(request.query, **_page_limits(request))))
 
     async def search(request: web.Request) -> web.Response:
         service = _service(request, type_name)
-        return scim_json(await service.list(params_from_search(await read_json(request))))
+        return scim_json(await service.list(params_from_search(await read_json(request), **_page_limits(request))))
 
     async def get(request: web.Request) -> web.StreamResponse:
         service = _service(request, type_name)
@@ -97,7 +102,7 @@ async def search_all(request: web.Request) -> web.Response:
     A resource type lacking an attribute the filter names contributes nothing (RFC 7644
     §3.4.2.1); a filter no resource type understands is an error. Results are grouped by
     resource type, in catalog order, and paged across them."""
-    params = params_from_search(await read_json(request))
+    params = params_from_search(await read_json(request), **_page_limits(request))
     if params.cursor is not None:
         raise ScimError(400, "cursor paging is offered per resource type, not at the root", "invalidValue")
     source = request[SOURCE]
@@ -123,7 +128,7 @@ async def search_all(request: web.Request) -> web.Response:
             continue
         if wanted <= 0:
             break
-        page = await service.list(replace(params, start_index=skip + 1, count=min(wanted, MAX_COUNT)))
+        page = await service.list(replace(params, start_index=skip + 1, count=wanted))
         resources += page["Resources"]
         wanted -= len(page["Resources"])
         skip = 0

@@ -301,7 +301,7 @@ def parse_path(text: str, *, max_length: int = MAX_FILTER_LENGTH) -> PatchPath:
     attr = parse_attr_path(text[:bracket], invalid_path)
     if attr.sub is not None:
         raise invalid_path(f"path {text!r}: a value filter applies to a multi-valued attribute, not a sub-attribute")
-    parser = _Parser(text[bracket + 1 : close], invalid_filter, MAX_FILTER_DEPTH)
+    parser = _Parser(text[bracket + 1 : close], invalid_filter, MAX_FILTER_DEPTH)  # paths are short
     value_filter = parser.parse_or(True)
     parser.finish()
     rest = text[close + 1 :]

@@ -51,11 +51,11 @@ def _integer(name: str, raw: Any, default: int) -> int:
         raise invalid_value(f"{name} must be an integer") from None
 
 
-def _params(get) -> ListParams:
+def _params(get, max_count: int, default_count: int) -> ListParams:
     # RFC 7644 §3.4.2.4: startIndex below 1 is 1; a negative count is 0; above the maximum, the
     # maximum (ServiceProviderConfig filter.maxResults).
     start_index = max(_integer("startIndex", get("startIndex"), 1), 1)
-    count = min(max(_integer("count", get("count"), DEFAULT_COUNT), 0), MAX_COUNT)
+    count = min(max(_integer("count", get("count"), default_count), 0), max_count)
     filter_text = get("filter")
     if filter_text is not None and not isinstance(filter_text, str):
         raise ScimError(400, "filter must be a string", "invalidFilter")
@@ -75,13 +75,15 @@ def _params(get) -> ListParams:
     )
 
 
-def params_from_query(query: Mapping[str, str]) -> ListParams:
+def params_from_query(
+    query: Mapping[str, str], *, max_count: int = MAX_COUNT, default_count: int = DEFAULT_COUNT
+) -> ListParams:
     """List parameters from a query string (names are case-sensitive in the RFC; accepted in any case)."""
     lowered = {key.lower(): value for key, value in query.items()}
-    return _params(lambda name: lowered.get(name.lower()))
+    return _params(lambda name: lowered.get(name.lower()), max_count, default_count)
 
 
-def params_from_search(body: Any) -> ListParams:
+def params_from_search(body: Any, *, max_count: int = MAX_COUNT, default_count: int = DEFAULT_COUNT) -> ListParams:
     """List parameters from a SearchRequest body (RFC 7644 §3.4.3)."""
     if not isinstance(body, dict):
         raise ScimError(400, "The request body must be a SearchRequest object", "invalidSyntax")
@@ -94,7 +96,7 @@ def params_from_search(body: Any) -> ListParams:
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             if not isinstance(value, str):
                 raise invalid_value(f"{name} must be an array of attribute names")
-    return _params(lambda name: lowered.get(name.lower()))
+    return _params(lambda name: lowered.get(name.lower()), max_count, default_count)
 
 
 # --- cursors (RFC 9865) ---------------------------------------------------------------------------
