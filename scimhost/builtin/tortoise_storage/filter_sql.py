@@ -130,9 +130,10 @@ class FilterSQL:
         base = "SELECT resource_id FROM scimhost_attr WHERE source = ? AND resource_type = ? AND path = ? AND "
         if node.op == "eq":
             return base + f"{column} = ?", [*scope, field.key, node.value]
-        # Ranges use the index where the index orders text by code point (SQLite, numbers).
+        # Ranges compare text by code point: SQLite's binary order, PostgreSQL's "C" collation
+        # (which migration 0003 indexes).
         if self.dialect == "postgres" and not field.numeric:
-            return None
+            column += ' COLLATE "C"'
         if node.op in _ORDER_OPS:
             return base + f"{column} {_ORDER_OPS[node.op]} ?", [*scope, field.key, node.value]
         if node.op == "sw" and node.value:

@@ -98,8 +98,9 @@ class AttributeValue(models.Model):
 
 
 class ResourceCount(models.Model):
-    """How many resources of one type a source has, kept by every create and delete, so an
-    unfiltered list never counts a million rows."""
+    """How many resources of one type a source has (kept by every create and delete).
+
+    An unfiltered list reads this instead of counting a million rows."""
 
     id = fields.IntField(primary_key=True)
     source = fields.CharField(max_length=63)

@@ -4,6 +4,21 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 
+async def code_point_text_index(apps, schema_editor):
+    """PostgreSQL orders text by the database collation; prefix (`sw`) and range filters compare
+    by code point (as SQLite does), which only an index in the "C" collation serves."""
+    if schema_editor.DIALECT == "postgres":
+        await schema_editor.client.execute_script(
+            'CREATE INDEX "idx_scimhost_attr_text_c" ON "scimhost_attr" '
+            '("source", "resource_type", "path", "value_text" COLLATE "C")'
+        )
+
+
+async def drop_code_point_text_index(apps, schema_editor):
+    if schema_editor.DIALECT == "postgres":
+        await schema_editor.client.execute_script('DROP INDEX IF EXISTS "idx_scimhost_attr_text_c"')
+
+
 class Migration(migrations.Migration):
     dependencies = [('scimhost', '0002_resources')]
 
@@ -33,7 +48,8 @@ class Migration(migrations.Migration):
                 ('resource_type', fields.CharField(max_length=64)),
                 ('count', fields.BigIntField()),
             ],
-            options={'table': 'scimhost_count', 'app': 'scimhost', 'unique_together': (('source', 'resource_type'),), 'pk_attr': 'id', 'table_description': 'How many resources of one type a source has, kept by every create and delete, so an'},
+            options={'table': 'scimhost_count', 'app': 'scimhost', 'unique_together': (('source', 'resource_type'),), 'pk_attr': 'id', 'table_description': 'How many resources of one type a source has (kept by every create and delete).'},
             bases=['Model'],
         ),
+        ops.RunPython(code_point_text_index, drop_code_point_text_index),
     ]
