@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,18 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def post(url: str, token: str, body: dict) -> int:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={**bearer(token), "Content-Type": "application/scim+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def write_config(tmp_path: Path, storage_url: str, port: int) -> Path:
     path = tmp_path / "scimhost.toml"
     path.write_text(
@@ -121,6 +134,12 @@ def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers)
             assert status == 200 and body["meta"]["resourceType"] == "ServiceProviderConfig"
         status, body = get(base + "/ServiceProviderConfig", "wrong")
         assert status == 401 and body["status"] == "401"
+        # Concurrent writes, spread over the workers, all land once.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda i: post(base + "/Users", token, {"userName": f"user{i}"}), range(24)))
+        assert statuses == [201] * 24
+        status, body = get(base + "/Users?count=100", token)
+        assert body["totalResults"] == 24
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
@@ -128,6 +147,6 @@ def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers)
     text = err.decode()
     assert f"source demo: http://127.0.0.1:{port}/source/scim/demo/v2 token: issued" in text
     access = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    statuses = sorted(entry["status"] for entry in access if entry["path"].endswith("ServiceProviderConfig"))
+    statuses = sorted(e["status"] for e in access if e["path"].endswith("ServiceProviderConfig"))
     assert statuses == [200] * 6 + [401]
     assert {e["source"] for e in access if e["path"].endswith("ServiceProviderConfig") and e["status"] == 200} == {"demo"}

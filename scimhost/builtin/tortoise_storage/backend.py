@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
 import orjson
-from tortoise.exceptions import BaseORMException, IntegrityError
+from tortoise.exceptions import BaseORMException, DBConnectionError, IntegrityError, OperationalError
 from tortoise.migrations.executor import MigrationExecutor
 
 from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL as _FilterSQL
@@ -56,6 +56,8 @@ APPS = {
 }
 # Any constant works; it only has to be the same in every process of every host.
 PG_MIGRATION_LOCK = 0x5C1A_0057
+# Attempts of a transaction that SQLite refused because another process was writing.
+BUSY_RETRIES = 5
 # Ids per statement: well under SQLite's and PostgreSQL's limits on bound parameters.
 CHUNK = 500
 RESOURCE_COLUMNS = "id, resource_type, data, version, created, last_modified"
@@ -236,7 +238,19 @@ class TortoiseBackend(StorageBackend):
             async with self._db()._in_transaction() as tx:
                 return await body(tx)
 
-        return await asyncio.create_task(run(), context=self._task_context.copy())
+        for attempt in range(BUSY_RETRIES):
+            try:
+                return await asyncio.create_task(run(), context=self._task_context.copy())
+            except OperationalError as exc:
+                # Another process holds SQLite's write lock past the busy timeout, or took it
+                # between this transaction's read and its write: the transaction rolled back
+                # whole, so it is safe to run again.
+                if "locked" not in str(exc) or attempt == BUSY_RETRIES - 1:
+                    raise StorageError(f"{self.describe()}: {exc}") from exc
+                await asyncio.sleep(0.01 * (attempt + 1))
+            except (DBConnectionError, OSError) as exc:
+                raise StorageError(f"{self.describe()}: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _db(self):
         if self._ctx is None:
@@ -257,7 +271,10 @@ class TortoiseBackend(StorageBackend):
         return cached
 
     async def _rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
-        return await self._db().execute_query_dict(self._sql(text), values)
+        try:
+            return await self._db().execute_query_dict(self._sql(text), values)
+        except (OperationalError, DBConnectionError, OSError) as exc:
+            raise StorageError(f"{self.describe()}: {exc}") from exc
 
     # --- service accounts and tokens ---------------------------------------------------------
 
@@ -586,13 +603,17 @@ class TortoiseBackend(StorageBackend):
             for chunk in _chunks(ids):
                 rows = ", ".join("(?, ?, ?)" for _ in chunk)
                 values = [v for member in chunk for v in (group_id, member, types[member])]
-                await tx.execute_query(
-                    self._sql(
-                        f"INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES {rows} "
-                        "ON CONFLICT (group_id, member_id) DO NOTHING"
-                    ),
-                    values,
-                )
+                try:
+                    await tx.execute_query(
+                        self._sql(
+                            f"INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES {rows} "
+                            "ON CONFLICT (group_id, member_id) DO NOTHING"
+                        ),
+                        values,
+                    )
+                except IntegrityError:
+                    # A member was deleted after it was checked: the foreign key refused it.
+                    raise UnknownMembers(list(chunk)) from None
 
     async def _member_types(self, tx, source: str, ids: list[str]) -> dict[str, str]:
         types = {}
