@@ -38,6 +38,7 @@ def build_app(host: Host) -> web.Application:
     )
     app[HOST] = host
     app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_mapping_workers)
     setup_routes(app)
     return app
 
@@ -51,6 +52,15 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await host.storage.close()
+
+
+async def _mapping_workers(app: web.Application) -> AsyncIterator[None]:
+    mappings = app[HOST].mappings
+    await mappings.start()
+    try:
+        yield
+    finally:
+        await mappings.close()
 
 
 async def _log_sources(host: Host) -> None:

@@ -20,6 +20,10 @@ from scimhost.app import build_app
 from scimhost.config import ConfigError, config_path_from, read_config_file, read_plugin_settings
 from scimhost.host import Host, load_host
 from scimhost.http.access_log import JsonAccessLogger
+from scimhost.mapping.runtime import MappingError
+from scimhost.mapping.service import MappingFailed
+from scimhost.scim.errors import ScimError
+from scimhost.scim.validation import validate_resource
 from scimhost.plugins import PluginLoadError, load_plugins
 from scimhost.registry import RegistryError, build_registry
 from scimhost.storage.backend import StorageError
@@ -79,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("slug")
     token.add_argument("--json", action="store_true", help="print JSON")
     token.set_defaults(func=cmd_sources_token)
+    mappings = commands.add_parser("mappings", parents=[common], help="test property mappings, list variables")
+    mapping_commands = mappings.add_subparsers(dest="mappings_command", required=True, metavar="COMMAND")
+    test = mapping_commands.add_parser("test", parents=[common], help="evaluate a source's mappings on a document")
+    test.add_argument("slug")
+    test.add_argument("--resource-type", default="User")
+    test.add_argument("--expression", help="evaluate only this expression")
+    test.add_argument("--input", default="-", help="the SCIM document (a file, or - for stdin)")
+    test.add_argument("--json", action="store_true", help="print the record on one line")
+    test.set_defaults(func=cmd_mappings_test)
+    variables = mapping_commands.add_parser("variables", parents=[common], help="the variables expressions see")
+    variables.add_argument("slug")
+    variables.add_argument("--resource-type", default="User")
+    variables.set_defaults(func=cmd_mappings_variables)
     return parser
 
 
@@ -321,3 +338,69 @@ async def _issue_token(host: Host, slug: str) -> str:
         return await host.issue_token(slug)
     finally:
         await host.storage.close()
+
+
+# --- mappings ------------------------------------------------------------------------------------
+
+
+def _source_and_type(host: Host, slug: str, type_name: str):
+    source = host.sources.get(slug)
+    if source is None:
+        raise ConfigError([f"no source {slug!r} is configured (sources: {', '.join(host.sources) or 'none'})"])
+    resource_type = source.catalog.resource_types.get(type_name)
+    if resource_type is None:
+        raise ConfigError([f"no resource type {type_name!r} (known: {', '.join(source.catalog.resource_types)})"])
+    return source, resource_type
+
+
+def cmd_mappings_test(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    source, resource_type = _source_and_type(host, args.slug, args.resource_type)
+    text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
+    try:
+        document = validate_resource(json.loads(text), resource_type)
+    except ValueError as exc:
+        print(f"error: the input is not JSON: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ScimError as exc:
+        print(f"error: the input is not a valid {resource_type.name}: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED
+    document.pop("password", None)
+    expressions = None
+    if args.expression is not None:
+        try:
+            host.mappings.runtime_of(source.slug).compile(args.expression, label="--expression")
+        except MappingError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        expressions = [("--expression", args.expression)]
+    try:
+        record = asyncio.run(_evaluate(host, source, resource_type.name, document, expressions))
+    except MappingFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(record) if args.json else json.dumps(record, indent=2))
+    return EXIT_OK
+
+
+async def _evaluate(host: Host, source, resource_type: str, document: dict, expressions):
+    # The same pool and limits as the server (unless the config says inline).
+    await host.mappings.start_for(source.slug)
+    try:
+        return await host.mappings.record(source, resource_type, document, expressions=expressions)
+    finally:
+        await host.mappings.close()
+
+
+def cmd_mappings_variables(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    source, resource_type = _source_and_type(host, args.slug, args.resource_type)
+    print("data            the whole document")
+    print("source          {'slug': ..., 'name': ...} of the source")
+    print("resource_type   'User' or 'Group'")
+    for variable in host.mappings.variables(source.slug, resource_type):
+        if variable.bound:
+            print(f"{variable.name:<15} {variable.key}")
+        else:
+            print(f"(unbound)       {variable.key}: {variable.unbound_because}")
+    return EXIT_OK

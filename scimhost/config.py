@@ -96,6 +96,41 @@ class PluginSettings:
 
 
 @dataclass(frozen=True)
+class MappingSettings:
+    """One `[[sources.mappings]]` entry: a property mapping expression of a source."""
+
+    name: str
+    expression: str
+    resource_type: str = "User"
+
+
+@dataclass(frozen=True)
+class MappingPoolSettings:
+    """The `[mappings]` table: how mapping expressions are evaluated."""
+
+    # "process": a pool of worker processes; "inline": in the server process, for tests only.
+    mode: str = "process"
+    workers: int = 2
+    timeout_seconds: float = 2.0
+    memory_mb: int = 512
+    max_evaluations: int = 10_000
+    max_queue: int = 64
+    max_iterations: int = 100_000
+    max_result_bytes: int = 65_536
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("process", "inline"):
+            raise ValueError("mode: must be process or inline")
+        for name in ("workers", "max_evaluations", "max_queue", "max_iterations", "max_result_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1")
+        if self.timeout_seconds <= 0:
+            raise ValueError("timeout_seconds: must be positive")
+        if self.memory_mb < 64:
+            raise ValueError("memory_mb: must be at least 64")
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """One `[[sources]]` entry: a provisioning connection with its own URL and token."""
 
@@ -106,6 +141,8 @@ class SourceSettings:
     auth: tuple[str, ...] = ("bearer",)
     # Schema extension URNs this source accepts; without the key, every registered or declared one.
     extensions: tuple[str, ...] | None = None
+    mapping_runtime: str = "restrictedpython"
+    mappings: tuple[MappingSettings, ...] = ()
 
     def __post_init__(self) -> None:
         if not SLUG_PATTERN.match(self.slug):
@@ -118,6 +155,9 @@ class SourceSettings:
             raise ValueError("token_env: must be an environment variable name")
         if not self.auth:
             raise ValueError("auth: must name at least one auth scheme")
+        names = [m.name for m in self.mappings]
+        if len(names) != len(set(names)):
+            raise ValueError("mappings: mapping names must be unique within a source")
 
 
 @dataclass(frozen=True)
@@ -150,6 +190,7 @@ class Settings:
 
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    mappings: MappingPoolSettings = field(default_factory=MappingPoolSettings)
     storage: StorageSettings | None = None
     plugins: PluginSettings = field(default_factory=PluginSettings)
     sources: tuple[SourceSettings, ...] = ()
@@ -178,7 +219,7 @@ class SettingsTable:
 
 
 DEFAULT_STORAGE_BACKEND = "tortoise"
-CORE_TABLES = ("server", "limits", "storage", "plugins", "sources", "schema_extensions")
+CORE_TABLES = ("server", "limits", "mappings", "storage", "plugins", "sources", "schema_extensions")
 
 
 def config_path_from(cli_value: str | None) -> Path | None:
@@ -230,6 +271,7 @@ def build_settings(
 
     server = load_table(ServerSettings, raw.get("server", {}), "server", problems)
     limits = load_table(LimitSettings, raw.get("limits", {}), "limits", problems)
+    mapping_pool = load_table(MappingPoolSettings, raw.get("mappings", {}), "mappings", problems)
     plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
@@ -243,6 +285,7 @@ def build_settings(
     return Settings(
         server=server,
         limits=limits,
+        mappings=mapping_pool,
         storage=storage,
         plugins=plugins,
         sources=tuple(sources),

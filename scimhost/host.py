@@ -23,6 +23,7 @@ from scimhost.config import (
     read_config_file,
     read_plugin_settings,
 )
+from scimhost.mapping.service import MappingService
 from scimhost.plugins import PluginReport, load_plugins, require_healthy
 from scimhost.registry import Registry, RegistryError, build_registry
 from scimhost.scim.catalog import Catalog, build_catalog
@@ -44,6 +45,7 @@ class Host:
     sources: dict[str, Source]
     storage: StorageBackend
     auth_schemes: dict[str, AuthScheme]
+    mappings: MappingService
 
     async def ensure_service_accounts(self) -> None:
         """Create the service account of every configured source that has none yet."""
@@ -94,6 +96,7 @@ def load_host(
     storage = backend_cls(settings.storage.options, base_dir=settings.base_dir)
     used_schemes = {name for source in settings.sources for name in source.auth}
     auth_schemes = {name: registry.auth_schemes[name](settings, storage) for name in sorted(used_schemes)}
+    mappings = MappingService(settings, registry.mapping_runtimes)
     return Host(
         settings=settings,
         plugins=pm,
@@ -102,6 +105,7 @@ def load_host(
         sources=sources,
         storage=storage,
         auth_schemes=auth_schemes,
+        mappings=mappings,
     )
 
 

@@ -4,11 +4,13 @@ joined, with no HTTP in sight (handlers parse the request, call this, render the
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from scimhost.events import ResourceEvent, dispatch
 from scimhost.host import Host
+from scimhost.mapping.service import MappingFailed
 from scimhost.passwords import hash_password
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
@@ -29,6 +31,8 @@ from scimhost.storage.backend import (
     UnknownMembers,
     VersionMismatch,
 )
+
+log = logging.getLogger("scimhost.resources")
 
 # A PATCH without If-Match re-reads and re-applies when another writer got in between.
 PATCH_RETRIES = 8
@@ -163,7 +167,7 @@ class ResourceService:
             raise self._conflict(exc) from None
         except UnknownMembers as exc:
             raise self._unknown_members(exc) from None
-        await self._event("create", stored)
+        await self._event("create", stored, write.record)
         return stored
 
     async def replace(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
@@ -178,7 +182,7 @@ class ResourceService:
             changes = [MemberChange("set", tuple(self._take_members(doc)))]
         write = await self._prepare(doc, current.document, create=False)
         stored = await self._update(resource_id, current.version, write, changes)
-        await self._event("replace", stored)
+        await self._event("replace", stored, write.record)
         return stored
 
     async def patch(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
@@ -209,7 +213,7 @@ class ResourceService:
                 stored = await self._update(resource_id, expected, write, changes, retrying=if_match is None)
             except VersionMismatch:
                 continue
-            await self._event("patch", stored)
+            await self._event("patch", stored, write.record if write is not None else None)
             return stored
         raise ScimError(409, "The resource kept changing while the PATCH was applied; try again")
 
@@ -265,6 +269,15 @@ class ResourceService:
             source=self.source, resource_type=self.type.name, resource=doc, previous=previous
         )
         password = doc.pop("password", None)
+        try:
+            record = await self.host.mappings.record(self.source, self.type.name, doc)
+        except MappingFailed as exc:
+            log.warning("%s (%s %s)", exc, self.type.name, "create" if create else "update")
+            raise ScimError(
+                400,
+                f"Property mapping {exc.mapping!r} of source {exc.source!r} could not map this {self.type.name}",
+                "invalidValue",
+            ) from None
         if password is not None:
             # scrypt takes tens of milliseconds: off the event loop.
             password_hash: Any = await asyncio.to_thread(hash_password, password)
@@ -277,6 +290,7 @@ class ResourceService:
             unique_values=self._unique_values(doc),
             password_hash=password_hash,
             index=tuple(index_entries(doc, self.type)),
+            record=record,
         )
 
     def _unique_values(self, doc: dict[str, Any]) -> dict[str, str]:
@@ -303,10 +317,11 @@ class ResourceService:
         shown = ", ".join(exc.ids[:5]) + (" ..." if len(exc.ids) > 5 else "")
         return ScimError(400, f"members must be Users or Groups of this source; unknown: {shown}", "invalidValue")
 
-    async def _event(self, action: str, stored: StoredResource) -> None:
+    async def _event(self, action: str, stored: StoredResource, record: dict[str, Any] | None) -> None:
         await dispatch(
             self.host.plugins,
             ResourceEvent(
-                self.source.slug, self.type.name, action, stored.id, etag(stored.version), resource=stored.document
+                self.source.slug, self.type.name, action, stored.id, etag(stored.version),
+                resource=stored.document, record=record,
             ),
         )

@@ -19,7 +19,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
     store = backend(storage_url)
     await store.open(migrate=False)
     try:
-        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index"]
+        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record"]
     finally:
         await store.close()
     await store.open()

@@ -68,6 +68,8 @@ class ResourceWrite:
     password_hash: str | None | Keep = KEEP
     # The attribute index rows filters run against (scimhost.scim.query.index_entries).
     index: tuple[IndexEntry, ...] = ()
+    # The directory record the source's property mappings made of the document.
+    record: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,10 @@ class StorageBackend(ABC):
         self, source: str, resource_type: str, resource_id: str, *, members: bool = True, groups: bool = True
     ) -> StoredResource | None:
         """The resource, with its members / groups when asked (not read at all otherwise)."""
+
+    @abstractmethod
+    async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """The directory record stored with the resource, if any."""
 
     @abstractmethod
     async def update_resource(

@@ -292,6 +292,13 @@ class TortoiseBackend(StorageBackend):
         )
         return _service_account(rows[0])
 
+    async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        rows = await self._rows(
+            "SELECT record FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?",
+            [resource_id, source, resource_type],
+        )
+        return orjson.loads(rows[0]["record"]) if rows and rows[0]["record"] else None
+
     async def service_accounts(self) -> list[ServiceAccount]:
         rows = await self._rows(
             "SELECT source, username, created, token_created FROM scimhost_service_account ORDER BY source",
@@ -324,10 +331,10 @@ class TortoiseBackend(StorageBackend):
             await tx.execute_query(
                 self._sql(
                     "INSERT INTO scimhost_resource (id, source, resource_type, external_id, display, data, "
-                    "password_hash, version, created, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+                    "record, password_hash, version, created, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
                 ),
                 [resource_id, source, resource_type, write.external_id, write.display,
-                 orjson.dumps(write.document).decode(), password, now, now],
+                 orjson.dumps(write.document).decode(), _json_or_none(write.record), password, now, now],
             )
             await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
             await self._insert_index(tx, source, resource_type, resource_id, write.index)
@@ -363,8 +370,9 @@ class TortoiseBackend(StorageBackend):
         assignments = "version = version + 1, last_modified = ?"
         values: list[Any] = [now]
         if write is not None:
-            assignments += ", external_id = ?, display = ?, data = ?"
-            values += [write.external_id, write.display, orjson.dumps(write.document).decode()]
+            assignments += ", external_id = ?, display = ?, data = ?, record = ?"
+            values += [write.external_id, write.display, orjson.dumps(write.document).decode(),
+                       _json_or_none(write.record)]
             if write.password_hash is not KEEP:
                 assignments += ", password_hash = ?"
                 values.append(write.password_hash)
@@ -626,6 +634,10 @@ class TortoiseBackend(StorageBackend):
             )
             types.update({row["id"]: row["resource_type"] for row in rows})
         return types
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:

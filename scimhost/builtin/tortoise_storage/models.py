@@ -30,6 +30,8 @@ class Resource(models.Model):
     # The name members and group lists show: displayName, else userName.
     display = fields.TextField(null=True)
     data = fields.TextField()
+    # The directory record the source's property mappings made (JSON).
+    record = fields.TextField(null=True)
     password_hash = fields.TextField(null=True)
     version = fields.IntField()
     created = fields.DatetimeField()

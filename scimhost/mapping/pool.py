@@ -1,0 +1,167 @@
+"""The pool of worker processes that evaluates mappings, off the event loop and outside the
+server's process.
+
+Workers are started with `spawn` (a fresh interpreter: no copy of the server's tokens,
+connections or memory), limited with RLIMIT_AS, killed and replaced when an evaluation passes
+the wall-clock timeout, and recycled after a number of evaluations. All mappings of one
+resource go to one worker in one round trip. Callers wait in a bounded queue; when it is full
+the pool refuses at once (the server answers 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import multiprocessing
+import resource
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from scimhost.mapping.runtime import EvaluationLimits, MappingError, MappingRuntime
+
+log = logging.getLogger("scimhost.mapping")
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    workers: int = 2
+    timeout_seconds: float = 2.0
+    memory_mb: int = 512
+    max_evaluations: int = 10_000
+    max_queue: int = 64
+    limits: EvaluationLimits = EvaluationLimits()
+
+
+class PoolSaturated(Exception):
+    """Every worker is busy and the queue is full."""
+
+
+class EvaluationTimeout(MappingError):
+    """An evaluation ran past the wall-clock timeout; its worker was killed."""
+
+
+Batch = list[tuple[str, str]]  # (label, expression)
+
+
+def evaluate_batch(runtime: MappingRuntime, batch: Batch, variables: dict[str, Any], limits: EvaluationLimits) -> list:
+    """[("ok", value) | ("error", label, message)] for each expression, in order."""
+    results: list = []
+    for label, expression in batch:
+        try:
+            results.append(("ok", runtime.evaluate(expression, variables, limits)))
+        except MappingError as exc:
+            results.append(("error", label, str(exc)))
+        except MemoryError:
+            results.append(("error", label, "the expression used more memory than allowed"))
+        except RecursionError:
+            results.append(("error", label, "the expression recursed too deeply"))
+    return results
+
+
+def _worker(connection: Connection, runtime_path: str, memory_mb: int, limits: EvaluationLimits) -> None:
+    """A worker's main loop: receive (batch, variables), send results, until told to stop."""
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    module, _, name = runtime_path.rpartition(".")
+    runtime = getattr(importlib.import_module(module), name)()
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        batch, variables = message
+        try:
+            connection.send(evaluate_batch(runtime, batch, variables, limits))
+        except MemoryError:
+            connection.send([("error", label, "the expression used more memory than allowed") for label, _ in batch])
+
+
+class _Worker:
+    def __init__(self, ctx, runtime_path: str, settings: PoolSettings) -> None:
+        parent, child = ctx.Pipe()
+        self.connection = parent
+        self.process = ctx.Process(
+            target=_worker, args=(child, runtime_path, settings.memory_mb, settings.limits), daemon=True,
+            name="scimhost-mapping-worker",
+        )
+        self.process.start()
+        child.close()
+        self.evaluations = 0
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.connection.send(None)
+            except (OSError, ValueError):
+                pass
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=2)
+        self.connection.close()
+
+
+class WorkerPool:
+    """Evaluates batches of expressions of one runtime in worker processes."""
+
+    def __init__(self, runtime_cls: type[MappingRuntime], settings: PoolSettings) -> None:
+        self.runtime_path = f"{runtime_cls.__module__}.{runtime_cls.__qualname__}"
+        self.settings = settings
+        self._ctx = multiprocessing.get_context("spawn")
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._waiting = 0
+        self._workers: list[_Worker] = []
+
+    async def start(self) -> None:
+        self._idle = asyncio.Queue()
+        for _ in range(self.settings.workers):
+            worker = await asyncio.to_thread(_Worker, self._ctx, self.runtime_path, self.settings)
+            self._workers.append(worker)
+            self._idle.put_nowait(worker)
+
+    async def close(self) -> None:
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
+
+    async def evaluate(self, batch: Batch, variables: dict[str, Any]) -> list:
+        assert self._idle is not None, "the pool is not started"
+        if self._idle.empty() and self._waiting >= self.settings.max_queue:
+            raise PoolSaturated()
+        self._waiting += 1
+        try:
+            worker = await self._idle.get()
+        finally:
+            self._waiting -= 1
+        try:
+            results = await asyncio.to_thread(self._round_trip, worker, batch, variables)
+            worker.evaluations += 1
+            if worker.evaluations >= self.settings.max_evaluations:
+                worker = await self._replace(worker, kill=False)  # recycle
+            return results
+        except EvaluationTimeout:
+            worker = await self._replace(worker, kill=True)
+            raise
+        except (EOFError, OSError):
+            # The worker died (a limit hit outside Python's reach, or killed): replace it.
+            worker = await self._replace(worker, kill=True)
+            raise MappingError("the mapping worker stopped during the evaluation") from None
+        finally:
+            self._idle.put_nowait(worker)
+
+    def _round_trip(self, worker: _Worker, batch: Batch, variables: dict[str, Any]) -> list:
+        worker.connection.send((batch, variables))
+        if not worker.connection.poll(self.settings.timeout_seconds):
+            raise EvaluationTimeout(f"the evaluation took longer than {self.settings.timeout_seconds}s")
+        return worker.connection.recv()
+
+    async def _replace(self, worker: _Worker, kill: bool) -> _Worker:
+        await asyncio.to_thread(worker.stop, kill)
+        fresh = await asyncio.to_thread(_Worker, self._ctx, self.runtime_path, self.settings)
+        self._workers = [fresh if w is worker else w for w in self._workers]
+        return fresh

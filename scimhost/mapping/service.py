@@ -1,0 +1,190 @@
+"""Property mappings of every source: compiled at load, evaluated per write, merged into the
+directory record the host keeps beside each resource."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from scimhost.config import ConfigError, MappingPoolSettings, Settings
+from scimhost.mapping.pool import PoolSaturated, PoolSettings, WorkerPool, evaluate_batch
+from scimhost.mapping.runtime import EvaluationLimits, MappingError, MappingRuntime
+from scimhost.mapping.variables import Variable, bind, variable_table
+from scimhost.scim.errors import ScimError
+from scimhost.scim.resource_types import ResourceType
+
+log = logging.getLogger("scimhost.mapping")
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    name: str
+    resource_type: str
+    expression: str
+
+
+class MappingFailed(Exception):
+    """A mapping raised, timed out, hit a limit or returned a non-dict."""
+
+    def __init__(self, source: str, mapping: str, reason: str) -> None:
+        super().__init__(f"property mapping {mapping!r} of source {source!r} failed: {reason}")
+        self.source = source
+        self.mapping = mapping
+        self.reason = reason
+
+
+def schema_keys(resource_type: ResourceType) -> list[str]:
+    """The top-level keys a document of this resource type can have."""
+    keys = ["schemas", "id", "externalId", *(a.name for a in resource_type.schema.attributes.values())]
+    return keys + [schema.id for schema, _ in resource_type.extensions]
+
+
+def default_record(resource_type: str, document: dict[str, Any]) -> dict[str, Any]:
+    """The record before any mapping: what downstream consumers get with no configuration."""
+    if resource_type == "Group":
+        return {"name": document.get("displayName"), "attributes": document}
+    name = document.get("name") or {}
+    full = " ".join(p for p in (name.get("givenName"), name.get("familyName")) if p)
+    emails = [e for e in document.get("emails") or [] if isinstance(e, dict)]
+    primary = next((e for e in emails if e.get("primary") is True), emails[0] if emails else None)
+    return {
+        "username": document.get("userName"),
+        "name": document.get("displayName") or name.get("formatted") or full or document.get("userName"),
+        "email": primary.get("value") if primary else None,
+        "is_active": document.get("active", True),
+        "attributes": document,
+    }
+
+
+def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`update` onto `base`: later keys win, nested dicts merge."""
+    result = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+class MappingService:
+    """Evaluates each source's mappings with its runtime, in the worker pool (or inline)."""
+
+    def __init__(self, settings: Settings, runtimes: Mapping[str, type[MappingRuntime]]) -> None:
+        self.pool_settings: MappingPoolSettings = settings.mappings
+        self.limits = EvaluationLimits(settings.mappings.max_iterations, settings.mappings.max_result_bytes)
+        self._runtime_classes = dict(runtimes)
+        self._runtimes: dict[str, MappingRuntime] = {}
+        self._source_runtime: dict[str, str] = {}
+        self._mappings: dict[str, list[CompiledMapping]] = {}
+        self._pools: dict[str, WorkerPool] = {}
+        problems = []
+        for index, source in enumerate(settings.sources):
+            where = f"sources[{index}]"
+            if source.mapping_runtime not in runtimes:
+                known = ", ".join(sorted(runtimes)) or "none"
+                problems.append(f"{where}.mapping_runtime: no mapping runtime named {source.mapping_runtime!r} (registered: {known})")
+                continue
+            runtime = self.runtime(source.mapping_runtime)
+            self._source_runtime[source.slug] = source.mapping_runtime
+            compiled = []
+            for number, mapping in enumerate(source.mappings):
+                label = f"source {source.slug!r} mapping {mapping.name!r}"
+                try:
+                    runtime.compile(mapping.expression, label=label)
+                except MappingError as exc:
+                    problems.append(f"{where}.mappings[{number}].expression: {exc}")
+                    continue
+                compiled.append(CompiledMapping(mapping.name, mapping.resource_type, mapping.expression))
+            self._mappings[source.slug] = compiled
+        if problems:
+            raise ConfigError(problems, settings.path)
+
+    def runtime(self, name: str) -> MappingRuntime:
+        if name not in self._runtimes:
+            self._runtimes[name] = self._runtime_classes[name]()
+        return self._runtimes[name]
+
+    def runtime_of(self, slug: str) -> MappingRuntime:
+        return self.runtime(self._source_runtime[slug])
+
+    async def start(self) -> None:
+        """Start a worker pool for each runtime a source with mappings uses (process mode)."""
+        used = {name for slug, name in self._source_runtime.items() if self._mappings.get(slug)}
+        await self._start(used)
+
+    async def start_for(self, slug: str) -> None:
+        """Start the pool of one source's runtime, mappings or not (`mappings test`)."""
+        await self._start({self._source_runtime[slug]})
+
+    async def _start(self, runtime_names: set[str]) -> None:
+        if self.pool_settings.mode != "process":
+            return
+        settings = PoolSettings(
+            workers=self.pool_settings.workers,
+            timeout_seconds=self.pool_settings.timeout_seconds,
+            memory_mb=self.pool_settings.memory_mb,
+            max_evaluations=self.pool_settings.max_evaluations,
+            max_queue=self.pool_settings.max_queue,
+            limits=self.limits,
+        )
+        for name in sorted(runtime_names - set(self._pools)):
+            pool = WorkerPool(self._runtime_classes[name], settings)
+            await pool.start()
+            self._pools[name] = pool
+
+    async def close(self) -> None:
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            await pool.close()
+
+    def variables(self, slug: str, resource_type: ResourceType) -> list[Variable]:
+        """The variables an expression of this source sees for this resource type."""
+        return variable_table(schema_keys(resource_type), self.runtime_of(slug).is_valid_name)
+
+    async def record(
+        self, source: Any, resource_type: str, document: dict[str, Any], *, expressions: list[tuple[str, str]] | None = None
+    ) -> dict[str, Any]:
+        """The directory record for a document: defaults, then each mapping's dict merged in order.
+
+        `expressions` replaces the source's mappings (the `mappings test --expression` CLI)."""
+        # The document as JSON again: expressions get copies, never the caller's objects.
+        document = orjson.loads(orjson.dumps(document))
+        record = default_record(resource_type, document)
+        if expressions is None:
+            batch = [(m.name, m.expression) for m in self._mappings.get(source.slug, []) if m.resource_type == resource_type]
+        else:
+            batch = expressions
+        if not batch:
+            return record
+        runtime_name = self._source_runtime[source.slug]
+        runtime = self.runtime(runtime_name)
+        types = source.catalog.resource_types
+        known = schema_keys(types[resource_type]) if resource_type in types else []
+        variables = bind(
+            document, runtime.is_valid_name, known, data=copy.deepcopy(document),
+            source={"slug": source.slug, "name": source.name}, resource_type=resource_type,
+        )
+        pool = self._pools.get(runtime_name)
+        try:
+            if pool is not None:
+                results = await pool.evaluate(batch, variables)
+            else:
+                results = evaluate_batch(runtime, batch, variables, self.limits)
+        except PoolSaturated:
+            raise ScimError(503, "The mapping workers are saturated; retry shortly", headers={"Retry-After": "1"}) from None
+        except MappingError as exc:
+            raise MappingFailed(source.slug, batch[0][0] if len(batch) == 1 else "(batch)", str(exc)) from None
+        for (name, _), result in zip(batch, results):
+            if result[0] == "error":
+                raise MappingFailed(source.slug, name, result[2])
+            value = result[1]
+            if not isinstance(value, dict):
+                raise MappingFailed(source.slug, name, f"it returned {type(value).__name__}, not a dict")
+            record = merge(record, value)
+        return record
