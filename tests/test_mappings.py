@@ -17,7 +17,8 @@ from scimhost.cli import main
 from scimhost.config import ConfigError
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
-from scimhost.mapping.pool import EvaluationTimeout, PoolSettings, WorkerPool
+from scimhost.config import MappingPoolSettings
+from scimhost.mapping.pool import EvaluationTimeout, WorkerPool
 from scimhost.mapping.runtime import EvaluationLimits, MappingError
 from scimhost.mapping.variables import bind, sanitize, variable_table
 
@@ -54,6 +55,10 @@ def test_colliding_keys_shadow_nothing():
     assert not table["data"].bound and table["c"].bound
     variables = bind({"a-b": 1, "a.b": 2, "data": 3, "c": 4}, RUNTIME.is_valid_name, data={"whole": True})
     assert variables == {"data": {"whole": True}, "c": 4}
+
+
+def pool_settings(**overrides) -> MappingPoolSettings:
+    return MappingPoolSettings(**{"workers": 1, "max_iterations": 10_000, "max_result_bytes": 10_000, **overrides})
 
 
 def evaluate(expression, **variables):
@@ -147,7 +152,7 @@ LIMIT_BOMBS = [
 
 
 async def test_worker_limits_stop_bombs_and_the_pool_keeps_serving():
-    pool = WorkerPool(RestrictedPythonRuntime, PoolSettings(workers=1, timeout_seconds=1.0, memory_mb=256, limits=LIMITS))
+    pool = WorkerPool(RestrictedPythonRuntime, pool_settings(timeout_seconds=1.0, memory_mb=256))
     await pool.start()
     try:
         for bomb in LIMIT_BOMBS:
@@ -167,7 +172,7 @@ async def test_worker_limits_stop_bombs_and_the_pool_keeps_serving():
 
 
 async def test_workers_are_recycled(tmp_path):
-    pool = WorkerPool(RestrictedPythonRuntime, PoolSettings(workers=1, max_evaluations=2, limits=LIMITS))
+    pool = WorkerPool(RestrictedPythonRuntime, pool_settings(max_evaluations=2))
     await pool.start()
     try:
         pids = set()
@@ -182,7 +187,7 @@ async def test_workers_are_recycled(tmp_path):
 async def test_a_full_queue_is_refused_at_once():
     from scimhost.mapping.pool import PoolSaturated
 
-    pool = WorkerPool(RestrictedPythonRuntime, PoolSettings(workers=1, timeout_seconds=1.0, max_queue=1, limits=LIMITS))
+    pool = WorkerPool(RestrictedPythonRuntime, pool_settings(timeout_seconds=1.0, max_queue=1))
     await pool.start()
     try:
         slow = [asyncio.create_task(pool.evaluate([("slow", "10 ** 10 ** 8")], {})) for _ in range(2)]

@@ -15,23 +15,13 @@ import importlib
 import logging
 import multiprocessing
 import resource
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from scimhost.config import MappingPoolSettings
 from scimhost.mapping.runtime import EvaluationLimits, MappingError, MappingRuntime
 
 log = logging.getLogger("scimhost.mapping")
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    workers: int = 2
-    timeout_seconds: float = 2.0
-    memory_mb: int = 512
-    max_evaluations: int = 10_000
-    max_queue: int = 64
-    limits: EvaluationLimits = EvaluationLimits()
 
 
 class PoolSaturated(Exception):
@@ -43,6 +33,11 @@ class EvaluationTimeout(MappingError):
 
 
 Batch = list[tuple[str, str]]  # (label, expression)
+
+
+def limits_of(settings: MappingPoolSettings) -> EvaluationLimits:
+    """The per-evaluation limits of the `[mappings]` settings."""
+    return EvaluationLimits(settings.max_iterations, settings.max_result_bytes)
 
 
 def evaluate_batch(runtime: MappingRuntime, batch: Batch, variables: dict[str, Any], limits: EvaluationLimits) -> list:
@@ -81,11 +76,11 @@ def _worker(connection: Connection, runtime_path: str, memory_mb: int, limits: E
 
 
 class _Worker:
-    def __init__(self, ctx, runtime_path: str, settings: PoolSettings) -> None:
+    def __init__(self, ctx, runtime_path: str, settings: MappingPoolSettings) -> None:
         parent, child = ctx.Pipe()
         self.connection = parent
         self.process = ctx.Process(
-            target=_worker, args=(child, runtime_path, settings.memory_mb, settings.limits), daemon=True,
+            target=_worker, args=(child, runtime_path, settings.memory_mb, limits_of(settings)), daemon=True,
             name="scimhost-mapping-worker",
         )
         self.process.start()
@@ -110,7 +105,7 @@ class _Worker:
 class WorkerPool:
     """Evaluates batches of expressions of one runtime in worker processes."""
 
-    def __init__(self, runtime_cls: type[MappingRuntime], settings: PoolSettings) -> None:
+    def __init__(self, runtime_cls: type[MappingRuntime], settings: MappingPoolSettings) -> None:
         self.runtime_path = f"{runtime_cls.__module__}.{runtime_cls.__qualname__}"
         self.settings = settings
         self._ctx = multiprocessing.get_context("spawn")

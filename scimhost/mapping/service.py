@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from scimhost.config import ConfigError, MappingPoolSettings, Settings
-from scimhost.mapping.pool import PoolSaturated, PoolSettings, WorkerPool, evaluate_batch
-from scimhost.mapping.runtime import EvaluationLimits, MappingError, MappingRuntime
+from scimhost.mapping.pool import PoolSaturated, WorkerPool, evaluate_batch, limits_of
+from scimhost.mapping.runtime import MappingError, MappingRuntime
 from scimhost.mapping.variables import Variable, bind, variable_table
 from scimhost.scim.errors import ScimError
 from scimhost.scim.resource_types import ResourceType
@@ -77,7 +77,7 @@ class MappingService:
 
     def __init__(self, settings: Settings, runtimes: Mapping[str, type[MappingRuntime]]) -> None:
         self.pool_settings: MappingPoolSettings = settings.mappings
-        self.limits = EvaluationLimits(settings.mappings.max_iterations, settings.mappings.max_result_bytes)
+        self.limits = limits_of(settings.mappings)
         self._runtime_classes = dict(runtimes)
         self._runtimes: dict[str, MappingRuntime] = {}
         self._source_runtime: dict[str, str] = {}
@@ -125,16 +125,8 @@ class MappingService:
     async def _start(self, runtime_names: set[str]) -> None:
         if self.pool_settings.mode != "process":
             return
-        settings = PoolSettings(
-            workers=self.pool_settings.workers,
-            timeout_seconds=self.pool_settings.timeout_seconds,
-            memory_mb=self.pool_settings.memory_mb,
-            max_evaluations=self.pool_settings.max_evaluations,
-            max_queue=self.pool_settings.max_queue,
-            limits=self.limits,
-        )
         for name in sorted(runtime_names - set(self._pools)):
-            pool = WorkerPool(self._runtime_classes[name], settings)
+            pool = WorkerPool(self._runtime_classes[name], self.pool_settings)
             await pool.start()
             self._pools[name] = pool
 
