@@ -150,3 +150,33 @@ def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers)
     statuses = sorted(e["status"] for e in access if e["path"].endswith("ServiceProviderConfig"))
     assert statuses == [200] * 6 + [401]
     assert {e["source"] for e in access if e["path"].endswith("ServiceProviderConfig") and e["status"] == 200} == {"demo"}
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path):
+    """A write that is still being processed when SIGTERM arrives completes before exit."""
+    port = free_port()
+    config = tmp_path / "scimhost.toml"
+    config.write_text(
+        f'[server]\nport = {port}\n[mappings]\nworkers = 1\ntimeout_seconds = 10.0\nmax_iterations = 1000000000\n'
+        f'[storage.tortoise]\nurl = "sqlite://./db.sqlite3"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+        '[[sources.mappings]]\nname = "slow"\nexpression = "{\'n\': sum(range(60000000))}"\n'
+    )
+    issued = subprocess.run(scimhost("-c", str(config), "sources", "token", "demo", "--json"), capture_output=True, check=True)
+    token = json.loads(issued.stdout)["token"]
+    process = subprocess.Popen(scimhost("-c", str(config), "serve"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(port, process)
+        base = f"http://127.0.0.1:{port}/source/scim/demo/v2"
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            started = time.monotonic()
+            write = pool.submit(post, base + "/Users", token, {"userName": "draining"})
+            time.sleep(0.15)
+            process.send_signal(signal.SIGTERM)
+            assert write.result(timeout=30) == 201
+        assert time.monotonic() - started > 0.15
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err.decode()
