@@ -79,9 +79,12 @@ class LimitSettings:
     max_filter_depth: int = 16
     # PATCH requests with more operations are refused (413).
     max_patch_operations: int = 1000
+    # Bulk requests with more operations are refused (413); ServiceProviderConfig bulk.maxOperations.
+    max_bulk_operations: int = 1000
 
     def __post_init__(self) -> None:
-        for name in ("max_results", "default_page_size", "max_filter_length", "max_filter_depth", "max_patch_operations"):
+        for name in ("max_results", "default_page_size", "max_filter_length", "max_filter_depth",
+                     "max_patch_operations", "max_bulk_operations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
         if self.default_page_size > self.max_results:

@@ -37,7 +37,7 @@ async def test_service_provider_config_tells_what_is_implemented(scim):
     assert config["patch"]["supported"] is True
     assert config["etag"]["supported"] is True
     assert config["changePassword"]["supported"] is True
-    assert config["bulk"]["supported"] is False
+    assert config["bulk"] == {"supported": True, "maxOperations": 1000, "maxPayloadSize": 1048576}
     assert config["filter"] == {"supported": True, "maxResults": 1000}
     assert config["sort"]["supported"] is True
     assert config["pagination"]["cursor"] is True and config["pagination"]["maxPageSize"] == 1000

@@ -13,9 +13,13 @@ from scimhost.scim.render import LIST_RESPONSE_SCHEMA
 def capabilities(request: web.Request) -> Capabilities:
     """What this build implements, with the configured limits; a flag turns true in the change
     that implements the feature."""
-    limits = request.app[HOST].settings.limits
+    settings = request.app[HOST].settings
+    limits = settings.limits
     return Capabilities(
         patch=True,
+        bulk=True,
+        bulk_max_operations=limits.max_bulk_operations,
+        bulk_max_payload_size=settings.server.max_body_bytes,
         etag=True,
         change_password=True,
         filter=True,

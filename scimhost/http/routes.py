@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scimhost.http import discovery
+from scimhost.http.bulk import bulk
 from scimhost.http.keys import HOST
 from scimhost.http.resources import resource_handlers, search_all
 from scimhost.sources import SCIM_PREFIX
@@ -37,6 +38,7 @@ def setup_routes(app: web.Application) -> None:
     router.add_get(SOURCE_ROOT + "/ResourceTypes", discovery.resource_types)
     router.add_get(SOURCE_ROOT + "/ResourceTypes/{name}", discovery.resource_type)
     router.add_post(SOURCE_ROOT + "/.search", search_all)
+    router.add_post(SOURCE_ROOT + "/Bulk", bulk)
     # Resource types come from `register_resource_types`; each gets its collection and items.
     for doc in app[HOST].registry.resource_types.values():
         handlers = resource_handlers(doc["name"])
