@@ -41,7 +41,7 @@ def user_document(i: int) -> dict:
     }
 
 
-async def seed(config: str, slug: str, users: int, groups: int, batch: int) -> None:
+async def seed(config: str, slug: str, users: int, groups: int, batch: int, members: int = 0) -> None:
     host = load_host(config, strict=False)
     storage = host.storage
     await storage.open(migrate=True)
@@ -88,6 +88,22 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int) -> N
             print(f"{done} users, {time.perf_counter() - start:.0f}s", flush=True)
     docs = [validate_resource({"displayName": f"Group {g}"}, group_type) for g in range(groups)]
     await insert("Group", group_type, docs, users)
+    if members and groups:
+        # The first group holds the first `members` users: membership rows, as the server keeps them.
+        group_id = (await db.execute_query_dict(sql(
+            "SELECT id FROM scimhost_resource WHERE source = ? AND resource_type = 'Group' ORDER BY created, id LIMIT 1"
+        ), [slug]))[0]["id"]
+        user_ids = [row["id"] for row in await db.execute_query_dict(sql(
+            "SELECT id FROM scimhost_resource WHERE source = ? AND resource_type = 'User' ORDER BY created, id LIMIT ?"
+        ), [slug, members])]
+
+        async def body(tx):
+            await tx.execute_many(sql(
+                "INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES (?, ?, 'User')"
+            ), [[group_id, uid] for uid in user_ids])
+
+        await storage._atomic(body)
+        print(f"group {group_id} has {len(user_ids)} members")
     if storage._dialect == "sqlite":
         await db.execute_query("ANALYZE")
     else:
@@ -103,8 +119,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--group-members", type=int, default=0, help="members of the first group")
     args = parser.parse_args()
-    asyncio.run(seed(args.config, args.source, args.users, args.groups, args.batch))
+    asyncio.run(seed(args.config, args.source, args.users, args.groups, args.batch, args.group_members))
 
 
 if __name__ == "__main__":
