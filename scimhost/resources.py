@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from scimhost.events import ResourceEvent, dispatch
 from scimhost.host import Host
@@ -17,7 +20,7 @@ from scimhost.scim.filter import parse_filter
 from scimhost.scim.patch import apply_patch, parse_patch_request
 from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
 from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
-from scimhost.scim.render import Projection, etag, resource_document
+from scimhost.scim.render import Projection, etag, member_reference, resource_document
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.validation import validate_resource
 from scimhost.sources import Source
@@ -138,6 +141,29 @@ class ResourceService:
             next_cursor=encode_cursor("after", last.created, last.id) if page.more_after and last else None,
             previous_cursor=encode_cursor("before", first.created, first.id) if page.more_before and first else None,
         )
+
+    async def stream(self, resource_id: str, projection: Projection) -> tuple[StoredResource, AsyncIterator[bytes]]:
+        """A resource whose row-stored members are many, as JSON produced piece by piece: the
+        document without members first, then the members a batch at a time."""
+        stored = await self.storage.get_resource(
+            self.source.slug, self.type.name, resource_id, members=False, groups=False
+        )
+        if stored is None:
+            raise not_found(self.type, resource_id)
+        head = orjson.dumps(self.render(stored, projection))
+
+        async def pieces() -> AsyncIterator[bytes]:
+            yield head[:-1] + f',"{self.row_attribute}":['.encode()
+            first = True
+            async for batch in self.storage.iter_members(stored.id):
+                members = [member_reference(m, self.source.base_url) for m in batch]
+                encoded = b",".join(orjson.dumps(m) for m in projection.select_values(self.row_attribute, members))
+                if encoded:
+                    yield encoded if first else b"," + encoded
+                    first = False
+            yield b"]}"
+
+        return stored, pieces()
 
     def render(self, stored: StoredResource, projection: Projection) -> dict[str, Any]:
         doc = resource_document(

@@ -132,20 +132,47 @@ async def test_excluded_members_are_not_read(scim, client, monkeypatch):
     group = await scim.create_group("G", [user["id"]])
     storage = client.app[HOST].storage
     asked = []
-    original = storage._with_relations
+    original_relations, original_iter = storage._with_relations, storage.iter_members
 
     async def spy(resources, members, groups):
-        asked.append(members)
-        return await original(resources, members, groups)
+        asked.append(("relations", members))
+        return await original_relations(resources, members, groups)
+
+    def spy_iter(group_id, **kwargs):
+        asked.append(("stream", True))
+        return original_iter(group_id, **kwargs)
 
     monkeypatch.setattr(storage, "_with_relations", spy)
+    monkeypatch.setattr(storage, "iter_members", spy_iter)
     body = await scim.json("GET", f"/Groups/{group['id']}?excludedAttributes=members")
     assert "members" not in body and body["displayName"] == "G"
     listing = await scim.json("GET", "/Groups?excludedAttributes=members")
     assert "members" not in listing["Resources"][0]
-    assert asked == [False, False]
-    await scim.json("GET", f"/Groups/{group['id']}")
-    assert asked[-1] is True
+    assert asked == [("relations", False), ("relations", False)]
+    full = await scim.json("GET", f"/Groups/{group['id']}")
+    assert [m["value"] for m in full["members"]] == [user["id"]]
+    assert ("stream", True) in asked
+
+
+async def test_big_group_reads_are_streamed_in_batches(scim, client, monkeypatch):
+    users = [await scim.create_user(f"user{i}") for i in range(7)]
+    group = await scim.create_group("Big", [u["id"] for u in users])
+    storage = client.app[HOST].storage
+    original = storage.iter_members
+    monkeypatch.setattr(storage, "iter_members", lambda group_id, **kw: original(group_id, batch=3))
+    response = await scim.request("GET", f"/Groups/{group['id']}")
+    assert response.headers["ETag"] == group["meta"]["version"]
+    body = await response.json(content_type=None)
+    assert [m["value"] for m in body["members"]] == [u["id"] for u in users]
+    assert body["members"][0]["$ref"].endswith(f"/Users/{users[0]['id']}") and body["members"][0]["display"] == "user0"
+    assert {k: v for k, v in body.items() if k != "members"} == {k: v for k, v in group.items() if k != "members"}
+    only = await scim.json("GET", f"/Groups/{group['id']}?attributes=members.value")
+    assert only["members"][0] == {"value": users[0]["id"]} and "displayName" not in only
+    response = await scim.request("GET", f"/Groups/{group['id']}", headers={"If-None-Match": group["meta"]["version"]})
+    assert response.status == 304
+    empty = await scim.create_group("Empty")
+    assert (await scim.json("GET", f"/Groups/{empty['id']}"))["members"] == []
+    await scim.json("GET", "/Groups/nope", expect=404)
 
 
 async def test_concurrent_member_patches_lose_nothing(scim):

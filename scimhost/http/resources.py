@@ -28,6 +28,22 @@ def _projection(request: web.Request, service: ResourceService) -> Projection:
     )
 
 
+async def _streamed(request: web.Request, service: ResourceService, projection: Projection) -> web.StreamResponse:
+    """A group read whose members are written as they are read, in bounded memory."""
+    stored, pieces = await service.stream(request.match_info["id"], projection)
+    current = etag(stored.version)
+    if none_match(request, current):
+        return web.Response(status=304, headers={"ETag": current})
+    response = web.StreamResponse(
+        headers={"ETag": current, "Location": service.location(stored.id), "Content-Type": "application/scim+json; charset=utf-8"}
+    )
+    await response.prepare(request)
+    async for piece in pieces:
+        await response.write(piece)
+    await response.write_eof()
+    return response
+
+
 def _page_limits(request: web.Request) -> dict[str, int]:
     limits = request.app[HOST].settings.limits
     return {"max_count": limits.max_results, "default_count": limits.default_page_size}
@@ -60,6 +76,8 @@ def resource_handlers(type_name: str) -> dict[str, object]:
     async def get(request: web.Request) -> web.StreamResponse:
         service = _service(request, type_name)
         projection = _projection(request, service)
+        if service.row_attribute is not None and projection.wants_attribute(service.row_attribute):
+            return await _streamed(request, service, projection)
         stored = await service.get(request.match_info["id"], projection)
         current = etag(stored.version)
         if none_match(request, current):

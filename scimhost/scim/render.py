@@ -44,9 +44,7 @@ def resource_document(
         if key != "schemas":
             doc[key] = value
     if members is not None:
-        doc["members"] = [
-            {**m, "$ref": f"{base_url}/{'Groups' if m.get('type') == 'Group' else 'Users'}/{m['value']}"} for m in members
-        ]
+        doc["members"] = [member_reference(m, base_url) for m in members]
     if groups is not None:
         doc["groups"] = [{**g, "$ref": f"{base_url}/Groups/{g['value']}", "type": "direct"} for g in groups]
     doc["meta"] = {
@@ -57,6 +55,12 @@ def resource_document(
         "version": etag(version),
     }
     return doc
+
+
+def member_reference(member: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A `members` value with its `$ref` to the member's resource."""
+    kind = "Groups" if member.get("type") == "Group" else "Users"
+    return {**member, "$ref": f"{base_url}/{kind}/{member['value']}"}
 
 
 def parse_attribute_list(value: str | Iterable[str] | None) -> list[str] | None:
@@ -103,6 +107,11 @@ class Projection:
         if attribute is None:
             return True
         return self._selection(attribute, None) is not False
+
+    def select_values(self, name: str, values: list[Any]) -> list[Any]:
+        """Values of the core multi-valued attribute `name`, projected like `apply` would."""
+        attribute = self.type.top_level(name)
+        return self._select(attribute, values, None) if attribute is not None else values
 
     def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}

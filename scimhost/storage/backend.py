@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -185,6 +185,11 @@ class StorageBackend(ABC):
         self, source: str, resource_type: str, resource_id: str, *, members: bool = True, groups: bool = True
     ) -> StoredResource | None:
         """The resource, with its members / groups when asked (not read at all otherwise)."""
+
+    @abstractmethod
+    def iter_members(self, group_id: str, *, batch: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        """The group's members ({"value", "type", "display"}) in insertion order, a batch at a
+        time, so a group of any size is read in bounded memory."""
 
     @abstractmethod
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:

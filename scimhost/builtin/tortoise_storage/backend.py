@@ -292,6 +292,24 @@ class TortoiseBackend(StorageBackend):
         )
         return _service_account(rows[0])
 
+    async def iter_members(self, group_id: str, *, batch: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        last = -1
+        while True:
+            rows = await self._rows(
+                "SELECT m.id, m.member_id, m.member_type, r.display FROM scimhost_member m "
+                "JOIN scimhost_resource r ON r.id = m.member_id WHERE m.group_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+                [group_id, last, batch],
+            )
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield [
+                _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
+                for row in rows
+            ]
+            if len(rows) < batch:
+                return
+
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         rows = await self._rows(
             "SELECT record FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?",
