@@ -87,9 +87,9 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-def post(url: str, token: str, body: dict) -> int:
+def post(url: str, token: str, body: dict, method: str = "POST") -> int:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
+        url, data=json.dumps(body).encode(), method=method,
         headers={**bearer(token), "Content-Type": "application/scim+json"},
     )
     try:
@@ -140,6 +140,25 @@ def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers)
         assert statuses == [201] * 24
         status, body = get(base + "/Users?count=100", token)
         assert body["totalResults"] == 24
+        user_ids = [u["id"] for u in body["Resources"]]
+        # Concurrent member PATCHes of one group, across the workers, lose nothing.
+        assert post(base + "/Groups", token, {"displayName": "all"}) == 201
+        status, found = get(base + "/Groups?filter=displayName%20eq%20%22all%22", token)
+        group_id = found["Resources"][0]["id"]
+
+        def add(user_id: str) -> int:
+            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]}
+            return post(base + f"/Groups/{group_id}", token, body, method="PATCH")
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert list(pool.map(add, user_ids)) == [204] * 24
+        status, group = get(base + f"/Groups/{group_id}", token)
+        assert sorted(m["value"] for m in group["members"]) == sorted(user_ids)
+        # Concurrent creates of one userName: exactly one wins.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = sorted(pool.map(lambda i: post(base + "/Users", token, {"userName": "same"}), range(8)))
+        assert statuses == [201] + [409] * 7
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
