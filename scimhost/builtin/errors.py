@@ -32,6 +32,10 @@ def as_scim_error(request: web.Request, exc: BaseException) -> ScimError:
         return ScimError(exc.status, detail, headers=headers)
     source = request.get(SOURCE)
     slug = source.slug if source else "-"
+    if isinstance(exc, ConnectionError):
+        # The client went away mid-request; nobody reads the answer.
+        log.info("client disconnected during %s %s (source %s)", request.method, request.path, slug)
+        return ScimError(400, "The connection was lost while reading the request")
     if isinstance(exc, StorageError):
         log.error("storage failed serving %s %s (source %s): %s", request.method, request.path, slug, exc)
         return ScimError(503, "Storage is unavailable", headers={"Retry-After": "5"})

@@ -1,0 +1,157 @@
+"""Load benchmark: requests per second and latency of scimhost under wrk, beside the same
+machine's ceiling (a bare aiohttp handler returning a comparable JSON body), in one run.
+
+Needs `wrk` (Debian package `wrk`) and a source seeded with bench/seed.py, including a big group:
+
+    python bench/seed.py -c bench/bench.toml --users 100000 --groups 2 --group-members 100000
+    python bench/load.py -c bench/bench.toml --users 100000 --workers 1 --seconds 5
+
+Every scimhost figure is also given as a fraction of the ceiling measured with as many
+processes. wrk and the server share the machine's two cores, so the figures are what this
+machine does with both, not a server-only number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+CEILING_APP = '''
+import sys
+import orjson
+from aiohttp import web
+
+BODY = orjson.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "x" * 36,
+                     "userName": "user0000001@example.com", "name": {"givenName": "Given", "familyName": "Family"},
+                     "emails": [{"value": "user0000001@work.example.com", "type": "work", "primary": True}],
+                     "meta": {"resourceType": "User", "location": "http://127.0.0.1/" + "x" * 600}})
+
+async def handler(request):
+    return web.Response(body=BODY, content_type="application/scim+json")
+
+app = web.Application()
+app.router.add_get("/{tail:.*}", handler)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), reuse_port=True, print=None, access_log=None)
+'''
+
+LUA_COMMON = """
+local token = "{token}"
+wrk.headers["Authorization"] = "Bearer " .. token
+wrk.headers["Content-Type"] = "application/scim+json"
+local ids = {{{ids}}}
+local users = {users}
+local counter = 0
+local prefix = 0
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+  prefix = math.random(1, 1000000000)
+end
+"""
+
+SCENARIOS = {
+    "GET /Users/{id}": 'function request() return wrk.format("GET", "{base}/Users/" .. ids[math.random(#ids)]) end',
+    "POST /Users (with a mapping)": (
+        'function request() counter = counter + 1; return wrk.format("POST", "{base}/Users", nil, '
+        '\'{{"userName": "load-\' .. prefix .. "-" .. counter .. \'@example.com", "name": {{"givenName": "Load"}}}}\') end'
+    ),
+    "PATCH one attribute": (
+        'function request() return wrk.format("PATCH", "{base}/Users/" .. ids[math.random(#ids)], nil, '
+        '\'{{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{{"op": "replace", "path": "title", "value": "t\' .. math.random(1000) .. \'"}}]}}\') end'
+    ),
+    "userName eq lookup": (
+        'function request() return wrk.format("GET", string.format("{base}/Users?filter=userName%%20eq%%20%%22user%07d%%40example.com%%22", '
+        'math.random(0, users - 1))) end'
+    ),
+    "member add, 100 000-member group": (
+        'function request() return wrk.format("PATCH", "{base}/Groups/{group}", nil, '
+        '\'{{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{{"op": "add", "path": "members", "value": [{{"value": "\' .. ids[math.random(#ids)] .. \'"}}]}}]}}\') end'
+    ),
+}
+
+
+def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) of one wrk run."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script:
+        command[1:1] = ["-s", script]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    if "Non-2xx or 3xx responses" in out:
+        print(out, file=sys.stderr)
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rps, percentile("50"), percentile("99")
+
+
+def wait_up(url: str) -> None:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-c", "--config", required=True)
+    parser.add_argument("--source", default="bench")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ceiling_file = Path(tmp) / "ceiling.py"
+        ceiling_file.write_text(CEILING_APP)
+        ceilings = [subprocess.Popen([sys.executable, str(ceiling_file), "8095"]) for _ in range(args.workers)]
+        try:
+            wait_up("http://127.0.0.1:8095/x")
+            ceiling = wrk("http://127.0.0.1:8095/x", None, args.seconds, args.connections)
+        finally:
+            for process in ceilings:
+                process.terminate()
+                process.wait()
+
+        token = json.loads(subprocess.run(
+            [sys.executable, "-m", "scimhost", "-c", args.config, "sources", "token", args.source, "--json"],
+            check=True, capture_output=True).stdout)["token"]
+        server = subprocess.Popen([sys.executable, "-m", "scimhost", "-c", args.config, "--log-level", "WARNING",
+                                   "serve", "--workers", str(args.workers), "--port", str(args.port)])
+        try:
+            root = f"http://127.0.0.1:{args.port}"
+            base = f"/source/scim/{args.source}/v2"
+            wait_up(root + "/healthz")
+            request = urllib.request.Request(root + base + "/Users?count=1000&attributes=id",
+                                             headers={"Authorization": f"Bearer {token}"})
+            ids = [u["id"] for u in json.load(urllib.request.urlopen(request))["Resources"]]
+            request = urllib.request.Request(root + base + "/Groups?count=1&excludedAttributes=members",
+                                             headers={"Authorization": f"Bearer {token}"})
+            group = json.load(urllib.request.urlopen(request))["Resources"][0]["id"]
+            print(f"| scenario ({args.workers} worker{'s' if args.workers > 1 else ''}) | req/s | p50 ms | p99 ms | of ceiling |")
+            print("| --- | --- | --- | --- | --- |")
+            print(f"| bare aiohttp ceiling | {ceiling[0]:.0f} | {ceiling[1]:.2f} | {ceiling[2]:.2f} | 100% |", flush=True)
+            for name, body in SCENARIOS.items():
+                script = Path(tmp) / "scenario.lua"
+                common = LUA_COMMON.format(token=token, ids=", ".join(f'"{i}"' for i in ids), users=args.users)
+                script.write_text(common + body.format(base=base, group=group))
+                rps, p50, p99 = wrk(root, str(script), args.seconds, args.connections)
+                print(f"| {name} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {100 * rps / ceiling[0]:.0f}% |", flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
