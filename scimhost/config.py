@@ -204,13 +204,6 @@ class Settings:
     path: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
 
-    def source(self, slug: str) -> SourceSettings | None:
-        """The source with this slug, if configured."""
-        for source in self.sources:
-            if source.slug == slug:
-                return source
-        return None
-
 
 @dataclass(frozen=True)
 class SettingsTable:

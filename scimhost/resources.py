@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +194,13 @@ class ResourceService:
         except UnknownMembers as exc:
             raise self._unknown_members(exc) from None
         await self._event("create", stored, write.record)
-        return stored
+        # A new user belongs to no group; a new group without members has none. Only a group
+        # created with members needs them read back (their display names).
+        return dataclasses.replace(
+            stored,
+            groups=[] if self.derives_groups else None,
+            members=None if members or self.row_attribute is None else [],
+        )
 
     async def replace(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
         current = await self.storage.get_resource(self.source.slug, self.type.name, resource_id, members=False, groups=False)

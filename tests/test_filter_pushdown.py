@@ -54,7 +54,7 @@ def random_filter(rng: random.Random, depth: int = 0) -> str:
     if roll < 0.55:
         inner = f'type eq "{rng.choice(["work", "home"])}" and value {rng.choice(["co", "sw", "ew"])} "{rng.choice(WORDS).lower()}"'
         if rng.random() < 0.3:
-            inner = f'not (type eq "work") or value ew ".org"'
+            inner = 'not (type eq "work") or value ew ".org"'
         return f"emails[{inner}]"
     if roll < 0.6:
         return f'meta.created {rng.choice(["gt", "lt", "ge"])} "{rng.choice(DATES)}"'

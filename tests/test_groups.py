@@ -35,6 +35,7 @@ async def test_group_with_members_and_derived_user_groups(scim):
 
 async def test_nested_group_member(scim):
     inner = await scim.create_group("Inner")
+    assert inner["members"] == [] and await scim.json("GET", f"/Groups/{inner['id']}") == inner
     outer = await scim.create_group("Outer", [inner["id"]])
     assert outer["members"][0]["type"] == "Group"
     assert outer["members"][0]["$ref"].endswith(f"/Groups/{inner['id']}")

@@ -3,7 +3,6 @@ directory record the host keeps beside each resource."""
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -159,7 +158,7 @@ class MappingService:
         types = source.catalog.resource_types
         known = schema_keys(types[resource_type]) if resource_type in types else []
         variables = bind(
-            document, runtime.is_valid_name, known, data=copy.deepcopy(document),
+            document, runtime.is_valid_name, known, data=document,
             source={"slug": source.slug, "name": source.name}, resource_type=resource_type,
         )
         pool = self._pools.get(runtime_name)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, Union
 
-from scimhost.scim.filter import And, AttrPath, Compare, Node, Not, Or, Present, ValuePath, invalid_filter
+from scimhost.scim.errors import ScimError
+from scimhost.scim.filter import And, AttrPath, Node, Not, Or, Present, ValuePath, invalid_filter, parse_attr_path
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.schema import Attribute
 
@@ -310,8 +311,6 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
 
 def resolve_sort(sort_by: str, sort_order: str | None, resource_type: ResourceType) -> SortKey:
     """`sortBy` / `sortOrder` resolved; 400 invalidValue for an attribute that cannot sort."""
-    from scimhost.scim.errors import ScimError
-    from scimhost.scim.filter import parse_attr_path
 
     def invalid(detail: str) -> ScimError:
         return ScimError(400, detail, "invalidValue")

@@ -101,9 +101,9 @@ class Projection:
                 requests.setdefault(key, set()).add(resolved.sub.name.lower())
         return requests
 
-    def wants_attribute(self, name: str, schema_id: str | None = None) -> bool:
-        """Whether a response will show `name` at all (lets reads skip loading members)."""
-        attribute = self.type.top_level(name) if schema_id is None else None
+    def wants_attribute(self, name: str) -> bool:
+        """Whether a response will show core attribute `name` at all (reads skip loading it)."""
+        attribute = self.type.top_level(name)
         if attribute is None:
             return True
         return self._selection(attribute, None) is not False

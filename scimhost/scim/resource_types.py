@@ -53,10 +53,6 @@ class ResourceType:
                 return schema
         return None
 
-    @property
-    def schema_urns(self) -> list[str]:
-        return [self.schema.id, *(schema.id for schema, _ in self.extensions)]
-
     def top_level(self, name: str) -> Attribute | None:
         """A core or common attribute by (case-insensitive) name."""
         return self.schema.attribute(name) or COMMON_ATTRIBUTES.get(name.lower())
