@@ -37,6 +37,12 @@ class AuthScheme(ABC):
     async def authenticate(self, source: Source, headers: Mapping[str, str]) -> Principal | None:
         """The principal the request's credentials open `source` as, or None if they do not."""
 
+    def credentials_changed(self, source: str) -> None:
+        """This process replaced the source's stored credentials: forget any cached copy.
+
+        Other processes and hosts learn of the change only through the store; a scheme that
+        caches says in its settings how long that may take."""
+
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """This scheme as a ServiceProviderConfig `authenticationSchemes` entry."""

@@ -60,6 +60,8 @@ class Host:
         await self.storage.ensure_service_account(slug, source.service_account)
         token = generate_token()
         await self.storage.set_token_hash(slug, hash_token(token))
+        for scheme in self.auth_schemes.values():
+            scheme.credentials_changed(slug)
         return token
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from conftest import bearer, make_config
 
 from scimhost.app import create_app
 from scimhost.http.keys import HOST
+from scimhost.tokens import hash_token
 
 SPC = "/source/scim/{}/v2/ServiceProviderConfig"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -71,6 +73,41 @@ async def test_rotation_replaces_the_old_token(client, issue_token):
     assert old != new
     await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(old)), 401)
     assert (await client.get(SPC.format("demo"), headers=bearer(new))).status == 200
+
+
+async def test_rotation_in_this_process_takes_effect_at_once(client, issue_token):
+    old = await issue_token("demo")
+    assert (await client.get(SPC.format("demo"), headers=bearer(old))).status == 200  # now cached
+    new = await issue_token("demo")
+    await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(old)), 401)
+    assert (await client.get(SPC.format("demo"), headers=bearer(new))).status == 200
+
+
+async def rotate_behind_the_app(client, token: str) -> None:
+    """What `scimhost sources token` in another process does: only the store changes."""
+    await client.app[HOST].storage.set_token_hash("demo", hash_token(token))
+
+
+async def test_rotation_elsewhere_takes_effect_within_the_cache_time(aiohttp_client, storage_url):
+    client = await aiohttp_client(create_app({**make_config(storage_url), "bearer": {"cache_seconds": 0.3}}))
+    old = await client.app[HOST].issue_token("demo")
+    assert (await client.get(SPC.format("demo"), headers=bearer(old))).status == 200
+    await rotate_behind_the_app(client, "the-new-token")
+    # Until the cached hash expires the old token still opens the source ...
+    assert (await client.get(SPC.format("demo"), headers=bearer(old))).status == 200
+    await asyncio.sleep(0.35)
+    # ... and after that only the new one does.
+    await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(old)), 401)
+    assert (await client.get(SPC.format("demo"), headers=bearer("the-new-token"))).status == 200
+
+
+async def test_without_a_cache_rotation_elsewhere_takes_effect_at_once(aiohttp_client, storage_url):
+    client = await aiohttp_client(create_app({**make_config(storage_url), "bearer": {"cache_seconds": 0}}))
+    old = await client.app[HOST].issue_token("demo")
+    assert (await client.get(SPC.format("demo"), headers=bearer(old))).status == 200
+    await rotate_behind_the_app(client, "the-new-token")
+    await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(old)), 401)
+    assert (await client.get(SPC.format("demo"), headers=bearer("the-new-token"))).status == 200
 
 
 async def test_bearer_scheme_name_is_case_insensitive(client, issue_token):

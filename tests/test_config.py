@@ -33,12 +33,16 @@ def test_example_config_is_valid_and_documents_every_core_setting(tmp_path):
     text = EXAMPLE.read_text()
     from dataclasses import fields
 
+    from scimhost.builtin.bearer import BearerSettings
     from scimhost.builtin.tortoise_storage.backend import TortoiseSettings
     from scimhost.config import ServerSettings, SourceSettings
 
     from scimhost.config import LimitSettings, MappingPoolSettings, MappingSettings
 
-    for cls in (ServerSettings, LimitSettings, MappingPoolSettings, MappingSettings, TortoiseSettings, SourceSettings):
+    for cls in (
+        ServerSettings, LimitSettings, MappingPoolSettings, MappingSettings, TortoiseSettings, SourceSettings,
+        BearerSettings,
+    ):
         for f in fields(cls):
             assert f.name in text, f"{cls.__name__}.{f.name} is not documented in config.example.toml"
 

@@ -21,8 +21,9 @@ def etag(version: int) -> str:
 
 def timestamp(moment: datetime) -> str:
     """An xsd:dateTime in UTC with millisecond precision."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def resource_document(
@@ -178,22 +179,24 @@ class Projection:
 
 
 def _filter_subs(attribute: Attribute, value: Any, selection: set[str] | None) -> Any:
+    never = {name for name, sub in attribute.sub_attributes.items() if sub.returned == "never"}
+    if selection is None and not never:
+        return value  # the common case: nothing to take out
+    excluded = {s[1:] for s in selection if s.startswith("-")} if selection else set()
+    included = {s for s in selection if not s.startswith("-")} if selection else set()
+
     def pick(item: Any) -> Any:
         if not isinstance(item, dict):
             return item
         kept = {}
         for name, sub_value in item.items():
-            sub = attribute.sub(name)
-            if sub is not None and sub.returned == "never":
-                continue
             lowered = name.lower()
-            if selection is not None:
-                excluded = {s[1:] for s in selection if s.startswith("-")}
-                included = {s for s in selection if not s.startswith("-")}
-                if lowered in excluded and (sub is None or sub.returned != "always"):
-                    continue
-                if included and lowered not in included and (sub is None or sub.returned != "always"):
-                    continue
+            if lowered in never:
+                continue
+            if (lowered in excluded or (included and lowered not in included)) and (
+                (sub := attribute.sub_attributes.get(lowered)) is None or sub.returned != "always"
+            ):
+                continue
             kept[name] = sub_value
         return kept
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import fcntl
 import logging
 import uuid
@@ -27,6 +28,7 @@ from tortoise.exceptions import BaseORMException, DBConnectionError, IntegrityEr
 from tortoise.migrations.executor import MigrationExecutor
 
 from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL as _FilterSQL
+from scimhost.builtin.tortoise_storage.sqlite_direct import SqliteDirect
 from scimhost.scim.query import ResourceQuery, SortKey
 from scimhost.storage.backend import (
     KEEP,
@@ -97,6 +99,8 @@ class TortoiseBackend(StorageBackend):
         self._config = self._tortoise_config()
         self._dialect = "sqlite" if self._config["engine"].endswith("sqlite") else "postgres"
         self._ctx: TortoiseContext | None = None
+        # SQLite's hot paths run on the backend's own connections (sqlite_direct.py).
+        self._direct: SqliteDirect | None = None
         self._sql_cache: dict[str, str] = {}
 
     # --- configuration -----------------------------------------------------------------------
@@ -153,6 +157,9 @@ class TortoiseBackend(StorageBackend):
                 await self.ping()
                 if migrate:
                     await self._migrate()
+                file_path = self._config["credentials"].get("file_path")
+                if self._dialect == "sqlite" and file_path != ":memory:":
+                    self._direct = SqliteDirect(file_path, busy_timeout_ms=self.options.busy_timeout_ms)
         except BaseException as exc:
             await ctx.close_connections()
             self._ctx = None
@@ -161,6 +168,9 @@ class TortoiseBackend(StorageBackend):
             raise
 
     async def close(self) -> None:
+        if self._direct is not None:
+            direct, self._direct = self._direct, None
+            await asyncio.to_thread(direct.close)
         if self._ctx is not None:
             ctx, self._ctx = self._ctx, None
             await ctx.close_connections()
@@ -234,6 +244,12 @@ class TortoiseBackend(StorageBackend):
         backend's TortoiseContext is current, isolated from concurrent transactions.
         """
 
+        if self._direct is not None:
+            try:
+                return await self._direct.transaction(body)
+            except OperationalError as exc:
+                raise StorageError(f"{self.describe()}: {exc}") from exc
+
         async def run() -> T:
             async with self._db()._in_transaction() as tx:
                 return await body(tx)
@@ -271,10 +287,24 @@ class TortoiseBackend(StorageBackend):
         return cached
 
     async def _rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
+        """The rows of a read."""
         try:
+            if self._direct is not None:
+                return await self._direct.scan(text, values)
             return await self._db().execute_query_dict(self._sql(text), values)
         except (OperationalError, DBConnectionError, OSError) as exc:
             raise StorageError(f"{self.describe()}: {exc}") from exc
+
+    async def _point_rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
+        """The rows of a read that looks up a key and returns a bounded number of rows."""
+        if self._direct is not None:
+            try:
+                rows = self._direct.point(text, values)
+            except OperationalError as exc:
+                raise StorageError(f"{self.describe()}: {exc}") from exc
+            if rows is not None:
+                return rows
+        return await self._rows(text, values)
 
     # --- service accounts and tokens ---------------------------------------------------------
 
@@ -311,7 +341,7 @@ class TortoiseBackend(StorageBackend):
                 return
 
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        rows = await self._rows(
+        rows = await self._point_rows(
             "SELECT record FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?",
             [resource_id, source, resource_type],
         )
@@ -325,7 +355,7 @@ class TortoiseBackend(StorageBackend):
         return [_service_account(row) for row in rows]
 
     async def token_hash(self, source: str) -> str | None:
-        rows = await self._rows("SELECT token_hash FROM scimhost_service_account WHERE source = ?", [source])
+        rows = await self._point_rows("SELECT token_hash FROM scimhost_service_account WHERE source = ?", [source])
         return rows[0]["token_hash"] if rows else None
 
     async def set_token_hash(self, source: str, token_hash: str) -> None:
@@ -366,13 +396,36 @@ class TortoiseBackend(StorageBackend):
     async def get_resource(
         self, source: str, resource_type: str, resource_id: str, *, members: bool = True, groups: bool = True
     ) -> StoredResource | None:
-        rows = await self._rows(
-            f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?",
+        # The groups a user is in come in the same statement, as one JSON array.
+        columns = RESOURCE_COLUMNS + (f", {self._groups_column()} AS groups" if groups else "")
+        rows = await self._point_rows(
+            f"SELECT {columns} FROM scimhost_resource r WHERE id = ? AND source = ? AND resource_type = ?",
             [resource_id, source, resource_type],
         )
         if not rows:
             return None
-        return (await self._with_relations([_stored(rows[0])], members, groups))[0]
+        stored = _stored(rows[0])
+        if members:
+            stored = (await self._with_relations([stored], members=True, groups=False))[0]
+        if groups:
+            stored = dataclasses.replace(
+                stored, groups=[_without_none(group) for group in orjson.loads(rows[0]["groups"])]
+            )
+        return stored
+
+    def _groups_column(self) -> str:
+        """A subquery: the groups of the resource `r` as a JSON array of {value, display}."""
+        if self._dialect == "postgres":
+            return (
+                "(SELECT COALESCE(json_agg(json_build_object('value', m.group_id, 'display', g.display) "
+                "ORDER BY m.id), '[]'::json)::text FROM scimhost_member m "
+                "JOIN scimhost_resource g ON g.id = m.group_id WHERE m.member_id = r.id)"
+            )
+        return (
+            "(SELECT json_group_array(json_object('value', o.group_id, 'display', o.display)) FROM "
+            "(SELECT m.group_id, g.display FROM scimhost_member m JOIN scimhost_resource g ON g.id = m.group_id "
+            "WHERE m.member_id = r.id ORDER BY m.id) AS o)"
+        )
 
     async def update_resource(
         self,

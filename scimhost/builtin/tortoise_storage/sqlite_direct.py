@@ -1,0 +1,161 @@
+"""The SQLite connections the tortoise backend runs its hot paths on, beside tortoise's own.
+
+aiosqlite, which tortoise uses, sends every statement to its thread and back: about 140 µs a
+statement on the project's machine, where the statement itself (a lookup by primary key) takes
+about 10 µs. A request of five statements spent most of its time in that hand-off. So, on
+SQLite only (docs/decisions.md, "SQLite hot paths"):
+
+- point reads (by primary key or a unique key, a bounded number of rows) run right on the
+  event loop's thread, on a connection that refuses to wait for a lock; if SQLite is busy they
+  are retried on a reader thread;
+- other reads run on a small pool of reader threads, each with its own connection, so that
+  they run beside each other and beside a write (WAL);
+- a write transaction runs whole on one writer thread: the backend's transaction body is a
+  coroutine, and on this path every statement it awaits completes at once, so the body is
+  driven to its end in one hand-off instead of one per statement. `BEGIN IMMEDIATE` takes the
+  write lock up front, so two processes never deadlock upgrading a read lock.
+
+Tortoise keeps the schema, the migrations and the rest of the statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from tortoise.exceptions import IntegrityError, OperationalError
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+class SuspendedTransaction(RuntimeError):
+    """A transaction body awaited something other than its own statements."""
+
+
+class DirectTransaction:
+    """What a transaction body sees on the writer thread: tortoise's client interface, whose
+    coroutines finish without suspending."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    async def execute_query(self, query: str, values: Sequence[Any] | None = None) -> tuple[int, list[Row]]:
+        before = self._connection.total_changes
+        rows = _run(self._connection, query, values)
+        return (self._connection.total_changes - before) or len(rows), rows
+
+    async def execute_query_dict(self, query: str, values: Sequence[Any] | None = None) -> list[Row]:
+        return _run(self._connection, query, values)
+
+
+class SqliteDirect:
+    """One process's own connections to an SQLite file: a loop reader, reader threads, a writer."""
+
+    def __init__(self, path: str, *, busy_timeout_ms: int, readers: int = 2) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+        self._local = threading.local()
+        self._loop_reader = self._connect(busy_timeout_ms=0, query_only=True)
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="scimhost-sqlite-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="scimhost-sqlite-write")
+
+    def _connect(self, *, busy_timeout_ms: int, query_only: bool) -> sqlite3.Connection:
+        # Autocommit (isolation_level None): a read sees the newest commit, a write transaction
+        # is begun and ended explicitly. The connection is used by one thread at a time.
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        if query_only:
+            connection.execute("PRAGMA query_only = ON")
+        with self._opened_lock:
+            self._opened.append(connection)
+        return connection
+
+    def _thread_connection(self, *, query_only: bool) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect(
+                busy_timeout_ms=self.busy_timeout_ms, query_only=query_only
+            )
+        return connection
+
+    def point(self, query: str, values: Sequence[Any]) -> list[Row] | None:
+        """Rows of a bounded read, run on the calling thread; None when SQLite is busy."""
+        try:
+            return _run(self._loop_reader, query, values)
+        except OperationalError as exc:
+            if _busy(exc):
+                return None
+            raise
+
+    async def scan(self, query: str, values: Sequence[Any]) -> list[Row]:
+        """Rows of any read, run on a reader thread."""
+
+        def read() -> list[Row]:
+            return _run(self._thread_connection(query_only=True), query, values)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, read)
+
+    async def transaction(self, body: Callable[[DirectTransaction], Awaitable[T]]) -> T:
+        """`body(tx)` as one transaction on the writer thread: committed when it returns, rolled
+        back when it raises."""
+
+        def run() -> T:
+            connection = self._thread_connection(query_only=False)
+            _run(connection, "BEGIN IMMEDIATE", ())
+            try:
+                result = _drive(body(DirectTransaction(connection)))
+                _run(connection, "COMMIT", ())
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return result
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    def close(self) -> None:
+        self._readers.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+
+
+def _run(connection: sqlite3.Connection, query: str, values: Sequence[Any] | None) -> list[Row]:
+    """Rows as dicts, with sqlite3's errors as tortoise's, which the backend already handles."""
+    try:
+        cursor = connection.execute(query, values or ())
+        rows = cursor.fetchall()
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError(exc) from exc
+    except sqlite3.OperationalError as exc:
+        raise OperationalError(exc) from exc
+    if not rows:
+        return []
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in rows]
+
+
+def _drive(coroutine: Awaitable[T]) -> T:
+    """The result of a coroutine that must finish without suspending."""
+    try:
+        coroutine.send(None)  # type: ignore[attr-defined]
+    except StopIteration as done:
+        return done.value
+    coroutine.close()  # type: ignore[attr-defined]
+    raise SuspendedTransaction("a transaction body awaited something other than its statements")
+
+
+def _busy(exc: Exception) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
