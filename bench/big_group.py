@@ -3,8 +3,8 @@
     python bench/seed.py -c bench/bench.toml --users 100000 --groups 2 --group-members 100000
     python bench/big_group.py -c bench/bench.toml --port 8089
 
-Prints p50/p99 of adding and removing one member (50 each), the time of reads with and without
-members, and the server process's resident memory (current and peak) after a full read.
+Prints p50/p99 of adding and removing one member (50 each), a batch of 100, replacing the
+whole member list with one member swapped, the time of reads with and without members, and the server process's resident memory (current and peak) after a full read.
 """
 
 import argparse
@@ -39,7 +39,7 @@ async def main():
             last = (await r.json(content_type=None))["Resources"][0]["id"]
         # a user outside the group: create some
         extra=[]
-        for i in range(60):
+        for i in range(100):
             async with s.post(base+"/Users", data=json.dumps({"userName": f"extra-{time.time_ns()}-{i}"}), headers=h) as r:
                 extra.append((await r.json(content_type=None))["id"])
         t=[]
@@ -56,6 +56,23 @@ async def main():
             async with s.patch(base+f"/Groups/{gid}", data=json.dumps(body), headers=h) as r: assert r.status==204
             t.append((time.perf_counter()-st)*1000)
         print("member remove p50 %.2f ms" % statistics.median(t))
+        batch_users = extra[:100] if len(extra) >= 100 else extra
+        body={"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":u} for u in batch_users]}]}
+        st=time.perf_counter()
+        async with s.patch(base+f"/Groups/{gid}", data=json.dumps(body), headers=h) as r: assert r.status==204, await r.text()
+        added=(time.perf_counter()-st)*1000
+        body={"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members","value":[{"value":u} for u in batch_users]}]}
+        st=time.perf_counter()
+        async with s.patch(base+f"/Groups/{gid}", data=json.dumps(body), headers=h) as r: assert r.status==204, await r.text()
+        print("batch of %d: add %.2f ms, remove %.2f ms" % (len(batch_users), added, (time.perf_counter()-st)*1000))
+        # Replace the whole list with one member swapped: the database computes the difference.
+        async with s.get(base+f"/Groups/{gid}?attributes=members", headers=h) as r:
+            current=[m["value"] for m in (await r.json(content_type=None))["members"]]
+        wanted=current[1:]+[extra[0]]
+        body={"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"members","value":[{"value":u} for u in wanted]}]}
+        st=time.perf_counter()
+        async with s.patch(base+f"/Groups/{gid}", data=json.dumps(body), headers=h) as r: assert r.status==204, await r.text()
+        print("replace all %d members (one swapped) %.0f ms" % (len(wanted), (time.perf_counter()-st)*1000))
         st=time.perf_counter()
         async with s.get(base+f"/Groups/{gid}?excludedAttributes=members", headers=h) as r: await r.read()
         print("GET group excluding members %.2f ms" % ((time.perf_counter()-st)*1000))

@@ -7,6 +7,7 @@ import random
 import urllib.parse
 
 import pytest
+from conftest import patch_op
 
 from scimhost.http.keys import HOST
 from scimhost.scim.evaluate import match_resource
@@ -85,6 +86,52 @@ async def test_database_filters_agree_with_the_evaluator(scim, client):
         assert response["totalResults"] == len(expected)
         checked += bool(expected)
     assert checked > 30  # the generated filters do select something
+
+
+async def test_filters_agree_after_replacing_and_patching(scim, client):
+    """Writes update only the index rows that changed; filters must still see exactly the
+    stored documents, old values gone and new ones found."""
+    rng = random.Random(9865)
+    created = [await scim.json("POST", "/Users", random_user(rng, index), expect=201) for index in range(30)]
+    for index, user in enumerate(created):
+        roll = rng.random()
+        if roll < 0.4:
+            replacement = random_user(rng, index)
+            replacement["userName"] = rng.choice([user["userName"], f"renamed{index}"])
+            await scim.json("PUT", f"/Users/{user['id']}", replacement)
+        elif roll < 0.8:
+            path = rng.choice(["title", "name.givenName", "externalId", "emails", "userName"])
+            value = (
+                [{"value": f"{rng.choice(WORDS)}@home.org", "type": "home"}] if path == "emails"
+                else f"patched{index}" if path == "userName" else rng.choice(WORDS)
+            )
+            op = rng.choice(["replace", "add", "remove"]) if path not in ("userName",) else "replace"
+            operation = {"op": op, "path": path} if op == "remove" else {"op": op, "path": path, "value": value}
+            await scim.json("PATCH", f"/Users/{user['id']}", patch_op(operation))
+    everyone = (await scim.json("GET", "/Users?count=1000"))["Resources"]
+    user_type = client.app[HOST].sources["demo"].catalog.resource_types["User"]
+    for _ in range(150):
+        text = random_filter(rng)
+        expected = sorted(u["userName"] for u in everyone if match_resource(parse_filter(text), u, user_type))
+        response = await scim.json("GET", "/Users?count=1000&filter=" + urllib.parse.quote(text))
+        assert sorted(u["userName"] for u in response["Resources"]) == expected, text
+    # Unique values moved with the writes: every old userName that is no longer used is free.
+    taken = {u["userName"] for u in everyone}
+    for user in created:
+        if user["userName"] not in taken:
+            await scim.create_user(user["userName"])
+
+
+async def test_a_one_attribute_patch_keeps_the_other_index_rows(scim, client):
+    user = await scim.create_user("keeper", title="old", name={"givenName": "Kay", "familyName": "Keeper"})
+    storage = client.app[HOST].storage
+    read = "SELECT id, path, value_text FROM scimhost_attr WHERE resource_id = ? ORDER BY id"
+    before = {row["path"]: (row["id"], row["value_text"]) for row in await storage._rows(read, [user["id"]])}
+    await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "new"}))
+    after = {row["path"]: (row["id"], row["value_text"]) for row in await storage._rows(read, [user["id"]])}
+    assert after.keys() == before.keys()
+    assert after["title"][1] == "new" and after["title"][0] != before["title"][0]
+    assert {p: v for p, v in after.items() if p != "title"} == {p: v for p, v in before.items() if p != "title"}
 
 
 @pytest.mark.parametrize(

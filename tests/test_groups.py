@@ -121,6 +121,31 @@ async def test_put_replaces_membership(scim):
     assert sorted(m["value"] for m in replaced["members"]) == sorted([b["id"], c["id"]])
 
 
+async def test_replacing_members_touches_only_the_difference(scim, client):
+    users = [await scim.create_user(f"u{i}") for i in range(6)]
+    ids = [u["id"] for u in users]
+    group = await scim.create_group("G", ids[:4])
+    storage = client.app[HOST].storage
+    read = "SELECT id, member_id FROM scimhost_member WHERE group_id = ? ORDER BY id"
+    before = {row["member_id"]: row["id"] for row in await storage._rows(read, [group["id"]])}
+    wanted = [ids[5], ids[2], ids[1], ids[4]]
+    await scim.json(
+        "PATCH", f"/Groups/{group['id']}",
+        patch_op({"op": "replace", "path": "members", "value": [{"value": i} for i in wanted]}), expect=204,
+    )
+    after = [(row["member_id"], row["id"]) for row in await storage._rows(read, [group["id"]])]
+    # Members that stay keep their rows (and their place); new ones follow, in the order sent.
+    assert after[:2] == [(ids[1], before[ids[1]]), (ids[2], before[ids[2]])]
+    assert [member for member, _ in after[2:]] == [ids[5], ids[4]]
+    # An unknown member in the list refuses the whole replacement and changes nothing.
+    error = await scim.json(
+        "PUT", f"/Groups/{group['id']}",
+        {"displayName": "G", "members": [{"value": ids[0]}, {"value": "no-such-user"}]}, expect=400,
+    )
+    assert error["scimType"] == "invalidValue"
+    assert [(row["member_id"], row["id"]) for row in await storage._rows(read, [group["id"]])] == after
+
+
 async def test_deleting_a_user_removes_it_from_its_groups(scim):
     a, b = await scim.create_user("a"), await scim.create_user("b")
     group = await scim.create_group("G", [a["id"], b["id"]])

@@ -459,10 +459,8 @@ class TortoiseBackend(StorageBackend):
             if not changed:
                 raise await self._why_unchanged(tx, source, resource_type, resource_id)
             if write is not None:
-                await tx.execute_query(self._sql("DELETE FROM scimhost_unique WHERE resource_id = ?"), [resource_id])
-                await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
-                await tx.execute_query(self._sql("DELETE FROM scimhost_attr WHERE resource_id = ?"), [resource_id])
-                await self._insert_index(tx, source, resource_type, resource_id, write.index)
+                await self._update_unique(tx, source, resource_type, resource_id, write.unique_values)
+                await self._update_index(tx, source, resource_type, resource_id, write.index)
             if member_changes:
                 await self._change_members(tx, source, resource_id, member_changes)
             return await tx.execute_query_dict(
@@ -640,6 +638,49 @@ class TortoiseBackend(StorageBackend):
                 values,
             )
 
+    async def _update_index(self, tx, source: str, resource_type: str, resource_id: str, entries) -> None:
+        """Bring a resource's index rows to `entries`, touching only the rows that differ.
+
+        Rewriting every row of a user (about 16, each in three indexes) made a one-attribute
+        PATCH cost a millisecond on SQLite; the difference is usually one row."""
+        stale: dict[tuple, list[int]] = {}
+        for row in await tx.execute_query_dict(
+            self._sql("SELECT id, path, item, value_text, value_num FROM scimhost_attr WHERE resource_id = ?"),
+            [resource_id],
+        ):
+            key = (row["path"], row["item"], row["value_text"], _float_or_none(row["value_num"]))
+            stale.setdefault(key, []).append(row["id"])
+        added = []
+        for entry in entries:
+            ids = stale.get((entry.path, entry.item, entry.text, _float_or_none(entry.number)))
+            if ids:
+                ids.pop()  # unchanged: keep the row
+            else:
+                added.append(entry)
+        removed = [row_id for ids in stale.values() for row_id in ids]
+        for start in range(0, len(removed), CHUNK):
+            chunk = removed[start : start + CHUNK]
+            await tx.execute_query(
+                self._sql(f"DELETE FROM scimhost_attr WHERE id IN ({', '.join('?' * len(chunk))})"), chunk
+            )
+        await self._insert_index(tx, source, resource_type, resource_id, added)
+
+    async def _update_unique(
+        self, tx, source: str, resource_type: str, resource_id: str, values: dict[str, str]
+    ) -> None:
+        """Bring a resource's unique values to `values`, touching only those that changed."""
+        current = {
+            row["attribute"]: (row["id"], row["value"])
+            for row in await tx.execute_query_dict(
+                self._sql("SELECT id, attribute, value FROM scimhost_unique WHERE resource_id = ?"), [resource_id]
+            )
+        }
+        removed = [row_id for attribute, (row_id, value) in current.items() if values.get(attribute) != value]
+        for row_id in removed:
+            await tx.execute_query(self._sql("DELETE FROM scimhost_unique WHERE id = ?"), [row_id])
+        added = {a: v for a, v in values.items() if a not in current or current[a][1] != v}
+        await self._insert_unique(tx, source, resource_type, resource_id, added)
+
     async def _insert_unique(self, tx, source: str, resource_type: str, resource_id: str, values: dict[str, str]) -> None:
         for attribute, value in values.items():
             try:
@@ -666,15 +707,8 @@ class TortoiseBackend(StorageBackend):
                     )
                 continue
             if change.kind == "set":
-                current = {
-                    row["member_id"]
-                    for row in await tx.execute_query_dict(
-                        self._sql("SELECT member_id FROM scimhost_member WHERE group_id = ?"), [group_id]
-                    )
-                }
-                wanted = set(ids)
-                await self._change_members(tx, source, group_id, [MemberChange("remove", tuple(current - wanted))])
-                ids = [i for i in ids if i not in current]
+                await self._set_members(tx, source, group_id, ids)
+                continue
             types = await self._member_types(tx, source, ids)
             missing = [i for i in ids if i not in types or i == group_id]
             if missing:
@@ -694,6 +728,44 @@ class TortoiseBackend(StorageBackend):
                     # A member was deleted after it was checked: the foreign key refused it.
                     raise UnknownMembers(list(chunk)) from None
 
+    async def _set_members(self, tx, source: str, group_id: str, ids: list[str]) -> None:
+        """Make the group's members exactly `ids`, the difference computed in the database: the
+        list travels as one parameter, rows that stay are not touched, new ones keep its order."""
+        wanted, wanted_value = self._id_list(ids)
+        missing = await tx.execute_query_dict(
+            self._sql(
+                f"SELECT w.member_id FROM ({wanted}) AS w WHERE w.member_id = ? OR NOT EXISTS "
+                "(SELECT 1 FROM scimhost_resource r WHERE r.id = w.member_id AND r.source = ?) LIMIT 100"
+            ),
+            [wanted_value, group_id, source],
+        )
+        if missing:
+            raise UnknownMembers([row["member_id"] for row in missing])
+        await tx.execute_query(
+            self._sql(
+                f"DELETE FROM scimhost_member WHERE group_id = ? AND member_id NOT IN (SELECT member_id FROM ({wanted}) AS w)"
+            ),
+            [group_id, wanted_value],
+        )
+        try:
+            await tx.execute_query(
+                self._sql(
+                    "INSERT INTO scimhost_member (group_id, member_id, member_type) "
+                    f"SELECT ?, r.id, r.resource_type FROM ({wanted}) AS w JOIN scimhost_resource r ON r.id = w.member_id "
+                    "WHERE NOT EXISTS (SELECT 1 FROM scimhost_member m WHERE m.group_id = ? AND m.member_id = w.member_id) "
+                    "ORDER BY w.position ON CONFLICT (group_id, member_id) DO NOTHING"
+                ),
+                [group_id, wanted_value, group_id],
+            )
+        except IntegrityError:
+            raise UnknownMembers(ids[:100]) from None  # a member was deleted after it was checked
+
+    def _id_list(self, ids: list[str]) -> tuple[str, Any]:
+        """A subquery of (member_id, position) rows from a list of ids bound as one parameter."""
+        if self._dialect == "postgres":
+            return "SELECT member_id, position FROM unnest(?::varchar[]) WITH ORDINALITY AS u(member_id, position)", ids
+        return "SELECT value AS member_id, key AS position FROM json_each(?)", orjson.dumps(ids).decode()
+
     async def _member_types(self, tx, source: str, ids: list[str]) -> dict[str, str]:
         types = {}
         for chunk in _chunks(ids):
@@ -705,6 +777,10 @@ class TortoiseBackend(StorageBackend):
             )
             types.update({row["id"]: row["resource_type"] for row in rows})
         return types
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _json_or_none(value: Any) -> str | None:
