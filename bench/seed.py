@@ -78,7 +78,7 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
                 "VALUES (?, ?, ?, ?, ?, ?, ?)"), attrs)
             await storage._count(tx, slug, kind, len(docs))
 
-        await storage._atomic(body)
+        await storage._atomic(body, small=False)
 
     for offset in range(0, users, batch):
         docs = [validate_resource(user_document(i), user_type) for i in range(offset, min(users, offset + batch))]
@@ -102,7 +102,7 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
                 "INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES (?, ?, 'User')"
             ), [[group_id, uid] for uid in user_ids])
 
-        await storage._atomic(body)
+        await storage._atomic(body, small=False)
         print(f"group {group_id} has {len(user_ids)} members")
     if storage._dialect == "sqlite":
         await db.execute_query("ANALYZE")

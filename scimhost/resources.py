@@ -78,7 +78,7 @@ class ResourceService:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def _relations(self, projection: Projection) -> dict[str, bool]:
+    def relations(self, projection: Projection) -> dict[str, bool]:
         """Which row-derived attributes a response shows, so the store reads only those."""
         return {
             "members": self.row_attribute is not None and projection.wants_attribute(self.row_attribute),
@@ -87,7 +87,7 @@ class ResourceService:
 
     async def get(self, resource_id: str, projection: Projection) -> StoredResource:
         stored = await self.storage.get_resource(
-            self.source.slug, self.type.name, resource_id, **self._relations(projection)
+            self.source.slug, self.type.name, resource_id, **self.relations(projection)
         )
         if stored is None:
             raise not_found(self.type, resource_id)
@@ -129,7 +129,7 @@ class ResourceService:
         query = self.query(params)
         projection = self.projection(params)
         page = await self.storage.list_resources(
-            self.source.slug, self.type.name, query, **self._relations(projection)
+            self.source.slug, self.type.name, query, **self.relations(projection)
         )
         resources = [self.render(item, projection) for item in page.resources]
         if not query.cursor_paging:

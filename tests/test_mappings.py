@@ -53,7 +53,8 @@ def test_colliding_keys_shadow_nothing():
     table = {v.key: v for v in variable_table(["a-b", "a.b", "data", "c"], RUNTIME.is_valid_name)}
     assert not table["a-b"].bound and not table["a.b"].bound and "a_b" in table["a-b"].unbound_because
     assert not table["data"].bound and table["c"].bound
-    variables = bind({"a-b": 1, "a.b": 2, "data": 3, "c": 4}, RUNTIME.is_valid_name, data={"whole": True})
+    document = {"a-b": 1, "a.b": 2, "data": 3, "c": 4}
+    variables = bind(document, variable_table(document, RUNTIME.is_valid_name), data={"whole": True})
     assert variables == {"data": {"whole": True}, "c": 4}
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from scimhost.builtin.tortoise_storage.backend import TortoiseBackend, TortoiseSettings
-from scimhost.storage.backend import StorageError
+from scimhost.storage.backend import ResourceWrite, StorageError
 
 
 def backend(url: str) -> TortoiseBackend:
@@ -112,6 +113,51 @@ async def test_sqlite_uses_wal(tmp_path):
         rows = await store._rows("PRAGMA busy_timeout", [])
         assert list(rows[0].values())[0] == 5000
     finally:
+        await store.close()
+
+
+def sqlite_backend(tmp_path, busy_timeout_ms: int = 5000) -> TortoiseBackend:
+    url = f"sqlite://{tmp_path}/db.sqlite3"
+    return TortoiseBackend(TortoiseSettings(url=url, busy_timeout_ms=busy_timeout_ms), base_dir=Path.cwd())
+
+
+def user_write(name: str) -> ResourceWrite:
+    return ResourceWrite({"userName": name}, None, name, unique_values={"userName": name})
+
+
+async def test_sqlite_write_waits_for_another_process_holding_the_lock(tmp_path):
+    store = sqlite_backend(tmp_path)
+    await store.open()
+    other = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # what a writer in another process holds
+        write = asyncio.ensure_future(store.create_resource("demo", "User", user_write("waiter")))
+        await asyncio.sleep(0.2)
+        assert not write.done()  # waiting for the lock on the writer thread, not failed
+        # ... and the loop still serves reads meanwhile.
+        assert await store.token_hash("demo") is None
+        other.execute("COMMIT")
+        created = await asyncio.wait_for(write, 5)
+        assert (await store.get_resource("demo", "User", created.id)).document == {"userName": "waiter"}
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_sqlite_write_gives_up_after_the_busy_timeout_and_stores_nothing(tmp_path):
+    store = sqlite_backend(tmp_path, busy_timeout_ms=100)
+    await store.open()
+    other = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StorageError, match="locked"):
+            await store.create_resource("demo", "User", user_write("late"))
+        other.execute("COMMIT")
+        rows = await store._rows("SELECT COUNT(*) AS n FROM scimhost_resource", [])
+        assert rows[0]["n"] == 0
+        await store.create_resource("demo", "User", user_write("late"))  # the lock is free again
+    finally:
+        other.close()
         await store.close()
 
 

@@ -55,6 +55,15 @@ def _resource_response(service: ResourceService, stored, projection: Projection,
     return scim_json(service.render(stored, projection), status=status, headers=headers)
 
 
+async def _complete(service: ResourceService, stored, projection: Projection):
+    """A written resource with the row-derived attributes its response shows, read only when the
+    write did not bring them back already."""
+    relations = service.relations(projection)
+    if (relations["members"] and stored.members is None) or (relations["groups"] and stored.groups is None):
+        return await service.get(stored.id, projection)
+    return stored
+
+
 def resource_handlers(type_name: str) -> dict[str, object]:
     """The handlers of one resource type's collection and item endpoints."""
 
@@ -90,8 +99,7 @@ def resource_handlers(type_name: str) -> dict[str, object]:
         projection = _projection(request, service)
         version = if_match_version(request)
         stored = await service.replace(request.match_info["id"], await read_json(request), version)
-        stored = await service.get(stored.id, projection)
-        return _resource_response(service, stored, projection)
+        return _resource_response(service, await _complete(service, stored, projection), projection)
 
     async def patch(request: web.Request) -> web.Response:
         service = _service(request, type_name)
@@ -101,8 +109,7 @@ def resource_handlers(type_name: str) -> dict[str, object]:
         if service.row_attribute is not None:
             # RFC 7644 §3.5.2 allows 204; a 200 would have to carry every member of the group.
             return web.Response(status=204, headers={"ETag": etag(stored.version)})
-        stored = await service.get(stored.id, projection)
-        return _resource_response(service, stored, projection)
+        return _resource_response(service, await _complete(service, stored, projection), projection)
 
     async def delete(request: web.Request) -> web.Response:
         service = _service(request, type_name)

@@ -134,7 +134,7 @@ class WorkerPool:
         finally:
             self._waiting -= 1
         try:
-            results = await asyncio.to_thread(self._round_trip, worker, batch, variables)
+            results = await self._round_trip(worker, batch, variables)
             worker.evaluations += 1
             if worker.evaluations >= self.settings.max_evaluations:
                 worker = await self._replace(worker, kill=False)  # recycle
@@ -149,10 +149,23 @@ class WorkerPool:
         finally:
             self._idle.put_nowait(worker)
 
-    def _round_trip(self, worker: _Worker, batch: Batch, variables: dict[str, Any]) -> list:
-        worker.connection.send((batch, variables))
-        if not worker.connection.poll(self.settings.timeout_seconds):
-            raise EvaluationTimeout(f"the evaluation took longer than {self.settings.timeout_seconds}s")
+    async def _round_trip(self, worker: _Worker, batch: Batch, variables: dict[str, Any]) -> list:
+        """Send a batch and wait, on the event loop, until the worker's answer can be read.
+
+        A thread per round trip was measured to cost more than the evaluation: the hand-off,
+        and the thread fighting the loop for the GIL. The request is a few kilobytes that the
+        idle worker reads at once; the answer is read only once the pipe is readable."""
+        loop = asyncio.get_running_loop()
+        answered = loop.create_future()
+        fd = worker.connection.fileno()
+        loop.add_reader(fd, lambda: answered.done() or answered.set_result(None))
+        try:
+            worker.connection.send((batch, variables))
+            await asyncio.wait_for(answered, self.settings.timeout_seconds)
+        except asyncio.TimeoutError:
+            raise EvaluationTimeout(f"the evaluation took longer than {self.settings.timeout_seconds}s") from None
+        finally:
+            loop.remove_reader(fd)
         return worker.connection.recv()
 
     async def _replace(self, worker: _Worker, kill: bool) -> _Worker:

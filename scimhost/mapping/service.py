@@ -82,6 +82,7 @@ class MappingService:
         self._source_runtime: dict[str, str] = {}
         self._mappings: dict[str, list[CompiledMapping]] = {}
         self._pools: dict[str, WorkerPool] = {}
+        self._tables: dict[tuple[str, tuple[str, ...]], list[Variable]] = {}
         problems = []
         for index, source in enumerate(settings.sources):
             where = f"sources[{index}]"
@@ -134,6 +135,16 @@ class MappingService:
         for pool in pools.values():
             await pool.close()
 
+    def _variable_table(self, runtime_name: str, runtime: MappingRuntime, keys: tuple[str, ...]) -> list[Variable]:
+        """`variable_table` of these keys, remembered: clients send the same few key sets."""
+        cache_key = (runtime_name, keys)
+        table = self._tables.get(cache_key)
+        if table is None:
+            table = variable_table(keys, runtime.is_valid_name)
+            if len(self._tables) < 1024:  # documents with ever new keys are not worth remembering
+                self._tables[cache_key] = table
+        return table
+
     def variables(self, slug: str, resource_type: ResourceType) -> list[Variable]:
         """The variables an expression of this source sees for this resource type."""
         return variable_table(schema_keys(resource_type), self.runtime_of(slug).is_valid_name)
@@ -158,7 +169,7 @@ class MappingService:
         types = source.catalog.resource_types
         known = schema_keys(types[resource_type]) if resource_type in types else []
         variables = bind(
-            document, runtime.is_valid_name, known, data=document,
+            document, self._variable_table(runtime_name, runtime, (*known, *document)), data=document,
             source={"slug": source.slug, "name": source.name}, resource_type=resource_type,
         )
         pool = self._pools.get(runtime_name)

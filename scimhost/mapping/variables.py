@@ -66,13 +66,12 @@ def variable_table(keys: Iterable[str], is_valid_name: Callable[[str], bool]) ->
     return table
 
 
-def bind(
-    document: dict[str, Any], is_valid_name: Callable[[str], bool], known_keys: Iterable[str] = (), **host: Any
-) -> dict[str, Any]:
-    """The variables of one evaluation: the host's own, then one per key of the schema
-    (`known_keys`, None when the document lacks it) and of the document."""
+def bind(document: dict[str, Any], table: Iterable[Variable], **host: Any) -> dict[str, Any]:
+    """The variables of one evaluation: the host's own, then one per bound entry of `table`
+    (the `variable_table` of the schema's keys and the document's; None when the document
+    lacks the key)."""
     variables = dict(host)
-    for variable in variable_table([*known_keys, *document], is_valid_name):
+    for variable in table:
         if variable.bound:
             variables[variable.name] = document.get(variable.key)
     return variables

@@ -18,6 +18,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from scimhost.scim.errors import ScimError
 from scimhost.scim.evaluate import match_value
 from scimhost.scim.filter import And, AttrPath, Compare, Node, Or, PatchPath, parse_attr_path, parse_path
@@ -90,6 +92,14 @@ def parse_patch_request(body: Any, *, max_operations: int = MAX_OPERATIONS) -> l
     return parsed
 
 
+def _copy(document: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON document; a JSON round trip is several times faster than deepcopy."""
+    try:
+        return orjson.loads(orjson.dumps(document))
+    except (TypeError, orjson.JSONEncodeError):  # not JSON-shaped (a huge integer, say)
+        return copy.deepcopy(document)
+
+
 def apply_patch(
     document: dict[str, Any],
     operations: list[dict[str, Any]],
@@ -102,7 +112,7 @@ def apply_patch(
     `row_attribute` names the attribute kept as rows (Group `members`): its changes come back
     as `member_ops` instead of being written into the document.
     """
-    engine = _Engine(copy.deepcopy(document), resource_type, row_attribute)
+    engine = _Engine(_copy(document), resource_type, row_attribute)
     for index, operation in enumerate(operations):
         try:
             engine.apply(operation["op"], operation["path"], operation["value"])

@@ -211,7 +211,8 @@ class StorageBackend(ABC):
         `write` None keeps the document. With `expected_version`, the write happens only if the
         stored version is still that one. Raises ResourceNotFound, VersionMismatch,
         UniquenessConflict or UnknownMembers, changing nothing. Returns the resource without
-        members and groups."""
+        members; with its groups if the backend read them in the same transaction, else with
+        `groups` None (the host then reads them)."""
 
     @abstractmethod
     async def delete_resource(

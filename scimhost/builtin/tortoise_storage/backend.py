@@ -62,6 +62,8 @@ PG_MIGRATION_LOCK = 0x5C1A_0057
 BUSY_RETRIES = 5
 # Ids per statement: well under SQLite's and PostgreSQL's limits on bound parameters.
 CHUNK = 500
+# Rows a write may change and still count as small (see _atomic).
+SMALL_WRITE_ROWS = 200
 RESOURCE_COLUMNS = "id, resource_type, data, version, created, last_modified"
 
 
@@ -236,8 +238,11 @@ class TortoiseBackend(StorageBackend):
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
-    async def _atomic(self, body: Callable[[Any], Awaitable[T]]) -> T:
+    async def _atomic(self, body: Callable[[Any], Awaitable[T]], *, small: bool = True) -> T:
         """Run `body(tx)` in one transaction; commit when it returns, roll back when it raises.
+
+        `small`: the transaction writes a bounded number of rows (SQLite may run it on the
+        event loop's thread, sqlite_direct.py).
 
         Tortoise finds the transaction's connection through its current context, which it keeps
         in a context variable; so the body runs as a task in a copy of a context where this
@@ -246,7 +251,7 @@ class TortoiseBackend(StorageBackend):
 
         if self._direct is not None:
             try:
-                return await self._direct.transaction(body)
+                return await self._direct.transaction(body, small=small)
             except OperationalError as exc:
                 raise StorageError(f"{self.describe()}: {exc}") from exc
 
@@ -390,7 +395,7 @@ class TortoiseBackend(StorageBackend):
             if members:
                 await self._change_members(tx, source, resource_id, [MemberChange("add", tuple(members))])
 
-        await self._atomic(body)
+        await self._atomic(body, small=len(members) + len(write.index) <= SMALL_WRITE_ROWS)
         return StoredResource(resource_id, resource_type, write.document, 1, now, now)
 
     async def get_resource(
@@ -408,9 +413,7 @@ class TortoiseBackend(StorageBackend):
         if members:
             stored = (await self._with_relations([stored], members=True, groups=False))[0]
         if groups:
-            stored = dataclasses.replace(
-                stored, groups=[_without_none(group) for group in orjson.loads(rows[0]["groups"])]
-            )
+            stored = dataclasses.replace(stored, groups=_groups(rows[0]["groups"]))
         return stored
 
     def _groups_column(self) -> str:
@@ -463,11 +466,16 @@ class TortoiseBackend(StorageBackend):
                 await self._update_index(tx, source, resource_type, resource_id, write.index)
             if member_changes:
                 await self._change_members(tx, source, resource_id, member_changes)
+            # With its groups, so that a response needs no second read.
             return await tx.execute_query_dict(
-                self._sql(f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource WHERE id = ?"), [resource_id]
+                self._sql(f"SELECT {RESOURCE_COLUMNS}, {self._groups_column()} AS groups FROM scimhost_resource r WHERE id = ?"),
+                [resource_id],
             )
 
-        return _stored((await self._atomic(body))[0])
+        rows = len(write.index) if write is not None else 0
+        rows += sum(len(change.ids) for change in member_changes)
+        row = (await self._atomic(body, small=rows <= SMALL_WRITE_ROWS))[0]
+        return dataclasses.replace(_stored(row), groups=_groups(row["groups"]))
 
     async def delete_resource(
         self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None
@@ -484,7 +492,12 @@ class TortoiseBackend(StorageBackend):
                 raise await self._why_unchanged(tx, source, resource_type, resource_id)
             await self._count(tx, source, resource_type, -1)
 
-        await self._atomic(body)
+        # The cascade takes a group's membership rows with it: a big group is a large write.
+        many = await self._point_rows(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member WHERE group_id = ? LIMIT ?) AS m",
+            [resource_id, SMALL_WRITE_ROWS + 1],
+        )
+        await self._atomic(body, small=int(many[0]["n"]) <= SMALL_WRITE_ROWS)
 
     async def _why_unchanged(self, tx, source: str, resource_type: str, resource_id: str) -> Exception:
         """After a conditional write changed no row: the resource is gone, or its version moved."""
@@ -777,6 +790,11 @@ class TortoiseBackend(StorageBackend):
             )
             types.update({row["id"]: row["resource_type"] for row in rows})
         return types
+
+
+def _groups(column: str) -> list[dict[str, Any]]:
+    """The groups subquery's JSON array as {value, display} dicts."""
+    return [_without_none(group) for group in orjson.loads(column)]
 
 
 def _float_or_none(value: Any) -> float | None:
