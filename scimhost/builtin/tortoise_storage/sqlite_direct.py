@@ -26,6 +26,7 @@ Tortoise keeps the schema, the migrations and the rest of the statements.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,11 +35,14 @@ from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError, OperationalError
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Row = dict[str, Any]
 # Commits on the loop's connection between two checkpoints (about a thousand WAL pages at the
 # dozen pages a small write dirties, like SQLite's own automatic checkpoint).
 CHECKPOINT_EVERY = 100
+# WAL frames (pages) past which a checkpoint starts the WAL over (about 16 MB of 4 KB pages).
+RESTART_FRAMES = 4000
 
 
 class SuspendedTransaction(RuntimeError):
@@ -150,13 +154,26 @@ class SqliteDirect:
 
     def _checkpoint_soon(self) -> None:
         """Copy the WAL back into the database on the writer thread, so the loop never waits for
-        a checkpoint's writes and fsync (the loop's connection does not checkpoint itself)."""
+        a checkpoint's writes and fsync (the loop's connection does not checkpoint itself).
+
+        A PASSIVE checkpoint runs beside the writes but, racing a steady stream of them, never
+        catches up, so the WAL is never started over (it grew by a megabyte a second and reads
+        slowed with it). Once the WAL passes RESTART_FRAMES, a RESTART checkpoint holds off
+        writers (the loop's writes find the lock taken and queue on the writer thread) while it
+        copies the little that PASSIVE left, and the next write starts the WAL over. RESTART
+        alone each time stalled the writes for the whole copy."""
         if self._checkpoint is not None and not self._checkpoint.done():
             return
         self._commits_since_checkpoint = 0
 
         def checkpoint() -> None:
-            self._thread_connection(query_only=False).execute("PRAGMA wal_checkpoint(PASSIVE)")
+            connection = self._thread_connection(query_only=False)
+            try:
+                _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames >= RESTART_FRAMES:
+                    connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            except sqlite3.Error as exc:  # busy past the timeout: the next one will do it
+                log.warning("SQLite checkpoint of %s failed: %s", self.path, exc)
 
         self._checkpoint = asyncio.get_running_loop().run_in_executor(self._writer, checkpoint)
 
