@@ -172,15 +172,26 @@ async def test_worker_limits_stop_bombs_and_the_pool_keeps_serving():
         await pool.close()
 
 
-async def test_workers_are_recycled(tmp_path):
-    pool = WorkerPool(RestrictedPythonRuntime, pool_settings(max_evaluations=2))
+async def test_workers_are_recycled_without_a_gap(tmp_path):
+    pool = WorkerPool(RestrictedPythonRuntime, pool_settings(max_evaluations=3))
     await pool.start()
     try:
-        pids = set()
-        for _ in range(5):
-            pids.add(pool._workers[0].process.pid)
-            await pool.evaluate([("ok", "{'a': 1}")], {})
-        assert len(pids) >= 2
+        first = pool._workers[0]
+        served = 0
+        while pool._workers[0] is first:
+            assert await pool.evaluate([("ok", "{'a': 1}")], {}) == [("ok", {"a": 1})]
+            served += 1
+            assert served < 100_000, "the worker was never replaced"
+        # The old worker went on answering while its successor started (a spawn takes far
+        # longer than these evaluations), so nobody waited for the spawn.
+        assert served > 3
+        assert await pool.evaluate([("ok", "{'b': 2}")], {}) == [("ok", {"b": 2})]
+        for _ in range(100):
+            if not first.process.is_alive():
+                break
+            await asyncio.sleep(0.05)
+        assert not first.process.is_alive()
+        assert pool._workers[0].process.is_alive()
     finally:
         await pool.close()
 

@@ -86,6 +86,8 @@ class _Worker:
         self.process.start()
         child.close()
         self.evaluations = 0
+        # Replaced by a fresh worker (recycling): stopped instead of going back to the queue.
+        self.retired = False
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -112,6 +114,7 @@ class WorkerPool:
         self._idle: asyncio.Queue[_Worker] | None = None
         self._waiting = 0
         self._workers: list[_Worker] = []
+        self._background: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self._idle = asyncio.Queue()
@@ -121,6 +124,7 @@ class WorkerPool:
             self._idle.put_nowait(worker)
 
     async def close(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
         workers, self._workers = self._workers, []
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
 
@@ -131,13 +135,16 @@ class WorkerPool:
         self._waiting += 1
         try:
             worker = await self._idle.get()
+            while worker.retired:  # replaced while it waited in the queue
+                self._in_background(asyncio.to_thread(worker.stop))
+                worker = await self._idle.get()
         finally:
             self._waiting -= 1
         try:
             results = await self._round_trip(worker, batch, variables)
             worker.evaluations += 1
-            if worker.evaluations >= self.settings.max_evaluations:
-                worker = await self._replace(worker, kill=False)  # recycle
+            if worker.evaluations == self.settings.max_evaluations:
+                self._in_background(self._recycle(worker))
             return results
         except EvaluationTimeout:
             worker = await self._replace(worker, kill=True)
@@ -147,7 +154,27 @@ class WorkerPool:
             worker = await self._replace(worker, kill=True)
             raise MappingError("the mapping worker stopped during the evaluation") from None
         finally:
-            self._idle.put_nowait(worker)
+            if worker.retired:
+                self._in_background(asyncio.to_thread(worker.stop))
+            else:
+                self._idle.put_nowait(worker)
+
+    def _in_background(self, work) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _recycle(self, worker: _Worker) -> None:
+        """Replace a worker that served its evaluations; it keeps serving until the fresh one
+        has started, so recycling never leaves the pool a worker short (a spawn takes about
+        0.2 s)."""
+        fresh = await asyncio.to_thread(_Worker, self._ctx, self.runtime_path, self.settings)
+        if worker not in self._workers:  # killed and replaced meanwhile
+            await asyncio.to_thread(fresh.stop)
+            return
+        worker.retired = True
+        self._workers = [fresh if w is worker else w for w in self._workers]
+        self._idle.put_nowait(fresh)
 
     async def _round_trip(self, worker: _Worker, batch: Batch, variables: dict[str, Any]) -> list:
         """Send a batch and wait, on the event loop, until the worker's answer can be read.

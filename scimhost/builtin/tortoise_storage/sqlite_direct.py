@@ -88,6 +88,7 @@ class SqliteDirect:
         self._loop_writer.execute("PRAGMA wal_autocheckpoint = 0")
         self._commits_since_checkpoint = 0
         self._checkpoint: asyncio.Future | None = None
+        self._inline_paused = False
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="scimhost-sqlite-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="scimhost-sqlite-write")
 
@@ -136,7 +137,7 @@ class SqliteDirect:
         write lock is free at once; a large one, or one that finds the lock taken (by another
         process, or a large transaction of this one), runs on the writer thread, which waits
         for the lock up to the busy timeout."""
-        if small:
+        if small and not self._inline_paused:
             try:
                 result = _transaction(self._loop_writer, body, inline=True)
             except _LockTaken:
@@ -158,24 +159,34 @@ class SqliteDirect:
 
         A PASSIVE checkpoint runs beside the writes but, racing a steady stream of them, never
         catches up, so the WAL is never started over (it grew by a megabyte a second and reads
-        slowed with it). Once the WAL passes RESTART_FRAMES, a RESTART checkpoint holds off
-        writers (the loop's writes find the lock taken and queue on the writer thread) while it
-        copies the little that PASSIVE left, and the next write starts the WAL over. RESTART
-        alone each time stalled the writes for the whole copy."""
+        slowed with it). Once the WAL passes RESTART_FRAMES, writes are sent to the writer
+        thread, where they queue behind a RESTART checkpoint that copies the little PASSIVE
+        left and lets the next write start the WAL over. (Leaving the loop writing meanwhile
+        made the RESTART sleep in SQLite's busy handler while it held the lock: stalls of a
+        tenth of a second.)"""
         if self._checkpoint is not None and not self._checkpoint.done():
             return
         self._commits_since_checkpoint = 0
+        self._checkpoint = asyncio.ensure_future(self._checkpoint_wal())
 
-        def checkpoint() -> None:
+    async def _checkpoint_wal(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def checkpoint(mode: str) -> int:
             connection = self._thread_connection(query_only=False)
             try:
-                _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if frames >= RESTART_FRAMES:
-                    connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                return connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
             except sqlite3.Error as exc:  # busy past the timeout: the next one will do it
-                log.warning("SQLite checkpoint of %s failed: %s", self.path, exc)
+                log.warning("SQLite %s checkpoint of %s failed: %s", mode, self.path, exc)
+                return 0
 
-        self._checkpoint = asyncio.get_running_loop().run_in_executor(self._writer, checkpoint)
+        if await loop.run_in_executor(self._writer, checkpoint, "PASSIVE") < RESTART_FRAMES:
+            return
+        self._inline_paused = True
+        try:
+            await loop.run_in_executor(self._writer, checkpoint, "RESTART")
+        finally:
+            self._inline_paused = False
 
     def close(self) -> None:
         self._readers.shutdown(wait=True)
