@@ -110,8 +110,14 @@ async def test_sqlite_uses_wal(tmp_path):
     try:
         rows = await store._rows("PRAGMA journal_mode", [])
         assert rows[0]["journal_mode"] == "wal"
-        rows = await store._rows("PRAGMA busy_timeout", [])
+        # Connections that may wait for another process's lock wait busy_timeout_ms; the loop's
+        # own never wait (their work goes to a thread instead).
+        rows = await store._db().execute_query_dict("PRAGMA busy_timeout")
         assert list(rows[0].values())[0] == 5000
+        rows = await store._direct.scan("PRAGMA busy_timeout", [])
+        assert list(rows[0].values())[0] == 5000
+        rows = await store._rows("PRAGMA busy_timeout", [])
+        assert list(rows[0].values())[0] == 0
     finally:
         await store.close()
 
@@ -158,6 +164,30 @@ async def test_sqlite_write_gives_up_after_the_busy_timeout_and_stores_nothing(t
         await store.create_resource("demo", "User", user_write("late"))  # the lock is free again
     finally:
         other.close()
+        await store.close()
+
+
+async def test_sqlite_long_reads_leave_the_event_loop(tmp_path, monkeypatch):
+    store = sqlite_backend(tmp_path)
+    await store.open()
+    try:
+        on_threads = []
+        original_scan = store._direct.scan
+
+        async def spy_scan(text, values):
+            on_threads.append(text)
+            return await original_scan(text, values)
+
+        monkeypatch.setattr(store._direct, "scan", spy_scan)
+        assert await store.token_hash("demo") is None  # a lookup by key stays on the loop
+        assert on_threads == []
+        long_read = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT COUNT(*) AS n FROM c"
+        )
+        rows = await store._rows(long_read, [300_000])
+        assert rows == [{"n": 300_000}]  # cut off on the loop, answered whole on a reader thread
+        assert on_threads == [long_read]
+    finally:
         await store.close()
 
 

@@ -292,24 +292,14 @@ class TortoiseBackend(StorageBackend):
         return cached
 
     async def _rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
-        """The rows of a read."""
+        """The rows of a read (on SQLite, on the loop's thread when it is short; sqlite_direct.py)."""
         try:
             if self._direct is not None:
-                return await self._direct.scan(text, values)
+                rows = self._direct.read(text, values)
+                return rows if rows is not None else await self._direct.scan(text, values)
             return await self._db().execute_query_dict(self._sql(text), values)
         except (OperationalError, DBConnectionError, OSError) as exc:
             raise StorageError(f"{self.describe()}: {exc}") from exc
-
-    async def _point_rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
-        """The rows of a read that looks up a key and returns a bounded number of rows."""
-        if self._direct is not None:
-            try:
-                rows = self._direct.point(text, values)
-            except OperationalError as exc:
-                raise StorageError(f"{self.describe()}: {exc}") from exc
-            if rows is not None:
-                return rows
-        return await self._rows(text, values)
 
     # --- service accounts and tokens ---------------------------------------------------------
 
@@ -346,7 +336,7 @@ class TortoiseBackend(StorageBackend):
                 return
 
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        rows = await self._point_rows(
+        rows = await self._rows(
             "SELECT record FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?",
             [resource_id, source, resource_type],
         )
@@ -360,7 +350,7 @@ class TortoiseBackend(StorageBackend):
         return [_service_account(row) for row in rows]
 
     async def token_hash(self, source: str) -> str | None:
-        rows = await self._point_rows("SELECT token_hash FROM scimhost_service_account WHERE source = ?", [source])
+        rows = await self._rows("SELECT token_hash FROM scimhost_service_account WHERE source = ?", [source])
         return rows[0]["token_hash"] if rows else None
 
     async def set_token_hash(self, source: str, token_hash: str) -> None:
@@ -403,7 +393,7 @@ class TortoiseBackend(StorageBackend):
     ) -> StoredResource | None:
         # The groups a user is in come in the same statement, as one JSON array.
         columns = RESOURCE_COLUMNS + (f", {self._groups_column()} AS groups" if groups else "")
-        rows = await self._point_rows(
+        rows = await self._rows(
             f"SELECT {columns} FROM scimhost_resource r WHERE id = ? AND source = ? AND resource_type = ?",
             [resource_id, source, resource_type],
         )
@@ -493,7 +483,7 @@ class TortoiseBackend(StorageBackend):
             await self._count(tx, source, resource_type, -1)
 
         # The cascade takes a group's membership rows with it: a big group is a large write.
-        many = await self._point_rows(
+        many = await self._rows(
             "SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member WHERE group_id = ? LIMIT ?) AS m",
             [resource_id, SMALL_WRITE_ROWS + 1],
         )

@@ -5,11 +5,11 @@ statement on the project's machine, where the statement itself (a lookup by prim
 about 10 µs. A request of five statements spent most of its time in that hand-off. So, on
 SQLite only (docs/decisions.md, "SQLite hot paths"):
 
-- point reads (by primary key or a unique key, a bounded number of rows) run right on the
-  event loop's thread, on a connection that refuses to wait for a lock; if SQLite is busy they
-  are retried on a reader thread;
-- other reads run on a small pool of reader threads, each with its own connection, so that
-  they run beside each other and beside a write (WAL);
+- a read runs first right on the event loop's thread, on a connection that neither waits for
+  a lock nor runs long: SQLite's progress handler cuts it off after READ_BUDGET steps of its
+  virtual machine. Lookups by key, a filter served by an index, a page of a list all finish
+  within it; a read that is cut off (or finds SQLite busy) runs again on one of a small pool
+  of reader threads, each with its own connection, beside each other and beside a write (WAL);
 - a write transaction runs whole without a hand-off per statement: the backend's transaction
   body is a coroutine, and on this path every statement it awaits completes at once, so it is
   driven to its end in one go. A small one (one resource's rows, a few hundred microseconds)
@@ -41,6 +41,10 @@ Row = dict[str, Any]
 # Commits on the loop's connection between two checkpoints (about a thousand WAL pages at the
 # dozen pages a small write dirties, like SQLite's own automatic checkpoint).
 CHECKPOINT_EVERY = 100
+# SQLite VM steps a read may take on the loop's thread (well under a millisecond here) before it
+# is cut off and run on a reader thread instead; counted every PROGRESS_STEP steps.
+READ_BUDGET = 50_000
+PROGRESS_STEP = 1000
 # WAL frames (pages) past which a checkpoint starts the WAL over (about 16 MB of 4 KB pages).
 RESTART_FRAMES = 4000
 
@@ -83,6 +87,8 @@ class SqliteDirect:
         self._opened_lock = threading.Lock()
         self._local = threading.local()
         self._loop_reader = self._connect(busy_timeout_ms=0, query_only=True)
+        self._steps = 0
+        self._loop_reader.set_progress_handler(self._count_steps, PROGRESS_STEP)
         # Writes on the loop's thread never wait for the lock: they go to the writer thread.
         self._loop_writer = self._connect(busy_timeout_ms=0, query_only=False)
         self._loop_writer.execute("PRAGMA wal_autocheckpoint = 0")
@@ -113,14 +119,21 @@ class SqliteDirect:
             )
         return connection
 
-    def point(self, query: str, values: Sequence[Any]) -> list[Row] | None:
-        """Rows of a bounded read, run on the calling thread; None when SQLite is busy."""
+    def read(self, query: str, values: Sequence[Any]) -> list[Row] | None:
+        """Rows of a read run right here, if SQLite answers it within READ_BUDGET steps of its
+        virtual machine (a lookup by key takes a few hundred); None if it was cut off there, or
+        SQLite was busy: the caller then runs it on a reader thread with `scan`."""
+        self._steps = 0
         try:
             return _run(self._loop_reader, query, values)
         except OperationalError as exc:
-            if _busy(exc):
+            if _busy(exc) or "interrupted" in str(exc):
                 return None
             raise
+
+    def _count_steps(self) -> int:
+        self._steps += 1
+        return self._steps > READ_BUDGET // PROGRESS_STEP  # nonzero interrupts the statement
 
     async def scan(self, query: str, values: Sequence[Any]) -> list[Row]:
         """Rows of any read, run on a reader thread."""
