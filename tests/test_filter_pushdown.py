@@ -177,6 +177,20 @@ async def test_filter_with_paging_counts_in_the_database(scim):
     assert [u["userName"] for u in page["Resources"]] == ["user2", "user3"]
 
 
+async def test_total_results_at_page_boundaries(scim):
+    for index in range(3):
+        await scim.create_user(f"edge{index}", title="edge")
+    await scim.create_user("other", title="other")
+    query = "/Users?filter=" + urllib.parse.quote('title eq "edge"')
+    for count, start, listed in [(2, 1, 2), (3, 1, 3), (4, 1, 3), (2, 3, 1), (2, 4, 0), (0, 1, 0)]:
+        page = await scim.json("GET", f"{query}&count={count}&startIndex={start}")
+        assert (page["totalResults"], len(page.get("Resources", []))) == (3, listed), (count, start)
+    everyone = await scim.json("GET", "/Users?count=4")
+    assert everyone["totalResults"] == 4
+    first = await scim.json("GET", "/Users?count=3")
+    assert first["totalResults"] == 4 and len(first["Resources"]) == 3
+
+
 TYPED = "urn:example:params:scim:schemas:extension:typed:2.0:User"
 
 

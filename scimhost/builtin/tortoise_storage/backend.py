@@ -508,17 +508,23 @@ class TortoiseBackend(StorageBackend):
             )
             where += f" AND {condition}"
             values += condition_values
-        if query.filter is None:
-            counted = await self._rows(
-                "SELECT count AS n FROM scimhost_count WHERE source = ? AND resource_type = ?", [source, resource_type]
-            )
-            total = int(counted[0]["n"]) if counted else 0
-        else:
-            counted = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
-            total = int(counted[0]["n"])
-        if query.count <= 0 or total == 0:
-            return ResourcePage(total, [])
+        count_values = list(values)
+
+        async def count_all() -> int:
+            if query.filter is None:
+                counted = await self._rows(
+                    "SELECT count AS n FROM scimhost_count WHERE source = ? AND resource_type = ?",
+                    [source, resource_type],
+                )
+                return int(counted[0]["n"]) if counted else 0
+            counted = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", count_values)
+            return int(counted[0]["n"])
+
+        if query.count <= 0:
+            return ResourcePage(await count_all(), [])
         columns = ", ".join("r." + c for c in RESOURCE_COLUMNS.split(", "))
+        if groups:
+            columns += f", {self._groups_column()} AS groups"  # in the same statement, as for one
         order_values: list[Any] = []
         backwards = query.before is not None
         if query.sort is not None:
@@ -529,26 +535,37 @@ class TortoiseBackend(StorageBackend):
         else:
             order = "r.created DESC, r.id DESC" if backwards else "r.created, r.id"
         cursor_mode = query.cursor_paging
+        page_where, page_values = where, list(values)
         # Row values, so that the (source, resource_type, created, id) index seeks to the cursor.
         if query.after is not None:
-            where += " AND (r.created, r.id) > (?, ?)"
-            values += [query.after[0], query.after[1]]
+            page_where += " AND (r.created, r.id) > (?, ?)"
+            page_values += [query.after[0], query.after[1]]
         elif query.before is not None:
-            where += " AND (r.created, r.id) < (?, ?)"
-            values += [query.before[0], query.before[1]]
+            page_where += " AND (r.created, r.id) < (?, ?)"
+            page_values += [query.before[0], query.before[1]]
         if cursor_mode:
             limit, offset = query.count + 1, 0
         else:
             limit, offset = query.count, max(query.start_index, 1) - 1
         rows = await self._rows(
-            f"SELECT {columns} FROM scimhost_resource r WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*values, *order_values, limit, offset],
+            f"SELECT {columns} FROM scimhost_resource r WHERE {page_where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*page_values, *order_values, limit, offset],
         )
+        # A page that starts at the first match and is not full holds every match: no count.
+        if query.after is None and query.before is None and offset == 0 and len(rows) <= query.count and (
+            cursor_mode or len(rows) < query.count
+        ):
+            total = len(rows)
+        else:
+            total = await count_all()
         more = cursor_mode and len(rows) > query.count
         rows = rows[: query.count]
         if backwards:
             rows.reverse()
-        resources = await self._with_relations([_stored(r) for r in rows], members, groups)
+        stored = [
+            dataclasses.replace(_stored(r), groups=_groups(r["groups"])) if groups else _stored(r) for r in rows
+        ]
+        resources = await self._with_relations(stored, members, groups=False)
         if backwards:
             return ResourcePage(total, resources, more_after=True, more_before=more)
         return ResourcePage(total, resources, more_after=more, more_before=query.after is not None)
@@ -618,8 +635,8 @@ class TortoiseBackend(StorageBackend):
         return [
             StoredResource(
                 r.id, r.resource_type, r.document, r.version, r.created, r.last_modified,
-                members=by_group[r.id] if members else None,
-                groups=by_member[r.id] if groups else None,
+                members=by_group[r.id] if members else r.members,
+                groups=by_member[r.id] if groups else r.groups,
             )
             for r in resources
         ]
