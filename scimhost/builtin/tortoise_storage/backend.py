@@ -134,6 +134,7 @@ class TortoiseBackend(StorageBackend):
         config = expand_db_url(url)
         config["credentials"].setdefault("minsize", self.options.min_connections)
         config["credentials"].setdefault("maxsize", self.options.max_connections)
+        config["credentials"]["reset"] = _release_connection
         return config
 
     def describe(self) -> str:
@@ -797,6 +798,15 @@ class TortoiseBackend(StorageBackend):
             )
             types.update({row["id"]: row["resource_type"] for row in rows})
         return types
+
+
+async def _release_connection(connection) -> None:
+    """What asyncpg runs when a connection goes back to the pool. Its default also resets
+    session state (advisory locks, LISTEN, settings) in one more round trip per query; this
+    backend leaves no session state behind (the migration lock is released explicitly), so only
+    an unfinished transaction is rolled back."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 def _groups(column: str) -> list[dict[str, Any]]:
