@@ -4,7 +4,9 @@
     python bench/big_group.py -c bench/bench.toml --port 8089
 
 Prints p50/p99 of adding and removing one member (50 each), a batch of 100, replacing the
-whole member list with one member swapped, the time of reads with and without members, and the server process's resident memory (current and peak) after a full read.
+whole member list with one member swapped, reading a user in 1 000 groups, the time of reads
+with and without members, and the server process's resident memory (current and peak) after a
+full read.
 """
 
 import argparse
@@ -79,6 +81,18 @@ async def main():
         st=time.perf_counter()
         async with s.get(base+f"/Users/{last}", headers=h) as r: await r.read()
         print("GET member user %.2f ms" % ((time.perf_counter()-st)*1000))
+        # A user in 1 000 groups: its read carries all of them.
+        many = extra[-1]
+        for i in range(1000):
+            async with s.post(base+"/Groups", data=json.dumps({"displayName": f"many-{time.time_ns()}-{i}", "members": [{"value": many}]}), headers=h) as r:
+                assert r.status == 201, await r.text()
+        t=[]
+        for _ in range(50):
+            st=time.perf_counter()
+            async with s.get(base+f"/Users/{many}", headers=h) as r: body=await r.json(content_type=None)
+            t.append((time.perf_counter()-st)*1000)
+        assert len(body["groups"]) == 1000
+        print("GET user in 1000 groups p50 %.2f ms p99 %.2f, %d bytes" % (statistics.median(t), sorted(t)[-1], len(json.dumps(body))))
         st=time.perf_counter()
         async with s.get(base+f"/Groups/{gid}", headers=h) as r: b=await r.read()
         print("GET full group %.0f ms, %d bytes" % ((time.perf_counter()-st)*1000, len(b)))
