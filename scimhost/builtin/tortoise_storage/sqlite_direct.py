@@ -51,6 +51,8 @@ READ_BUDGET = 50_000
 PROGRESS_STEP = 1000
 # WAL frames (pages) past which a checkpoint starts the WAL over (about 16 MB of 4 KB pages).
 RESTART_FRAMES = 4000
+# How long a RESTART checkpoint may wait for the lock and for readers before it gives up.
+RESTART_WAIT_MS = 20
 
 
 class SuspendedTransaction(RuntimeError):
@@ -196,11 +198,18 @@ class SqliteDirect:
 
         def checkpoint(mode: str) -> int:
             connection = self._thread_connection(query_only=False)
+            # While a RESTART waits for the lock or for readers, it holds off every writer of
+            # every process: it may wait only briefly, and gives up (to be tried again a hundred
+            # commits later) rather than stall the other processes' writes.
+            if mode == "RESTART":
+                connection.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
             try:
                 return connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
-            except sqlite3.Error as exc:  # busy past the timeout: the next one will do it
+            except sqlite3.Error as exc:
                 log.warning("SQLite %s checkpoint of %s failed: %s", mode, self.path, exc)
                 return 0
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
         if await loop.run_in_executor(self._writer, checkpoint, "PASSIVE") < RESTART_FRAMES:
             return
