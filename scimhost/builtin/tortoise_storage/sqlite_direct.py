@@ -13,10 +13,11 @@ SQLite only (docs/decisions.md, "SQLite hot paths"):
 - a write transaction runs whole without a hand-off per statement: the backend's transaction
   body is a coroutine, and on this path every statement it awaits completes at once, so it is
   driven to its end in one go. A small one (one resource's rows, a few hundred microseconds)
-  runs right on the loop's thread when the write lock is free; a large one, or one that finds
-  the lock taken, runs on a writer thread that may wait for the lock. (A writer thread alone
-  was measured too: the hand-off plus the contention for the GIL with the busy loop thread
-  cost more than the statements.) `BEGIN IMMEDIATE` takes the write lock up front, so two
+  runs right on the loop's thread when the write lock is free, and is tried again about a
+  millisecond later while another process holds it; a large one, or one that kept finding the
+  lock taken, runs on a writer thread that waits for the lock. (A writer thread alone was
+  measured too: the hand-off plus the contention for the GIL with the busy loop thread cost
+  more than the statements.) `BEGIN IMMEDIATE` takes the write lock up front, so two
   processes never deadlock upgrading a read lock. The loop's connection leaves checkpoints to
   the writer thread, so the loop never waits for their writes and fsync.
 
@@ -60,8 +61,8 @@ class SuspendedTransaction(RuntimeError):
 
 
 class DirectTransaction:
-    """What a transaction body sees on the writer thread: tortoise's client interface, whose
-    coroutines finish without suspending."""
+    """What a transaction body sees on SQLite: tortoise's client interface, whose coroutines
+    finish without suspending (the statements run on the calling thread)."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
@@ -95,7 +96,7 @@ class SqliteDirect:
         self._loop_reader = self._connect(busy_timeout_ms=0, query_only=True)
         self._steps = 0
         self._loop_reader.set_progress_handler(self._count_steps, PROGRESS_STEP)
-        # Writes on the loop's thread never wait for the lock: they go to the writer thread.
+        # Writes on the loop's thread never wait in SQLite for the lock (see `transaction`).
         self._loop_writer = self._connect(busy_timeout_ms=0, query_only=False)
         self._loop_writer.execute("PRAGMA wal_autocheckpoint = 0")
         self._commits_since_checkpoint = 0
@@ -153,10 +154,11 @@ class SqliteDirect:
         """`body(tx)` as one transaction: committed when it returns, rolled back when it raises.
 
         A small transaction (one resource's rows) runs right here on the loop's thread when the
-        write lock is free at once; a large one, or one that finds the lock taken (by another
-        process, or a large transaction of this one), runs on the writer thread, which waits
-        for the lock up to the busy timeout."""
-        for attempt in range(INLINE_ATTEMPTS if small else 0):
+        write lock is free, tried again about a millisecond later while it is taken; a large
+        one, one that kept finding the lock taken (by another process, or a large transaction
+        of this one), or any while a RESTART checkpoint is under way, runs on the writer thread,
+        which waits for the lock up to the busy timeout."""
+        for _ in range(INLINE_ATTEMPTS if small else 0):
             if self._inline_paused:
                 break
             try:
