@@ -146,6 +146,29 @@ async def test_conformance_membership(conformance_backend):
     assert await members() == []
 
 
+async def test_conformance_setting_members(conformance_backend):
+    """`set` makes the membership exactly the list: members that stay keep their place, new ones
+    follow in the list's order, and an unknown id (or the group itself) changes nothing."""
+    store = conformance_backend
+    ids = [(await store.create_resource(SOURCE, "User", user_write(f"s{i}"))).id for i in range(5)]
+    group = await store.create_resource(SOURCE, "Group", group_write("g"), members=ids[:3])
+
+    async def members() -> list[str]:
+        return [m["value"] for m in (await store.get_resource(SOURCE, "Group", group.id)).members]
+
+    await store.update_resource(SOURCE, "Group", group.id, expected_version=None, write=None,
+                                member_changes=[MemberChange("set", (ids[4], ids[2], ids[3], ids[1], ids[4]))])
+    assert await members() == [ids[1], ids[2], ids[4], ids[3]]
+    for wrong in ("missing", group.id):
+        with pytest.raises(UnknownMembers):
+            await store.update_resource(SOURCE, "Group", group.id, expected_version=None, write=None,
+                                        member_changes=[MemberChange("set", (ids[0], wrong))])
+        assert await members() == [ids[1], ids[2], ids[4], ids[3]]
+    await store.update_resource(SOURCE, "Group", group.id, expected_version=None, write=None,
+                                member_changes=[MemberChange("set", ())])
+    assert await members() == []
+
+
 async def test_conformance_failed_writes_change_nothing(conformance_backend):
     store = conformance_backend
     user = await store.create_resource(SOURCE, "User", user_write("u"))
