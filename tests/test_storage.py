@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scimhost.builtin.tortoise_storage.backend import TortoiseBackend, TortoiseSettings
+from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import ResourceWrite, StorageError
 
 
@@ -189,6 +190,37 @@ async def test_sqlite_long_reads_leave_the_event_loop(tmp_path, monkeypatch):
         assert on_threads == [long_read]
     finally:
         await store.close()
+
+
+async def wal_frames_after_steady_writes(path: Path) -> int:
+    store = TortoiseBackend(TortoiseSettings(url=f"sqlite://{path}/db.sqlite3"), base_dir=Path.cwd())
+    await store.open()
+    try:
+        for index in range(60):
+            await store.create_resource("demo", "User", user_write(f"steady{index}"))
+            await asyncio.sleep(0)  # let a checkpoint task take its turn, as requests would
+        if store._direct._checkpoint is not None:
+            await store._direct._checkpoint
+        assert (await store.list_resources("demo", "User", ResourceQuery())).total == 60
+        rows = await store._direct.scan("PRAGMA wal_checkpoint(PASSIVE)", [])
+        return rows[0]["log"]  # pages in the WAL since it last started over
+    finally:
+        await store.close()
+
+
+async def test_sqlite_wal_starts_over_under_steady_writes(tmp_path, monkeypatch):
+    from scimhost.builtin.tortoise_storage import sqlite_direct
+
+    (tmp_path / "without").mkdir()
+    (tmp_path / "with").mkdir()
+    monkeypatch.setattr(sqlite_direct, "CHECKPOINT_EVERY", 10_000)
+    without_checkpoints = await wal_frames_after_steady_writes(tmp_path / "without")
+    # Checkpoints every few commits and a tiny WAL bound, so that a test-sized load crosses them.
+    monkeypatch.setattr(sqlite_direct, "CHECKPOINT_EVERY", 5)
+    monkeypatch.setattr(sqlite_direct, "RESTART_FRAMES", 20)
+    with_checkpoints = await wal_frames_after_steady_writes(tmp_path / "with")
+    assert without_checkpoints > 200  # every page of every transaction since the store opened
+    assert with_checkpoints < without_checkpoints / 3, (with_checkpoints, without_checkpoints)
 
 
 def test_password_is_left_out_of_descriptions():

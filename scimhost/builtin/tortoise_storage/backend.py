@@ -173,7 +173,7 @@ class TortoiseBackend(StorageBackend):
     async def close(self) -> None:
         if self._direct is not None:
             direct, self._direct = self._direct, None
-            await asyncio.to_thread(direct.close)
+            await direct.close()
         if self._ctx is not None:
             ctx, self._ctx = self._ctx, None
             await ctx.close_connections()

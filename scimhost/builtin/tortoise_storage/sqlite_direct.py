@@ -221,7 +221,13 @@ class SqliteDirect:
         finally:
             self._inline_paused = False
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Let a running checkpoint finish, stop the threads, close every connection."""
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
         self._readers.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         with self._opened_lock:
