@@ -219,6 +219,27 @@ async def test_conformance_concurrent_member_changes_lose_nothing(conformance_ba
     assert stored.version == 26
 
 
+async def test_conformance_overlapping_member_changes_in_any_order(conformance_backend):
+    """Concurrent changes naming the same members in opposite orders all complete (no deadlock)
+    and the result is what some serial order of them gives."""
+    store = conformance_backend
+    ids = [(await store.create_resource(SOURCE, "User", user_write(f"o{i}"))).id for i in range(12)]
+    group = await store.create_resource(SOURCE, "Group", group_write("g"), members=ids[8:])
+    forward, backward = tuple(ids[:8]), tuple(reversed(ids[:8]))
+    changes = [
+        [MemberChange("add", forward)], [MemberChange("add", backward)],
+        [MemberChange("add", forward), MemberChange("remove", (ids[8], ids[9]))],
+        [MemberChange("remove", (ids[9], ids[8])), MemberChange("add", backward)],
+    ] * 3
+    await asyncio.wait_for(asyncio.gather(*(
+        store.update_resource(SOURCE, "Group", group.id, expected_version=None, write=None, member_changes=c)
+        for c in changes
+    )), timeout=30)
+    stored = await store.get_resource(SOURCE, "Group", group.id)
+    assert sorted(m["value"] for m in stored.members) == sorted(ids[:8] + ids[10:])
+    assert stored.version == 1 + len(changes)
+
+
 async def test_conformance_one_writer_wins_on_the_same_version(conformance_backend):
     store = conformance_backend
     user = await store.create_resource(SOURCE, "User", user_write("u"))

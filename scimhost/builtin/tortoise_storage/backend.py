@@ -446,17 +446,33 @@ class TortoiseBackend(StorageBackend):
         if expected_version is not None:
             condition += " AND version = ?"
             values.append(expected_version)
-        async def body(tx) -> list[dict[str, Any]]:
+        # Adding and removing members touch only membership rows, so the version is bumped last:
+        # the resource's row (which every change of the group locks) is then held only for the
+        # end of the transaction, and concurrent member changes of one group run side by side
+        # on PostgreSQL. Their ids are written in sorted order, so two of them never wait for
+        # each other's rows in opposite orders.
+        rows_first = write is None and all(change.kind != "set" for change in member_changes)
+
+        async def bump_version(tx) -> None:
             changed, _ = await tx.execute_query(
                 self._sql(f"UPDATE scimhost_resource SET {assignments} WHERE {condition}"), values
             )
             if not changed:
                 raise await self._why_unchanged(tx, source, resource_type, resource_id)
-            if write is not None:
-                await self._update_unique(tx, source, resource_type, resource_id, write.unique_values)
-                await self._update_index(tx, source, resource_type, resource_id, write.index)
-            if member_changes:
-                await self._change_members(tx, source, resource_id, member_changes)
+
+        async def body(tx) -> list[dict[str, Any]]:
+            if rows_first:
+                # (A group deleted since the caller read it makes an added member's row fail
+                # its foreign key: UnknownMembers, as for a member deleted meanwhile.)
+                await self._change_members(tx, source, resource_id, member_changes, in_order=False)
+                await bump_version(tx)
+            else:
+                await bump_version(tx)
+                if write is not None:
+                    await self._update_unique(tx, source, resource_type, resource_id, write.unique_values)
+                    await self._update_index(tx, source, resource_type, resource_id, write.index)
+                if member_changes:
+                    await self._change_members(tx, source, resource_id, member_changes)
             # With its groups, so that a response needs no second read.
             return await tx.execute_query_dict(
                 self._sql(f"SELECT {RESOURCE_COLUMNS}, {self._groups_column()} AS groups FROM scimhost_resource r WHERE id = ?"),
@@ -715,9 +731,13 @@ class TortoiseBackend(StorageBackend):
             except IntegrityError:
                 raise UniquenessConflict(attribute) from None
 
-    async def _change_members(self, tx, source: str, group_id: str, changes: Sequence[MemberChange]) -> None:
+    async def _change_members(
+        self, tx, source: str, group_id: str, changes: Sequence[MemberChange], *, in_order: bool = True
+    ) -> None:
+        """Apply membership changes; `in_order` False writes each change's ids sorted (see
+        update_resource) instead of in the order the client gave them."""
         for change in changes:
-            ids = list(dict.fromkeys(change.ids))
+            ids = list(dict.fromkeys(change.ids)) if in_order else sorted(set(change.ids))
             if change.kind == "remove":
                 for chunk in _chunks(ids):
                     await tx.execute_query(
