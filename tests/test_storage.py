@@ -21,12 +21,28 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
     store = backend(storage_url)
     await store.open(migrate=False)
     try:
-        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record"]
+        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record", "scimhost.0005_member_order_index"]
     finally:
         await store.close()
     await store.open()
     try:
         assert await store.pending_migrations() == []
+    finally:
+        await store.close()
+
+
+async def test_models_and_migrations_agree(tmp_path):
+    """Nothing in models.py lacks its migration (what `tortoise makemigrations` would write)."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    from scimhost.builtin.tortoise_storage.backend import APPS
+
+    store = backend(f"sqlite://{tmp_path}/db.sqlite3")
+    await store.open()
+    try:
+        with store._active():
+            pending = await MigrationAutodetector(store._ctx.apps, APPS).changes()
+        assert [[op.describe() for op in writer.operations] for writer in pending] == []
     finally:
         await store.close()
 

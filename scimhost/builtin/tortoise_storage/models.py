@@ -72,6 +72,10 @@ class Member(models.Model):
     class Meta:
         table = "scimhost_member"
         unique_together = (("group", "member"),)
+        # A group's members in the order they joined, a batch at a time (keyset on id): with
+        # only the unique (group, member) index, SQLite chose to walk every membership row in
+        # id order, 7-10 ms for a small group once one group held 100 000 members.
+        indexes = (("group_id", "id"),)
 
 
 class AttributeValue(models.Model):
