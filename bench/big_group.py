@@ -4,9 +4,9 @@
     python bench/big_group.py -c bench/bench.toml --port 8089
 
 Prints p50/p99 of adding and removing one member (50 each), a batch of 100, replacing the
-whole member list with one member swapped, reading a user in 1 000 groups, the time of reads
-with and without members, and the server process's resident memory (current and peak) after a
-full read.
+whole member list with one member swapped, reading a user in 1 000 groups and a one-member
+group, the time of reads with and without members, and the server process's resident memory
+(current and peak) after a full read.
 """
 
 import argparse
@@ -86,6 +86,13 @@ async def main():
         for i in range(1000):
             async with s.post(base+"/Groups", data=json.dumps({"displayName": f"many-{time.time_ns()}-{i}", "members": [{"value": many}]}), headers=h) as r:
                 assert r.status == 201, await r.text()
+                small = (await r.json(content_type=None))["id"]
+        t=[]
+        for _ in range(50):
+            st=time.perf_counter()
+            async with s.get(base+f"/Groups/{small}", headers=h) as r: assert len((await r.json(content_type=None))["members"]) == 1
+            t.append((time.perf_counter()-st)*1000)
+        print("GET a one-member group (beside the big one) p50 %.2f ms p99 %.2f" % (statistics.median(t), sorted(t)[-1]))
         t=[]
         for _ in range(50):
             st=time.perf_counter()
