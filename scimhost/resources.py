@@ -4,9 +4,9 @@ joined, with no HTTP in sight (handlers parse the request, call this, render the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 

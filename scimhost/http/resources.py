@@ -71,9 +71,7 @@ def resource_handlers(type_name: str) -> dict[str, object]:
         service = _service(request, type_name)
         projection = _projection(request, service)
         stored = await service.create(await read_json(request))
-        if service.row_attribute is not None and stored.members is None:
-            stored = await service.get(stored.id, projection)
-        return _resource_response(service, stored, projection, status=201)
+        return _resource_response(service, await _complete(service, stored, projection), projection, status=201)
 
     async def list_(request: web.Request) -> web.Response:
         service = _service(request, type_name)

@@ -58,8 +58,6 @@ APPS = {
 }
 # Any constant works; it only has to be the same in every process of every host.
 PG_MIGRATION_LOCK = 0x5C1A_0057
-# Attempts of a transaction that SQLite refused because another process was writing.
-BUSY_RETRIES = 5
 # Ids per statement: well under SQLite's and PostgreSQL's limits on bound parameters.
 CHUNK = 500
 # Rows a write may change and still count as small (see _atomic).
@@ -260,19 +258,10 @@ class TortoiseBackend(StorageBackend):
             async with self._db()._in_transaction() as tx:
                 return await body(tx)
 
-        for attempt in range(BUSY_RETRIES):
-            try:
-                return await asyncio.create_task(run(), context=self._task_context.copy())
-            except OperationalError as exc:
-                # Another process holds SQLite's write lock past the busy timeout, or took it
-                # between this transaction's read and its write: the transaction rolled back
-                # whole, so it is safe to run again.
-                if "locked" not in str(exc) or attempt == BUSY_RETRIES - 1:
-                    raise StorageError(f"{self.describe()}: {exc}") from exc
-                await asyncio.sleep(0.01 * (attempt + 1))
-            except (DBConnectionError, OSError) as exc:
-                raise StorageError(f"{self.describe()}: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await asyncio.create_task(run(), context=self._task_context.copy())
+        except (OperationalError, DBConnectionError, OSError) as exc:
+            raise StorageError(f"{self.describe()}: {exc}") from exc
 
     def _db(self):
         if self._ctx is None:
@@ -402,7 +391,7 @@ class TortoiseBackend(StorageBackend):
             return None
         stored = _stored(rows[0])
         if members:
-            stored = (await self._with_relations([stored], members=True, groups=False))[0]
+            [stored] = await self._with_members([stored])
         if groups:
             stored = dataclasses.replace(stored, groups=_groups(rows[0]["groups"]))
         return stored
@@ -499,12 +488,16 @@ class TortoiseBackend(StorageBackend):
                 raise await self._why_unchanged(tx, source, resource_type, resource_id)
             await self._count(tx, source, resource_type, -1)
 
-        # The cascade takes a group's membership rows with it: a big group is a large write.
-        many = await self._rows(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member WHERE group_id = ? LIMIT ?) AS m",
-            [resource_id, SMALL_WRITE_ROWS + 1],
-        )
-        await self._atomic(body, small=int(many[0]["n"]) <= SMALL_WRITE_ROWS)
+        small = True
+        if self._direct is not None:
+            # The cascade takes a group's membership rows with it: a big group is a large write,
+            # which SQLite must not run on the event loop's thread.
+            many = await self._rows(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member WHERE group_id = ? LIMIT ?) AS m",
+                [resource_id, SMALL_WRITE_ROWS + 1],
+            )
+            small = int(many[0]["n"]) <= SMALL_WRITE_ROWS
+        await self._atomic(body, small=small)
 
     async def _why_unchanged(self, tx, source: str, resource_type: str, resource_id: str) -> Exception:
         """After a conditional write changed no row: the resource is gone, or its version moved."""
@@ -525,8 +518,6 @@ class TortoiseBackend(StorageBackend):
             )
             where += f" AND {condition}"
             values += condition_values
-        count_values = list(values)
-
         async def count_all() -> int:
             if query.filter is None:
                 counted = await self._rows(
@@ -534,7 +525,7 @@ class TortoiseBackend(StorageBackend):
                     [source, resource_type],
                 )
                 return int(counted[0]["n"]) if counted else 0
-            counted = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", count_values)
+            counted = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
             return int(counted[0]["n"])
 
         if query.count <= 0:
@@ -582,7 +573,7 @@ class TortoiseBackend(StorageBackend):
         stored = [
             dataclasses.replace(_stored(r), groups=_groups(r["groups"])) if groups else _stored(r) for r in rows
         ]
-        resources = await self._with_relations(stored, members, groups=False)
+        resources = await self._with_members(stored) if members else stored
         if backwards:
             return ResourcePage(total, resources, more_after=True, more_before=more)
         return ResourcePage(total, resources, more_after=more, more_before=query.after is not None)
@@ -623,40 +614,21 @@ class TortoiseBackend(StorageBackend):
             values,
         )
 
-    async def _with_relations(self, resources: list[StoredResource], members: bool, groups: bool) -> list[StoredResource]:
-        if not resources or not (members or groups):
-            return resources
+    async def _with_members(self, resources: list[StoredResource]) -> list[StoredResource]:
+        """The resources (groups) with their members read, a chunk of groups per statement."""
         ids = [r.id for r in resources]
         by_group: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-        by_member: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         for chunk in _chunks(ids):
             marks = ", ".join("?" * len(chunk))
-            if members:
-                for row in await self._rows(
-                    "SELECT m.group_id, m.member_id, m.member_type, r.display FROM scimhost_member m "
-                    f"JOIN scimhost_resource r ON r.id = m.member_id WHERE m.group_id IN ({marks}) ORDER BY m.id",
-                    list(chunk),
-                ):
-                    by_group[row["group_id"]].append(
-                        _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
-                    )
-            if groups:
-                for row in await self._rows(
-                    "SELECT m.member_id, m.group_id, g.display FROM scimhost_member m "
-                    f"JOIN scimhost_resource g ON g.id = m.group_id WHERE m.member_id IN ({marks}) ORDER BY m.id",
-                    list(chunk),
-                ):
-                    by_member[row["member_id"]].append(
-                        _without_none({"value": row["group_id"], "display": row["display"]})
-                    )
-        return [
-            StoredResource(
-                r.id, r.resource_type, r.document, r.version, r.created, r.last_modified,
-                members=by_group[r.id] if members else r.members,
-                groups=by_member[r.id] if groups else r.groups,
-            )
-            for r in resources
-        ]
+            for row in await self._rows(
+                "SELECT m.group_id, m.member_id, m.member_type, r.display FROM scimhost_member m "
+                f"JOIN scimhost_resource r ON r.id = m.member_id WHERE m.group_id IN ({marks}) ORDER BY m.id",
+                list(chunk),
+            ):
+                by_group[row["group_id"]].append(
+                    _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
+                )
+        return [dataclasses.replace(r, members=by_group[r.id]) for r in resources]
 
     async def _insert_index(self, tx, source: str, resource_type: str, resource_id: str, entries) -> None:
         for start in range(0, len(entries), CHUNK // 8):
