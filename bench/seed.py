@@ -99,8 +99,8 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
 
         async def body(tx):
             await tx.execute_many(sql(
-                "INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES (?, ?, 'User')"
-            ), [[group_id, uid] for uid in user_ids])
+                "INSERT INTO scimhost_member (group_id, member_id, member_type, source) VALUES (?, ?, 'User', ?)"
+            ), [[group_id, uid, slug] for uid in user_ids])
 
         await storage._atomic(body, small=False)
         print(f"group {group_id} has {len(user_ids)} members")

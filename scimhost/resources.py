@@ -156,7 +156,7 @@ class ResourceService:
         async def pieces() -> AsyncIterator[bytes]:
             yield head[:-1] + f',"{self.row_attribute}":['.encode()
             first = True
-            async for batch in self.storage.iter_members(stored.id):
+            async for batch in self.storage.iter_members(self.source.slug, stored.id):
                 members = [member_reference(m, self.source.base_url) for m in batch]
                 encoded = b",".join(orjson.dumps(m) for m in projection.select_values(self.row_attribute, members))
                 if encoded:

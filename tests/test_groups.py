@@ -180,7 +180,7 @@ async def test_big_group_reads_are_streamed_in_batches(scim, client, monkeypatch
     group = await scim.create_group("Big", [u["id"] for u in users])
     storage = client.app[HOST].storage
     original = storage.iter_members
-    monkeypatch.setattr(storage, "iter_members", lambda group_id, **kw: original(group_id, batch=3))
+    monkeypatch.setattr(storage, "iter_members", lambda source, group_id, **kw: original(source, group_id, batch=3))
     response = await scim.request("GET", f"/Groups/{group['id']}")
     assert response.headers["ETag"] == group["meta"]["version"]
     body = await response.json(content_type=None)

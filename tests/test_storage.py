@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
     store = backend(storage_url)
     await store.open(migrate=False)
     try:
-        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record", "scimhost.0005_member_order_index"]
+        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record", "scimhost.0005_member_order_index", "scimhost.0006_member_source"]
     finally:
         await store.close()
     await store.open()
@@ -243,3 +245,46 @@ def test_password_is_left_out_of_descriptions():
     store = backend("postgres://scim:secret-pw@db.internal:5433/scim")
     assert "secret-pw" not in store.describe()
     assert "db.internal:5433/scim" in store.describe()
+
+
+async def test_memberships_made_before_migration_0006_take_their_groups_source(storage_url):
+    """Membership rows written before they carried a source are scoped after the upgrade."""
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
+
+    from scimhost.builtin.tortoise_storage.backend import APPS
+
+    store = backend(storage_url)
+    await store.open(migrate=False)
+    try:
+        with store._active():
+            await MigrationExecutor(store._db(), APPS).migrate([MigrationTarget("scimhost", "0005_member_order_index")])
+        db = store._db()
+        user, group = str(uuid.uuid4()), str(uuid.uuid4())
+        for rid, kind, display in ((user, "User", "bjensen"), (group, "Group", "Admins")):
+            await db.execute_query(
+                store._sql(
+                    "INSERT INTO scimhost_resource (id, source, resource_type, display, data, version, created, last_modified) "
+                    "VALUES (?, 'demo', ?, ?, '{}', 1, ?, ?)"
+                ),
+                [rid, kind, display, _now(), _now()],
+            )
+        await db.execute_query(
+            store._sql("INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES (?, ?, 'User')"),
+            [group, user],
+        )
+    finally:
+        await store.close()
+
+    upgraded = backend(storage_url)
+    await upgraded.open()
+    try:
+        stored = await upgraded.get_resource("demo", "Group", group)
+        assert [m["value"] for m in stored.members] == [user]
+        assert [g["value"] for g in (await upgraded.get_resource("demo", "User", user)).groups] == [group]
+        assert await upgraded.get_resource("other", "Group", group) is None
+    finally:
+        await upgraded.close()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

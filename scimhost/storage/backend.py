@@ -187,9 +187,10 @@ class StorageBackend(ABC):
         """The resource, with its members / groups when asked (not read at all otherwise)."""
 
     @abstractmethod
-    def iter_members(self, group_id: str, *, batch: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
-        """The group's members ({"value", "type", "display"}) in insertion order, a batch at a
-        time, so a group of any size is read in bounded memory."""
+    def iter_members(self, source: str, group_id: str, *, batch: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        """The members ({"value", "type", "display"}) of the source's group, in insertion order,
+        a batch at a time, so a group of any size is read in bounded memory. Nothing for a
+        group of another source."""
 
     @abstractmethod
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from tortoise.exceptions import BaseORMException, DBConnectionError, IntegrityEr
 from tortoise.migrations.executor import MigrationExecutor
 
 from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL as _FilterSQL
+from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.sqlite_direct import SqliteDirect
 from scimhost.scim.query import ResourceQuery, SortKey
 from scimhost.storage.backend import (
@@ -307,31 +308,6 @@ class TortoiseBackend(StorageBackend):
         )
         return _service_account(rows[0])
 
-    async def iter_members(self, group_id: str, *, batch: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
-        last = -1
-        while True:
-            rows = await self._rows(
-                "SELECT m.id, m.member_id, m.member_type, r.display FROM scimhost_member m "
-                "JOIN scimhost_resource r ON r.id = m.member_id WHERE m.group_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
-                [group_id, last, batch],
-            )
-            if not rows:
-                return
-            last = rows[-1]["id"]
-            yield [
-                _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
-                for row in rows
-            ]
-            if len(rows) < batch:
-                return
-
-    async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        rows = await self._rows(
-            "SELECT record FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?",
-            [resource_id, source, resource_type],
-        )
-        return orjson.loads(rows[0]["record"]) if rows and rows[0]["record"] else None
-
     async def service_accounts(self) -> list[ServiceAccount]:
         rows = await self._rows(
             "SELECT source, username, created, token_created FROM scimhost_service_account ORDER BY source",
@@ -353,13 +329,17 @@ class TortoiseBackend(StorageBackend):
 
 
     # --- resources -----------------------------------------------------------------------------
+    # Every statement below takes its WHERE clause from a Scope (scope.py): no statement on
+    # resources, index rows, unique values or membership rows names its source by itself.
 
     async def create_resource(
         self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = ()
     ) -> StoredResource:
+        scope = Scope(source, resource_type)
         resource_id = str(uuid.uuid4())
         now = _now()
         password = None if write.password_hash is KEEP else write.password_hash
+
         async def body(tx) -> None:
             await tx.execute_query(
                 self._sql(
@@ -369,11 +349,11 @@ class TortoiseBackend(StorageBackend):
                 [resource_id, source, resource_type, write.external_id, write.display,
                  orjson.dumps(write.document).decode(), _json_or_none(write.record), password, now, now],
             )
-            await self._insert_unique(tx, source, resource_type, resource_id, write.unique_values)
-            await self._insert_index(tx, source, resource_type, resource_id, write.index)
-            await self._count(tx, source, resource_type, 1)
+            await self._insert_unique(tx, scope, resource_id, write.unique_values)
+            await self._insert_index(tx, scope, resource_id, write.index)
+            await self._count(tx, scope, 1)
             if members:
-                await self._change_members(tx, source, resource_id, [MemberChange("add", tuple(members))])
+                await self._change_members(tx, scope, resource_id, [MemberChange("add", tuple(members))])
 
         await self._atomic(body, small=len(members) + len(write.index) <= SMALL_WRITE_ROWS)
         return StoredResource(resource_id, resource_type, write.document, 1, now, now)
@@ -381,33 +361,63 @@ class TortoiseBackend(StorageBackend):
     async def get_resource(
         self, source: str, resource_type: str, resource_id: str, *, members: bool = True, groups: bool = True
     ) -> StoredResource | None:
+        scope = Scope(source, resource_type)
         # The groups a user is in come in the same statement, as one JSON array.
         columns = RESOURCE_COLUMNS + (f", {self._groups_column()} AS groups" if groups else "")
-        rows = await self._rows(
-            f"SELECT {columns} FROM scimhost_resource r WHERE id = ? AND source = ? AND resource_type = ?",
-            [resource_id, source, resource_type],
-        )
+        where, values = scope.where("r", "r.id = ?", [resource_id])
+        rows = await self._rows(f"SELECT {columns} FROM scimhost_resource r WHERE {where}", values)
         if not rows:
             return None
         stored = _stored(rows[0])
         if members:
-            [stored] = await self._with_members([stored])
+            [stored] = await self._with_members(scope, [stored])
         if groups:
             stored = dataclasses.replace(stored, groups=_groups(rows[0]["groups"]))
         return stored
 
+    async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        where, values = Scope(source, resource_type).where("r", "r.id = ?", [resource_id])
+        rows = await self._rows(f"SELECT record FROM scimhost_resource r WHERE {where}", values)
+        return orjson.loads(rows[0]["record"]) if rows and rows[0]["record"] else None
+
+    async def iter_members(
+        self, source: str, group_id: str, *, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        scope = Scope(source)
+        last = -1
+        while True:
+            where, values = scope.members("m", "m.group_id = ? AND m.id > ?", [group_id, last])
+            rows = await self._rows(
+                "SELECT m.id, m.member_id, m.member_type, r.display FROM scimhost_member m "
+                f"JOIN scimhost_resource r ON r.id = m.member_id AND r.source = m.source WHERE {where} "
+                "ORDER BY m.id LIMIT ?",
+                [*values, batch],
+            )
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield [
+                _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
+                for row in rows
+            ]
+            if len(rows) < batch:
+                return
+
     def _groups_column(self) -> str:
-        """A subquery: the groups of the resource `r` as a JSON array of {value, display}."""
+        """A subquery: the groups of the resource `r` (a scoped row) as a JSON array of
+        {value, display}, from membership rows of r's own source."""
         if self._dialect == "postgres":
             return (
                 "(SELECT COALESCE(json_agg(json_build_object('value', m.group_id, 'display', g.display) "
                 "ORDER BY m.id), '[]'::json)::text FROM scimhost_member m "
-                "JOIN scimhost_resource g ON g.id = m.group_id WHERE m.member_id = r.id)"
+                "JOIN scimhost_resource g ON g.id = m.group_id AND g.source = m.source "
+                "WHERE m.member_id = r.id AND m.source = r.source)"
             )
         return (
             "(SELECT json_group_array(json_object('value', o.group_id, 'display', o.display)) FROM "
-            "(SELECT m.group_id, g.display FROM scimhost_member m JOIN scimhost_resource g ON g.id = m.group_id "
-            "WHERE m.member_id = r.id ORDER BY m.id) AS o)"
+            "(SELECT m.group_id, g.display FROM scimhost_member m "
+            "JOIN scimhost_resource g ON g.id = m.group_id AND g.source = m.source "
+            "WHERE m.member_id = r.id AND m.source = r.source ORDER BY m.id) AS o)"
         )
 
     async def update_resource(
@@ -420,21 +430,22 @@ class TortoiseBackend(StorageBackend):
         write: ResourceWrite | None,
         member_changes: Sequence[MemberChange] = (),
     ) -> StoredResource:
+        scope = Scope(source, resource_type)
         now = _now()
         assignments = "version = version + 1, last_modified = ?"
-        values: list[Any] = [now]
+        set_values: list[Any] = [now]
         if write is not None:
             assignments += ", external_id = ?, display = ?, data = ?, record = ?"
-            values += [write.external_id, write.display, orjson.dumps(write.document).decode(),
-                       _json_or_none(write.record)]
+            set_values += [write.external_id, write.display, orjson.dumps(write.document).decode(),
+                           _json_or_none(write.record)]
             if write.password_hash is not KEEP:
                 assignments += ", password_hash = ?"
-                values.append(write.password_hash)
-        condition = "id = ? AND source = ? AND resource_type = ?"
-        values += [resource_id, source, resource_type]
+                set_values.append(write.password_hash)
+        condition, condition_values = "id = ?", [resource_id]
         if expected_version is not None:
             condition += " AND version = ?"
-            values.append(expected_version)
+            condition_values.append(expected_version)
+        where, where_values = scope.where("scimhost_resource", condition, condition_values)
         # Adding and removing members touch only membership rows, so the version is bumped last:
         # the resource's row (which every change of the group locks) is then held only for the
         # end of the transaction, and concurrent member changes of one group run side by side
@@ -444,86 +455,93 @@ class TortoiseBackend(StorageBackend):
 
         async def bump_version(tx) -> None:
             changed, _ = await tx.execute_query(
-                self._sql(f"UPDATE scimhost_resource SET {assignments} WHERE {condition}"), values
+                self._sql(f"UPDATE scimhost_resource SET {assignments} WHERE {where}"), set_values + where_values
             )
             if not changed:
-                raise await self._why_unchanged(tx, source, resource_type, resource_id)
+                raise await self._why_unchanged(tx, scope, resource_id)
 
         async def body(tx) -> list[dict[str, Any]]:
             if rows_first:
-                # (A group deleted since the caller read it makes an added member's row fail
-                # its foreign key: UnknownMembers, as for a member deleted meanwhile.)
-                await self._change_members(tx, source, resource_id, member_changes, in_order=False)
+                await self._change_members(tx, scope, resource_id, member_changes, in_order=False)
                 await bump_version(tx)
             else:
                 await bump_version(tx)
                 if write is not None:
-                    await self._update_unique(tx, source, resource_type, resource_id, write.unique_values)
-                    await self._update_index(tx, source, resource_type, resource_id, write.index)
+                    await self._update_unique(tx, scope, resource_id, write.unique_values)
+                    await self._update_index(tx, scope, resource_id, write.index)
                 if member_changes:
-                    await self._change_members(tx, source, resource_id, member_changes)
+                    await self._change_members(tx, scope, resource_id, member_changes)
             # With its groups, so that a response needs no second read.
+            read_where, read_values = scope.where("r", "r.id = ?", [resource_id])
             return await tx.execute_query_dict(
-                self._sql(f"SELECT {RESOURCE_COLUMNS}, {self._groups_column()} AS groups FROM scimhost_resource r WHERE id = ?"),
-                [resource_id],
+                self._sql(
+                    f"SELECT {RESOURCE_COLUMNS}, {self._groups_column()} AS groups FROM scimhost_resource r "
+                    f"WHERE {read_where}"
+                ),
+                read_values,
             )
 
         rows = len(write.index) if write is not None else 0
         rows += sum(len(change.ids) for change in member_changes)
-        row = (await self._atomic(body, small=rows <= SMALL_WRITE_ROWS))[0]
+        try:
+            row = (await self._atomic(body, small=rows <= SMALL_WRITE_ROWS))[0]
+        except UnknownMembers:
+            # A group deleted while its members changed fails the new rows' foreign key, as a
+            # member deleted meanwhile does: the group's absence is the answer (404, not 400).
+            if await self.get_resource(source, resource_type, resource_id, members=False, groups=False) is None:
+                raise ResourceNotFound() from None
+            raise
         return dataclasses.replace(_stored(row), groups=_groups(row["groups"]))
 
     async def delete_resource(
         self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None
     ) -> None:
-        condition = "id = ? AND source = ? AND resource_type = ?"
-        values: list[Any] = [resource_id, source, resource_type]
+        scope = Scope(source, resource_type)
+        condition, condition_values = "id = ?", [resource_id]
         if expected_version is not None:
             condition += " AND version = ?"
-            values.append(expected_version)
+            condition_values.append(expected_version)
+        where, values = scope.where("scimhost_resource", condition, condition_values)
+
         async def body(tx) -> None:
             # Membership and uniqueness rows go with it (ON DELETE CASCADE).
-            changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {condition}"), values)
+            changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {where}"), values)
             if not changed:
-                raise await self._why_unchanged(tx, source, resource_type, resource_id)
-            await self._count(tx, source, resource_type, -1)
+                raise await self._why_unchanged(tx, scope, resource_id)
+            await self._count(tx, scope, -1)
 
         small = True
         if self._direct is not None:
             # The cascade takes a group's membership rows with it: a big group is a large write,
             # which SQLite must not run on the event loop's thread.
+            member_where, member_values = scope.members("m", "m.group_id = ?", [resource_id])
             many = await self._rows(
-                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member WHERE group_id = ? LIMIT ?) AS m",
-                [resource_id, SMALL_WRITE_ROWS + 1],
+                f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member m WHERE {member_where} LIMIT ?) AS c",
+                [*member_values, SMALL_WRITE_ROWS + 1],
             )
             small = int(many[0]["n"]) <= SMALL_WRITE_ROWS
         await self._atomic(body, small=small)
 
-    async def _why_unchanged(self, tx, source: str, resource_type: str, resource_id: str) -> Exception:
+    async def _why_unchanged(self, tx, scope: Scope, resource_id: str) -> Exception:
         """After a conditional write changed no row: the resource is gone, or its version moved."""
-        exists = await tx.execute_query_dict(
-            self._sql("SELECT version FROM scimhost_resource WHERE id = ? AND source = ? AND resource_type = ?"),
-            [resource_id, source, resource_type],
-        )
+        where, values = scope.where("r", "r.id = ?", [resource_id])
+        exists = await tx.execute_query_dict(self._sql(f"SELECT version FROM scimhost_resource r WHERE {where}"), values)
         return VersionMismatch() if exists else ResourceNotFound()
 
     async def list_resources(
         self, source: str, resource_type: str, query: ResourceQuery, *, members: bool = True, groups: bool = True
     ) -> ResourcePage:
-        where = "r.source = ? AND r.resource_type = ?"
-        values: list[Any] = [source, resource_type]
+        scope = Scope(source, resource_type)
+        condition, condition_values = "", []
         if query.filter is not None:
-            condition, condition_values = await _FilterSQL(self._dialect, source, resource_type).where(
-                query.filter, self._estimate
-            )
-            where += f" AND {condition}"
-            values += condition_values
+            condition, condition_values = await _FilterSQL(self._dialect, scope).where(query.filter, self._estimate)
+        # The filter's condition, whatever its operators, inside the scope's parentheses.
+        where, values = scope.where("r", condition, condition_values)
+
         async def count_all() -> int:
             if query.filter is None:
-                counted = await self._rows(
-                    "SELECT count AS n FROM scimhost_count WHERE source = ? AND resource_type = ?",
-                    [source, resource_type],
-                )
+                count_where, count_values = scope.where("c")
+                counted = await self._rows(f"SELECT c.count AS n FROM scimhost_count c WHERE {count_where}", count_values)
                 return int(counted[0]["n"]) if counted else 0
             counted = await self._rows(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where}", values)
             return int(counted[0]["n"])
@@ -536,7 +554,7 @@ class TortoiseBackend(StorageBackend):
         order_values: list[Any] = []
         backwards = query.before is not None
         if query.sort is not None:
-            key, key_values = self._sort_expression(query.sort)
+            key, key_values = self._sort_expression(scope, query.sort)
             order_values = key_values + key_values  # the key appears twice below
             direction = "DESC" if query.sort.descending else "ASC"
             order = f"({key}) IS NULL, ({key}) {direction}, r.created, r.id"
@@ -573,18 +591,18 @@ class TortoiseBackend(StorageBackend):
         stored = [
             dataclasses.replace(_stored(r), groups=_groups(r["groups"])) if groups else _stored(r) for r in rows
         ]
-        resources = await self._with_members(stored) if members else stored
+        resources = await self._with_members(scope, stored) if members else stored
         if backwards:
             return ResourcePage(total, resources, more_after=True, more_before=more)
         return ResourcePage(total, resources, more_after=more, more_before=query.after is not None)
 
-    async def _count(self, tx, source: str, resource_type: str, delta: int) -> None:
+    async def _count(self, tx, scope: Scope, delta: int) -> None:
         await tx.execute_query(
             self._sql(
                 "INSERT INTO scimhost_count (source, resource_type, count) VALUES (?, ?, ?) "
                 "ON CONFLICT (source, resource_type) DO UPDATE SET count = scimhost_count.count + ?"
             ),
-            [source, resource_type, max(delta, 0), delta],
+            [scope.source, scope.resource_type, max(delta, 0), delta],
         )
 
     async def _estimate(self, sql: str, values: list[Any]) -> int:
@@ -592,7 +610,7 @@ class TortoiseBackend(StorageBackend):
         rows = await self._rows(f"SELECT COUNT(*) AS n FROM ({sql} LIMIT 1001) AS e", values)
         return int(rows[0]["n"])
 
-    def _sort_expression(self, sort: SortKey) -> tuple[str, list[Any]]:
+    def _sort_expression(self, scope: Scope, sort: SortKey) -> tuple[str, list[Any]]:
         field = sort.field
         if field.kind != "attr":
             return {"id": "r.id", "created": "r.created", "lastModified": "r.last_modified"}[field.kind], []
@@ -600,44 +618,44 @@ class TortoiseBackend(StorageBackend):
         if self._dialect == "postgres" and not field.numeric:
             column += ' COLLATE "C"'
         primary_first = ""
-        values: list[Any] = [field.key]
+        primary_values: list[Any] = []
         if sort.primary_path:
-            primary_first = (
-                "(SELECT COUNT(*) FROM scimhost_attr p WHERE p.resource_id = a.resource_id AND p.item = a.item "
-                "AND p.path = ? AND p.value_text = 'true') DESC, "
+            primary_where, primary_values = scope.where(
+                "p", "p.resource_id = a.resource_id AND p.item = a.item AND p.path = ? AND p.value_text = 'true'",
+                [sort.primary_path],
             )
-            values = [field.key, sort.primary_path]
+            primary_first = f"(SELECT COUNT(*) FROM scimhost_attr p WHERE {primary_where}) DESC, "
+        where, values = scope.where("a", "a.resource_id = r.id AND a.path = ?", [field.key])
         # The primary value of a multi-valued attribute sorts; else its first value.
         return (
-            f"SELECT {column} FROM scimhost_attr a WHERE a.resource_id = r.id AND a.path = ? "
-            f"ORDER BY {primary_first}a.item LIMIT 1",
-            values,
+            f"SELECT {column} FROM scimhost_attr a WHERE {where} ORDER BY {primary_first}a.item LIMIT 1",
+            values + primary_values,
         )
 
-    async def _with_members(self, resources: list[StoredResource]) -> list[StoredResource]:
+    async def _with_members(self, scope: Scope, resources: list[StoredResource]) -> list[StoredResource]:
         """The resources (groups) with their members read, a chunk of groups per statement."""
         ids = [r.id for r in resources]
         by_group: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
         for chunk in _chunks(ids):
-            marks = ", ".join("?" * len(chunk))
+            where, values = scope.members("m", f"m.group_id IN ({', '.join('?' * len(chunk))})", chunk)
             for row in await self._rows(
                 "SELECT m.group_id, m.member_id, m.member_type, r.display FROM scimhost_member m "
-                f"JOIN scimhost_resource r ON r.id = m.member_id WHERE m.group_id IN ({marks}) ORDER BY m.id",
-                list(chunk),
+                f"JOIN scimhost_resource r ON r.id = m.member_id AND r.source = m.source WHERE {where} ORDER BY m.id",
+                values,
             ):
                 by_group[row["group_id"]].append(
                     _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
                 )
         return [dataclasses.replace(r, members=by_group[r.id]) for r in resources]
 
-    async def _insert_index(self, tx, source: str, resource_type: str, resource_id: str, entries) -> None:
+    async def _insert_index(self, tx, scope: Scope, resource_id: str, entries) -> None:
         for start in range(0, len(entries), CHUNK // 8):
             chunk = entries[start : start + CHUNK // 8]
             rows = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
             values = [
                 v
                 for e in chunk
-                for v in (resource_id, source, resource_type, e.path, e.item, e.text, e.number)
+                for v in (resource_id, scope.source, scope.resource_type, e.path, e.item, e.text, e.number)
             ]
             await tx.execute_query(
                 self._sql(
@@ -647,15 +665,16 @@ class TortoiseBackend(StorageBackend):
                 values,
             )
 
-    async def _update_index(self, tx, source: str, resource_type: str, resource_id: str, entries) -> None:
+    async def _update_index(self, tx, scope: Scope, resource_id: str, entries) -> None:
         """Bring a resource's index rows to `entries`, touching only the rows that differ.
 
         Rewriting every row of a user (about 16, each in three indexes) made a one-attribute
         PATCH cost a millisecond on SQLite; the difference is usually one row."""
         stale: dict[tuple, list[int]] = {}
+        where, values = scope.where("a", "a.resource_id = ?", [resource_id])
         for row in await tx.execute_query_dict(
-            self._sql("SELECT id, path, item, value_text, value_num FROM scimhost_attr WHERE resource_id = ?"),
-            [resource_id],
+            self._sql(f"SELECT a.id, a.path, a.item, a.value_text, a.value_num FROM scimhost_attr a WHERE {where}"),
+            values,
         ):
             key = (row["path"], row["item"], row["value_text"], _float_or_none(row["value_num"]))
             stale.setdefault(key, []).append(row["id"])
@@ -669,28 +688,27 @@ class TortoiseBackend(StorageBackend):
         removed = [row_id for ids in stale.values() for row_id in ids]
         for start in range(0, len(removed), CHUNK):
             chunk = removed[start : start + CHUNK]
-            await tx.execute_query(
-                self._sql(f"DELETE FROM scimhost_attr WHERE id IN ({', '.join('?' * len(chunk))})"), chunk
-            )
-        await self._insert_index(tx, source, resource_type, resource_id, added)
+            where, values = scope.where("scimhost_attr", f"id IN ({', '.join('?' * len(chunk))})", chunk)
+            await tx.execute_query(self._sql(f"DELETE FROM scimhost_attr WHERE {where}"), values)
+        await self._insert_index(tx, scope, resource_id, added)
 
-    async def _update_unique(
-        self, tx, source: str, resource_type: str, resource_id: str, values: dict[str, str]
-    ) -> None:
+    async def _update_unique(self, tx, scope: Scope, resource_id: str, values: dict[str, str]) -> None:
         """Bring a resource's unique values to `values`, touching only those that changed."""
+        where, where_values = scope.where("u", "u.resource_id = ?", [resource_id])
         current = {
             row["attribute"]: (row["id"], row["value"])
             for row in await tx.execute_query_dict(
-                self._sql("SELECT id, attribute, value FROM scimhost_unique WHERE resource_id = ?"), [resource_id]
+                self._sql(f"SELECT u.id, u.attribute, u.value FROM scimhost_unique u WHERE {where}"), where_values
             )
         }
         removed = [row_id for attribute, (row_id, value) in current.items() if values.get(attribute) != value]
         for row_id in removed:
-            await tx.execute_query(self._sql("DELETE FROM scimhost_unique WHERE id = ?"), [row_id])
+            delete_where, delete_values = scope.where("scimhost_unique", "id = ?", [row_id])
+            await tx.execute_query(self._sql(f"DELETE FROM scimhost_unique WHERE {delete_where}"), delete_values)
         added = {a: v for a, v in values.items() if a not in current or current[a][1] != v}
-        await self._insert_unique(tx, source, resource_type, resource_id, added)
+        await self._insert_unique(tx, scope, resource_id, added)
 
-    async def _insert_unique(self, tx, source: str, resource_type: str, resource_id: str, values: dict[str, str]) -> None:
+    async def _insert_unique(self, tx, scope: Scope, resource_id: str, values: dict[str, str]) -> None:
         for attribute, value in values.items():
             try:
                 await tx.execute_query(
@@ -698,13 +716,13 @@ class TortoiseBackend(StorageBackend):
                         "INSERT INTO scimhost_unique (source, resource_type, attribute, value, resource_id) "
                         "VALUES (?, ?, ?, ?, ?)"
                     ),
-                    [source, resource_type, attribute, value, resource_id],
+                    [scope.source, scope.resource_type, attribute, value, resource_id],
                 )
             except IntegrityError:
                 raise UniquenessConflict(attribute) from None
 
     async def _change_members(
-        self, tx, source: str, group_id: str, changes: Sequence[MemberChange], *, in_order: bool = True
+        self, tx, scope: Scope, group_id: str, changes: Sequence[MemberChange], *, in_order: bool = True
     ) -> None:
         """Apply membership changes; `in_order` False writes each change's ids sorted (see
         update_resource) instead of in the order the client gave them."""
@@ -712,63 +730,71 @@ class TortoiseBackend(StorageBackend):
             ids = list(dict.fromkeys(change.ids)) if in_order else sorted(set(change.ids))
             if change.kind == "remove":
                 for chunk in _chunks(ids):
-                    await tx.execute_query(
-                        self._sql(
-                            f"DELETE FROM scimhost_member WHERE group_id = ? AND member_id IN ({', '.join('?' * len(chunk))})"
-                        ),
+                    where, values = scope.members(
+                        "scimhost_member", f"group_id = ? AND member_id IN ({', '.join('?' * len(chunk))})",
                         [group_id, *chunk],
                     )
+                    await tx.execute_query(self._sql(f"DELETE FROM scimhost_member WHERE {where}"), values)
                 continue
             if change.kind == "set":
-                await self._set_members(tx, source, group_id, ids)
+                await self._set_members(tx, scope, group_id, ids)
                 continue
-            types = await self._member_types(tx, source, ids)
+            types = await self._member_types(tx, scope, [group_id, *ids])
+            if types.get(group_id) != scope.resource_type:
+                raise ResourceNotFound()  # not a group of this source (or deleted meanwhile)
             missing = [i for i in ids if i not in types or i == group_id]
             if missing:
                 raise UnknownMembers(missing)
             for chunk in _chunks(ids):
-                rows = ", ".join("(?, ?, ?)" for _ in chunk)
-                values = [v for member in chunk for v in (group_id, member, types[member])]
+                rows = ", ".join("(?, ?, ?, ?)" for _ in chunk)
+                values = [v for member in chunk for v in (group_id, member, types[member], scope.source)]
                 try:
                     await tx.execute_query(
                         self._sql(
-                            f"INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES {rows} "
+                            f"INSERT INTO scimhost_member (group_id, member_id, member_type, source) VALUES {rows} "
                             "ON CONFLICT (group_id, member_id) DO NOTHING"
                         ),
                         values,
                     )
                 except IntegrityError:
-                    # A member was deleted after it was checked: the foreign key refused it.
+                    # A member (or the group) was deleted after it was checked: the foreign key
+                    # refused it (update_resource tells which).
                     raise UnknownMembers(list(chunk)) from None
 
-    async def _set_members(self, tx, source: str, group_id: str, ids: list[str]) -> None:
+    async def _set_members(self, tx, scope: Scope, group_id: str, ids: list[str]) -> None:
         """Make the group's members exactly `ids`, the difference computed in the database: the
         list travels as one parameter, rows that stay are not touched, new ones keep its order."""
         wanted, wanted_value = self._id_list(ids)
+        known, known_values = scope.where("r", "r.id = w.member_id", typed=False)
         missing = await tx.execute_query_dict(
             self._sql(
                 f"SELECT w.member_id FROM ({wanted}) AS w WHERE w.member_id = ? OR NOT EXISTS "
-                "(SELECT 1 FROM scimhost_resource r WHERE r.id = w.member_id AND r.source = ?) LIMIT 100"
+                f"(SELECT 1 FROM scimhost_resource r WHERE {known}) LIMIT 100"
             ),
-            [wanted_value, group_id, source],
+            [wanted_value, group_id, *known_values],
         )
         if missing:
             raise UnknownMembers([row["member_id"] for row in missing])
-        await tx.execute_query(
-            self._sql(
-                f"DELETE FROM scimhost_member WHERE group_id = ? AND member_id NOT IN (SELECT member_id FROM ({wanted}) AS w)"
-            ),
+        where, values = scope.members(
+            "scimhost_member", f"group_id = ? AND member_id NOT IN (SELECT member_id FROM ({wanted}) AS w)",
             [group_id, wanted_value],
+        )
+        await tx.execute_query(self._sql(f"DELETE FROM scimhost_member WHERE {where}"), values)
+        new_where, new_values = scope.where(
+            "r",
+            "NOT EXISTS (SELECT 1 FROM scimhost_member m WHERE m.group_id = ? AND m.member_id = w.member_id)",
+            [group_id],
+            typed=False,
         )
         try:
             await tx.execute_query(
                 self._sql(
-                    "INSERT INTO scimhost_member (group_id, member_id, member_type) "
-                    f"SELECT ?, r.id, r.resource_type FROM ({wanted}) AS w JOIN scimhost_resource r ON r.id = w.member_id "
-                    "WHERE NOT EXISTS (SELECT 1 FROM scimhost_member m WHERE m.group_id = ? AND m.member_id = w.member_id) "
+                    "INSERT INTO scimhost_member (group_id, member_id, member_type, source) "
+                    f"SELECT ?, r.id, r.resource_type, r.source FROM ({wanted}) AS w "
+                    f"JOIN scimhost_resource r ON r.id = w.member_id WHERE {new_where} "
                     "ORDER BY w.position ON CONFLICT (group_id, member_id) DO NOTHING"
                 ),
-                [group_id, wanted_value, group_id],
+                [group_id, wanted_value, *new_values],
             )
         except IntegrityError:
             raise UnknownMembers(ids[:100]) from None  # a member was deleted after it was checked
@@ -779,14 +805,13 @@ class TortoiseBackend(StorageBackend):
             return "SELECT member_id, position FROM unnest(?::varchar[]) WITH ORDINALITY AS u(member_id, position)", ids
         return "SELECT value AS member_id, key AS position FROM json_each(?)", orjson.dumps(ids).decode()
 
-    async def _member_types(self, tx, source: str, ids: list[str]) -> dict[str, str]:
+    async def _member_types(self, tx, scope: Scope, ids: list[str]) -> dict[str, str]:
+        """The resource types of those of `ids` that are resources of the scope's source."""
         types = {}
         for chunk in _chunks(ids):
+            where, values = scope.where("r", f"r.id IN ({', '.join('?' * len(chunk))})", chunk, typed=False)
             rows = await tx.execute_query_dict(
-                self._sql(
-                    f"SELECT id, resource_type FROM scimhost_resource WHERE source = ? AND id IN ({', '.join('?' * len(chunk))})"
-                ),
-                [source, *chunk],
+                self._sql(f"SELECT r.id, r.resource_type FROM scimhost_resource r WHERE {where}"), values
             )
             types.update({row["id"]: row["resource_type"] for row in rows})
         return types

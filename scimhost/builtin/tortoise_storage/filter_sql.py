@@ -9,7 +9,9 @@ A filter becomes two pieces of one statement:
   a range), a superset of the matches. `r.id IN (driver)` lets the database start from a few
   index entries instead of every resource; the condition then decides exactly.
 
-Values are always bound parameters; only fixed SQL fragments are ever concatenated.
+Every sub-select and driver is scoped to the source and resource type by the Scope (scope.py),
+and the caller puts the whole condition inside the scope's parentheses. Values are always bound
+parameters; only fixed SQL fragments are ever concatenated.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 # Counts the rows of a driver (capped), so the cheapest of several can lead.
 Estimate = Callable[[str, list[Any]], Awaitable[int]]
 
+from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.scim.query import QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath
 
 _ORDER_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
@@ -32,10 +35,10 @@ _TOP = "\U0010ffff"
 class FilterSQL:
     """Builds the SQL of one filter for one source and resource type."""
 
-    def __init__(self, dialect: str, source: str, resource_type: str) -> None:
+    def __init__(self, dialect: str, scope: Scope) -> None:
+        assert scope.resource_type is not None, "a filter runs on one resource type"
         self.dialect = dialect
-        self.source = source
-        self.resource_type = resource_type
+        self.scope = scope
 
     async def where(self, node: QNode, estimate: Estimate) -> tuple[str, list[Any]]:
         """A condition on `r` selecting exactly the matching resources, led by an index driver
@@ -45,7 +48,7 @@ class FilterSQL:
         if driver is None:
             return condition, values
         driver_sql, driver_values = driver
-        return f"r.id IN ({driver_sql}) AND {condition}", driver_values + values
+        return f"r.id IN ({driver_sql}) AND ({condition})", driver_values + values
 
     # --- exact conditions -----------------------------------------------------------------------
 
@@ -64,22 +67,22 @@ class FilterSQL:
         if isinstance(node, QValuePath):
             inner, values = self.condition(node.filter, item="i.item")
             attribute = node.attribute
-            return (
-                "EXISTS (SELECT 1 FROM scimhost_attr i WHERE i.resource_id = r.id "
-                f"AND (i.path = ? OR (i.path > ? AND i.path < ?)) AND ({inner}))",
+            where, bound = self.scope.where(
+                "i", f"i.resource_id = r.id AND (i.path = ? OR (i.path > ? AND i.path < ?)) AND ({inner})",
                 [attribute, attribute + ".", attribute + "/", *values],
             )
+            return f"EXISTS (SELECT 1 FROM scimhost_attr i WHERE {where})", bound
         field = node.field
         if field.kind == "attr":
             same_item = f" AND a.item = {item}" if item else ""
             if isinstance(node, QPresent):
-                return f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE a.resource_id = r.id AND a.path = ?{same_item})", [field.key]
-            column = "a.value_num" if field.numeric else "a.value_text"
-            compare, values = self._compare(column, node.op, node.value, text=not field.numeric)
-            return (
-                f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE a.resource_id = r.id AND a.path = ?{same_item} AND {compare})",
-                [field.key, *values],
-            )
+                compare, values = "", []
+            else:
+                column = "a.value_num" if field.numeric else "a.value_text"
+                compare, values = self._compare(column, node.op, node.value, text=not field.numeric)
+                compare = f" AND {compare}"
+            where, bound = self.scope.where("a", f"a.resource_id = r.id AND a.path = ?{same_item}{compare}", [field.key, *values])
+            return f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE {where})", bound
         if field.kind in _COLUMNS:
             if isinstance(node, QPresent):
                 return "1 = 1", []
@@ -87,10 +90,9 @@ class FilterSQL:
             return self._compare(_COLUMNS[field.kind], node.op, value, text=field.kind == "id")
         # Membership rows: Group members.value and User groups.value.
         this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
-        if isinstance(node, QPresent):
-            return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE m.{this} = r.id)", []
-        compare, values = self._compare(f"m.{other}", node.op, node.value, text=True)
-        return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE m.{this} = r.id AND {compare})", values
+        compare, values = ("", []) if isinstance(node, QPresent) else self._compare(f"m.{other}", node.op, node.value, text=True)
+        where, bound = self.scope.members("m", f"m.{this} = r.id" + (f" AND {compare}" if compare else ""), values)
+        return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE {where})", bound
 
     # --- index drivers --------------------------------------------------------------------------
 
@@ -118,27 +120,29 @@ class FilterSQL:
         if isinstance(node, QNot) or not isinstance(node, QCompare):
             return None
         field = node.field
-        scope = [self.source, self.resource_type]
         if field.kind == "id" and node.op == "eq":
-            return "SELECT CAST(? AS TEXT) AS resource_id", [node.value]
+            where, values = self.scope.where("r", "r.id = ?", [node.value])
+            return f"SELECT r.id AS resource_id FROM scimhost_resource r WHERE {where}", values
         if field.kind in ("member", "group") and node.op == "eq":
             this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
-            return f"SELECT {this} AS resource_id FROM scimhost_member WHERE {other} = ?", [node.value]
+            where, values = self.scope.members("m", f"m.{other} = ?", [node.value])
+            return f"SELECT m.{this} AS resource_id FROM scimhost_member m WHERE {where}", values
         if field.kind != "attr":
             return None
-        column = "value_num" if field.numeric else "value_text"
-        base = "SELECT resource_id FROM scimhost_attr WHERE source = ? AND resource_type = ? AND path = ? AND "
-        if node.op == "eq":
-            return base + f"{column} = ?", [*scope, field.key, node.value]
+        column = "a.value_num" if field.numeric else "a.value_text"
         # Ranges compare text by code point: SQLite's binary order, PostgreSQL's "C" collation
         # (which migration 0003 indexes).
-        if self.dialect == "postgres" and not field.numeric:
-            column += ' COLLATE "C"'
-        if node.op in _ORDER_OPS:
-            return base + f"{column} {_ORDER_OPS[node.op]} ?", [*scope, field.key, node.value]
-        if node.op == "sw" and node.value:
-            return base + f"{column} >= ? AND {column} < ?", [*scope, field.key, node.value, node.value + _TOP]
-        return None
+        ordered = column + (' COLLATE "C"' if self.dialect == "postgres" and not field.numeric else "")
+        if node.op == "eq":
+            condition, values = f"{column} = ?", [node.value]
+        elif node.op in _ORDER_OPS:
+            condition, values = f"{ordered} {_ORDER_OPS[node.op]} ?", [node.value]
+        elif node.op == "sw" and node.value:
+            condition, values = f"{ordered} >= ? AND {ordered} < ?", [node.value, node.value + _TOP]
+        else:
+            return None
+        where, bound = self.scope.where("a", f"a.path = ? AND {condition}", [field.key, *values])
+        return f"SELECT a.resource_id FROM scimhost_attr a WHERE {where}", bound
 
     # --- comparisons ----------------------------------------------------------------------------
 

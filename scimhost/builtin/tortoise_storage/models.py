@@ -68,6 +68,8 @@ class Member(models.Model):
         "scimhost.Resource", related_name=False, on_delete=fields.CASCADE, db_index=True
     )
     member_type = fields.CharField(max_length=64)
+    # The group's source (and its members'): every statement on these rows is scoped by it.
+    source = fields.CharField(max_length=63, null=True)
 
     class Meta:
         table = "scimhost_member"
