@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,10 @@ from scimhost.scim.render import LIST_RESPONSE_SCHEMA, parse_attribute_list
 SEARCH_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000
+# No store holds this many resources, and every store can skip this many rows (64-bit OFFSET):
+# a startIndex beyond it asks for the same empty page past the end.
+MAX_START_INDEX = 2**62
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -45,16 +50,17 @@ def _integer(name: str, raw: Any, default: int) -> int:
         raise invalid_value(f"{name} must be an integer")
     if isinstance(raw, int):
         return raw
-    try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise invalid_value(f"{name} must be an integer") from None
+    # ASCII digits only: int() would also take "١" or "1_000".
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not _ASCII_INTEGER.fullmatch(text):
+        raise invalid_value(f"{name} must be an integer")
+    return int(text)
 
 
 def _params(get, max_count: int, default_count: int) -> ListParams:
     # RFC 7644 §3.4.2.4: startIndex below 1 is 1; a negative count is 0; above the maximum, the
     # maximum (ServiceProviderConfig filter.maxResults).
-    start_index = max(_integer("startIndex", get("startIndex"), 1), 1)
+    start_index = min(max(_integer("startIndex", get("startIndex"), 1), 1), MAX_START_INDEX)
     count = min(max(_integer("count", get("count"), default_count), 0), max_count)
     filter_text = get("filter")
     if filter_text is not None and not isinstance(filter_text, str):
