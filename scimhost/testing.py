@@ -13,8 +13,15 @@ async fixture yielding an opened (migrated), empty backend instance.
         await backend.close()
 
 Every `test_conformance_*` function below is then collected and run against that backend:
-CRUD, versions, uniqueness, membership, filters, paging, transactions and concurrency. The
-built-in tortoise backend runs it on SQLite and PostgreSQL (tests/test_conformance.py).
+CRUD, versions, uniqueness, membership, filters, paging, transactions, concurrency, and source
+isolation. The built-in tortoise backend runs it on SQLite and PostgreSQL
+(tests/test_conformance.py).
+
+Isolation is the rule a backend must never break: every method that takes a source reads and
+changes only that source's data (and only the named resource type), whatever the filter, id or
+member list it is given. Two sources below hold the same userNames, emails and group names; a
+filter whose top-level `or` escapes its scope, an id lookup or member list not scoped by source,
+fails these tests.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ _CATALOG = build_catalog(
 USER = _CATALOG.resource_types["User"]
 GROUP = _CATALOG.resource_types["Group"]
 SOURCE = "conformance"
+OTHER = "conformance-other"
 
 
 def user_write(user_name: str, **attributes) -> ResourceWrite:
@@ -250,6 +258,113 @@ async def test_conformance_one_writer_wins_on_the_same_version(conformance_backe
     )
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, VersionMismatch) for r in results if isinstance(r, Exception))
+
+
+# --- isolation: a source reaches only its own data ---------------------------------------------
+
+
+async def _two_sources(store) -> dict[str, dict[str, list[str]]]:
+    """The same users and groups in SOURCE and OTHER (OTHER has one user more): ids by source."""
+    ids: dict[str, dict[str, list[str]]] = {}
+    for source, extra in ((SOURCE, 0), (OTHER, 1)):
+        users = [
+            (await store.create_resource(source, "User", user_write(
+                f"user{i}", title="same", emails=[{"value": f"user{i}@example.com", "type": "work"}],
+                **{ENTERPRISE_USER_SCHEMA["id"]: {"department": "Sales"}},
+            ))).id
+            for i in range(3 + extra)
+        ]
+        group = (await store.create_resource(source, "Group", group_write("Admins"), members=users[:2])).id
+        ids[source] = {"User": users, "Group": [group]}
+    return ids
+
+
+ISOLATION_FILTERS = [
+    'userName eq "nobody" or userName pr',
+    'title eq "same" or not (title eq "same")',
+    'not (userName eq "nobody")',
+    '(emails[type eq "work" or value co "example"]) or externalId pr',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "Sales" or title pr',
+    'meta.created gt "2000-01-01T00:00:00Z" or id pr',
+]
+
+
+async def test_conformance_filters_never_reach_another_source(conformance_backend):
+    """Whatever its `or`, `not` and value paths, a filter selects only the source's own resources
+    of the type asked for, and the total counts only them."""
+    store = conformance_backend
+    ids = await _two_sources(store)
+    for text in ISOLATION_FILTERS:
+        for paging in ({}, {"count": 2, "start_index": 2}, {"count": 2, "cursor_paging": True}):
+            page = await store.list_resources(SOURCE, "User", query(text, **paging))
+            assert {r.id for r in page.resources} <= set(ids[SOURCE]["User"]), text
+            assert page.total == len(ids[SOURCE]["User"]), text
+
+
+async def test_conformance_id_and_membership_filters_never_reach_another_source(conformance_backend):
+    """`id eq`, `groups.value eq` and `members.value eq` naming another source's resources match nothing."""
+    store = conformance_backend
+    ids = await _two_sources(store)
+    foreign_user, foreign_group = ids[OTHER]["User"][0], ids[OTHER]["Group"][0]
+    for text in (f'id eq "{foreign_user}"', f'groups.value eq "{foreign_group}"', f'groups eq "{foreign_group}"',
+                 f'id eq "{foreign_user}" or id eq "{ids[OTHER]["User"][1]}"'):
+        page = await store.list_resources(SOURCE, "User", query(text))
+        assert (page.total, page.resources) == (0, []), text
+    group_query = ResourceQuery(filter=resolve_filter(parse_filter(f'members.value eq "{foreign_user}"'), GROUP))
+    page = await store.list_resources(SOURCE, "Group", group_query)
+    assert (page.total, page.resources) == (0, [])
+    group_query = ResourceQuery(filter=resolve_filter(parse_filter(f'id eq "{foreign_group}"'), GROUP))
+    assert (await store.list_resources(SOURCE, "Group", group_query)).total == 0
+
+
+async def test_conformance_another_sources_resources_cannot_be_read(conformance_backend):
+    store = conformance_backend
+    ids = await _two_sources(store)
+    user, group = ids[OTHER]["User"][0], ids[OTHER]["Group"][0]
+    assert await store.get_resource(SOURCE, "User", user) is None
+    assert await store.get_resource(SOURCE, "Group", group) is None
+    assert await store.get_resource(OTHER, "Group", user) is None  # nor another type's
+    assert await store.get_record(SOURCE, "User", user) is None
+    assert [batch async for batch in store.iter_members(SOURCE, group)] == []
+    assert (await store.list_resources(SOURCE, "User", ResourceQuery())).total == len(ids[SOURCE]["User"])
+    assert (await store.list_resources(OTHER, "User", ResourceQuery())).total == len(ids[OTHER]["User"])
+
+
+async def test_conformance_another_sources_resources_cannot_be_changed(conformance_backend):
+    """Updates, member changes and deletes naming another source's resources raise
+    ResourceNotFound and change nothing there."""
+    store = conformance_backend
+    ids = await _two_sources(store)
+    user, group = ids[OTHER]["User"][0], ids[OTHER]["Group"][0]
+    before = [await store.get_resource(OTHER, "User", user), await store.get_resource(OTHER, "Group", group)]
+    with pytest.raises(ResourceNotFound):
+        await store.update_resource(SOURCE, "User", user, expected_version=None, write=user_write("pwned"))
+    for changes in ([MemberChange("add", (ids[SOURCE]["User"][2],))], [MemberChange("remove", (ids[OTHER]["User"][0],))],
+                    [MemberChange("set", ())]):
+        with pytest.raises(ResourceNotFound):
+            await store.update_resource(SOURCE, "Group", group, expected_version=None, write=None, member_changes=changes)
+    with pytest.raises(ResourceNotFound):
+        await store.delete_resource(SOURCE, "User", user)
+    with pytest.raises(ResourceNotFound):
+        await store.delete_resource(SOURCE, "Group", group)
+    after = [await store.get_resource(OTHER, "User", user), await store.get_resource(OTHER, "Group", group)]
+    assert after == before
+
+
+async def test_conformance_another_sources_resources_cannot_become_members(conformance_backend):
+    """A group's members come from its own source only: another source's ids are unknown members."""
+    store = conformance_backend
+    ids = await _two_sources(store)
+    group = ids[SOURCE]["Group"][0]
+    for kind in ("add", "set"):
+        with pytest.raises(UnknownMembers):
+            await store.update_resource(SOURCE, "Group", group, expected_version=None, write=None,
+                                        member_changes=[MemberChange(kind, (ids[OTHER]["User"][2],))])
+    with pytest.raises(UnknownMembers):
+        await store.create_resource(SOURCE, "Group", group_write("Smugglers"), members=[ids[OTHER]["User"][0]])
+    stored = await store.get_resource(SOURCE, "Group", group)
+    assert [m["value"] for m in stored.members] == ids[SOURCE]["User"][:2]
+    assert [g["value"] for g in (await store.get_resource(OTHER, "User", ids[OTHER]["User"][2])).groups] == []
 
 
 __all__ = [name for name in list(globals()) if name.startswith("test_conformance_")]
