@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from scimhost.host import Host, load_host
-from scimhost.http.keys import HOST
+from scimhost.http.keys import HOST, STOPPING
 from scimhost.http.middlewares import body_limit, scim_errors, source_auth
 from scimhost.http.routes import setup_routes
 
@@ -37,10 +38,17 @@ def build_app(host: Host) -> web.Application:
         client_max_size=host.settings.server.max_body_bytes,
     )
     app[HOST] = host
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stopping)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_mapping_workers)
     setup_routes(app)
     return app
+
+
+async def _stopping(app: web.Application) -> None:
+    """Shutdown begins: requests still receiving their bodies are answered at once (bodies.py)."""
+    app[STOPPING].set()
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:

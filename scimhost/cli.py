@@ -20,6 +20,7 @@ from scimhost.app import build_app
 from scimhost.config import ConfigError, config_path_from, read_config_file, read_plugin_settings
 from scimhost.host import Host, load_host
 from scimhost.http.access_log import JsonAccessLogger
+from scimhost.http.protocol_log import protocol_logger
 from scimhost.mapping.runtime import MappingError
 from scimhost.mapping.service import MappingFailed
 from scimhost.scim.errors import ScimError
@@ -141,6 +142,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _run_workers(config, address, port, workers, args.log_level)
 
 
+LINGERING_SECONDS = 2.0
+
+
 async def serve_host(host: Host, address: str, port: int, *, reuse_port: bool) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and drain in-flight requests."""
     settings = host.settings.server
@@ -148,6 +152,11 @@ async def serve_host(host: Host, address: str, port: int, *, reuse_port: bool) -
         build_app(host),
         handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout,
+        keepalive_timeout=settings.idle_timeout,
+        # After an answer given before the whole body was read (408, 413), the rest of the body
+        # is read and dropped this long, so the client sees the answer, then the connection closes.
+        lingering_time=LINGERING_SECONDS,
+        logger=protocol_logger(),
         access_log_class=JsonAccessLogger,
         access_log=logging.getLogger("scimhost.access") if settings.access_log else None,
     )

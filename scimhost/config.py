@@ -40,6 +40,11 @@ class ServerSettings:
     max_body_bytes: int = 1_048_576
     workers: int = 1
     shutdown_timeout: float = 30.0
+    # Seconds a connection may go without a complete request head: from connecting, and from
+    # the end of each response (idle keep-alive). Slow or stalled headers are cut off with it.
+    idle_timeout: float = 60.0
+    # Seconds a request's body may take to arrive once its head is in; then 408 and close.
+    body_timeout: float = 60.0
     access_log: bool = True
 
     def __post_init__(self) -> None:
@@ -51,6 +56,9 @@ class ServerSettings:
             raise ValueError("workers: must be at least 1")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout: must not be negative")
+        for name in ("idle_timeout", "body_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ValueError(f"{name}: must be more than 0 and at most 3600 seconds")
         if self.public_url:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:

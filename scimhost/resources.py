@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from scimhost.passwords import hash_password
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
 from scimhost.scim.patch import apply_patch, parse_patch_request
+from scimhost.scim.limits import check_index_entries, plausible_id
 from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
 from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
 from scimhost.scim.render import Projection, etag, member_reference, resource_document
@@ -38,8 +41,11 @@ from scimhost.storage.backend import (
 
 log = logging.getLogger("scimhost.resources")
 
-# A PATCH without If-Match re-reads and re-applies when another writer got in between.
-PATCH_RETRIES = 8
+# A PATCH without If-Match re-reads and re-applies when another writer got in between, for up
+# to this long, pausing a random time up to START * 2**try (at most MAX) between tries.
+PATCH_RETRY_SECONDS = 10.0
+PATCH_BACKOFF_START = 0.002
+PATCH_BACKOFF_MAX = 0.1
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ class Outcome:
 
 
 def not_found(resource_type: ResourceType, resource_id: str) -> ScimError:
-    return ScimError(404, f"{resource_type.name} {resource_id} not found")
+    shown = resource_id if plausible_id(resource_id) else "with that id"
+    return ScimError(404, f"{resource_type.name} {shown} not found")
 
 
 def precondition_failed() -> ScimError:
@@ -86,6 +93,7 @@ class ResourceService:
         }
 
     async def get(self, resource_id: str, projection: Projection) -> StoredResource:
+        self._known_id(resource_id)
         stored = await self.storage.get_resource(
             self.source.slug, self.type.name, resource_id, **self.relations(projection)
         )
@@ -146,6 +154,7 @@ class ResourceService:
     async def stream(self, resource_id: str, projection: Projection) -> tuple[StoredResource, AsyncIterator[bytes]]:
         """A resource whose row-stored members are many, as JSON produced piece by piece: the
         document without members first, then the members a batch at a time."""
+        self._known_id(resource_id)
         stored = await self.storage.get_resource(
             self.source.slug, self.type.name, resource_id, members=False, groups=False
         )
@@ -203,6 +212,7 @@ class ResourceService:
         )
 
     async def replace(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
+        self._known_id(resource_id)
         current = await self.storage.get_resource(self.source.slug, self.type.name, resource_id, members=False, groups=False)
         if current is None:
             raise not_found(self.type, resource_id)
@@ -218,8 +228,11 @@ class ResourceService:
         return stored
 
     async def patch(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
+        self._known_id(resource_id)
         operations = parse_patch_request(body, max_operations=self.host.settings.limits.max_patch_operations)
-        for _ in range(PATCH_RETRIES):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATCH_RETRY_SECONDS
+        for attempt in itertools.count():
             current = await self.storage.get_resource(
                 self.source.slug, self.type.name, resource_id, members=False, groups=False
             )
@@ -244,12 +257,20 @@ class ResourceService:
             try:
                 stored = await self._update(resource_id, expected, write, changes, retrying=if_match is None)
             except VersionMismatch:
+                # Another writer got in between: read again and re-apply, after a random pause
+                # that grows with each try, so that many writers of one resource spread out.
+                if loop.time() >= deadline:
+                    break
+                await asyncio.sleep(random.uniform(0, min(PATCH_BACKOFF_START * 2**attempt, PATCH_BACKOFF_MAX)))
                 continue
             await self._event("patch", stored, write.record if write is not None else None)
             return stored
-        raise ScimError(409, "The resource kept changing while the PATCH was applied; try again")
+        # Not 409: clients read 409 as "already exists". The race is the server's to resolve.
+        raise ScimError(503, "The resource kept changing while the PATCH was applied; try again",
+                        headers={"Retry-After": "1"})
 
     async def delete(self, resource_id: str, if_match: int | None) -> None:
+        self._known_id(resource_id)
         try:
             await self.storage.delete_resource(self.source.slug, self.type.name, resource_id, expected_version=if_match)
         except ResourceNotFound:
@@ -262,6 +283,11 @@ class ResourceService:
         )
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _known_id(self, resource_id: str) -> None:
+        """404 at once for an id no store could hold (a NUL, a control character, too long)."""
+        if not plausible_id(resource_id):
+            raise not_found(self.type, resource_id)
 
     async def _update(
         self,
@@ -301,6 +327,9 @@ class ResourceService:
             source=self.source, resource_type=self.type.name, resource=doc, previous=previous
         )
         password = doc.pop("password", None)
+        # Refused before any mapping runs: a value too long to index (both stores agree).
+        index, unique_values = tuple(index_entries(doc, self.type)), self._unique_values(doc)
+        check_index_entries(index, unique_values)
         try:
             record = await self.host.mappings.record(self.source, self.type.name, doc)
         except MappingFailed as exc:
@@ -319,9 +348,9 @@ class ResourceService:
             document=doc,
             external_id=doc.get("externalId"),
             display=doc.get("displayName") or doc.get("userName"),
-            unique_values=self._unique_values(doc),
+            unique_values=unique_values,
             password_hash=password_hash,
-            index=tuple(index_entries(doc, self.type)),
+            index=index,
             record=record,
         )
 

@@ -101,6 +101,40 @@ async def test_rotation_elsewhere_takes_effect_within_the_cache_time(aiohttp_cli
     assert (await client.get(SPC.format("demo"), headers=bearer("the-new-token"))).status == 200
 
 
+async def test_a_token_issued_elsewhere_opens_the_source_at_once(aiohttp_client, storage_url):
+    """The identity provider's admin pastes the new token and tests the connection at once: a
+    token that does not match the cached hash makes the process read the stored one again."""
+    client = await aiohttp_client(create_app({**make_config(storage_url), "bearer": {"cache_seconds": 60}}))
+    old = await client.app[HOST].issue_token("demo")
+    assert (await client.get(SPC.format("demo"), headers=bearer(old))).status == 200
+    await rotate_behind_the_app(client, "the-new-token")
+    assert (await client.get(SPC.format("demo"), headers=bearer("the-new-token"))).status == 200
+    # Having read the new hash, the process no longer takes the old token.
+    await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(old)), 401)
+
+
+async def test_wrong_tokens_read_the_store_at_most_once_per_refresh_interval(aiohttp_client, storage_url):
+    client = await aiohttp_client(create_app(
+        {**make_config(storage_url), "bearer": {"cache_seconds": 60, "refresh_seconds": 30}}
+    ))
+    token = await client.app[HOST].issue_token("demo")
+    storage = client.app[HOST].storage
+    reads = 0
+    original = storage.token_hash
+
+    async def counted(slug: str):
+        nonlocal reads
+        reads += 1
+        return await original(slug)
+
+    storage.token_hash = counted
+    assert (await client.get(SPC.format("demo"), headers=bearer(token))).status == 200
+    for i in range(50):
+        await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(f"garbage-{i}")), 401)
+    assert reads <= 2  # the first read of the hash, and one refresh for all fifty wrong tokens
+    assert (await client.get(SPC.format("demo"), headers=bearer(token))).status == 200
+
+
 async def test_without_a_cache_rotation_elsewhere_takes_effect_at_once(aiohttp_client, storage_url):
     client = await aiohttp_client(create_app({**make_config(storage_url), "bearer": {"cache_seconds": 0}}))
     old = await client.app[HOST].issue_token("demo")

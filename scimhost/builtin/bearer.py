@@ -22,9 +22,16 @@ class BearerSettings:
     # process and host; 0 reads the store on every request.
     cache_seconds: float = 2.0
 
+    # A presented token that does not match the cached hash makes the process read the stored
+    # hash again (a token issued a moment ago opens its source at once), at most this often per
+    # source, so that wrong tokens cannot turn every request into a read of the store.
+    refresh_seconds: float = 0.25
+
     def __post_init__(self) -> None:
         if not 0 <= self.cache_seconds <= 300:
             raise ValueError("cache_seconds: must be between 0 and 300")
+        if not 0 <= self.refresh_seconds <= 60:
+            raise ValueError("refresh_seconds: must be between 0 and 60")
 
 
 class BearerTokenScheme(AuthScheme):
@@ -38,6 +45,8 @@ class BearerTokenScheme(AuthScheme):
         self.options: BearerSettings = settings.plugin_tables.get("bearer") or BearerSettings()
         # source slug -> (stored hash, monotonic time it was read)
         self._hashes: dict[str, tuple[str | None, float]] = {}
+        # source slug -> monotonic time of the last read forced by a token that did not match
+        self._refreshed: dict[str, float] = {}
 
     async def authenticate(self, source: Source, headers: Mapping[str, str]) -> Principal | None:
         presented = _bearer_credentials(headers.get("Authorization", ""))
@@ -46,21 +55,34 @@ class BearerTokenScheme(AuthScheme):
         # The stored hash is looked up by the source the URL names, never by the token, so a
         # token can only ever open the source it was issued for.
         if source.env_token_hash is not None:
-            expected = source.env_token_hash
+            matches = token_matches(presented, source.env_token_hash)
         else:
-            expected = await self._stored_hash(source.slug)
-        if token_matches(presented, expected):
+            matches = token_matches(presented, await self._stored_hash(source.slug))
+            if not matches and self._may_refresh(source.slug):
+                # Perhaps the token was replaced from another process since the hash was read.
+                matches = token_matches(presented, await self._stored_hash(source.slug, fresh=True))
+        if matches:
             return Principal(source=source.slug, account=source.service_account, scheme=self.name)
         return None
 
-    async def _stored_hash(self, slug: str) -> str | None:
+    async def _stored_hash(self, slug: str, *, fresh: bool = False) -> str | None:
         now = time.monotonic()
         cached = self._hashes.get(slug)
-        if cached is not None and now - cached[1] < self.options.cache_seconds:
+        if not fresh and cached is not None and now - cached[1] < self.options.cache_seconds:
             return cached[0]
         stored = await self.storage.token_hash(slug)
         self._hashes[slug] = (stored, now)
         return stored
+
+    def _may_refresh(self, slug: str) -> bool:
+        """Whether a mismatch may read the stored hash again now (rate-limited per source)."""
+        if self.options.cache_seconds == 0:
+            return False  # every request reads the store already
+        now = time.monotonic()
+        if now - self._refreshed.get(slug, float("-inf")) < self.options.refresh_seconds:
+            return False
+        self._refreshed[slug] = now
+        return True
 
     def credentials_changed(self, source: str) -> None:
         self._hashes.pop(source, None)

@@ -46,4 +46,7 @@ def as_scim_error(request: web.Request, exc: BaseException) -> ScimError:
 @hookimpl(trylast=True)
 def handle_exception(request: web.Request, exc: BaseException) -> web.StreamResponse:
     error = as_scim_error(request, exc)
-    return scim_json(error.to_body(), status=error.status, headers=error.headers)
+    response = scim_json(error.to_body(), status=error.status, headers=error.headers)
+    if error.headers.get("Connection") == "close":
+        response.force_close()  # the rest of the request will never be read
+    return response

@@ -8,6 +8,10 @@ from scimhost.auth import Principal
 from scimhost.host import Host
 from scimhost.sources import Source
 
+import asyncio
+
 HOST = web.AppKey("host", Host)
+# Set when the server starts shutting down (before it waits for in-flight requests).
+STOPPING = web.AppKey("stopping", asyncio.Event)
 SOURCE = web.RequestKey("source", Source)
 PRINCIPAL = web.RequestKey("principal", Principal)

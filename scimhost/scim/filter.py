@@ -276,6 +276,8 @@ def parse_filter(text: str, *, max_length: int = MAX_FILTER_LENGTH, max_depth: i
         raise invalid_filter("filter is empty")
     if len(text) > max_length:
         raise invalid_filter(f"filter is longer than {max_length} characters")
+    if "\x00" in text:
+        raise invalid_filter("filter holds a NUL character")
     parser = _Parser(text, invalid_filter, max_depth)
     node = parser.parse_or(False)
     parser.finish()

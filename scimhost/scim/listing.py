@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from scimhost.scim.errors import ScimError
+from scimhost.scim.limits import plausible_id, refuse_nul
 from scimhost.scim.render import LIST_RESPONSE_SCHEMA, parse_attribute_list
 
 SEARCH_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -50,6 +51,8 @@ def _integer(name: str, raw: Any, default: int) -> int:
         raise invalid_value(f"{name} must be an integer")
     if isinstance(raw, int):
         return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)  # a JSON number past 64 bits arrives as a float: 1e+23
     # ASCII digits only: int() would also take "١" or "1_000".
     text = raw.strip() if isinstance(raw, str) else ""
     if not _ASCII_INTEGER.fullmatch(text):
@@ -85,6 +88,7 @@ def params_from_query(
     query: Mapping[str, str], *, max_count: int = MAX_COUNT, default_count: int = DEFAULT_COUNT
 ) -> ListParams:
     """List parameters from a query string (names are case-sensitive in the RFC; accepted in any case)."""
+    refuse_nul(dict(query), "The query")
     lowered = {key.lower(): value for key, value in query.items()}
     return _params(lambda name: lowered.get(name.lower()), max_count, default_count)
 
@@ -119,7 +123,7 @@ def decode_cursor(cursor: str) -> tuple[str, datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         direction, created, resource_id = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-        if direction not in ("after", "before") or not isinstance(resource_id, str) or len(resource_id) > 64:
+        if direction not in ("after", "before") or not isinstance(resource_id, str) or not plausible_id(resource_id):
             raise ValueError(direction)
         return direction, datetime.fromisoformat(created), resource_id
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):

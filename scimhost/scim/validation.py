@@ -135,7 +135,7 @@ def coerce_value(attribute: Attribute, value: Any, where: str) -> Any:
             if converted is not None:
                 cleaned[sub.name] = converted
         for sub in attribute.sub_attributes.values():
-            if sub.required and sub.mutability != "readOnly" and sub.name not in cleaned:
+            if sub.required and sub.mutability != "readOnly" and _blank(cleaned.get(sub.name)):
                 raise invalid_value(f"'{where}.{sub.name}' is required")
         return cleaned or None
     if kind == "boolean":
@@ -176,8 +176,14 @@ def coerce_value(attribute: Attribute, value: Any, where: str) -> Any:
 
 def _check_required(doc: dict, schema: Schema, prefix: str) -> None:
     for attribute in schema.attributes.values():
-        if attribute.required and attribute.mutability != "readOnly" and attribute.name not in doc:
-            raise invalid_value(f"'{prefix}{attribute.name}' is required")
+        if attribute.required and attribute.mutability != "readOnly" and _blank(doc.get(attribute.name)):
+            raise invalid_value(f"'{prefix}{attribute.name}' is required" + (
+                " and must not be empty" if attribute.name in doc else ""))
+
+
+def _blank(value: Any) -> bool:
+    """Absent, or a string of nothing but whitespace: no value for a required attribute."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _check_immutable(new: dict, old: dict, schema: Schema, prefix: str) -> None:
