@@ -252,3 +252,39 @@ async def test_adding_a_member_to_a_group_being_deleted_is_404(seeded):
     response = await scim.request("PATCH", f"/Groups/{group['id']}",
                                   patch_op({"op": "add", "path": "members", "value": [{"value": user["id"]}]}))
     assert await error_of(response) == (404, None)
+
+
+# --- filter values at the edges -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'meta.created gt "0001-01-01T00:00:00+01:00"',  # before the first moment, in UTC
+        'meta.lastModified lt "9999-12-31T23:59:59-14:00"',  # after the last one
+        'userName eq "\\ud800"',  # a lone surrogate: no UTF-8 text
+        'emails[value eq "\\udfff"]',
+        'id eq "\\ud800"',
+        'userName eq "\\u0000"',
+    ],
+)
+async def test_filter_values_no_store_can_compare_are_invalid_filters(seeded, text):
+    scim, _, _ = seeded
+    from urllib.parse import quote
+
+    for request in (scim.request("GET", f"/Users?filter={quote(text)}"),
+                    scim.request("POST", "/Users/.search", {"filter": text})):
+        status, scim_type = await error_of(await request)
+        assert status == 400 and scim_type in ("invalidFilter", "invalidValue")
+
+
+async def test_dates_before_the_year_1000_compare_in_time_order(seeded):
+    scim, user, _ = seeded
+    from urllib.parse import quote
+
+    found = await scim.json("GET", "/Users?filter=" + quote('meta.created gt "0099-01-01T00:00:00Z"'))
+    assert [r["id"] for r in found["Resources"]] == [user["id"]]
+    found = await scim.json("GET", "/Users?filter=" + quote('meta.created lt "0999-01-01T00:00:00+01:00"'))
+    assert found["totalResults"] == 0
+    found = await scim.json("GET", "/Users?filter=" + quote('meta.created gt "0001-01-01T00:00:00-01:00"'))
+    assert found["totalResults"] == 1

@@ -243,7 +243,11 @@ class _Parser:
     def parse_value(self) -> Any:
         token = self.advance()
         if token.kind == "string":
-            return json.loads(token.text)
+            value = json.loads(token.text)
+            if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value if c >= "\ud800"):
+                # A NUL or a lone surrogate (\ud800) is no text any store can hold or compare.
+                raise self.error(f"the string at position {token.pos + 1} holds a NUL or a lone surrogate")
+            return value
         if token.kind == "number":
             number = json.loads(token.text)
             if isinstance(number, float) and number in (float("inf"), float("-inf")):

@@ -160,11 +160,13 @@ def normalise_datetime(value: Any) -> str:
     """A dateTime as UTC text with microseconds, so text order is time order."""
     try:
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    except ValueError:
-        raise invalid_filter(f"{value!r} is not a dateTime") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        # (In UTC, 0001-01-01T00:00:00-01:00 falls before the first representable moment.)
+        # isoformat, not strftime("%Y"), which writes the year 1 as "1", out of text order.
+        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError):
+        raise invalid_filter(f"{value!r} is not a dateTime this server can compare") from None
 
 
 # --- filter resolution ----------------------------------------------------------------------------

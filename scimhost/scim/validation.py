@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from scimhost.scim.errors import ScimError
@@ -158,8 +158,10 @@ def coerce_value(attribute: Attribute, value: Any, where: str) -> Any:
         raise invalid_value(f"'{where}' must be a string")
     if kind == "dateTime":
         try:
-            datetime.fromisoformat(value)
-        except ValueError:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is not None:
+                moment.astimezone(timezone.utc)  # stored and compared in UTC: it must have one
+        except (ValueError, OverflowError):
             raise invalid_value(f"'{where}' must be an xsd:dateTime such as 2024-05-01T12:00:00Z") from None
     elif kind == "binary":
         try:
