@@ -226,3 +226,48 @@ async def test_group_delete_and_unsupported_methods(scim):
     response = await scim.request("POST", f"/Users/{user['id']}", {"userName": "x"})
     assert response.status == 405
     assert (await response.json(content_type=None))["status"] == "405"
+
+
+async def test_membership_value_filters_match_one_membership_row(scim):
+    """`members[value eq "id"]`, `members[type eq "User" and value eq "id"]` and, on Users,
+    `groups[value eq "id"]` are filters real clients send (both terms on the same member)."""
+    from urllib.parse import quote
+
+    alice = await scim.create_user("alice")
+    bob = await scim.create_user("bob")
+    inner = await scim.create_group("Inner", [alice["id"]])
+    outer = await scim.create_group("Outer", [inner["id"], bob["id"]])
+
+    async def groups(text: str) -> set[str]:
+        body = await scim.json("GET", "/Groups?filter=" + quote(text))
+        return {g["displayName"] for g in body["Resources"]}
+
+    assert await groups(f'members[value eq "{alice["id"]}"]') == {"Inner"}
+    assert await groups(f'members[type eq "User" and value eq "{bob["id"]}"]') == {"Outer"}
+    # Outer has a Group member and the member bob, but bob is no Group: no single row matches.
+    assert await groups(f'members[type eq "Group" and value eq "{bob["id"]}"]') == set()
+    assert await groups('members[type eq "group"]') == {"Outer"}
+    assert await groups(f'members[value eq "{alice["id"]}" or value eq "{bob["id"]}"]') == {"Inner", "Outer"}
+    assert await groups('not (members[type eq "Group"])') == {"Inner"}
+    users = await scim.json("GET", "/Users?filter=" + quote(f'groups[value eq "{outer["id"]}"]'))
+    assert [u["userName"] for u in users["Resources"]] == ["bob"]
+    response = await scim.request("GET", "/Groups?filter=" + quote('members[display eq "alice"]'))
+    assert response.status == 400
+
+
+async def test_member_filters_by_type_and_what_rows_cannot_answer(scim):
+    from urllib.parse import quote
+
+    alice = await scim.create_user("alice")
+    inner = await scim.create_group("Inner", [alice["id"]])
+    await scim.create_group("Outer", [inner["id"]])
+    body = await scim.json("GET", "/Groups?filter=" + quote('members.type eq "User"'))
+    assert [g["displayName"] for g in body["Resources"]] == ["Inner"]
+    for text in ('members.display eq "alice"', 'members.$ref pr', 'groups.display eq "Inner"', 'groups.type eq "direct"'):
+        endpoint = "/Users" if text.startswith("groups") else "/Groups"
+        response = await scim.request("GET", f"{endpoint}?filter=" + quote(text))
+        assert response.status == 400, text
+        assert (await response.json(content_type=None))["scimType"] == "invalidFilter"
+    for sort_by in ("members.type", "members.value", "members"):
+        response = await scim.request("GET", f"/Groups?sortBy={sort_by}")
+        assert response.status == 400, sort_by

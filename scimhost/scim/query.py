@@ -9,7 +9,7 @@ to its query language; it never sees attribute names it would have to interpret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Literal, Union
 
@@ -18,8 +18,9 @@ from scimhost.scim.filter import And, AttrPath, Node, Not, Or, Present, ValuePat
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.schema import Attribute
 
-# Where a field lives: the attribute index, a resource column, or the membership rows.
-FieldKind = Literal["attr", "id", "created", "lastModified", "member", "group"]
+# Where a field lives: the attribute index, a resource column, or the membership rows (the
+# member's or group's id; and, within a `members[...]` value filter, the member's type).
+FieldKind = Literal["attr", "id", "created", "lastModified", "member", "group", "member_type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +60,15 @@ class QNot:
 @dataclass(frozen=True, slots=True)
 class QValuePath:
     """Some one value of a multi-valued attribute matches `filter`, whose fields all belong to
-    that attribute (`emails[type eq "work" and value eq "x"]` needs both on the same value)."""
+    that attribute (`emails[type eq "work" and value eq "x"]` needs both on the same value).
+
+    For `members` and `groups` (kept as membership rows, not index entries) `attribute` is
+    "members" or "groups" and the filter's fields are `member`/`group` and `member_type`: one
+    membership row must match it."""
 
     attribute: str  # index path prefix of the multi-valued attribute
     filter: QNode
+    membership: bool = False
 
 
 QNode = Union[QCompare, QPresent, QAnd, QOr, QNot, QValuePath]
@@ -186,6 +192,9 @@ def resolve_filter(node: Node, resource_type: ResourceType) -> QNode:
     if isinstance(node, ValuePath):
         return _resolve_value_path(node, resource_type)
     field, attribute = _resolve_field(node.path, resource_type)
+    if field.kind == "member_type":  # `members.type eq "User"` is `members[type eq "User"]`
+        inner = replace(node, path=AttrPath(None, node.path.sub or "type"))
+        return _resolve_value_path(ValuePath(AttrPath(None, "members"), inner), resource_type)
     if isinstance(node, Present):
         return QPresent(field)
     return _compare(field, attribute, node.op, node.value)
@@ -205,10 +214,10 @@ def _resolve_field(path: AttrPath, resource_type: ResourceType) -> tuple[Field, 
                 raise invalid_filter(f"'{path}' cannot be filtered on; use meta.created or meta.lastModified")
             return Field(_META_COLUMNS[sub.name.lower()]), sub
     if not resolved.is_extension and attribute.type == "complex" and attribute.multi_valued:
-        if name == "members" and (sub is None or sub.name.lower() == "value"):
-            return Field("member"), attribute.sub("value")
-        if name == "groups" and (sub is None or sub.name.lower() == "value"):
-            return Field("group"), attribute.sub("value")
+        if name in ("members", "groups"):
+            # Membership rows hold the id and the member's type; the rest (display, $ref) would
+            # need every member read.
+            return _membership_field(name, sub or attribute.sub("value")), sub or attribute.sub("value")
     prefix = resolved.extension_urn.lower() + ":" if resolved.is_extension else ""
     if attribute.type == "complex":
         if sub is None:
@@ -256,7 +265,7 @@ def _compare(field: Field, attribute: Attribute, op: str, value: Any) -> QNode:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise invalid_filter(f"'{attribute.name}' is a string: compare it with a quoted value")
         value = str(value)
-    if field.kind in ("id", "member", "group"):
+    if field.kind in ("id", "member", "group", "member_type"):
         text = value
     elif field.kind in ("created", "lastModified"):
         text = normalise_datetime(value)
@@ -279,6 +288,7 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
         raise invalid_filter(f"'{node.path}' is not multi-valued; write '{node.path}.sub op value' instead")
     prefix = resolved.extension_urn.lower() + ":" if resolved.is_extension else ""
     base = prefix + attribute.name.lower()
+    membership = not resolved.is_extension and base in ("members", "groups") and attribute.type == "complex"
 
     def inner(sub_node: Node) -> QNode:
         if isinstance(sub_node, And):
@@ -301,14 +311,32 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
             if path.attr.lower() != "value":
                 raise invalid_filter(f"'{attribute.name}' has no sub-attribute '{path.attr}'")
             target, key = attribute, base
-        if attribute.name.lower() in ("members", "groups") and not resolved.is_extension:
-            raise invalid_filter(f"filter '{attribute.name}' by value, as {attribute.name}.value eq \"id\"")
+        if membership:
+            field = _membership_field(base, target)
+            if isinstance(sub_node, Present):
+                return QPresent(field)
+            node = _compare(field, target, sub_node.op, sub_node.value)
+            if field.kind == "member_type" and isinstance(node, QCompare):
+                # Stored as the resource type's name; the schema's canonical values say "User".
+                node = QCompare(field, node.op, {"user": "User", "group": "Group"}.get(str(node.value).lower(), node.value))
+            return node
         field = Field("attr", key, numeric=target.type in ("integer", "decimal"))
         if isinstance(sub_node, Present):
             return QPresent(field)
         return _compare(field, target, sub_node.op, sub_node.value)
 
-    return QValuePath(base, inner(node.filter))
+    return QValuePath(base, inner(node.filter), membership=membership)
+
+
+def _membership_field(base: str, sub: Attribute) -> Field:
+    """The field of a membership row a `members[...]` / `groups[...]` filter compares."""
+    name = sub.name.lower()
+    if name == "value":
+        return Field("member" if base == "members" else "group")
+    if name == "type" and base == "members":
+        return Field("member_type")
+    raise invalid_filter(f"a {base}[...] filter can compare value" + (" and type" if base == "members" else "")
+                         + f", not {sub.name}")
 
 
 def resolve_sort(sort_by: str, sort_order: str | None, resource_type: ResourceType) -> SortKey:
@@ -325,7 +353,7 @@ def resolve_sort(sort_by: str, sort_order: str | None, resource_type: ResourceTy
         field, attribute = _resolve_field(path, resource_type)
     except ScimError as exc:
         raise invalid(f"sortBy: {exc.detail}") from None
-    if field.kind in ("member", "group") or attribute.type == "complex":
+    if field.kind in ("member", "group", "member_type") or attribute.type == "complex":
         raise invalid(f"sortBy: '{path}' cannot be sorted on")
     primary = None
     resolved = resource_type.resolve(path)

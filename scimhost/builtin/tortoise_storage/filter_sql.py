@@ -27,6 +27,8 @@ from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.scim.query import QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath
 
 _ORDER_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+# A membership value filter's attribute: (the column naming the resource, the other column).
+_MEMBERSHIP = {"members": ("group_id", "member_id"), "groups": ("member_id", "group_id")}
 _COLUMNS = {"id": "r.id", "created": "r.created", "lastModified": "r.last_modified"}
 # Above every character, so [prefix, prefix + TOP) is the range of texts starting with prefix.
 _TOP = "\U0010ffff"
@@ -64,6 +66,11 @@ class FilterSQL:
         if isinstance(node, QNot):
             sql, values = self.condition(node.expr, item)
             return f"NOT ({sql})", values
+        if isinstance(node, QValuePath) and node.membership:
+            this, _ = _MEMBERSHIP[node.attribute]
+            inner, values = self._membership_condition(node.filter, node.attribute)
+            where, bound = self.scope.members("m", f"m.{this} = r.id AND ({inner})", values)
+            return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE {where})", bound
         if isinstance(node, QValuePath):
             inner, values = self.condition(node.filter, item="i.item")
             attribute = node.attribute
@@ -93,6 +100,24 @@ class FilterSQL:
         compare, values = ("", []) if isinstance(node, QPresent) else self._compare(f"m.{other}", node.op, node.value, text=True)
         where, bound = self.scope.members("m", f"m.{this} = r.id" + (f" AND {compare}" if compare else ""), values)
         return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE {where})", bound
+
+    def _membership_condition(self, node: QNode, attribute: str) -> tuple[str, list[Any]]:
+        """A condition on one membership row `m` (inside a `members[...]` / `groups[...]` filter)."""
+        if isinstance(node, (QAnd, QOr)):
+            parts, values = [], []
+            for term in node.terms:
+                sql, term_values = self._membership_condition(term, attribute)
+                parts.append(f"({sql})")
+                values += term_values
+            return (" AND " if isinstance(node, QAnd) else " OR ").join(parts), values
+        if isinstance(node, QNot):
+            sql, values = self._membership_condition(node.expr, attribute)
+            return f"NOT ({sql})", values
+        _, other = _MEMBERSHIP[attribute]
+        column = "m.member_type" if node.field.kind == "member_type" else f"m.{other}"
+        if isinstance(node, QPresent):
+            return f"{column} IS NOT NULL", []
+        return self._compare(column, node.op, node.value, text=True)
 
     # --- index drivers --------------------------------------------------------------------------
 
