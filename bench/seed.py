@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
+from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.host import load_host
 from scimhost.scim.query import index_entries
 from scimhost.scim.validation import validate_resource
@@ -76,7 +77,7 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
             await tx.execute_many(sql(
                 "INSERT INTO scimhost_attr (resource_id, source, resource_type, path, item, value_text, value_num) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)"), attrs)
-            await storage._count(tx, slug, kind, len(docs))
+            await storage._count(tx, Scope(slug, kind), len(docs))
 
         await storage._atomic(body, small=False)
 

@@ -1,0 +1,24 @@
+"""The benchmark scripts still run against the current storage code (tiny sizes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def test_seed_script_seeds_users_groups_and_members(tmp_path):
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        '[storage.tortoise]\nurl = "sqlite://./bench.sqlite3"\n[[sources]]\nslug = "bench"\nname = "Benchmark"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "seed.py"), "-c", str(config), "--users", "30", "--groups", "3",
+         "--batch", "10", "--group-members", "20"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "seeded 30 users and 3 groups" in result.stdout
+    assert "has 20 members" in result.stdout
