@@ -141,6 +141,9 @@ class MappingPoolSettings:
             raise ValueError("memory_mb: must be at least 64")
 
 
+UNKNOWN_ATTRIBUTE_POLICIES = ("keep", "reject", "drop")
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """One `[[sources]]` entry: a provisioning connection with its own URL and token."""
@@ -154,8 +157,14 @@ class SourceSettings:
     extensions: tuple[str, ...] | None = None
     mapping_runtime: str = "restrictedpython"
     mappings: tuple[MappingSettings, ...] = ()
+    # Top-level attributes no schema of the resource type declares (custom extensions of Entra
+    # and Okta, SCIM 1.1-style URNs): "keep" stores and returns them as sent, "reject" answers
+    # 400, "drop" ignores them (logged at INFO).
+    unknown_attributes: str = "keep"
 
     def __post_init__(self) -> None:
+        if self.unknown_attributes not in UNKNOWN_ATTRIBUTE_POLICIES:
+            raise ValueError(f"unknown_attributes: must be one of {', '.join(UNKNOWN_ATTRIBUTE_POLICIES)}")
         if not SLUG_PATTERN.match(self.slug):
             raise ValueError(
                 "slug: must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"

@@ -26,7 +26,7 @@ from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list
 from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
 from scimhost.scim.render import Projection, etag, member_reference, resource_document
 from scimhost.scim.resource_types import ResourceType
-from scimhost.scim.validation import validate_resource
+from scimhost.scim.validation import undeclared_keys, validate_resource
 from scimhost.sources import Source
 from scimhost.storage.backend import (
     KEEP,
@@ -193,7 +193,7 @@ class ResourceService:
     # --- writes ----------------------------------------------------------------------------------
 
     async def create(self, body: Any) -> StoredResource:
-        doc = validate_resource(body, self.type)
+        doc = self._validated(body)
         members = self._take_members(doc)
         write = await self._prepare(doc, None, create=True)
         try:
@@ -218,7 +218,7 @@ class ResourceService:
             raise not_found(self.type, resource_id)
         if if_match is not None and if_match != current.version:
             raise precondition_failed()
-        doc = validate_resource(body, self.type, existing=current.document)
+        doc = self._validated(body, current.document)
         changes = []
         if self.row_attribute is not None:
             changes = [MemberChange("set", tuple(self._take_members(doc)))]
@@ -242,10 +242,11 @@ class ResourceService:
                 raise precondition_failed()
             # With its id, so that a PATCH echoing the unchanged id is recognised as no change.
             result = apply_patch(
-                {**current.document, "id": current.id}, operations, self.type, row_attribute=self.row_attribute
+                {**current.document, "id": current.id}, operations, self.type, row_attribute=self.row_attribute,
+                keep_unknown=True,  # undeclared keys reach _validated, which keeps, refuses or drops them
             )
             changes = [MemberChange(op.kind, tuple(v["value"] for v in op.values)) for op in result.member_ops]
-            doc = validate_resource(result.document, self.type, existing=current.document)
+            doc = self._validated(result.document, current.document)
             write = None
             if doc != current.document:
                 write = await self._prepare(doc, current.document, create=False)
@@ -283,6 +284,20 @@ class ResourceService:
         )
 
     # --- helpers ---------------------------------------------------------------------------------
+
+    def _validated(self, body: Any, existing: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The document to store, with undeclared attributes kept, refused or dropped as the
+        source's `unknown_attributes` says."""
+        policy = self.source.settings.unknown_attributes
+        if policy != "keep":
+            unknown = undeclared_keys(body, self.type)
+            if unknown and policy == "reject":
+                raise ScimError(400, f"{self.type.name} attributes that no schema declares: {_shown(unknown)}",
+                                "invalidValue")
+            if unknown:
+                log.info("source %s: dropped %s attributes no schema declares: %s",
+                         self.source.slug, self.type.name, _shown(unknown))
+        return validate_resource(body, self.type, existing=existing, keep_unknown=policy == "keep")
 
     def _known_id(self, resource_id: str) -> None:
         """404 at once for an id no store could hold (a NUL, a control character, too long)."""
@@ -386,3 +401,9 @@ class ResourceService:
                 resource=stored.document, record=record,
             ),
         )
+
+
+def _shown(keys: list[str]) -> str:
+    """Attribute names for a message or log line, a bounded number of them."""
+    shown = ", ".join(repr(key[:100]) for key in keys[:10])
+    return shown + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")

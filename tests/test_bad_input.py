@@ -49,11 +49,17 @@ async def test_bad_create_bodies(seeded, body, status, scim_type):
     assert await snapshot(scim) == before
 
 
-async def test_deeply_nested_unknown_attribute_is_harmless(seeded):
+async def test_deeply_nested_unknown_attribute_is_refused_naming_it(seeded):
+    """Undeclared attributes are kept as sent, nested at most 16 levels deep."""
     scim, _, _ = seeded
+    before = await snapshot(scim)
     nested = b'{"userName": "deep", "junk": ' + b'{"a": ' * 500 + b"1" + b"}" * 500 + b"}"
     response = await scim.request("POST", "/Users", nested)
-    assert response.status == 201
+    error = await response.json(content_type=None)
+    assert (response.status, error["scimType"]) == (400, "invalidValue") and "'junk'" in error["detail"]
+    assert await snapshot(scim) == before
+    shallow = b'{"userName": "shallow", "junk": ' + b'{"a": ' * 15 + b"1" + b"}" * 15 + b"}"
+    assert (await scim.request("POST", "/Users", shallow)).status == 201
 
 
 async def test_bad_content_type_is_415(seeded):
@@ -82,7 +88,9 @@ async def test_json_without_content_type_or_with_charset_is_accepted(seeded):
         (patch_op("not an object"), 400, "invalidSyntax"),
         (patch_op({"op": "add", "path": "title"}), 400, "invalidValue"),
         (patch_op({"op": "add", "path": 5, "value": "x"}), 400, "invalidPath"),
-        (patch_op({"op": "add", "path": "urn:nope:attr", "value": "x"}), 400, "invalidPath"),
+        (patch_op({"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nosuch",
+                   "value": "x"}), 400, "invalidPath"),
+        (patch_op({"op": "remove", "path": "urn:nope:attr"}), 400, "noTarget"),
         (patch_op({"op": "add", "path": "name.nosuch", "value": "x"}), 400, "invalidPath"),
         (patch_op({"op": "add", "path": "emails[value pr", "value": "x"}), 400, "invalidPath"),
         (patch_op({"op": "replace", "path": "userName", "value": 7}), 400, "invalidValue"),

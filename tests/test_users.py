@@ -26,7 +26,7 @@ async def test_create_returns_201_with_location_etag_and_meta(scim):
     assert await scim.json("GET", f"/Users/{body['id']}") == body
 
 
-async def test_read_only_and_unknown_input_is_ignored(scim):
+async def test_read_only_input_is_ignored_and_undeclared_input_kept(scim):
     user = await scim.create_user(
         "bjensen",
         id="chosen-by-client",
@@ -40,8 +40,10 @@ async def test_read_only_and_unknown_input_is_ignored(scim):
     assert user["id"] != "chosen-by-client"
     assert user["meta"]["version"] == 'W/"1"'
     assert user["groups"] == []
-    assert "favouriteColour" not in user and "nickName" not in user and "urn:example:unknown" not in user
-    assert user["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    assert "nickName" not in user
+    # Undeclared attributes are kept as sent (the default `unknown_attributes = "keep"`).
+    assert user["favouriteColour"] == "green" and user["urn:example:unknown"] == {"a": 1}
+    assert user["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:example:unknown"]
 
 
 async def test_attribute_names_are_case_insensitive_and_stored_canonically(scim):
@@ -162,7 +164,7 @@ async def test_patch_that_fails_midway_changes_nothing(scim):
         f"/Users/{user['id']}",
         patch_op(
             {"op": "replace", "path": "title", "value": "Intern"},
-            {"op": "replace", "path": "nosuchattribute", "value": "x"},
+            {"op": "replace", "path": "name.nosuch", "value": "x"},
         ),
         expect=400,
     )
@@ -257,3 +259,20 @@ async def test_list_pages_in_creation_order(scim):
     assert (await scim.json("GET", "/Users?count=0"))["Resources"] == []
     assert (await scim.json("GET", "/Users?startIndex=0&count=1"))["startIndex"] == 1
     assert (await scim.json("GET", "/Users?startIndex=99"))["Resources"] == []
+
+
+@pytest.mark.parametrize("op", ["replace", "Replace", "add"])
+async def test_replacing_a_complex_attribute_keeps_sub_attributes_not_given(scim, op):
+    """RFC 7644 §3.5.2.3: replace of a complex attribute changes only the sub-attributes given,
+    by path, path-less, and in an extension object."""
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    user = await scim.create_user("merge", name={"givenName": "Barbara", "familyName": "Jensen"},
+                                  **{enterprise: {"department": "Sales", "costCenter": "CC1"}})
+    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "path": "name", "value": {"givenName": "qwer"}}))
+    assert patched["name"] == {"givenName": "qwer", "familyName": "Jensen"}
+    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "value": {"name": {"familyName": "J"}}}))
+    assert patched["name"] == {"givenName": "qwer", "familyName": "J"}
+    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "path": enterprise, "value": {"department": "Ops"}}))
+    assert patched[enterprise] == {"department": "Ops", "costCenter": "CC1"}
+    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "value": {enterprise: {"costCenter": "CC2"}}}))
+    assert patched[enterprise] == {"department": "Ops", "costCenter": "CC2"}

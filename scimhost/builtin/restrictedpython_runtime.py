@@ -17,6 +17,7 @@ process limits: memory, wall-clock time, recycling):
 
 from __future__ import annotations
 
+import ast
 import keyword
 from typing import Any
 
@@ -97,6 +98,9 @@ def _builtins(budget: _Budget) -> dict[str, Any]:
     return names
 
 
+BUILTIN_NAMES = frozenset(_builtins(_Budget(0)))
+
+
 class RestrictedPythonRuntime(MappingRuntime):
     """Expressions in RestrictedPython, evaluated with guards and an iteration budget."""
 
@@ -104,6 +108,7 @@ class RestrictedPythonRuntime(MappingRuntime):
 
     def __init__(self) -> None:
         self._codes: dict[str, Any] = {}
+        self._names: dict[str, frozenset[str]] = {}
 
     def is_valid_name(self, name: str) -> bool:
         return name.isidentifier() and not name.startswith("_") and not keyword.iskeyword(name)
@@ -132,6 +137,22 @@ class RestrictedPythonRuntime(MappingRuntime):
     def compile(self, expression: str, *, label: str) -> None:
         self._code(expression, label)
 
+    def variable_names(self, expression: str) -> frozenset[str]:
+        names = self._names.get(expression)
+        if names is None:
+            self._code(expression, "mapping")  # refuses what does not compile
+            tree = ast.parse(expression.strip(), mode="eval")
+            loaded, bound = set(), set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name):
+                    (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+                elif isinstance(node, ast.arg):
+                    bound.add(node.arg)
+            names = frozenset(loaded - bound - BUILTIN_NAMES)
+            if len(self._names) < 1024:
+                self._names[expression] = names
+        return names
+
     def evaluate(self, expression: str, variables: dict[str, Any], limits: EvaluationLimits) -> Any:
         code = self._code(expression, "mapping")
         budget = _Budget(limits.max_iterations)
@@ -154,6 +175,8 @@ class RestrictedPythonRuntime(MappingRuntime):
             "_apply_": _apply,
         }
         env.update(variables)
+        for name in self.variable_names(expression):
+            env.setdefault(name, None)  # a name the document lacks, declared or not, is None
         try:
             result = eval(code, env)  # noqa: S307 - RestrictedPython bytecode with guarded globals
         except MappingError:

@@ -37,6 +37,13 @@ class MappingRuntime(ABC):
     def is_valid_name(self, name: str) -> bool:
         """Whether `name` can be a variable of an expression in this runtime's language."""
 
+    def variable_names(self, expression: str) -> frozenset[str] | None:
+        """The names an expression reads from its variables (not the runtime's builtins, not
+        names it binds itself), for `scimhost check` to warn about likely typos; None if the
+        runtime cannot tell. A name the variables lack must evaluate to None (null), so a
+        mapping of an optional attribute never fails a write because a client left it out."""
+        return None
+
     @abstractmethod
     def evaluate(self, expression: str, variables: dict[str, Any], limits: EvaluationLimits) -> Any:
         """The value of one expression (compiled again or from a cache) for these variables.

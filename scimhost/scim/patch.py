@@ -10,6 +10,13 @@ add/replace that matches nothing creates the entry from the filter's `eq` terms
 (`emails[type eq "work"].value`); member removal by value filter and by value list; path-less
 keys naming readOnly attributes (`id`, `meta`, `schemas`) ignored; a readOnly path whose value
 does not change is a no-op.
+
+RFC 7644 §3.5.2.3: `replace` (like `add`) of a single complex attribute or an extension object
+changes the sub-attributes given and leaves the others as they are.
+
+With `keep_unknown` (the source keeps attributes no schema declares), a path-less key or a
+`path` that names no declared attribute names a kept top-level key, and `KEY:sub` a
+sub-attribute of a kept object (`urn:...:CustomExtension:2.0:User:costCenter`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from scimhost.scim.evaluate import match_value
 from scimhost.scim.filter import And, AttrPath, Compare, Node, Or, PatchPath, parse_attr_path, parse_path
 from scimhost.scim.resource_types import Resolved, ResourceType
 from scimhost.scim.schema import Attribute
+from scimhost.scim.validation import is_undeclared
 
 PATCH_OP_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 1000
@@ -106,13 +114,15 @@ def apply_patch(
     resource_type: ResourceType,
     *,
     row_attribute: str | None = None,
+    keep_unknown: bool = False,
 ) -> PatchResult:
     """Apply parsed operations to a copy of `document` (the stored form, without `meta`).
 
     `row_attribute` names the attribute kept as rows (Group `members`): its changes come back
-    as `member_ops` instead of being written into the document.
+    as `member_ops` instead of being written into the document. `keep_unknown`: paths and keys
+    naming no declared attribute change kept top-level keys (else they are errors or ignored).
     """
-    engine = _Engine(_copy(document), resource_type, row_attribute)
+    engine = _Engine(_copy(document), resource_type, row_attribute, keep_unknown)
     for index, operation in enumerate(operations):
         try:
             engine.apply(operation["op"], operation["path"], operation["value"])
@@ -123,10 +133,12 @@ def apply_patch(
 
 
 class _Engine:
-    def __init__(self, doc: dict[str, Any], resource_type: ResourceType, row_attribute: str | None) -> None:
+    def __init__(self, doc: dict[str, Any], resource_type: ResourceType, row_attribute: str | None,
+                 keep_unknown: bool = False) -> None:
         self.doc = doc
         self.type = resource_type
         self.row_attribute = row_attribute.lower() if row_attribute else None
+        self.keep_unknown = keep_unknown
         self.member_ops: list[MemberOp] = []
 
     def apply(self, op: str, path: str | None, value: Any) -> None:
@@ -137,6 +149,8 @@ class _Engine:
                 raise invalid_value(f"'{op}' without a path needs an object value")
             for key, item in value.items():
                 self.apply_key(op, key, item)
+            return
+        if self.keep_unknown and self.apply_kept(op, path, value):
             return
         parsed = parse_path(path)
         resolved = self.resolve(parsed.attr)
@@ -162,16 +176,18 @@ class _Engine:
         try:
             attr_path = parse_attr_path(key, invalid_path)
         except ScimError:
-            return  # not an attribute name at all: ignored like any unknown attribute
-        resolved = self.type.resolve(attr_path)
+            attr_path = None
+        resolved = self.type.resolve(attr_path) if attr_path is not None else None
         if resolved is None or resolved.attribute is None:
-            return  # unknown attributes are ignored, as in a POST body
+            if self.keep_unknown and is_undeclared(key, self.type):
+                self.apply_kept(op, key, value)
+            return  # else unknown attributes are ignored, as in a POST body
         if self.target(resolved).mutability == "readOnly" or resolved.attribute.mutability == "readOnly":
             return  # Okta sends id (and Entra meta) back in path-less replaces
         if self.is_row(resolved):
             self.apply_members(op, PatchPath(attr_path), value)
             return
-        self.apply_plain(op, resolved, value, merge_complex=(op == "add"))
+        self.apply_plain(op, resolved, value)
 
     def apply_extension(self, op: str, resolved: Resolved, value: Any, parsed: PatchPath | None,
                         pathless: bool = False) -> None:
@@ -194,11 +210,11 @@ class _Engine:
             inner = Resolved(resolved.schema, attribute, None, True)
             if attribute.mutability == "readOnly":
                 continue
-            self.apply_plain(op, inner, item, merge_complex=(op == "add"))
+            self.apply_plain(op, inner, item)
 
     # --- plain attribute paths -------------------------------------------------------------------
 
-    def apply_plain(self, op: str, resolved: Resolved, value: Any, merge_complex: bool = True) -> None:
+    def apply_plain(self, op: str, resolved: Resolved, value: Any) -> None:
         attribute, sub = resolved.attribute, resolved.sub
         container = self.container(resolved, create=(op != "remove"))
         if self.unchanged_read_only(resolved, container, value, op):
@@ -257,7 +273,8 @@ class _Engine:
                         existing.append(item)
                 container[name] = existing
             return
-        if attribute.type == "complex" and isinstance(value, dict) and merge_complex and op == "add":
+        if attribute.type == "complex" and isinstance(value, dict):
+            # add and replace alike: the sub-attributes given change, the others stay
             current = container.get(name)
             if isinstance(current, dict):
                 current.update(value)
@@ -340,6 +357,58 @@ class _Engine:
             return
         values = _member_values(value)
         self.member_ops.append(MemberOp("set" if op == "replace" else "add", values))
+
+    # --- kept (undeclared) attributes ------------------------------------------------------------
+
+    def apply_kept(self, op: str, path: str, value: Any) -> bool:
+        """Apply an operation to a kept key if `path` names no declared attribute: the key
+        itself, or `KEY:sub` inside a kept object; False when the path is a declared one's."""
+        path = path.strip()
+        if "[" in path or not is_undeclared(path, self.type):
+            return False
+        existing = self.kept_key(path)
+        if existing is None:
+            parent, _, sub = path.rpartition(":")
+            parent_key = self.kept_key(parent) if parent else None
+            if parent_key is not None and isinstance(self.doc[parent_key], dict):
+                return self.apply_kept_sub(op, parent_key, sub, value)
+            if op == "remove":
+                raise no_target(f"'{path}' has no value")
+        self.set_kept(self.doc, existing or path, op, value)
+        return True
+
+    def apply_kept_sub(self, op: str, parent_key: str, sub: str, value: Any) -> bool:
+        container = self.doc[parent_key]
+        name = next((k for k in container if k.lower() == sub.lower()), sub)
+        if op == "remove" and name not in container:
+            raise no_target(f"'{parent_key}:{sub}' has no value")
+        self.set_kept(container, name, op, value)
+        if not container:
+            del self.doc[parent_key]
+        return True
+
+    def kept_key(self, path: str) -> str | None:
+        """The top-level key of the document that `path` names (any case), unless declared."""
+        lowered = path.lower()
+        for key in self.doc:
+            if key.lower() == lowered and is_undeclared(key, self.type):
+                return key
+        return None
+
+    @staticmethod
+    def set_kept(container: dict, key: str, op: str, value: Any) -> None:
+        if op == "remove":
+            if key not in container:
+                raise no_target(f"'{key}' has no value")
+            del container[key]
+        elif value is None:
+            container.pop(key, None)
+        elif isinstance(value, dict) and isinstance(container.get(key), dict):
+            container[key] = {**container[key], **value}  # like a complex attribute: merge
+        elif op == "add" and isinstance(value, list) and isinstance(container.get(key), list):
+            container[key] = container[key] + [v for v in value if v not in container[key]]
+        else:
+            container[key] = value
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -80,6 +80,9 @@ class Projection:
         self.type = resource_type
         self.attributes = self._requests(attributes) if attributes else None
         self.excluded = self._requests(excluded) if excluded else {}
+        # Kept attributes no schema declares are selected by their exact key (any case).
+        self._named = {a.strip().lower() for a in attributes or ()}
+        self._excluded_names = {a.strip().lower() for a in excluded or ()}
 
     def _requests(self, paths: list[str]) -> dict[tuple[str | None, str], set[str] | None]:
         """(schema id or None for core/common, attribute lower) -> sub-attributes (None: whole)."""
@@ -127,10 +130,17 @@ class Projection:
                     result[key] = selected
                 continue
             extension = self.type.extension(key)
-            if extension is not None and isinstance(value, dict):
-                part = self._select_extension(extension, value)
-                if part:
-                    result[key] = part
+            if extension is not None:
+                if isinstance(value, dict):
+                    part = self._select_extension(extension, value)
+                    if part:
+                        result[key] = part
+                continue
+            # A kept attribute no schema declares: returned by default, like a declared one.
+            lowered = key.lower()
+            wanted = lowered in self._named if self.attributes is not None else lowered not in self._excluded_names
+            if wanted:
+                result[key] = value
         return result
 
     def _select_extension(self, extension: Schema, value: dict[str, Any]) -> dict[str, Any]:

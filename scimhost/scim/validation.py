@@ -20,15 +20,68 @@ from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.schema import Attribute, Schema
 
 MAX_MULTI_VALUES = 100_000
+# An attribute no schema declares is kept as sent (per source, `unknown_attributes = "keep"`),
+# nested at most this deep; deeper is 400 invalidValue naming it.
+MAX_KEPT_DEPTH = 16
+# Top-level keys that are not attributes of the document but are never "unknown" either.
+_PROTOCOL_KEYS = frozenset({"schemas", "id", "meta", "externalid"})
 
 
 def invalid_value(detail: str) -> ScimError:
     return ScimError(400, detail, "invalidValue")
 
 
-def validate_resource(body: Any, resource_type: ResourceType, *, existing: dict[str, Any] | None = None) -> dict[str, Any]:
+def undeclared_keys(body: Any, resource_type: ResourceType) -> list[str]:
+    """The top-level keys of a body that no schema of the resource type declares: extension
+    objects of unregistered URNs, URN-qualified keys of them, plain unknown names."""
+    if not isinstance(body, dict):
+        return []
+    return [key for key, value in body.items() if value is not None and is_undeclared(key, resource_type)]
+
+
+def is_undeclared(key: str, resource_type: ResourceType) -> bool:
+    """Whether a top-level key (or PATCH path) is outside every schema of the resource type: not
+    a declared attribute, and not in a declared schema's namespace either (`name.nosuch` and
+    `urn:...:enterprise:2.0:User:nosuch` are mistakes about declared schemas, not new data)."""
+    if _declared(key, resource_type) is not None:
+        return False
+    urn, _, name = key.rpartition(":")
+    if urn and (urn.lower() == resource_type.schema.id.lower() or resource_type.extension(urn) is not None):
+        return False
+    return urn != "" or resource_type.top_level(name.split(".", 1)[0]) is None
+
+
+def _declared(key: str, resource_type: ResourceType) -> tuple[Schema, Attribute | None] | None:
+    """(schema, attribute) a top-level key names: a core attribute (plain or qualified with the
+    core URN), a whole extension (attribute None), or an extension attribute qualified with its
+    URN; protocol keys (schemas, id, meta, externalId) map to the core schema. None: undeclared."""
+    core = resource_type.schema
+    lowered = key.lower()
+    if lowered in _PROTOCOL_KEYS:
+        return core, None
+    attribute = core.attribute(key)
+    if attribute is not None:
+        return core, attribute
+    extension = resource_type.extension(key)
+    if extension is not None:
+        return extension, None
+    urn, _, name = key.rpartition(":")
+    if urn:
+        if urn.lower() == core.id.lower() and core.attribute(name) is not None:
+            return core, core.attribute(name)
+        extension = resource_type.extension(urn)
+        if extension is not None and extension.attribute(name) is not None:
+            return extension, extension.attribute(name)
+    return None
+
+
+def validate_resource(
+    body: Any, resource_type: ResourceType, *, existing: dict[str, Any] | None = None, keep_unknown: bool = False
+) -> dict[str, Any]:
     """The document to store for `body`; `existing` is the stored document on replace.
 
+    `keep_unknown`: top-level keys no schema declares are kept as sent (undeclared_keys), and
+    those holding an object under a URN are listed in `schemas`; otherwise they are dropped.
     Raises ScimError 400 (invalidValue, invalidSyntax or mutability).
     """
     if not isinstance(body, dict):
@@ -38,27 +91,39 @@ def validate_resource(body: Any, resource_type: ResourceType, *, existing: dict[
         raise invalid_value("'schemas' must be an array of schema URNs")
 
     result: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
     core = resource_type.schema
     for key, value in body.items():
         if value is None:
             continue
-        attribute = core.attribute(key)
-        if attribute is not None:
-            _put(result, attribute, value, attribute.name)
+        declared = _declared(key, resource_type)
+        if declared is None:
+            if keep_unknown and is_undeclared(key, resource_type):
+                _check_depth(value, key)
+                kept[key] = value
             continue
-        extension = resource_type.extension(key)
-        if extension is not None:
+        schema, attribute = declared
+        if schema is core:
+            if attribute is not None:
+                _put(result, attribute, value, attribute.name)
+            elif key.lower() == "externalid":
+                if not isinstance(value, str):
+                    raise invalid_value("'externalId' must be a string")
+                result["externalId"] = value
+            # id, meta and schemas are the server's to set.
+            continue
+        if attribute is None:
             if not isinstance(value, dict):
-                raise invalid_value(f"'{extension.id}' must be an object")
-            cleaned = _validate_object(value, extension, extension.id)
+                raise invalid_value(f"'{schema.id}' must be an object")
+            cleaned = _validate_object(value, schema, schema.id)
             if cleaned:
-                result[extension.id] = cleaned
+                result.setdefault(schema.id, {}).update(cleaned)
             continue
-        if key.lower() == "externalid":
-            if not isinstance(value, str):
-                raise invalid_value("'externalId' must be a string")
-            result["externalId"] = value
-        # Anything else (id, meta, schemas, unknown attributes and URNs) is ignored.
+        # `urn:...:User:employeeNumber` as a top-level key: the extension's attribute.
+        part = result.setdefault(schema.id, {})
+        _put(part, attribute, value, f"{schema.id}:{attribute.name}")
+        if not part:
+            del result[schema.id]
 
     _check_required(result, core, "")
     for extension, required in resource_type.extensions:
@@ -72,7 +137,22 @@ def validate_resource(body: Any, resource_type: ResourceType, *, existing: dict[
             _check_immutable(result.get(extension.id, {}), existing.get(extension.id, {}), extension,
                              extension.id + ":")
     result["schemas"] = [core.id] + [s.id for s, _ in resource_type.extensions if s.id in result]
+    if kept:
+        result.update(kept)
+        result["schemas"] += [key for key, value in kept.items() if key.lower().startswith("urn:") and isinstance(value, dict)]
     return result
+
+
+def _check_depth(value: Any, where: str, depth: int = 1) -> None:
+    """An undeclared value is kept as sent, but not nested without bound."""
+    if depth > MAX_KEPT_DEPTH:
+        raise invalid_value(f"'{where}' is nested more than {MAX_KEPT_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_depth(item, where, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_depth(item, where, depth + 1)
 
 
 def _validate_object(value: dict, schema: Schema, where: str) -> dict[str, Any]:

@@ -1,0 +1,172 @@
+"""Attributes no schema declares (Entra custom extensions, Okta custom URNs, SCIM 1.1-style
+URNs): kept, returned, patched and mapped by default; refused or dropped when the source says so."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import pytest
+from conftest import ScimClient, make_config, patch_op
+
+from scimhost.app import create_app
+from scimhost.http.keys import HOST
+
+# The example every operator of the mapping feature starts from, verbatim.
+SEED_PAYLOAD = {
+    "schemas": ["urn:scim:schemas:core:2.0", "urn:scim:schemas:extension:enterprise:2.0"],
+    "userName": "foo.bar",
+    "name": {"familyName": "bar", "givenName": "foo", "formatted": "foo.bar"},
+    "emails": [{"value": "foo.bar@authentik.company", "type": "work", "primary": True}],
+    "title": "",
+    "urn:scim:schemas:extension:enterprise:2.0": {"department": ""},
+}
+ENTRA = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"
+OKTA = "urn:okta:custom:user:1.0"
+
+
+async def source(aiohttp_client, storage_url, *, policy: str | None = None, mappings=()) -> ScimClient:
+    settings = {"slug": "demo", "name": "Demo", "mappings": list(mappings)}
+    if policy is not None:
+        settings["unknown_attributes"] = policy
+    config = make_config(storage_url, [settings])
+    config["mappings"] = {"mode": "process", "workers": 1, "timeout_seconds": 5.0, "memory_mb": 256}
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    return ScimClient(client, "demo", await app[HOST].issue_token("demo"))
+
+
+def storage_of(scim: ScimClient):
+    return scim.client.app[HOST].storage
+
+
+async def test_the_seed_payload_is_stored_whole_and_reaches_the_mappings(aiohttp_client, storage_url):
+    mappings = [{"name": "dept", "expression":
+                 "{'department': urn_scim_schemas_extension_enterprise_2_0['department'], 'kinds': schemas}"}]
+    scim = await source(aiohttp_client, storage_url, mappings=mappings)
+    created = await scim.json("POST", "/Users", SEED_PAYLOAD, expect=201)
+    assert created["urn:scim:schemas:extension:enterprise:2.0"] == {"department": ""}
+    assert "urn:scim:schemas:extension:enterprise:2.0" in created["schemas"]
+    read = await scim.json("GET", f"/Users/{created['id']}")
+    assert read == created
+    for key in ("userName", "name", "emails", "urn:scim:schemas:extension:enterprise:2.0"):
+        assert read[key] == SEED_PAYLOAD[key]
+    record = await storage_of(scim).get_record("demo", "User", created["id"])
+    assert record["department"] == ""
+    assert record["attributes"]["urn:scim:schemas:extension:enterprise:2.0"] == {"department": ""}
+    # A value that says something, through PATCH of the kept object's sub-attribute.
+    await scim.json("PATCH", f"/Users/{created['id']}", patch_op(
+        {"op": "replace", "path": "urn:scim:schemas:extension:enterprise:2.0:department", "value": "Sales"}))
+    record = await storage_of(scim).get_record("demo", "User", created["id"])
+    assert record["department"] == "Sales"
+
+
+async def test_an_entra_custom_extension_is_kept_patched_and_mapped(aiohttp_client, storage_url):
+    variable = "urn_ietf_params_scim_schemas_extension_CustomExtensionName_2_0_User"
+    scim = await source(aiohttp_client, storage_url, mappings=[
+        {"name": "cost", "expression": f"{{'cost_center': ({variable} or {{}}).get('costCenter')}}"}])
+    created = await scim.json("POST", "/Users", {"userName": "entra", ENTRA: {"costCenter": "CC-1", "badge": "7"}}, expect=201)
+    assert created[ENTRA] == {"costCenter": "CC-1", "badge": "7"} and ENTRA in created["schemas"]
+    # Entra's PATCH: the URN-qualified path of one attribute of the extension.
+    patched = await scim.json("PATCH", f"/Users/{created['id']}", patch_op(
+        {"op": "Replace", "path": f"{ENTRA}:costCenter", "value": "CC-2"}))
+    assert patched[ENTRA] == {"costCenter": "CC-2", "badge": "7"}
+    record = await storage_of(scim).get_record("demo", "User", created["id"])
+    assert record["cost_center"] == "CC-2"
+    # Path-less, as Entra also sends it: the URN-qualified key of one attribute.
+    patched = await scim.json("PATCH", f"/Users/{created['id']}", patch_op(
+        {"op": "Add", "value": {f"{ENTRA}:costCenter": "CC-3"}}))
+    assert patched[ENTRA] == {"costCenter": "CC-3", "badge": "7"}
+    patched = await scim.json("PATCH", f"/Users/{created['id']}", patch_op({"op": "remove", "path": f"{ENTRA}:badge"}))
+    assert patched[ENTRA] == {"costCenter": "CC-3"}
+
+
+async def test_an_okta_custom_urn_is_kept_replaced_by_put_and_removed(aiohttp_client, storage_url):
+    scim = await source(aiohttp_client, storage_url, mappings=[
+        {"name": "okta", "expression": "{'tier': (urn_okta_custom_user_1_0 or {}).get('tier')}"}])
+    created = await scim.json("POST", "/Users", {"userName": "okta", OKTA: {"tier": "gold"}, "nickname2": "x"}, expect=201)
+    assert created[OKTA] == {"tier": "gold"} and created["nickname2"] == "x"
+    assert (await storage_of(scim).get_record("demo", "User", created["id"]))["tier"] == "gold"
+    replaced = await scim.json("PUT", f"/Users/{created['id']}", {"userName": "okta", OKTA: {"tier": "silver"}})
+    assert replaced[OKTA] == {"tier": "silver"} and "nickname2" not in replaced  # PUT replaces
+    assert (await storage_of(scim).get_record("demo", "User", created["id"]))["tier"] == "silver"
+    patched = await scim.json("PATCH", f"/Users/{created['id']}", patch_op({"op": "remove", "path": OKTA}))
+    assert OKTA not in patched and OKTA not in patched["schemas"]
+    assert (await storage_of(scim).get_record("demo", "User", created["id"]))["tier"] is None
+    response = await scim.request("PATCH", f"/Users/{created['id']}", patch_op({"op": "remove", "path": OKTA}))
+    assert response.status == 400 and (await response.json(content_type=None))["scimType"] == "noTarget"
+
+
+async def test_kept_attributes_follow_attributes_and_excluded_attributes(aiohttp_client, storage_url):
+    scim = await source(aiohttp_client, storage_url)
+    created = await scim.json("POST", "/Users", {"userName": "p", OKTA: {"tier": "gold"}}, expect=201)
+    only = await scim.json("GET", f"/Users/{created['id']}?attributes=userName")
+    assert OKTA not in only
+    named = await scim.json("GET", f"/Users/{created['id']}?attributes=userName,{quote(OKTA)}")
+    assert named[OKTA] == {"tier": "gold"}
+    without = await scim.json("GET", f"/Users/{created['id']}?excludedAttributes={quote(OKTA)}")
+    assert OKTA not in without and without["userName"] == "p"
+
+
+async def test_filters_cannot_reach_kept_attributes(aiohttp_client, storage_url):
+    scim = await source(aiohttp_client, storage_url)
+    await scim.json("POST", "/Users", {"userName": "f", OKTA: {"tier": "gold"}, "plain": "x"}, expect=201)
+    for text in (f'{OKTA}:tier eq "gold"', 'plain eq "x"'):
+        response = await scim.request("GET", "/Users?filter=" + quote(text))
+        body = await response.json(content_type=None)
+        assert (response.status, body["scimType"]) == (400, "invalidFilter"), body
+
+
+async def test_reject_refuses_undeclared_attributes_naming_them(aiohttp_client, storage_url):
+    scim = await source(aiohttp_client, storage_url, policy="reject")
+    for body in (SEED_PAYLOAD, {"userName": "e", ENTRA: {"a": 1}}, {"userName": "o", "favourite": 1}):
+        response = await scim.request("POST", "/Users", body)
+        error = await response.json(content_type=None)
+        assert (response.status, error["scimType"]) == (400, "invalidValue")
+        assert "no schema declares" in error["detail"]
+    assert "urn:scim:schemas:extension:enterprise:2.0" in error["detail"] or "favourite" in error["detail"]
+    assert (await scim.json("GET", "/Users"))["totalResults"] == 0
+    user = await scim.create_user("declared")
+    response = await scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": "add", "value": {OKTA: {"a": 1}}}))
+    assert response.status == 400
+    assert await scim.json("GET", f"/Users/{user['id']}") == user
+
+
+async def test_drop_ignores_undeclared_attributes_and_logs_them(aiohttp_client, storage_url, caplog):
+    scim = await source(aiohttp_client, storage_url, policy="drop")
+    with caplog.at_level(logging.INFO, logger="scimhost.resources"):
+        created = await scim.json("POST", "/Users", SEED_PAYLOAD, expect=201)
+    assert "urn:scim:schemas:extension:enterprise:2.0" not in created
+    assert created["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    logged = [r.getMessage() for r in caplog.records if "no schema declares" in r.getMessage()]
+    assert logged and "demo" in logged[0] and "urn:scim:schemas:extension:enterprise:2.0" in logged[0]
+
+
+async def test_mistakes_about_declared_schemas_are_not_kept(aiohttp_client, storage_url):
+    """`name.nosuch` or an unknown attribute of a declared extension is not new data."""
+    scim = await source(aiohttp_client, storage_url)
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    created = await scim.json("POST", "/Users", {"userName": "m", f"{enterprise}:nosuch": "x",
+                                                 f"{enterprise}:department": "Sales"}, expect=201)
+    assert f"{enterprise}:nosuch" not in created and created[enterprise] == {"department": "Sales"}
+    response = await scim.request("PATCH", f"/Users/{created['id']}", patch_op({"op": "add", "path": "name.nosuch", "value": 1}))
+    assert response.status == 400
+
+
+def test_unknown_attributes_setting_is_checked(tmp_path):
+    from scimhost.config import ConfigError
+    from scimhost.host import load_host
+
+    config = make_config(f"sqlite://{tmp_path}/x.sqlite3", [{"slug": "a", "name": "A", "unknown_attributes": "maybe"}])
+    with pytest.raises(ConfigError, match="unknown_attributes: must be one of keep, reject, drop"):
+        load_host(config)
+
+
+async def test_a_name_the_document_lacks_is_none_declared_or_not(aiohttp_client, storage_url):
+    """A mapping written for optional attributes never fails a write because a client omits them."""
+    scim = await source(aiohttp_client, storage_url, mappings=[
+        {"name": "optional", "expression": "{'title': title, 'tier': urn_okta_custom_user_1_0, "
+                                           "'n': len([x for x in (emails or [])])}"}])
+    user = await scim.create_user("bare")
+    record = await storage_of(scim).get_record("demo", "User", user["id"])
+    assert (record["title"], record["tier"], record["n"]) == (None, None, 0)
