@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 
 import pytest
@@ -128,3 +129,27 @@ async def test_configured_limits(aiohttp_client, storage_url):
     assert "nested deeper than 2" in error["detail"]
     ops = [{"op": "add", "path": "title", "value": str(i)} for i in range(3)]
     await scim.json("PATCH", f"/Users/{users[0]['id']}", patch_op(*ops), expect=413)
+
+
+@pytest.mark.parametrize("attribute", ["meta.created", "meta.lastModified"])
+async def test_a_timestamp_as_rendered_finds_its_resource(scim, attribute):
+    """Filters compare meta timestamps at the precision responses show (milliseconds)."""
+    from urllib.parse import quote
+
+    first = await scim.create_user("first")
+    await asyncio.sleep(0.01)
+    second = await scim.create_user("second")
+    key = attribute.split(".")[1]
+    moment = second["meta"][key]
+
+    async def names(op: str) -> list[str]:
+        body = await scim.json("GET", "/Users?filter=" + quote(f'{attribute} {op} "{moment}"'))
+        return sorted(u["userName"] for u in body["Resources"])
+
+    assert await names("eq") == ["second"]
+    assert await names("ne") == ["first"]
+    assert await names("ge") == ["second"]
+    assert await names("le") == ["first", "second"]
+    assert await names("gt") == []
+    assert await names("lt") == ["first"]
+    assert first["meta"][key] < moment

@@ -17,7 +17,7 @@ parameters; only fixed SQL fragments are ever concatenated.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 # Counts the rows of a driver (capped), so the cheapest of several can lead.
@@ -93,8 +93,9 @@ class FilterSQL:
         if field.kind in _COLUMNS:
             if isinstance(node, QPresent):
                 return "1 = 1", []
-            value = node.value if field.kind == "id" else datetime.fromisoformat(node.value)
-            return self._compare(_COLUMNS[field.kind], node.op, value, text=field.kind == "id")
+            if field.kind == "id":
+                return self._compare(_COLUMNS["id"], node.op, node.value, text=True)
+            return _compare_moment(_COLUMNS[field.kind], node.op, datetime.fromisoformat(node.value))
         # Membership rows: Group members.value and User groups.value.
         this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
         compare, values = ("", []) if isinstance(node, QPresent) else self._compare(f"m.{other}", node.op, node.value, text=True)
@@ -194,3 +195,15 @@ class FilterSQL:
         if op == "sw":
             return f"substr({column}, 1, ?) = ?", [len(value), value]
         return f"substr({column}, -?) = ?", [len(value), value]
+
+
+def _compare_moment(column: str, op: str, value: datetime) -> tuple[str, list[Any]]:
+    """meta.created / meta.lastModified compared at the millisecond precision they are rendered
+    with: a client filtering on a value it read gets that resource (the store keeps
+    microseconds). Both sides floored to the millisecond: `eq` is the millisecond's range."""
+    start = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    end = start + timedelta(milliseconds=1)
+    if op == "eq":
+        return f"({column} >= ? AND {column} < ?)", [start, end]
+    bound = {"gt": (">=", end), "ge": (">=", start), "lt": ("<", start), "le": ("<", end)}[op]
+    return f"{column} {bound[0]} ?", [bound[1]]
