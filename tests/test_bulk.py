@@ -107,3 +107,34 @@ async def test_bulk_limits(aiohttp_client, storage_url):
         error = await scim.json("POST", "/Bulk", body, expect=400)
         assert error["scimType"] == "invalidSyntax"
     assert (await scim.json("GET", "/Users"))["totalResults"] == 0
+
+
+async def test_a_storage_failure_is_one_operations_result(scim, monkeypatch):
+    """Operations before and after a failing one keep their committed results."""
+    from scimhost.storage.backend import StorageError
+
+    storage = scim.client.app[HOST].storage
+    victim = await scim.create_user("victim")
+    original = storage.update_resource
+
+    async def failing(source, resource_type, resource_id, **kwargs):
+        if resource_id == victim["id"]:
+            raise StorageError("the disk is full")
+        return await original(source, resource_type, resource_id, **kwargs)
+
+    monkeypatch.setattr(storage, "update_resource", failing)
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"userName": "before"}},
+            {"method": "PATCH", "path": f"/Users/{victim['id']}", "data": {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "title", "value": "x"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"userName": "after"}},
+        ],
+    }
+    result = await scim.json("POST", "/Bulk", body)
+    assert [r["status"] for r in result["Operations"]] == ["201", "503", "201"]
+    assert result["Operations"][1]["response"]["status"] == "503"
+    names = sorted(u["userName"] for u in (await scim.json("GET", "/Users"))["Resources"])
+    assert names == ["after", "before", "victim"]

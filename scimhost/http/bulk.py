@@ -3,6 +3,7 @@ its single-request twin, atomically on its own."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,9 @@ from scimhost.resources import ResourceService
 from scimhost.scim.bulk import BULK_RESPONSE_SCHEMA, BulkOperation, parse_bulk_request, substitute
 from scimhost.scim.errors import ScimError
 from scimhost.scim.render import etag
+from scimhost.storage.backend import StorageError
+
+log = logging.getLogger("scimhost.bulk")
 
 
 async def bulk(request: web.Request) -> web.Response:
@@ -84,6 +88,10 @@ async def _run(request: web.Request, op: BulkOperation, created: dict[str, str])
         return _success(op, "200", location, etag(stored.version))
     except ScimError as exc:
         return _failure(op, exc, location)
+    except StorageError as exc:
+        # Earlier operations committed: this one's failure is its own result, not the request's.
+        log.error("storage failed in Bulk %s %s (source %s): %s", op.method, op.path, source.slug, exc)
+        return _failure(op, ScimError(503, "Storage is unavailable", headers={"Retry-After": "5"}), location)
 
 
 def _success(op: BulkOperation, status: str, location: str, version: str | None) -> dict[str, Any]:
