@@ -23,7 +23,9 @@ from scimhost.http.access_log import JsonAccessLogger
 from scimhost.http.protocol_log import protocol_logger
 from scimhost.mapping.runtime import MappingError
 from scimhost.mapping.service import MappingFailed
+from scimhost.resources import ResourceService
 from scimhost.scim.errors import ScimError
+from scimhost.scim.listing import ListParams, encode_cursor
 from scimhost.scim.validation import validate_resource
 from scimhost.plugins import PluginLoadError, load_plugins
 from scimhost.registry import RegistryError, build_registry
@@ -96,7 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     variables = mapping_commands.add_parser("variables", parents=[common], help="the variables expressions see")
     variables.add_argument("slug")
     variables.add_argument("--resource-type", default="User")
+    variables.add_argument("--input", help="a SCIM document (a file, or - for stdin): list the variables it produces")
     variables.set_defaults(func=cmd_mappings_variables)
+
+    records = commands.add_parser("records", parents=[common], help="read the directory records of a source")
+    record_commands = records.add_subparsers(dest="records_command", required=True, metavar="COMMAND")
+    show = record_commands.add_parser("show", parents=[common], help="the record stored with one resource")
+    show.add_argument("slug")
+    show.add_argument("resource_type", metavar="TYPE", help="User or Group")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="print the record on one line")
+    show.set_defaults(func=cmd_records_show)
+    listing = record_commands.add_parser("list", parents=[common], help="records of the resources a filter matches")
+    listing.add_argument("slug")
+    listing.add_argument("resource_type", metavar="TYPE", help="User or Group")
+    listing.add_argument("--filter", help="a SCIM filter (default: every resource)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line: id and record")
+    listing.set_defaults(func=cmd_records_list)
     return parser
 
 
@@ -143,6 +161,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 LINGERING_SECONDS = 2.0
+
+
+RECORD_PAGE = 200
 
 
 async def serve_host(host: Host, address: str, port: int, *, reuse_port: bool) -> None:
@@ -244,6 +265,8 @@ async def _check_storage(host: Host) -> int:
     print(f"storage: ok ({host.storage.describe()}{note})")
     for source in host.sources.values():
         print(f"source {source.slug}: {source.base_url}")
+    for warning in host.mappings.unknown_name_warnings(host.sources.values()):
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -367,7 +390,9 @@ def cmd_mappings_test(args: argparse.Namespace) -> int:
     source, resource_type = _source_and_type(host, args.slug, args.resource_type)
     text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
     try:
-        document = validate_resource(json.loads(text), resource_type)
+        document = validate_resource(
+            json.loads(text), resource_type, keep_unknown=source.settings.unknown_attributes == "keep"
+        )
     except ValueError as exc:
         print(f"error: the input is not JSON: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -404,12 +429,80 @@ async def _evaluate(host: Host, source, resource_type: str, document: dict, expr
 def cmd_mappings_variables(args: argparse.Namespace) -> int:
     host = load_host(_config(args), strict=False)
     source, resource_type = _source_and_type(host, args.slug, args.resource_type)
+    document = None
+    if args.input is not None:
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            print(f"error: the input is not JSON: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        if not isinstance(document, dict):
+            print("error: the input must be a JSON object (a SCIM document)", file=sys.stderr)
+            return EXIT_FAILED
     print("data            the whole document")
     print("source          {'slug': ..., 'name': ...} of the source")
     print("resource_type   'User' or 'Group'")
-    for variable in host.mappings.variables(source.slug, resource_type):
+    for variable in host.mappings.variables(source.slug, resource_type, document):
         if variable.bound:
             print(f"{variable.name:<15} {variable.key}")
         else:
             print(f"(unbound)       {variable.key}: {variable.unbound_because}")
+    return EXIT_OK
+
+
+# --- records -------------------------------------------------------------------------------------
+
+
+def cmd_records_show(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    source, resource_type = _source_and_type(host, args.slug, args.resource_type)
+    record = asyncio.run(_read_record(host, source.slug, resource_type.name, args.id))
+    if record is None:
+        print(f"error: {resource_type.name} {args.id} of source {source.slug!r} has no record "
+              "(no such resource, or it was stored before records existed)", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(record) if args.json else json.dumps(record, indent=2))
+    return EXIT_OK
+
+
+async def _read_record(host: Host, slug: str, resource_type: str, resource_id: str):
+    await host.storage.open(migrate=True)
+    try:
+        return await host.storage.get_record(slug, resource_type, resource_id)
+    finally:
+        await host.storage.close()
+
+
+def cmd_records_list(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    source, resource_type = _source_and_type(host, args.slug, args.resource_type)
+    service = ResourceService(host, source, resource_type)
+    try:
+        return asyncio.run(_list_records(host, service, args.filter, args.json))
+    except ScimError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _list_records(host: Host, service: ResourceService, filter_text: str | None, as_json: bool) -> int:
+    """Every matching resource's record, walked by cursor a page at a time (bounded memory)."""
+    await host.storage.open(migrate=True)
+    try:
+        cursor = ""
+        while cursor is not None:
+            query = service.query(ListParams(filter=filter_text, count=RECORD_PAGE, cursor=cursor))
+            page = await host.storage.list_resources(
+                service.source.slug, service.type.name, query, members=False, groups=False
+            )
+            for resource in page.resources:
+                record = await host.storage.get_record(service.source.slug, service.type.name, resource.id)
+                if as_json:
+                    print(json.dumps({"id": resource.id, "record": record}))
+                else:
+                    print(f"{resource.id}  {json.dumps(record)}")
+            last = page.resources[-1] if page.resources else None
+            cursor = encode_cursor("after", last.created, last.id) if page.more_after and last else None
+    finally:
+        await host.storage.close()
     return EXIT_OK

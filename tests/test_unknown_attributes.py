@@ -170,3 +170,79 @@ async def test_a_name_the_document_lacks_is_none_declared_or_not(aiohttp_client,
     user = await scim.create_user("bare")
     record = await storage_of(scim).get_record("demo", "User", user["id"])
     assert (record["title"], record["tier"], record["n"]) == (None, None, 0)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def cli_config(tmp_path, storage_url: str, expression: str) -> str:
+    path = tmp_path / "scimhost.toml"
+    path.write_text(
+        f'[mappings]\nworkers = 1\ntimeout_seconds = 10.0\n[storage.tortoise]\nurl = "{storage_url}"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+        f'[[sources.mappings]]\nname = "dept"\nexpression = "{expression}"\n'
+    )
+    return str(path)
+
+
+def test_mappings_test_and_variables_see_the_seed_payloads_extension(tmp_path, capsys):
+    import json
+
+    from scimhost.cli import main
+
+    config = cli_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3",
+                        "{'department': urn_scim_schemas_extension_enterprise_2_0['department']}")
+    payload = tmp_path / "seed.json"
+    payload.write_text(json.dumps({**SEED_PAYLOAD, "urn:scim:schemas:extension:enterprise:2.0": {"department": "Sales"}}))
+    assert main(["-c", config, "mappings", "test", "demo", "--input", str(payload), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["department"] == "Sales"
+    # The command every user of the feature tries first: the extension object is a dict, merged in.
+    assert main(["-c", config, "mappings", "test", "demo", "--input", str(payload), "--json",
+                 "--expression", "urn_scim_schemas_extension_enterprise_2_0"]) == 0
+    assert json.loads(capsys.readouterr().out)["department"] == "Sales"
+    assert main(["-c", config, "mappings", "variables", "demo", "--input", str(payload)]) == 0
+    out = capsys.readouterr().out
+    assert "urn_scim_schemas_extension_enterprise_2_0 urn:scim:schemas:extension:enterprise:2.0" in " ".join(out.split())
+    assert main(["-c", config, "mappings", "variables", "demo"]) == 0
+    assert "urn_scim_schemas_extension_enterprise_2_0" not in capsys.readouterr().out
+
+
+def test_check_warns_about_names_no_declared_schema_defines(tmp_path, capsys):
+    from scimhost.cli import main
+
+    config = cli_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3", "{'n': usrName, 'm': userName, 'l': len(emails or [])}")
+    assert main(["-c", config, "check"]) == 0
+    err = capsys.readouterr().err
+    assert "source 'demo' mapping 'dept' reads 'usrName'" in err
+    assert "'userName'" not in err and "'len'" not in err and "'emails'" not in err
+
+
+async def test_records_show_and_list(tmp_path, storage_url, capsys, aiohttp_client):
+    import asyncio
+    import json
+
+    from scimhost.cli import main
+
+    config = cli_config(tmp_path, storage_url, "{'department': (urn_scim_schemas_extension_enterprise_2_0 or {}).get('department')}")
+    app = create_app(tmp_path / "scimhost.toml")
+    client = await aiohttp_client(app)
+    scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
+    created = await scim.json("POST", "/Users", SEED_PAYLOAD, expect=201)
+    for i in range(3):
+        await scim.create_user(f"user{i}", **{"urn:scim:schemas:extension:enterprise:2.0": {"department": f"D{i}"}})
+
+    assert await asyncio.to_thread(main, ["-c", config, "records", "show", "demo", "User", created["id"], "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["username"] == "foo.bar" and record["department"] == ""
+    assert record["attributes"]["urn:scim:schemas:extension:enterprise:2.0"] == {"department": ""}
+    assert await asyncio.to_thread(main, ["-c", config, "records", "show", "demo", "Group", created["id"]]) == 1
+    assert "no record" in capsys.readouterr().err
+
+    assert await asyncio.to_thread(main, ["-c", config, "records", "list", "demo", "User", "--json",
+                                          "--filter", 'userName sw "user"']) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["record"]["department"] for line in lines] == ["D0", "D1", "D2"]
+    assert await asyncio.to_thread(main, ["-c", config, "records", "list", "demo", "User"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert await asyncio.to_thread(main, ["-c", config, "records", "list", "demo", "User", "--filter", "userName zz"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")

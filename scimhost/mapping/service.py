@@ -4,7 +4,7 @@ directory record the host keeps beside each resource."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import orjson
 from scimhost.config import ConfigError, MappingPoolSettings, Settings
 from scimhost.mapping.pool import PoolSaturated, WorkerPool, evaluate_batch, limits_of
 from scimhost.mapping.runtime import MappingError, MappingRuntime
-from scimhost.mapping.variables import Variable, bind, variable_table
+from scimhost.mapping.variables import HOST_VARIABLES, Variable, bind, variable_table
 from scimhost.scim.errors import ScimError
 from scimhost.scim.resource_types import ResourceType
 
@@ -145,9 +145,32 @@ class MappingService:
                 self._tables[cache_key] = table
         return table
 
-    def variables(self, slug: str, resource_type: ResourceType) -> list[Variable]:
-        """The variables an expression of this source sees for this resource type."""
-        return variable_table(schema_keys(resource_type), self.runtime_of(slug).is_valid_name)
+    def variables(self, slug: str, resource_type: ResourceType, document: Mapping[str, Any] | None = None) -> list[Variable]:
+        """The variables an expression of this source sees for this resource type: the declared
+        schemas' keys, and with a document the keys it brings (undeclared ones included)."""
+        keys = (*schema_keys(resource_type), *(document or {}))
+        return variable_table(keys, self.runtime_of(slug).is_valid_name)
+
+    def unknown_name_warnings(self, sources: Iterable[Any]) -> list[str]:
+        """One line per name a mapping reads that is neither a builtin nor a variable of any
+        declared schema: usually a typo (an undeclared attribute the client sends works, and
+        is None when it does not send it)."""
+        warnings = []
+        for source in sources:
+            runtime = self.runtime_of(source.slug)
+            for mapping in self._mappings.get(source.slug, []):
+                names = runtime.variable_names(mapping.expression)
+                resource_type = source.catalog.resource_types.get(mapping.resource_type)
+                if not names or resource_type is None:
+                    continue
+                known = {v.name for v in self.variables(source.slug, resource_type) if v.bound} | set(HOST_VARIABLES)
+                for name in sorted(names - known):
+                    warnings.append(
+                        f"source {source.slug!r} mapping {mapping.name!r} reads {name!r}, which no declared "
+                        f"{mapping.resource_type} schema defines (a typo? an attribute the client does not "
+                        "send is None)"
+                    )
+        return warnings
 
     async def record(
         self, source: Any, resource_type: str, document: dict[str, Any], *, expressions: list[tuple[str, str]] | None = None
