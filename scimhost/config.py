@@ -123,6 +123,9 @@ class MappingPoolSettings:
     mode: str = "process"
     workers: int = 2
     timeout_seconds: float = 2.0
+    # How long a new worker may take to start (interpreter and runtime imported); not counted
+    # in any evaluation's timeout.
+    startup_timeout_seconds: float = 60.0
     memory_mb: int = 512
     max_evaluations: int = 10_000
     max_queue: int = 64
@@ -137,6 +140,8 @@ class MappingPoolSettings:
                 raise ValueError(f"{name}: must be at least 1")
         if self.timeout_seconds <= 0:
             raise ValueError("timeout_seconds: must be positive")
+        if self.startup_timeout_seconds <= 0:
+            raise ValueError("startup_timeout_seconds: must be positive")
         if self.memory_mb < 64:
             raise ValueError("memory_mb: must be at least 64")
 

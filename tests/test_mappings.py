@@ -310,3 +310,31 @@ def test_mappings_cli(tmp_path, capsys, monkeypatch):
     assert main(["-c", str(config), "mappings", "variables", "demo"]) == 0
     out = capsys.readouterr().out
     assert "urn_ietf_params_scim_schemas_extension_enterprise_2_0_User" in out and "userName" in out
+
+
+async def test_a_workers_start_up_is_not_counted_in_the_evaluation_timeout():
+    """The first evaluation after a (slow) start, and after a timeout replaced the worker,
+    gets its whole timeout."""
+    from slow_runtime import START_SECONDS, SlowStartingRuntime
+
+    settings = MappingPoolSettings(workers=1, timeout_seconds=1.0, memory_mb=256, startup_timeout_seconds=30)
+    pool = WorkerPool(SlowStartingRuntime, settings)
+    await pool.start()
+    try:
+        assert await pool.evaluate([("up", "userName.upper()")], {"userName": "a"}) == [("ok", "A")]
+        with pytest.raises(EvaluationTimeout):
+            await pool.evaluate([("slow", "10 ** 10 ** 8")], {})
+        started = time.monotonic()
+        assert await pool.evaluate([("again", "userName.upper()")], {"userName": "b"}) == [("ok", "B")]
+        assert time.monotonic() - started < START_SECONDS  # the replacement was started already
+    finally:
+        await pool.close()
+
+
+async def test_a_worker_that_cannot_start_is_reported():
+    from slow_runtime import SlowStartingRuntime
+
+    pool = WorkerPool(SlowStartingRuntime, MappingPoolSettings(workers=1, startup_timeout_seconds=0.5))
+    with pytest.raises(MappingError, match="did not start within 0.5s"):
+        await pool.start()
+    await pool.close()

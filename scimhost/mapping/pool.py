@@ -33,6 +33,7 @@ class EvaluationTimeout(MappingError):
 
 
 Batch = list[tuple[str, str]]  # (label, expression)
+READY = "ready"
 
 
 def limits_of(settings: MappingPoolSettings) -> EvaluationLimits:
@@ -61,6 +62,7 @@ def _worker(connection: Connection, runtime_path: str, memory_mb: int, limits: E
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     module, _, name = runtime_path.rpartition(".")
     runtime = getattr(importlib.import_module(module), name)()
+    connection.send(READY)  # the pool hands out no work before this
     while True:
         try:
             message = connection.recv()
@@ -85,9 +87,21 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        self._wait_until_ready(settings.startup_timeout_seconds)
         self.evaluations = 0
         # Replaced by a fresh worker (recycling): stopped instead of going back to the queue.
         self.retired = False
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        """Block (in a thread) until the worker has its runtime; so an evaluation's timeout
+        never includes a start-up, which takes seconds on a busy machine."""
+        try:
+            ready = self.connection.poll(timeout) and self.connection.recv() == READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.stop(kill=True)
+            raise MappingError(f"a mapping worker did not start within {timeout:g}s")
 
     def stop(self, kill: bool = False) -> None:
         if kill:
