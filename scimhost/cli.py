@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import signal
 import sys
+from datetime import datetime, timedelta, timezone
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from scimhost.scim.listing import ListParams, encode_cursor
 from scimhost.scim.validation import validate_resource
 from scimhost.plugins import PluginLoadError, load_plugins
 from scimhost.registry import RegistryError, build_registry
-from scimhost.storage.backend import StorageError
+from scimhost.storage.backend import StorageError, StoredEvent
 
 log = logging.getLogger("scimhost")
 
@@ -115,6 +116,23 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--filter", help="a SCIM filter (default: every resource)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line: id and record")
     listing.set_defaults(func=cmd_records_list)
+
+    events = commands.add_parser("events", parents=[common], help="read and prune the event log")
+    event_commands = events.add_subparsers(dest="events_command", required=True, metavar="COMMAND")
+    listing = event_commands.add_parser("list", parents=[common], help="events in the order they were committed")
+    listing.add_argument("--source", help="only this source's events (default: every source)")
+    listing.add_argument("--resource-id", help="only this resource's events")
+    listing.add_argument("--since", type=_moment, help="only events at or after this ISO 8601 time")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(func=cmd_events_list)
+    show = event_commands.add_parser("show", parents=[common], help="one event: the change, who made it, the resource after it")
+    show.add_argument("event", metavar="ID_OR_SEQ", help="an event id (evt_...) or sequence number")
+    show.add_argument("--json", action="store_true", help="print the event on one line")
+    show.set_defaults(func=cmd_events_show)
+    prune = event_commands.add_parser("prune", parents=[common], help="delete events older than [events] retention_days")
+    prune.add_argument("--json", action="store_true", help="print JSON")
+    prune.set_defaults(func=cmd_events_prune)
     return parser
 
 
@@ -164,6 +182,100 @@ LINGERING_SECONDS = 2.0
 
 
 RECORD_PAGE = 200
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def event_json(event: StoredEvent) -> dict:
+    """An event as the commands print it."""
+    return {
+        "seq": event.seq, "id": event.id, "created": event.created.isoformat(), "source": event.source,
+        "resourceType": event.resource_type, "resourceId": event.resource_id, "externalId": event.external_id,
+        "action": event.action, "version": event.version, "actor": event.actor, "changed": event.changed,
+        "members": event.members, "resource": event.resource, "record": event.record,
+    }
+
+
+def cmd_events_list(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    slugs = [args.source] if args.source else list(host.sources)
+    if args.source and args.source not in host.sources:
+        print(f"error: no source {args.source!r} is configured", file=sys.stderr)
+        return EXIT_FAILED
+    events = asyncio.run(_list_events(host, slugs, args.resource_id, args.since, args.limit))
+    for event in events:
+        if args.json:
+            print(json.dumps(event_json(event)))
+        else:
+            changed = ", ".join(event.changed) or "-"
+            print(f"{event.seq:>8} {event.created.isoformat(timespec='seconds')} {event.source:<12} "
+                  f"{event.action:<8} {event.resource_type} {event.resource_id} v{event.version or '-'} changed: {changed}")
+    return EXIT_OK
+
+
+async def _list_events(host: Host, slugs: list[str], resource_id, since, limit: int):
+    """The oldest `limit` events of these sources, in sequence order (each source read scoped)."""
+    await host.storage.open(migrate=True)
+    try:
+        events = []
+        for slug in slugs:
+            events += await host.storage.list_events(slug, resource_id=resource_id, since=since, limit=limit)
+    finally:
+        await host.storage.close()
+    return sorted(events, key=lambda e: e.seq)[: max(limit, 0)]
+
+
+def cmd_events_show(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    wanted: str | int = int(args.event) if args.event.isdigit() else args.event
+    event = asyncio.run(_find_event(host, wanted))
+    if event is None:
+        print(f"error: no event {args.event!r} in any configured source", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(event_json(event)) if args.json else json.dumps(event_json(event), indent=2))
+    return EXIT_OK
+
+
+async def _find_event(host: Host, wanted: str | int):
+    await host.storage.open(migrate=True)
+    try:
+        for slug in host.sources:
+            event = await host.storage.get_event(slug, wanted)
+            if event is not None:
+                return event
+        return None
+    finally:
+        await host.storage.close()
+
+
+def cmd_events_prune(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    days = host.settings.events.retention_days
+    before = datetime.now(timezone.utc) - timedelta(days=days)
+    pruned = asyncio.run(_prune_events(host, before))
+    if args.json:
+        print(json.dumps({"before": before.isoformat(), "pruned": pruned}))
+    else:
+        for slug, count in pruned.items():
+            print(f"source {slug}: {count} events older than {days} days deleted")
+    return EXIT_OK
+
+
+async def _prune_events(host: Host, before: datetime) -> dict[str, int]:
+    await host.storage.open(migrate=True)
+    try:
+        return {slug: await host.storage.prune_events(slug, before=before) for slug in host.sources}
+    finally:
+        await host.storage.close()
 
 
 async def serve_host(host: Host, address: str, port: int, *, reuse_port: bool) -> None:

@@ -210,12 +210,25 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """The `[events]` table: the event log every committed write adds to."""
+
+    # `scimhost events prune` deletes events older than this many days.
+    retention_days: int = 90
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.retention_days <= 36500:
+            raise ValueError("retention_days: must be between 1 and 36500")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the host was configured with."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     mappings: MappingPoolSettings = field(default_factory=MappingPoolSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     storage: StorageSettings | None = None
     plugins: PluginSettings = field(default_factory=PluginSettings)
     sources: tuple[SourceSettings, ...] = ()
@@ -237,7 +250,7 @@ class SettingsTable:
 
 
 DEFAULT_STORAGE_BACKEND = "tortoise"
-CORE_TABLES = ("server", "limits", "mappings", "storage", "plugins", "sources", "schema_extensions")
+CORE_TABLES = ("server", "limits", "mappings", "events", "storage", "plugins", "sources", "schema_extensions")
 
 
 def config_path_from(cli_value: str | None) -> Path | None:
@@ -290,6 +303,7 @@ def build_settings(
     server = load_table(ServerSettings, raw.get("server", {}), "server", problems)
     limits = load_table(LimitSettings, raw.get("limits", {}), "limits", problems)
     mapping_pool = load_table(MappingPoolSettings, raw.get("mappings", {}), "mappings", problems)
+    events = load_table(EventSettings, raw.get("events", {}), "events", problems)
     plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
@@ -304,6 +318,7 @@ def build_settings(
         server=server,
         limits=limits,
         mappings=mapping_pool,
+        events=events,
         storage=storage,
         plugins=plugins,
         sources=tuple(sources),

@@ -18,6 +18,7 @@ from scimhost.events import ResourceEvent, dispatch
 from scimhost.host import Host
 from scimhost.mapping.service import MappingFailed
 from scimhost.passwords import hash_password
+from scimhost.scim.changes import document_changes, member_changes
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
 from scimhost.scim.patch import apply_patch, parse_patch_request
@@ -30,6 +31,7 @@ from scimhost.scim.validation import undeclared_keys, validate_resource
 from scimhost.sources import Source
 from scimhost.storage.backend import (
     KEEP,
+    EventDraft,
     MemberChange,
     ResourceNotFound,
     ResourceWrite,
@@ -69,10 +71,14 @@ def precondition_failed() -> ScimError:
 class ResourceService:
     """Create, read, replace, patch, delete and list resources of one type in one source."""
 
-    def __init__(self, host: Host, source: Source, resource_type: ResourceType) -> None:
+    def __init__(
+        self, host: Host, source: Source, resource_type: ResourceType, actor: dict[str, Any] | None = None
+    ) -> None:
         self.host = host
         self.source = source
         self.type = resource_type
+        # Who writes, as the event log records it (scheme, account, request id, client).
+        self.actor = actor or {"scheme": None, "account": source.service_account}
         self.storage = host.storage
         members = resource_type.schema.attribute("members")
         # Group members are kept as rows; User groups are derived from those rows.
@@ -196,8 +202,12 @@ class ResourceService:
         doc = self._validated(body)
         members = self._take_members(doc)
         write = await self._prepare(doc, None, create=True)
+        event = EventDraft(
+            "create", self.actor, document_changes({}, write.document, password_changed=bool(write.password_hash)),
+            member_changes([("add", members)]) if members else None, write.document, write.record,
+        )
         try:
-            stored = await self.storage.create_resource(self.source.slug, self.type.name, write, members)
+            stored = await self.storage.create_resource(self.source.slug, self.type.name, write, members, event=event)
         except UniquenessConflict as exc:
             raise self._conflict(exc) from None
         except UnknownMembers as exc:
@@ -223,7 +233,8 @@ class ResourceService:
         if self.row_attribute is not None:
             changes = [MemberChange("set", tuple(self._take_members(doc)))]
         write = await self._prepare(doc, current.document, create=False)
-        stored = await self._update(resource_id, current.version, write, changes)
+        event = self._event_draft("replace", current.document, write, changes)
+        stored = await self._update(resource_id, current.version, write, changes, event=event)
         await self._event("replace", stored, write.record)
         return stored
 
@@ -255,8 +266,9 @@ class ResourceService:
             # Member-only changes are row inserts and deletes: they need no version check, so
             # concurrent member PATCHes of one group never conflict and never lose anything.
             expected = current.version if (write is not None or if_match is not None) else None
+            event = self._event_draft("patch", current.document, write, changes)
             try:
-                stored = await self._update(resource_id, expected, write, changes, retrying=if_match is None)
+                stored = await self._update(resource_id, expected, write, changes, retrying=if_match is None, event=event)
             except VersionMismatch:
                 # Another writer got in between: read again and re-apply, after a random pause
                 # that grows with each try, so that many writers of one resource spread out.
@@ -273,7 +285,10 @@ class ResourceService:
     async def delete(self, resource_id: str, if_match: int | None) -> None:
         self._known_id(resource_id)
         try:
-            await self.storage.delete_resource(self.source.slug, self.type.name, resource_id, expected_version=if_match)
+            await self.storage.delete_resource(
+                self.source.slug, self.type.name, resource_id, expected_version=if_match,
+                event=EventDraft("delete", self.actor, {}),
+            )
         except ResourceNotFound:
             raise not_found(self.type, resource_id) from None
         except VersionMismatch:
@@ -311,6 +326,7 @@ class ResourceService:
         write: ResourceWrite | None,
         changes: list[MemberChange],
         retrying: bool = False,
+        event: EventDraft | None = None,
     ) -> StoredResource:
         try:
             return await self.storage.update_resource(
@@ -320,6 +336,7 @@ class ResourceService:
                 expected_version=expected_version,
                 write=write,
                 member_changes=changes,
+                event=event,
             )
         except ResourceNotFound:
             raise not_found(self.type, resource_id) from None
@@ -331,6 +348,19 @@ class ResourceService:
             raise self._conflict(exc) from None
         except UnknownMembers as exc:
             raise self._unknown_members(exc) from None
+
+    def _event_draft(
+        self, action: str, before: dict[str, Any], write: ResourceWrite | None, changes: list[MemberChange]
+    ) -> EventDraft:
+        """The event log entry of an update: what changed, and the document and record after it
+        (a change of members only leaves the document, and so the record, as they were: the
+        entry then carries the document, and no record)."""
+        after = write.document if write is not None else before
+        password_changed = write is not None and write.password_hash is not KEEP and write.password_hash is not None
+        return EventDraft(
+            action, self.actor, document_changes(before, after, password_changed=password_changed),
+            member_changes((c.kind, c.ids) for c in changes), after, write.record if write is not None else None,
+        )
 
     def _take_members(self, doc: dict[str, Any]) -> list[str]:
         if self.row_attribute is None:

@@ -43,6 +43,7 @@ from scimhost.scim.filter import parse_filter
 from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter
 from scimhost.scim.validation import validate_resource
 from scimhost.storage.backend import (
+    EventDraft,
     MemberChange,
     ResourceNotFound,
     ResourceWrite,
@@ -365,6 +366,74 @@ async def test_conformance_another_sources_resources_cannot_become_members(confo
     stored = await store.get_resource(SOURCE, "Group", group)
     assert [m["value"] for m in stored.members] == ids[SOURCE]["User"][:2]
     assert [g["value"] for g in (await store.get_resource(OTHER, "User", ids[OTHER]["User"][2])).groups] == []
+
+
+# --- the event log -----------------------------------------------------------------------------
+
+ACTOR = {"scheme": "test", "account": "conformance", "request_id": "r1", "client": "127.0.0.1"}
+
+
+def draft(action: str, **fields) -> EventDraft:
+    return EventDraft(action, ACTOR, fields.pop("changed", {}), **fields)
+
+
+async def test_conformance_each_write_records_its_event_with_the_new_version(conformance_backend):
+    store = conformance_backend
+    user = await store.create_resource(SOURCE, "User", user_write("ev", externalId="x"),
+                                       event=draft("create", resource={"userName": "ev"}, record={"r": 1}))
+    await store.update_resource(SOURCE, "User", user.id, expected_version=1, write=user_write("ev", externalId="x", title="t"),
+                                event=draft("patch", changed={"title": {"old": None, "new": "t"}}))
+    group = await store.create_resource(SOURCE, "Group", group_write("g"), members=[user.id],
+                                        event=draft("create", members={"added": [user.id]}))
+    await store.update_resource(SOURCE, "Group", group.id, expected_version=None, write=None,
+                                member_changes=[MemberChange("remove", (user.id,))],
+                                event=draft("patch", members={"removed": [user.id]}))
+    await store.delete_resource(SOURCE, "User", user.id, event=draft("delete"))
+    events = await store.list_events(SOURCE)
+    assert [(e.action, e.resource_type, e.version) for e in events] == [
+        ("create", "User", 1), ("patch", "User", 2), ("create", "Group", 1), ("patch", "Group", 2),
+        ("delete", "User", None),
+    ]
+    first = events[0]
+    assert first.resource_id == user.id and first.external_id == "x" and first.actor == ACTOR
+    assert first.resource == {"userName": "ev"} and first.record == {"r": 1} and first.source == SOURCE
+    assert events[1].changed == {"title": {"old": None, "new": "t"}} and events[3].members == {"removed": [user.id]}
+    assert events[4].external_id == "x"
+    assert [e.seq for e in events] == sorted({e.seq for e in events})
+    assert (await store.get_event(SOURCE, first.id)).seq == first.seq
+    assert (await store.get_event(SOURCE, first.seq)).id == first.id
+    assert [e.action for e in await store.list_events(SOURCE, resource_id=user.id)] == ["create", "patch", "delete"]
+    assert [e.seq for e in await store.list_events(SOURCE, after_seq=events[2].seq)] == [events[3].seq, events[4].seq]
+
+
+async def test_conformance_a_write_that_fails_records_no_event(conformance_backend):
+    store = conformance_backend
+    user = await store.create_resource(SOURCE, "User", user_write("once"), event=draft("create"))
+    for attempt in (
+        store.create_resource(SOURCE, "User", user_write("ONCE"), event=draft("create")),
+        store.update_resource(SOURCE, "User", user.id, expected_version=7, write=user_write("once"), event=draft("patch")),
+        store.update_resource(SOURCE, "User", "missing", expected_version=None, write=user_write("x"), event=draft("patch")),
+        store.create_resource(SOURCE, "Group", group_write("g"), members=["missing"], event=draft("create")),
+        store.delete_resource(SOURCE, "User", user.id, expected_version=9, event=draft("delete")),
+    ):
+        with pytest.raises((UniquenessConflict, VersionMismatch, ResourceNotFound, UnknownMembers)):
+            await attempt
+    assert [e.action for e in await store.list_events(SOURCE)] == ["create"]
+
+
+async def test_conformance_events_are_scoped_by_source_and_pruned(conformance_backend):
+    store = conformance_backend
+    mine = await store.create_resource(SOURCE, "User", user_write("same"), event=draft("create"))
+    theirs = await store.create_resource(OTHER, "User", user_write("same"), event=draft("create"))
+    [their_event] = await store.list_events(OTHER)
+    assert [e.resource_id for e in await store.list_events(SOURCE)] == [mine.id]
+    assert await store.get_event(SOURCE, their_event.id) is None
+    assert await store.list_events(SOURCE, resource_id=theirs.id) == []
+    from datetime import datetime, timedelta, timezone
+
+    later = datetime.now(timezone.utc) + timedelta(seconds=5)
+    assert await store.prune_events(SOURCE, before=later, batch=1) == 1
+    assert await store.list_events(SOURCE) == [] and len(await store.list_events(OTHER)) == 1
 
 
 __all__ = [name for name in list(globals()) if name.startswith("test_conformance_")]

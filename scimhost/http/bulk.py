@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from scimhost.http.actor import actor_of
 from scimhost.http.bodies import parse_etag, read_json
 from scimhost.http.keys import HOST, SOURCE
 from scimhost.http.responses import scim_json
@@ -25,6 +26,7 @@ async def bulk(request: web.Request) -> web.Response:
     operations, fail_on_errors = parse_bulk_request(
         await read_json(request), max_operations=host.settings.limits.max_bulk_operations
     )
+    actor = actor_of(request)  # one request id for every operation of the request
     created: dict[str, str] = {}  # bulkId -> id of the resource its POST created
     failed_bulk_ids: set[str] = set()
     results: dict[int, dict[str, Any]] = {}
@@ -43,7 +45,7 @@ async def bulk(request: web.Request) -> web.Response:
                 failed = ", ".join(sorted(op.references & failed_bulk_ids))
                 result = _failure(op, ScimError(409, f"the operation it references failed (bulkId {failed})", "invalidValue"))
             else:
-                result = await _run(request, op, created)
+                result = await _run(request, op, created, actor)
             results[op.index] = result
             if int(result["status"]) >= 400:
                 errors += 1
@@ -58,8 +60,9 @@ async def bulk(request: web.Request) -> web.Response:
     return scim_json({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": [results[i] for i in sorted(results)]})
 
 
-async def _run(request: web.Request, op: BulkOperation, created: dict[str, str]) -> dict[str, Any]:
+async def _run(request: web.Request, op: BulkOperation, created: dict[str, str], actor: dict[str, Any]) -> dict[str, Any]:
     source = request[SOURCE]
+    actor = {**actor, "bulk_id": op.bulk_id} if op.bulk_id else actor
     path = substitute(op.path, created)
     data = substitute(op.data, created)
     parts = [p for p in path.split("/") if p]
@@ -68,7 +71,7 @@ async def _run(request: web.Request, op: BulkOperation, created: dict[str, str])
     try:
         if resource_type is None or len(parts) > 2 or (op.method == "POST") != (len(parts) == 1):
             raise ScimError(404, f"{op.method} {op.path} names no endpoint", "invalidPath")
-        service = ResourceService(request.app[HOST], source, resource_type)
+        service = ResourceService(request.app[HOST], source, resource_type, actor)
         if op.method == "POST":
             stored = await service.create(data)
             created[op.bulk_id] = stored.id

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from scimhost.http.actor import actor_of
 from scimhost.http.bodies import if_match_version, none_match, read_json
 from scimhost.http.keys import HOST, SOURCE
 from scimhost.http.responses import scim_json
@@ -17,7 +18,7 @@ from scimhost.scim.render import Projection, etag, parse_attribute_list
 
 def _service(request: web.Request, type_name: str) -> ResourceService:
     source = request[SOURCE]
-    return ResourceService(request.app[HOST], source, source.catalog.resource_types[type_name])
+    return ResourceService(request.app[HOST], source, source.catalog.resource_types[type_name], actor_of(request))
 
 
 def _projection(request: web.Request, service: ResourceService) -> Projection:

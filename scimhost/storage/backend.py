@@ -84,6 +84,44 @@ class MemberChange:
 
 
 @dataclass(frozen=True)
+class EventDraft:
+    """The change a write records in the event log, inserted in the write's own transaction
+    (so a write that does not commit records nothing). The host builds it; the store adds the
+    sequence number, the event id, the time, the resource id and the version after the write."""
+
+    action: Literal["create", "replace", "patch", "delete"]
+    # Who: {"scheme", "account", "request_id", "client"}.
+    actor: dict[str, Any]
+    # What changed: attribute -> {"old", "new"} (writeOnly values only as {"changed": true}).
+    changed: dict[str, Any]
+    # Membership: {"added": [ids], "removed": [ids]} or {"replaced": true, "count": N}; or None.
+    members: dict[str, Any] | None = None
+    # The document and the directory record after the write (None on delete).
+    resource: dict[str, Any] | None = None
+    record: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One entry of the event log: a committed change of a resource."""
+
+    seq: int
+    id: str
+    created: datetime
+    source: str
+    resource_type: str
+    resource_id: str
+    external_id: str | None
+    action: str
+    version: int | None
+    actor: dict[str, Any]
+    changed: dict[str, Any]
+    members: dict[str, Any] | None
+    resource: dict[str, Any] | None
+    record: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class ResourcePage:
     """One page of a query: the total that match, and (cursor paging) whether pages follow
     after this one or come before it."""
@@ -174,9 +212,11 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def create_resource(
-        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = ()
+        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = (),
+        *, event: EventDraft | None = None,
     ) -> StoredResource:
-        """Store a new resource (and its members) in one transaction.
+        """Store a new resource (and its members, and `event` in the event log) in one
+        transaction.
 
         Raises UniquenessConflict or UnknownMembers, storing nothing."""
 
@@ -206,8 +246,11 @@ class StorageBackend(ABC):
         expected_version: int | None,
         write: ResourceWrite | None,
         member_changes: Sequence[MemberChange] = (),
+        event: EventDraft | None = None,
     ) -> StoredResource:
-        """Apply a write and membership changes in one transaction, bumping the version.
+        """Apply a write and membership changes in one transaction, bumping the version, and
+        record `event` in the event log in the same transaction, after the version bump (so
+        per resource the events' order is the order of the commits).
 
         `write` None keeps the document. With `expected_version`, the write happens only if the
         stored version is still that one. Raises ResourceNotFound, VersionMismatch,
@@ -217,9 +260,11 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def delete_resource(
-        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None
+        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None,
+        event: EventDraft | None = None,
     ) -> None:
-        """Delete the resource and every membership row naming it.
+        """Delete the resource and every membership row naming it (and record `event`), in one
+        transaction.
 
         Raises ResourceNotFound or VersionMismatch."""
 
@@ -229,3 +274,26 @@ class StorageBackend(ABC):
     ) -> ResourcePage:
         """The resources matching `query.filter`, counted and paged in the store (never
         filtered in Python), ordered by `query.sort` then creation order."""
+
+    # --- the event log -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def list_events(
+        self,
+        source: str,
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: datetime | None = None,
+        after_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        """The source's events in sequence order (oldest first), narrowed as asked."""
+
+    @abstractmethod
+    async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:
+        """One of the source's events, by its id (`evt_...`) or its sequence number."""
+
+    @abstractmethod
+    async def prune_events(self, source: str, *, before: datetime, batch: int = 1000) -> int:
+        """Delete the source's events created before `before`, a batch per transaction; how many."""

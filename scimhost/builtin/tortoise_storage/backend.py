@@ -33,6 +33,7 @@ from scimhost.builtin.tortoise_storage.sqlite_direct import SqliteDirect
 from scimhost.scim.query import ResourceQuery, SortKey
 from scimhost.storage.backend import (
     KEEP,
+    EventDraft,
     MemberChange,
     ResourceNotFound,
     ResourcePage,
@@ -40,6 +41,7 @@ from scimhost.storage.backend import (
     ServiceAccount,
     StorageBackend,
     StorageError,
+    StoredEvent,
     StoredResource,
     UniquenessConflict,
     UnknownMembers,
@@ -64,6 +66,10 @@ CHUNK = 500
 # Rows a write may change and still count as small (see _atomic).
 SMALL_WRITE_ROWS = 200
 RESOURCE_COLUMNS = "id, resource_type, data, version, created, last_modified"
+EVENT_COLUMNS = ", ".join(
+    "e." + c for c in ("seq", "id", "created", "source", "resource_type", "resource_id", "external_id", "action",
+                       "version", "actor", "changed", "members", "resource", "record")
+)
 
 
 @dataclass(frozen=True)
@@ -333,7 +339,8 @@ class TortoiseBackend(StorageBackend):
     # resources, index rows, unique values or membership rows names its source by itself.
 
     async def create_resource(
-        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = ()
+        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = (),
+        *, event: EventDraft | None = None,
     ) -> StoredResource:
         scope = Scope(source, resource_type)
         resource_id = str(uuid.uuid4())
@@ -354,6 +361,8 @@ class TortoiseBackend(StorageBackend):
             await self._count(tx, scope, 1)
             if members:
                 await self._change_members(tx, scope, resource_id, [MemberChange("add", tuple(members))])
+            if event is not None:
+                await self._insert_event(tx, scope, resource_id, 1, write.external_id, event, now)
 
         await self._atomic(body, small=len(members) + len(write.index) <= SMALL_WRITE_ROWS)
         return StoredResource(resource_id, resource_type, write.document, 1, now, now)
@@ -429,6 +438,7 @@ class TortoiseBackend(StorageBackend):
         expected_version: int | None,
         write: ResourceWrite | None,
         member_changes: Sequence[MemberChange] = (),
+        event: EventDraft | None = None,
     ) -> StoredResource:
         scope = Scope(source, resource_type)
         now = _now()
@@ -473,13 +483,16 @@ class TortoiseBackend(StorageBackend):
                     await self._change_members(tx, scope, resource_id, member_changes)
             # With its groups, so that a response needs no second read.
             read_where, read_values = scope.where("r", "r.id = ?", [resource_id])
-            return await tx.execute_query_dict(
+            rows = await tx.execute_query_dict(
                 self._sql(
-                    f"SELECT {RESOURCE_COLUMNS}, {self._groups_column()} AS groups FROM scimhost_resource r "
-                    f"WHERE {read_where}"
+                    f"SELECT {RESOURCE_COLUMNS}, r.external_id, {self._groups_column()} AS groups "
+                    f"FROM scimhost_resource r WHERE {read_where}"
                 ),
                 read_values,
             )
+            if event is not None:  # after the version bump: the row is held until the commit
+                await self._insert_event(tx, scope, resource_id, rows[0]["version"], rows[0]["external_id"], event, now)
+            return rows
 
         rows = len(write.index) if write is not None else 0
         rows += sum(len(change.ids) for change in member_changes)
@@ -494,7 +507,8 @@ class TortoiseBackend(StorageBackend):
         return dataclasses.replace(_stored(row), groups=_groups(row["groups"]))
 
     async def delete_resource(
-        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None
+        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None,
+        event: EventDraft | None = None,
     ) -> None:
         scope = Scope(source, resource_type)
         condition, condition_values = "id = ?", [resource_id]
@@ -505,10 +519,14 @@ class TortoiseBackend(StorageBackend):
 
         async def body(tx) -> None:
             # Membership and uniqueness rows go with it (ON DELETE CASCADE).
-            changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource WHERE {where}"), values)
-            if not changed:
+            deleted = await tx.execute_query_dict(
+                self._sql(f"DELETE FROM scimhost_resource WHERE {where} RETURNING external_id"), values
+            )
+            if not deleted:
                 raise await self._why_unchanged(tx, scope, resource_id)
             await self._count(tx, scope, -1)
+            if event is not None:
+                await self._insert_event(tx, scope, resource_id, None, deleted[0]["external_id"], event, _now())
 
         small = True
         if self._direct is not None:
@@ -595,6 +613,70 @@ class TortoiseBackend(StorageBackend):
         if backwards:
             return ResourcePage(total, resources, more_after=True, more_before=more)
         return ResourcePage(total, resources, more_after=more, more_before=query.after is not None)
+
+    # --- the event log ---------------------------------------------------------------------------
+
+    async def _insert_event(
+        self, tx, scope: Scope, resource_id: str, version: int | None, external_id: str | None,
+        event: EventDraft, now: datetime,
+    ) -> None:
+        await tx.execute_query(
+            self._sql(
+                "INSERT INTO scimhost_event (id, created, source, resource_type, resource_id, external_id, action, "
+                "version, actor, changed, members, resource, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [f"evt_{uuid.uuid4().hex}", now, scope.source, scope.resource_type, resource_id, external_id,
+             event.action, version, orjson.dumps(event.actor).decode(), orjson.dumps(event.changed).decode(),
+             _json_or_none(event.members), _json_or_none(event.resource), _json_or_none(event.record)],
+        )
+
+    async def list_events(
+        self,
+        source: str,
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: datetime | None = None,
+        after_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[StoredEvent]:
+        conditions, values = ["1 = 1"], []
+        if resource_id is not None:
+            conditions.append("e.resource_id = ?")
+            values.append(resource_id)
+        if since is not None:
+            conditions.append("e.created >= ?")
+            values.append(since)
+        if after_seq is not None:
+            conditions.append("e.seq > ?")
+            values.append(after_seq)
+        where, bound = Scope(source, resource_type).where("e", " AND ".join(conditions), values)
+        rows = await self._rows(f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT ?",
+                                [*bound, max(limit, 0)])
+        return [_stored_event(row) for row in rows]
+
+    async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:
+        column = "e.seq" if isinstance(event_id, int) else "e.id"
+        where, values = Scope(source).where("e", f"{column} = ?", [event_id])
+        rows = await self._rows(f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {where}", values)
+        return _stored_event(rows[0]) if rows else None
+
+    async def prune_events(self, source: str, *, before: datetime, batch: int = 1000) -> int:
+        where, values = Scope(source).where("e", "e.created < ?", [before])
+        statement = self._sql(
+            "DELETE FROM scimhost_event WHERE seq IN "
+            f"(SELECT e.seq FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT ?)"
+        )
+        pruned = 0
+        while True:
+            async def body(tx) -> int:
+                changed, _ = await tx.execute_query(statement, [*values, batch])
+                return changed
+
+            changed = await self._atomic(body, small=batch <= SMALL_WRITE_ROWS)
+            pruned += changed
+            if changed < batch:
+                return pruned
 
     async def _count(self, tx, scope: Scope, delta: int) -> None:
         await tx.execute_query(
@@ -855,6 +937,18 @@ def _stored(row: dict[str, Any]) -> StoredResource:
         version=row["version"],
         created=_as_datetime(row["created"]),
         last_modified=_as_datetime(row["last_modified"]),
+    )
+
+
+def _stored_event(row: dict[str, Any]) -> StoredEvent:
+    def loaded(name: str) -> Any:
+        return orjson.loads(row[name]) if row[name] is not None else None
+
+    return StoredEvent(
+        seq=int(row["seq"]), id=row["id"], created=_as_datetime(row["created"]), source=row["source"],
+        resource_type=row["resource_type"], resource_id=row["resource_id"], external_id=row["external_id"],
+        action=row["action"], version=row["version"], actor=loaded("actor"), changed=loaded("changed"),
+        members=loaded("members"), resource=loaded("resource"), record=loaded("record"),
     )
 
 

@@ -118,3 +118,37 @@ class ResourceCount(models.Model):
     class Meta:
         table = "scimhost_count"
         unique_together = (("source", "resource_type"),)
+
+
+class Event(models.Model):
+    """One committed change of a resource, written in the same transaction as the change (the audit trail)."""
+
+    # Commit order per resource (each write holds the resource's row when it inserts its event).
+    seq = fields.BigIntField(primary_key=True)
+    # "evt_" and 32 hex digits: the id consumers deduplicate on.
+    id = fields.CharField(max_length=40, unique=True)
+    created = fields.DatetimeField()
+    source = fields.CharField(max_length=63)
+    resource_type = fields.CharField(max_length=64)
+    resource_id = fields.CharField(max_length=36)
+    external_id = fields.TextField(null=True)
+    action = fields.CharField(max_length=16)
+    # meta.version after the write (null on delete).
+    version = fields.IntField(null=True)
+    # JSON: who (scheme, account, request id, client address), what changed, member changes,
+    # and the resource and directory record after the write (null on delete).
+    actor = fields.TextField()
+    changed = fields.TextField()
+    members = fields.TextField(null=True)
+    resource = fields.TextField(null=True)
+    record = fields.TextField(null=True)
+
+    class Meta:
+        table = "scimhost_event"
+        indexes = (
+            # a resource's history, and a source's events in order
+            ("source", "resource_type", "resource_id", "seq"),
+            ("source", "seq"),
+            # retention: the oldest first
+            ("created",),
+        )
