@@ -436,4 +436,113 @@ async def test_conformance_events_are_scoped_by_source_and_pruned(conformance_ba
     assert await store.list_events(SOURCE) == [] and len(await store.list_events(OTHER)) == 1
 
 
+# --- deliveries --------------------------------------------------------------------------------
+
+
+def _at(seconds: float):
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+
+
+async def _versions_of(store, source: str, user, count: int, sinks=("hook",)) -> None:
+    """Versions 2..count of a user, each with its event for `sinks`."""
+    for version in range(2, count + 1):
+        write = user_write(user.document["userName"], title=str(version))
+        await store.update_resource(source, "User", user.id, expected_version=None, write=write,
+                                    event=draft("patch", sinks=sinks))
+
+
+async def test_conformance_a_committed_event_is_pending_for_each_of_its_sinks(conformance_backend):
+    store = conformance_backend
+    user = await store.create_resource(SOURCE, "User", user_write("u"), event=draft("create", sinks=("a", "b")))
+    for sink in ("a", "b"):
+        stats = await store.sink_stats(sink)
+        assert (stats.pending, stats.inflight, stats.done, stats.dead) == (1, 0, 0, 0)
+    with pytest.raises(UniquenessConflict):
+        await store.create_resource(SOURCE, "User", user_write("U"), event=draft("create", sinks=("a",)))
+    assert (await store.sink_stats("a")).pending == 1  # nothing for the write that failed
+    [claimed] = await store.claim_deliveries("a", now=_at(1), limit=10, lease_seconds=60)
+    assert claimed.event.resource_id == user.id and claimed.attempts == 1
+
+
+async def test_conformance_claims_take_only_the_oldest_unfinished_delivery_of_each_resource(conformance_backend):
+    store = conformance_backend
+    users = [await store.create_resource(SOURCE, "User", user_write(f"k{i}"), event=draft("create", sinks=("hook",)))
+             for i in range(3)]
+    for user in users:
+        await _versions_of(store, SOURCE, user, 3)
+    first = await store.claim_deliveries("hook", now=_at(1), limit=10, lease_seconds=60)
+    assert sorted((c.event.resource_id, c.event.version) for c in first) == sorted((u.id, 1) for u in users)
+    # While each head is in flight, nothing else of its resource is handed out.
+    assert await store.claim_deliveries("hook", now=_at(1), limit=10, lease_seconds=60) == []
+    # A retry of version 1, due later, keeps versions 2 and 3 of that user waiting.
+    await store.finish_delivery("hook", first[0].event.seq, state="pending", now=_at(1), next_attempt=_at(100),
+                                error="503")
+    for claimed in first[1:]:
+        await store.finish_delivery("hook", claimed.event.seq, state="done", now=_at(1), status=200)
+    second = await store.claim_deliveries("hook", now=_at(2), limit=10, lease_seconds=60)
+    assert sorted((c.event.resource_id, c.event.version) for c in second) == sorted((c.event.resource_id, 2) for c in first[1:])
+    for claimed in second:
+        await store.finish_delivery("hook", claimed.event.seq, state="done", now=_at(2), status=200)
+    retried = await store.claim_deliveries("hook", now=_at(200), limit=10, lease_seconds=60)
+    by_user = {c.event.resource_id: (c.event.version, c.attempts) for c in retried}
+    assert by_user[first[0].event.resource_id] == (1, 2)  # the retry, and nothing after it
+    assert sorted(v for v, _ in by_user.values()) == [1, 3, 3]
+
+
+async def test_conformance_a_dead_delivery_lets_its_successors_go_and_can_be_retried(conformance_backend):
+    store = conformance_backend
+    user = await store.create_resource(SOURCE, "User", user_write("d"), event=draft("create", sinks=("hook",)))
+    await _versions_of(store, SOURCE, user, 2)
+    [head] = await store.claim_deliveries("hook", now=_at(1), limit=10, lease_seconds=60)
+    await store.finish_delivery("hook", head.event.seq, state="dead", now=_at(1), status=400, error="bad request")
+    [successor] = await store.claim_deliveries("hook", now=_at(1), limit=10, lease_seconds=60)
+    assert successor.event.version == 2
+    stats = await store.sink_stats("hook")
+    assert (stats.dead, stats.inflight, stats.last_error) == (1, 1, "bad request")
+    assert await store.requeue_deliveries("hook", now=_at(2), states=("dead",)) == 1
+    await store.finish_delivery("hook", successor.event.seq, state="done", now=_at(2), status=200)
+    [again] = await store.claim_deliveries("hook", now=_at(3), limit=10, lease_seconds=60)
+    assert again.event.id == head.event.id and again.attempts == 1
+
+
+async def test_conformance_a_lapsed_lease_makes_a_delivery_due_again(conformance_backend):
+    store = conformance_backend
+    await store.create_resource(SOURCE, "User", user_write("l"), event=draft("create", sinks=("hook",)))
+    [taken] = await store.claim_deliveries("hook", now=_at(0), limit=1, lease_seconds=30)
+    assert await store.claim_deliveries("hook", now=_at(10), limit=1, lease_seconds=30) == []
+    [again] = await store.claim_deliveries("hook", now=_at(31), limit=1, lease_seconds=30)
+    assert again.event.id == taken.event.id and again.attempts == 2
+
+
+async def test_conformance_replay_requeues_delivered_events_with_the_same_ids(conformance_backend):
+    store = conformance_backend
+    user = await store.create_resource(SOURCE, "User", user_write("r"), event=draft("create", sinks=("hook",)))
+    [claimed] = await store.claim_deliveries("hook", now=_at(1), limit=5, lease_seconds=60)
+    await store.finish_delivery("hook", claimed.event.seq, state="done", now=_at(1), status=204)
+    assert (await store.sink_stats("hook")).done == 1
+    assert await store.requeue_deliveries("hook", now=_at(2), states=("done",), seqs=[claimed.event.seq]) == 1
+    [replayed] = await store.claim_deliveries("hook", now=_at(3), limit=5, lease_seconds=60)
+    assert replayed.event.id == claimed.event.id and replayed.event.resource_id == user.id
+
+
+async def test_conformance_pauses_and_the_dispatcher_lease(conformance_backend):
+    store = conformance_backend
+    await store.set_sink_paused("hook", True, reason="410 Gone", now=_at(0))
+    stats = await store.sink_stats("hook")
+    assert stats.paused and stats.paused_reason == "410 Gone"
+    await store.set_sink_paused("hook", False, reason=None, now=_at(1))
+    assert not (await store.sink_stats("hook")).paused
+    assert await store.take_lease("dispatcher", "one", now=_at(0), seconds=15)
+    assert not await store.take_lease("dispatcher", "two", now=_at(5), seconds=15)
+    assert await store.take_lease("dispatcher", "one", now=_at(10), seconds=15)  # renewed
+    assert await store.lease_holder("dispatcher", now=_at(20)) == "one"
+    assert await store.take_lease("dispatcher", "two", now=_at(30), seconds=15)  # lapsed
+    await store.release_lease("dispatcher", "one")  # not the holder: nothing happens
+    assert await store.lease_holder("dispatcher", now=_at(31)) == "two"
+    await store.release_lease("dispatcher", "two")
+    assert await store.lease_holder("dispatcher", now=_at(31)) is None
+
+
 __all__ = [name for name in list(globals()) if name.startswith("test_conformance_")]

@@ -23,7 +23,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
     store = backend(storage_url)
     await store.open(migrate=False)
     try:
-        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record", "scimhost.0005_member_order_index", "scimhost.0006_member_source", "scimhost.0007_event_log"]
+        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record", "scimhost.0005_member_order_index", "scimhost.0006_member_source", "scimhost.0007_event_log", "scimhost.0008_deliveries"]
     finally:
         await store.close()
     await store.open()

@@ -99,6 +99,8 @@ class EventDraft:
     # The document and the directory record after the write (None on delete).
     resource: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
+    # The sinks the event goes to: one pending delivery each, written with the event.
+    sinks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,30 @@ class StoredEvent:
     members: dict[str, Any] | None
     resource: dict[str, Any] | None
     record: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """An event handed to the dispatcher for one sink, and how many times it was tried (this
+    attempt included)."""
+
+    event: StoredEvent
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SinkStats:
+    """The state of one sink's deliveries."""
+
+    sink: str
+    pending: int
+    inflight: int
+    dead: int
+    done: int
+    oldest_pending: datetime | None
+    last_error: str | None
+    paused: bool
+    paused_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -297,3 +323,51 @@ class StorageBackend(ABC):
     @abstractmethod
     async def prune_events(self, source: str, *, before: datetime, batch: int = 1000) -> int:
         """Delete the source's events created before `before`, a batch per transaction; how many."""
+
+    # --- deliveries (the dispatcher's queue) -----------------------------------------------------
+
+    @abstractmethod
+    async def claim_deliveries(
+        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
+    ) -> list[ClaimedDelivery]:
+        """Take up to `limit` due deliveries of the sink, at most one per resource and only the
+        oldest unfinished one of each (per resource, events go out in commit order), marking
+        them in flight until `now + lease_seconds`. A delivery whose lease ran out (its
+        dispatcher died) is due again."""
+
+    @abstractmethod
+    async def finish_delivery(
+        self, sink: str, event_seq: int, *, state: Literal["done", "pending", "dead"], now: datetime,
+        next_attempt: datetime | None = None, status: int | None = None, error: str | None = None,
+    ) -> None:
+        """Record the outcome of an attempt: done, pending again from `next_attempt`, or dead."""
+
+    @abstractmethod
+    async def requeue_deliveries(
+        self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
+        seqs: Sequence[int] | None = None,
+    ) -> int:
+        """Make the sink's deliveries in `states` (narrowed to events since `since`, or these
+        sequence numbers) pending and due now; how many. Replaying done ones sends the same
+        event ids again."""
+
+    @abstractmethod
+    async def sink_stats(self, sink: str) -> SinkStats:
+        """Counts by state, the oldest pending delivery's event time, the last error, pause state."""
+
+    @abstractmethod
+    async def set_sink_paused(self, sink: str, paused: bool, *, reason: str | None, now: datetime) -> None:
+        """Pause (no deliveries are claimed) or resume a sink."""
+
+    @abstractmethod
+    async def take_lease(self, name: str, owner: str, *, now: datetime, seconds: float) -> bool:
+        """Hold (or renew) the named lease until `now + seconds` unless another owner holds it
+        unexpired; whether `owner` holds it now."""
+
+    @abstractmethod
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if `owner` holds it."""
+
+    @abstractmethod
+    async def lease_holder(self, name: str, *, now: datetime) -> str | None:
+        """Who holds the named lease unexpired, if anyone."""

@@ -27,7 +27,9 @@ import orjson
 from tortoise.exceptions import BaseORMException, DBConnectionError, IntegrityError, OperationalError
 from tortoise.migrations.executor import MigrationExecutor
 
+from scimhost.builtin.tortoise_storage.deliveries import DeliveryQueue
 from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL as _FilterSQL
+from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, as_datetime, stored_event
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.sqlite_direct import SqliteDirect
 from scimhost.scim.query import ResourceQuery, SortKey
@@ -66,10 +68,6 @@ CHUNK = 500
 # Rows a write may change and still count as small (see _atomic).
 SMALL_WRITE_ROWS = 200
 RESOURCE_COLUMNS = "id, resource_type, data, version, created, last_modified"
-EVENT_COLUMNS = ", ".join(
-    "e." + c for c in ("seq", "id", "created", "source", "resource_type", "resource_id", "external_id", "action",
-                       "version", "actor", "changed", "members", "resource", "record")
-)
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ class TortoiseSettings:
             raise ValueError("busy_timeout_ms: must not be negative")
 
 
-class TortoiseBackend(StorageBackend):
+class TortoiseBackend(DeliveryQueue, StorageBackend):
     """State in one SQL database reached through tortoise-orm."""
 
     name = "tortoise"
@@ -620,15 +618,29 @@ class TortoiseBackend(StorageBackend):
         self, tx, scope: Scope, resource_id: str, version: int | None, external_id: str | None,
         event: EventDraft, now: datetime,
     ) -> None:
-        await tx.execute_query(
+        inserted = await tx.execute_query_dict(
             self._sql(
                 "INSERT INTO scimhost_event (id, created, source, resource_type, resource_id, external_id, action, "
-                "version, actor, changed, members, resource, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "version, actor, changed, members, resource, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING seq"
             ),
             [f"evt_{uuid.uuid4().hex}", now, scope.source, scope.resource_type, resource_id, external_id,
              event.action, version, orjson.dumps(event.actor).decode(), orjson.dumps(event.changed).decode(),
              _json_or_none(event.members), _json_or_none(event.resource), _json_or_none(event.record)],
         )
+        if event.sinks:
+            # One pending delivery per sink, in the same transaction: nothing committed is
+            # ever without its deliveries, nothing rolled back ever has any.
+            rows = ", ".join("(?, ?, ?, ?, 'pending', 0, ?)" for _ in event.sinks)
+            key = f"{scope.resource_type}/{resource_id}"
+            values = [v for sink in event.sinks for v in (sink, inserted[0]["seq"], scope.source, key, now)]
+            await tx.execute_query(
+                self._sql(
+                    "INSERT INTO scimhost_delivery (sink, event_seq, source, key, state, attempts, next_attempt) "
+                    f"VALUES {rows}"
+                ),
+                values,
+            )
 
     async def list_events(
         self,
@@ -653,13 +665,13 @@ class TortoiseBackend(StorageBackend):
         where, bound = Scope(source, resource_type).where("e", " AND ".join(conditions), values)
         rows = await self._rows(f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT ?",
                                 [*bound, max(limit, 0)])
-        return [_stored_event(row) for row in rows]
+        return [stored_event(row) for row in rows]
 
     async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:
         column = "e.seq" if isinstance(event_id, int) else "e.id"
         where, values = Scope(source).where("e", f"{column} = ?", [event_id])
         rows = await self._rows(f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {where}", values)
-        return _stored_event(rows[0]) if rows else None
+        return stored_event(rows[0]) if rows else None
 
     async def prune_events(self, source: str, *, before: datetime, batch: int = 1000) -> int:
         where, values = Scope(source).where("e", "e.created < ?", [before])
@@ -935,20 +947,8 @@ def _stored(row: dict[str, Any]) -> StoredResource:
         resource_type=row["resource_type"],
         document=orjson.loads(row["data"]),
         version=row["version"],
-        created=_as_datetime(row["created"]),
-        last_modified=_as_datetime(row["last_modified"]),
-    )
-
-
-def _stored_event(row: dict[str, Any]) -> StoredEvent:
-    def loaded(name: str) -> Any:
-        return orjson.loads(row[name]) if row[name] is not None else None
-
-    return StoredEvent(
-        seq=int(row["seq"]), id=row["id"], created=_as_datetime(row["created"]), source=row["source"],
-        resource_type=row["resource_type"], resource_id=row["resource_id"], external_id=row["external_id"],
-        action=row["action"], version=row["version"], actor=loaded("actor"), changed=loaded("changed"),
-        members=loaded("members"), resource=loaded("resource"), record=loaded("record"),
+        created=as_datetime(row["created"]),
+        last_modified=as_datetime(row["last_modified"]),
     )
 
 
@@ -956,18 +956,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    """SQLite hands timestamps back as text, PostgreSQL as datetimes."""
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def _service_account(row: dict[str, Any]) -> ServiceAccount:
     return ServiceAccount(
         source=row["source"],
         username=row["username"],
-        created=_as_datetime(row["created"]),
-        token_created=_as_datetime(row["token_created"]),
+        created=as_datetime(row["created"]),
+        token_created=as_datetime(row["token_created"]),
     )

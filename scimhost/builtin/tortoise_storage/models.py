@@ -152,3 +152,55 @@ class Event(models.Model):
             # retention: the oldest first
             ("created",),
         )
+
+
+class Delivery(models.Model):
+    """One event to deliver to one sink: the work queue of the dispatcher."""
+
+    id = fields.BigIntField(primary_key=True)
+    sink = fields.CharField(max_length=63)
+    event_seq = fields.BigIntField()
+    source = fields.CharField(max_length=63)
+    # The ordering key (resource type and id): one delivery per key is in flight at a time.
+    key = fields.CharField(max_length=128)
+    # pending, inflight, done or dead
+    state = fields.CharField(max_length=16)
+    attempts = fields.IntField()
+    next_attempt = fields.DatetimeField()
+    lease_until = fields.DatetimeField(null=True)
+    last_status = fields.IntField(null=True)
+    last_error = fields.TextField(null=True)
+    done_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "scimhost_delivery"
+        unique_together = (("sink", "event_seq"),)
+        indexes = (
+            # due work of a sink
+            ("sink", "state", "next_attempt"),
+            # the head of each key: the oldest unfinished delivery
+            ("sink", "key", "event_seq"),
+        )
+
+
+class SinkState(models.Model):
+    """A sink paused by an operator or by its receiver (410 Gone), with the reason."""
+
+    name = fields.CharField(max_length=63, primary_key=True)
+    paused = fields.BooleanField()
+    reason = fields.TextField(null=True)
+    updated = fields.DatetimeField()
+
+    class Meta:
+        table = "scimhost_sink_state"
+
+
+class Lease(models.Model):
+    """Which process runs a singleton job (the dispatcher) and until when, renewed while it lives."""
+
+    name = fields.CharField(max_length=63, primary_key=True)
+    owner = fields.CharField(max_length=128)
+    until = fields.DatetimeField()
+
+    class Meta:
+        table = "scimhost_lease"

@@ -1,0 +1,37 @@
+"""The store's rows as the storage interface's types (SQLite and PostgreSQL hand values back
+in different forms)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from scimhost.storage.backend import StoredEvent
+
+# The columns of an event, as `stored_event` reads them (table alias `e`).
+EVENT_COLUMNS = ", ".join(
+    "e." + c for c in ("seq", "id", "created", "source", "resource_type", "resource_id", "external_id", "action",
+                       "version", "actor", "changed", "members", "resource", "record")
+)
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """SQLite hands timestamps back as text, PostgreSQL as datetimes."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def stored_event(row: dict[str, Any]) -> StoredEvent:
+    def loaded(name: str) -> Any:
+        return orjson.loads(row[name]) if row[name] is not None else None
+
+    return StoredEvent(
+        seq=int(row["seq"]), id=row["id"], created=as_datetime(row["created"]), source=row["source"],
+        resource_type=row["resource_type"], resource_id=row["resource_id"], external_id=row["external_id"],
+        action=row["action"], version=row["version"], actor=loaded("actor"), changed=loaded("changed"),
+        members=loaded("members"), resource=loaded("resource"), record=loaded("record"),
+    )
