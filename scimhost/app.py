@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from scimhost.delivery.dispatcher import DispatchSettings, Dispatcher
 from scimhost.host import Host, load_host
 from scimhost.http.keys import HOST, STOPPING
 from scimhost.http.middlewares import body_limit, scim_errors, source_auth
@@ -42,6 +47,7 @@ def build_app(host: Host) -> web.Application:
     app.on_shutdown.append(_stopping)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_mapping_workers)
+    app.cleanup_ctx.append(_dispatcher)
     setup_routes(app)
     return app
 
@@ -60,6 +66,39 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await host.storage.close()
+
+
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    """Run the event dispatcher in this process when sinks are configured and it may (one
+    process of all that share the database delivers at a time: the lease decides)."""
+    host = app[HOST]
+    events = host.settings.events
+    if not events.sinks or not events.dispatcher:
+        yield
+        return
+    sinks = {}
+    try:
+        for settings in events.sinks:
+            sink = host.registry.event_sinks[settings.type](settings.options, sink_name=settings.name)
+            await sink.start()
+            sinks[settings.name] = (sink, settings.concurrency)
+        dispatcher = Dispatcher(
+            host.storage, sinks, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            settings=DispatchSettings(poll_seconds=events.poll_seconds),
+        )
+        host.dispatcher = dispatcher
+        task = asyncio.create_task(dispatcher.run(), name="scimhost-dispatcher")
+        try:
+            yield
+        finally:
+            host.dispatcher = None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        for sink, _ in sinks.values():
+            with contextlib.suppress(Exception):
+                await sink.close()
 
 
 async def _mapping_workers(app: web.Application) -> AsyncIterator[None]:

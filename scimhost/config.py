@@ -210,15 +210,40 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class SinkSettings:
+    """One `[[events.sinks]]` entry: where events go, through which sink type."""
+
+    name: str
+    type: str
+    # Only these sources' events (default: every source's).
+    sources: tuple[str, ...] | None = None
+    # Deliveries of this sink in flight at once (each of a different resource).
+    concurrency: int = 4
+    # The sink type's own keys, typed by its `settings_type`.
+    options: Any = None
+
+
+@dataclass(frozen=True)
 class EventSettings:
-    """The `[events]` table: the event log every committed write adds to."""
+    """The `[events]` table: the event log every committed write adds to, and its sinks."""
 
     # `scimhost events prune` deletes events older than this many days.
     retention_days: int = 90
+    # Whether this serve process may run the dispatcher (one runs per database, by lease).
+    dispatcher: bool = True
+    # How often the dispatcher looks for work written by other processes.
+    poll_seconds: float = 0.5
+    sinks: tuple[SinkSettings, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.retention_days <= 36500:
             raise ValueError("retention_days: must be between 1 and 36500")
+        if not 0.01 <= self.poll_seconds <= 60:
+            raise ValueError("poll_seconds: must be between 0.01 and 60")
+
+    def sinks_for(self, source: str) -> tuple[str, ...]:
+        """The names of the sinks that take this source's events."""
+        return tuple(s.name for s in self.sinks if s.sources is None or source in s.sources)
 
 
 @dataclass(frozen=True)
@@ -290,6 +315,7 @@ def build_settings(
     storage_backends: Mapping[str, type],
     auth_schemes: Mapping[str, Any],
     plugin_tables: Mapping[str, SettingsTable],
+    event_sinks: Mapping[str, type] | None = None,
 ) -> Settings:
     """Validate the whole document against the core tables and those plugins registered.
 
@@ -303,7 +329,7 @@ def build_settings(
     server = load_table(ServerSettings, raw.get("server", {}), "server", problems)
     limits = load_table(LimitSettings, raw.get("limits", {}), "limits", problems)
     mapping_pool = load_table(MappingPoolSettings, raw.get("mappings", {}), "mappings", problems)
-    events = load_table(EventSettings, raw.get("events", {}), "events", problems)
+    events = _load_events(raw.get("events", {}), event_sinks, problems)
     plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
@@ -312,6 +338,11 @@ def build_settings(
         name: load_table(table.type, raw.get(name, {}), name, problems)
         for name, table in plugin_tables.items()
     }
+    slugs = {s.slug for s in sources}
+    for index, sink in enumerate(events.sinks if events else ()):
+        for slug in sink.sources or ():
+            if slug not in slugs:
+                problems.append(f"events.sinks[{index}].sources: no source {slug!r} is configured")
     if problems:
         raise ConfigError(problems, path)
     return Settings(
@@ -327,6 +358,45 @@ def build_settings(
         path=path,
         base_dir=path.parent.resolve() if path else Path.cwd(),
     )
+
+
+SINK_KEYS = ("name", "type", "sources", "concurrency")
+
+
+def _load_events(raw: Any, sink_types: Mapping[str, type] | None, problems: list[str]) -> EventSettings:
+    """`[events]` and its `[[events.sinks]]`, each entry's own keys typed by its sink type."""
+    if not isinstance(raw, dict):
+        problems.append("events: must be a table")
+        return EventSettings()
+    entries = raw.get("sinks", [])
+    events = load_table(EventSettings, {k: v for k, v in raw.items() if k != "sinks"}, "events", problems)
+    if not isinstance(entries, list):
+        problems.append("events.sinks: must be an array of tables ([[events.sinks]])")
+        return events or EventSettings()
+    sinks, names = [], set()
+    for index, entry in enumerate(entries):
+        where = f"events.sinks[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        sink_type = entry.get("type")
+        known = sink_types or {}
+        if sink_type not in known:
+            problems.append(f"{where}.type: no event sink type {sink_type!r} (installed: {', '.join(sorted(known)) or 'none'})")
+            continue
+        core = load_table(SinkSettings, {k: v for k, v in entry.items() if k in SINK_KEYS}, where, problems)
+        options = load_table(known[sink_type], {k: v for k, v in entry.items() if k not in SINK_KEYS}, where, problems)
+        if core is None or options is None:
+            continue
+        if core.name in names:
+            problems.append(f"{where}.name: the sink name {core.name!r} is used twice")
+        names.add(core.name)
+        if not SLUG_PATTERN.match(core.name):
+            problems.append(f"{where}.name: must be 1-63 characters of a-z, 0-9, '-' and '_'")
+        if core.concurrency < 1:
+            problems.append(f"{where}.concurrency: must be at least 1")
+        sinks.append(dataclasses.replace(core, options=options))
+    return dataclasses.replace(events or EventSettings(), sinks=tuple(sinks))
 
 
 def _load_storage(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from scimhost.auth import AuthScheme
     from scimhost.config import SettingsTable
+    from scimhost.delivery.sink import EventSink
     from scimhost.events import ResourceEvent
     from scimhost.mapping.runtime import MappingRuntime
     from scimhost.scim.extensions import SchemaExtension
@@ -68,6 +69,18 @@ def register_mapping_runtimes() -> list[type[MappingRuntime]]:
 
     Each class has a unique `name` (what a source's mapping runtime setting selects) and knows
     its language's identifier rules.
+    """
+
+
+@hookspec
+def register_event_sinks() -> list[type[EventSink]]:
+    """Event sink classes: durable delivery targets of the event log (webhooks, message buses).
+
+    Each class has a unique `name` (what `[[events.sinks]] type = "..."` selects), a
+    `settings_type` dataclass typing its own keys of that entry, `start()` / `close()`, and
+    `deliver(envelopes) -> list[Outcome]`: one outcome per event (delivered, retry, permanent,
+    pause). The dispatcher keeps each resource's events in commit order and delivers each at
+    least once.
     """
 
 

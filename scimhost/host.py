@@ -23,6 +23,7 @@ from scimhost.config import (
     read_config_file,
     read_plugin_settings,
 )
+from scimhost.delivery.dispatcher import Dispatcher
 from scimhost.mapping.service import MappingService
 from scimhost.plugins import PluginReport, load_plugins, require_healthy
 from scimhost.registry import Registry, RegistryError, build_registry
@@ -46,6 +47,13 @@ class Host:
     storage: StorageBackend
     auth_schemes: dict[str, AuthScheme]
     mappings: MappingService
+    # The dispatcher running in this process, if any (woken after each local commit).
+    dispatcher: Dispatcher | None = None
+
+    def committed(self) -> None:
+        """A write committed in this process: its deliveries can go out now."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
     async def ensure_service_accounts(self) -> None:
         """Create the service account of every configured source that has none yet."""
@@ -90,6 +98,7 @@ def load_host(
         storage_backends={name: cls.settings_type for name, cls in registry.storage_backends.items()},
         auth_schemes=registry.auth_schemes,
         plugin_tables=registry.settings_tables,
+        event_sinks={name: cls.settings_type for name, cls in registry.event_sinks.items()},
     )
     if settings.storage is None:  # pragma: no cover - build_settings reports why
         raise ConfigError(["storage: no usable storage backend"], path)

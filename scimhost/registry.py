@@ -27,6 +27,7 @@ class Registry:
     storage_backends: dict[str, type] = field(default_factory=dict)
     auth_schemes: dict[str, type] = field(default_factory=dict)
     mapping_runtimes: dict[str, type] = field(default_factory=dict)
+    event_sinks: dict[str, type] = field(default_factory=dict)
     settings_tables: dict[str, SettingsTable] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     resource_types: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -61,6 +62,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         storage_backends=by_name("storage backend", "register_storage_backends", lambda c: c.name),
         auth_schemes=by_name("auth scheme", "register_auth_schemes", lambda c: c.name),
         mapping_runtimes=by_name("mapping runtime", "register_mapping_runtimes", lambda c: c.name),
+        event_sinks=by_name("event sink", "register_event_sinks", lambda c: c.name),
         settings_tables=by_name("settings table", "register_settings", lambda t: t.name),
         schemas=by_name("schema", "register_schemas", lambda s: s["id"]),
         resource_types=by_name("resource type", "register_resource_types", lambda r: r["name"]),

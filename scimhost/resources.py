@@ -202,8 +202,8 @@ class ResourceService:
         doc = self._validated(body)
         members = self._take_members(doc)
         write = await self._prepare(doc, None, create=True)
-        event = EventDraft(
-            "create", self.actor, document_changes({}, write.document, password_changed=bool(write.password_hash)),
+        event = self._draft(
+            "create", document_changes({}, write.document, password_changed=bool(write.password_hash)),
             member_changes([("add", members)]) if members else None, write.document, write.record,
         )
         try:
@@ -287,12 +287,13 @@ class ResourceService:
         try:
             await self.storage.delete_resource(
                 self.source.slug, self.type.name, resource_id, expected_version=if_match,
-                event=EventDraft("delete", self.actor, {}),
+                event=self._draft("delete", {}),
             )
         except ResourceNotFound:
             raise not_found(self.type, resource_id) from None
         except VersionMismatch:
             raise precondition_failed() from None
+        self.host.committed()
         await dispatch(
             self.host.plugins,
             ResourceEvent(self.source.slug, self.type.name, "delete", resource_id, None),
@@ -357,10 +358,16 @@ class ResourceService:
         entry then carries the document, and no record)."""
         after = write.document if write is not None else before
         password_changed = write is not None and write.password_hash is not KEEP and write.password_hash is not None
-        return EventDraft(
-            action, self.actor, document_changes(before, after, password_changed=password_changed),
+        return self._draft(
+            action, document_changes(before, after, password_changed=password_changed),
             member_changes((c.kind, c.ids) for c in changes), after, write.record if write is not None else None,
         )
+
+    def _draft(self, action: str, changed: dict[str, Any], members: dict[str, Any] | None = None,
+               resource: dict[str, Any] | None = None, record: dict[str, Any] | None = None) -> EventDraft:
+        """An event log entry of this source's write, with a delivery for each of its sinks."""
+        return EventDraft(action, self.actor, changed, members, resource, record,
+                          sinks=self.host.settings.events.sinks_for(self.source.slug))
 
     def _take_members(self, doc: dict[str, Any]) -> list[str]:
         if self.row_attribute is None:
@@ -424,6 +431,8 @@ class ResourceService:
         return ScimError(400, f"members must be Users or Groups of this source; unknown: {shown}", "invalidValue")
 
     async def _event(self, action: str, stored: StoredResource, record: dict[str, Any] | None) -> None:
+        """After a commit: the deliveries may go, and in-process `resource_event` hooks run."""
+        self.host.committed()
         await dispatch(
             self.host.plugins,
             ResourceEvent(

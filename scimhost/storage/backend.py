@@ -356,6 +356,10 @@ class StorageBackend(ABC):
         """Counts by state, the oldest pending delivery's event time, the last error, pause state."""
 
     @abstractmethod
+    async def paused_sinks(self) -> dict[str, str | None]:
+        """The paused sinks, with the reason each was paused."""
+
+    @abstractmethod
     async def set_sink_paused(self, sink: str, paused: bool, *, reason: str | None, now: datetime) -> None:
         """Pause (no deliveries are claimed) or resume a sink."""
 

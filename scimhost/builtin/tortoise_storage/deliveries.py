@@ -134,6 +134,10 @@ class DeliveryQueue:
             paused=bool(paused and paused[0]["paused"]), paused_reason=paused[0]["reason"] if paused else None,
         )
 
+    async def paused_sinks(self) -> dict[str, str | None]:
+        rows = await self._rows("SELECT name, reason FROM scimhost_sink_state WHERE paused = ?", [True])
+        return {row["name"]: row["reason"] for row in rows}
+
     async def set_sink_paused(self, sink: str, paused: bool, *, reason: str | None, now: datetime) -> None:
         async def body(tx) -> None:
             await tx.execute_query(

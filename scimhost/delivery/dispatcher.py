@@ -1,0 +1,136 @@
+"""The dispatcher: moves each sink's due deliveries to the sink and records the outcomes.
+
+One dispatcher is active per database: it holds the `dispatcher` lease, renewed while it runs,
+so any serve process may run one and a process that dies hands over within the lease time. It
+wakes at once when this process commits a write, and polls otherwise (another process's writes).
+Per resource the store hands out only the oldest unfinished delivery, so events of one resource
+reach a sink in commit order while many resources are in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from scimhost.delivery.envelope import envelope
+from scimhost.delivery.schedule import RetrySchedule
+from scimhost.delivery.sink import EventSink, Outcome
+from scimhost.storage.backend import ClaimedDelivery, StorageBackend, StorageError
+
+log = logging.getLogger("scimhost.delivery")
+LEASE = "dispatcher"
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """How the dispatcher paces itself."""
+
+    poll_seconds: float = 0.5
+    lease_seconds: float = 15.0
+    # How long a claimed delivery stays claimed; a dispatcher that died releases it after this.
+    inflight_seconds: float = 120.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Dispatcher:
+    """Delivers the event log to the configured sinks."""
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        sinks: Mapping[str, tuple[EventSink, int]],
+        *,
+        owner: str,
+        settings: DispatchSettings = DispatchSettings(),
+        schedule: RetrySchedule = RetrySchedule(),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        """`sinks`: sink name -> (the sink, how many of its deliveries may be in flight at once)."""
+        self.storage = storage
+        self.sinks = dict(sinks)
+        self.owner = owner
+        self.settings = settings
+        self.schedule = schedule
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._holding = False
+
+    def wake(self) -> None:
+        """A write committed in this process: look for work now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Hold the lease and deliver until cancelled."""
+        try:
+            while True:
+                busy = False
+                try:
+                    self._holding = await self.storage.take_lease(
+                        LEASE, self.owner, now=self.clock(), seconds=self.settings.lease_seconds
+                    )
+                    if self._holding:
+                        busy = await self.run_once() > 0
+                except StorageError as exc:
+                    log.warning("dispatcher: the store failed: %s", exc)
+                if not busy:
+                    self._wake.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+        finally:
+            if self._holding:
+                with contextlib.suppress(StorageError):
+                    await self.storage.release_lease(LEASE, self.owner)
+
+    async def run_once(self) -> int:
+        """One pass over every sink: claim its due heads and deliver them; how many were tried."""
+        paused = await self.storage.paused_sinks()
+        passes = [self._deliver_due(name, sink, limit) for name, (sink, limit) in self.sinks.items() if name not in paused]
+        return sum(await asyncio.gather(*passes))
+
+    async def _deliver_due(self, name: str, sink: EventSink, limit: int) -> int:
+        claimed = await self.storage.claim_deliveries(
+            name, now=self.clock(), limit=limit, lease_seconds=self.settings.inflight_seconds
+        )
+        if not claimed:
+            return 0
+        try:
+            outcomes = await sink.deliver([envelope(c.event) for c in claimed])
+            if len(outcomes) != len(claimed):
+                raise RuntimeError(f"it answered {len(outcomes)} outcomes for {len(claimed)} events")
+        except Exception as exc:  # a broken sink must not stop the others, nor lose anything
+            log.exception("sink %s failed to deliver %d events", name, len(claimed))
+            outcomes = [Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")] * len(claimed)
+        for delivery, outcome in zip(claimed, outcomes):
+            await self._record(name, delivery, outcome)
+        return len(claimed)
+
+    async def _record(self, sink: str, delivery: ClaimedDelivery, outcome: Outcome) -> None:
+        now = self.clock()
+        seq = delivery.event.seq
+        if outcome.kind == "delivered":
+            await self.storage.finish_delivery(sink, seq, state="done", now=now, status=outcome.status)
+            return
+        if outcome.kind == "pause":
+            log.warning("sink %s paused: %s", sink, outcome.detail)
+            await self.storage.set_sink_paused(sink, True, reason=outcome.detail, now=now)
+            await self.storage.finish_delivery(sink, seq, state="pending", now=now, next_attempt=now,
+                                               status=outcome.status, error=outcome.detail)
+            return
+        retry_at = None
+        if outcome.kind == "retry":
+            retry_at = self.schedule.next_attempt(delivery.attempts, now, retry_after=outcome.after)
+        if retry_at is None:
+            why = outcome.detail if outcome.kind == "permanent" else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+            log.warning("sink %s: event %s (%s %s) is dead: %s", sink, delivery.event.id,
+                        delivery.event.resource_type, delivery.event.resource_id, why)
+            await self.storage.finish_delivery(sink, seq, state="dead", now=now, status=outcome.status, error=why)
+        else:
+            await self.storage.finish_delivery(sink, seq, state="pending", now=now, next_attempt=retry_at,
+                                               status=outcome.status, error=outcome.detail)

@@ -1,0 +1,68 @@
+"""The interface an event sink plugin implements (`register_event_sinks`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one event at a sink.
+
+    - delivered: the sink has it (a 2xx, a publish ack);
+    - retry: try again later, not before `after` seconds when the receiver said so;
+    - permanent: it will never be accepted (the delivery is dead, visible and retryable);
+    - pause: the receiver asked to stop (410 Gone): the sink is paused until an operator
+      resumes it, and the event stays pending.
+    """
+
+    kind: Literal["delivered", "retry", "permanent", "pause"]
+    status: int | None = None
+    detail: str | None = None
+    after: float | None = None
+
+    @classmethod
+    def delivered(cls, status: int | None = None) -> Outcome:
+        return cls("delivered", status)
+
+    @classmethod
+    def retry(cls, detail: str, *, status: int | None = None, after: float | None = None) -> Outcome:
+        return cls("retry", status, detail, after)
+
+    @classmethod
+    def permanent(cls, detail: str, *, status: int | None = None) -> Outcome:
+        return cls("permanent", status, detail)
+
+    @classmethod
+    def pause(cls, detail: str, *, status: int | None = None) -> Outcome:
+        return cls("pause", status, detail)
+
+
+class EventSink(ABC):
+    """A durable delivery target: receives event envelopes, answers one Outcome each.
+
+    One instance serves one `[[events.sinks]]` entry. `deliver` is called by the dispatcher
+    with events of different resources (never two of one resource: their order is kept by
+    handing out the next only after the previous one's outcome); it must not raise for a
+    failed delivery, but answer `retry` or `permanent` for it.
+    """
+
+    name: ClassVar[str]
+    # Dataclass typing the sink's own keys of its `[[events.sinks]]` entry.
+    settings_type: ClassVar[type]
+
+    def __init__(self, options: Any, *, sink_name: str) -> None:
+        self.options = options
+        self.sink_name = sink_name
+
+    async def start(self) -> None:
+        """Connect (called once by the dispatcher before the first delivery)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def deliver(self, envelopes: list[dict[str, Any]]) -> list[Outcome]:
+        """Deliver each envelope (scimhost.delivery.envelope); one outcome per envelope, in order."""
