@@ -1,0 +1,188 @@
+"""The webhook sink against a real receiver that verifies signatures with the Standard Webhooks
+reference library (`standardwebhooks`), installed and loaded through its entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from scimhost.app import create_app
+from scimhost.config import ConfigError
+from scimhost.delivery.envelope import envelope
+from scimhost.host import load_host
+from scimhost.http.keys import HOST
+from scimhost.storage.backend import StoredEvent
+from scimhost_webhook import WebhookSettings, WebhookSink
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Receiver:
+    """An HTTP endpoint that verifies each request and answers what the test scripts."""
+
+    def __init__(self, secret: str) -> None:
+        self.verifier = Webhook(secret)
+        self.received: list[dict] = []
+        self.headers: list[dict] = []
+        self.answers: list[web.Response] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = dict(request.headers)
+        try:
+            payload = self.verifier.verify(body, headers)
+        except WebhookVerificationError:
+            return web.Response(status=401, text="bad signature")
+        self.received.append(payload)
+        self.headers.append(headers)
+        return self.answers.pop(0) if self.answers else web.Response(status=204)
+
+
+async def moved(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/events")
+
+
+async def slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(2)
+    return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver(aiohttp_server, monkeypatch):
+    secret = new_secret()
+    monkeypatch.setenv("TEST_WEBHOOK_SECRET", secret)
+    target = Receiver(secret)
+    app = web.Application()
+    app.router.add_post("/events", target.handle)
+    app.router.add_post("/moved", moved)
+    app.router.add_post("/slow", slow)
+    server = await aiohttp_server(app)
+    target.url = str(server.make_url("/events"))
+    return target
+
+
+def config(tmp_path, url: str, **sink) -> dict:
+    return {
+        "storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
+        "events": {"poll_seconds": 0.05, "sinks": [
+            {"name": "hr", "type": "webhook", "url": url, "secret_env": "TEST_WEBHOOK_SECRET", **sink}]},
+        "sources": [{"slug": "demo", "name": "Demo"}],
+    }
+
+
+def test_the_plugin_is_found_through_its_entry_point(tmp_path, receiver):
+    host = load_host(config(tmp_path, receiver.url))
+    assert host.registry.event_sinks["webhook"] is WebhookSink
+    assert host.registry.providers[("event sink", "webhook")] == "webhook"
+
+
+async def test_a_write_reaches_the_receiver_signed_and_in_order(tmp_path, receiver, aiohttp_client):
+    app = create_app(config(tmp_path, receiver.url))
+    client = await aiohttp_client(app)
+    token = await app[HOST].issue_token("demo")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    response = await client.post("/source/scim/demo/v2/Users", data=json.dumps({"userName": "bjensen"}), headers=headers)
+    user = await response.json()
+    for title in ("a", "b", "c"):
+        patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                 "Operations": [{"op": "replace", "path": "title", "value": title}]}
+        await client.patch(f"/source/scim/demo/v2/Users/{user['id']}", data=json.dumps(patch), headers=headers)
+    for _ in range(200):
+        if len(receiver.received) == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert [p["type"] for p in receiver.received] == ["user.created"] + ["user.patched"] * 3
+    assert [p["data"]["version"] for p in receiver.received] == [1, 2, 3, 4]
+    assert receiver.received[0]["data"]["resource"]["userName"] == "bjensen"
+    assert [h["webhook-id"] for h in receiver.headers] == [p["data"]["id"] for p in receiver.received]
+
+
+def event(seq: int = 1) -> StoredEvent:
+    from datetime import datetime, timezone
+
+    return StoredEvent(seq, f"evt_{seq:032x}", datetime.now(timezone.utc), "demo", "User", "u1", None, "create", 1,
+                       {}, {}, None, {"userName": "u"}, {})
+
+
+async def sink_for(url: str, **options) -> WebhookSink:
+    sink = WebhookSink(WebhookSettings(url=url, secret_env=options.pop("secret_env", "TEST_WEBHOOK_SECRET"), **options),
+                       sink_name="hr")
+    await sink.start()
+    return sink
+
+
+@pytest.mark.parametrize(
+    "answer, kind, after",
+    [
+        (web.Response(status=200), "delivered", None),
+        (web.Response(status=503, headers={"Retry-After": "30"}), "retry", 30.0),
+        (web.Response(status=429), "retry", None),
+        (web.Response(status=408), "retry", None),
+        (web.Response(status=410), "pause", None),
+        (web.Response(status=400), "permanent", None),
+        (web.Response(status=404), "permanent", None),
+    ],
+)
+async def test_the_receivers_answer_decides_the_outcome(receiver, answer, kind, after):
+    receiver.answers.append(answer)
+    sink = await sink_for(receiver.url)
+    try:
+        [outcome] = await sink.deliver([envelope(event())])
+    finally:
+        await sink.close()
+    assert (outcome.kind, outcome.after) == (kind, after)
+
+
+async def test_redirects_are_not_followed(receiver):
+    sink = await sink_for(receiver.url.replace("/events", "/moved"))
+    try:
+        [outcome] = await sink.deliver([envelope(event())])
+    finally:
+        await sink.close()
+    assert outcome.kind == "permanent" and outcome.status == 302 and receiver.received == []
+
+
+@pytest.mark.parametrize("where", ["slow", "unreachable"])
+async def test_timeouts_and_unreachable_receivers_are_retried(receiver, unused_tcp_port, where):
+    url = receiver.url.replace("/events", "/slow") if where == "slow" else f"http://127.0.0.1:{unused_tcp_port}/events"
+    sink = await sink_for(url, timeout_seconds=0.5)
+    try:
+        [outcome] = await sink.deliver([envelope(event())])
+    finally:
+        await sink.close()
+    assert outcome.kind == "retry" and outcome.detail
+
+
+async def test_every_secret_signs_during_a_rotation(receiver, monkeypatch):
+    monkeypatch.setenv("TEST_WEBHOOK_NEXT", new_secret())
+    sink = await sink_for(receiver.url, secret_env=("TEST_WEBHOOK_NEXT", "TEST_WEBHOOK_SECRET"))
+    try:
+        [outcome] = await sink.deliver([envelope(event())])
+    finally:
+        await sink.close()
+    assert outcome.kind == "delivered"  # the receiver knows only the old secret
+    assert len(receiver.headers[0]["webhook-signature"].split(" ")) == 2
+
+
+@pytest.mark.parametrize(
+    "sink, message",
+    [
+        ({"secret_env": "TEST_WEBHOOK_UNSET"}, "TEST_WEBHOOK_UNSET is not set"),
+        ({"secret_env": "TEST_WEBHOOK_PLAIN"}, "must hold a secret starting with whsec_"),
+        ({"url": "ftp://x"}, "url: must be an absolute http"),
+        ({"retries": 3}, "retries: unknown key"),
+    ],
+)
+def test_settings_mistakes_are_config_errors(tmp_path, receiver, monkeypatch, sink, message):
+    monkeypatch.setenv("TEST_WEBHOOK_PLAIN", "hunter2")
+    monkeypatch.delenv("TEST_WEBHOOK_UNSET", raising=False)
+    with pytest.raises(ConfigError, match=message):
+        load_host(config(tmp_path, sink.pop("url", receiver.url), **sink))
