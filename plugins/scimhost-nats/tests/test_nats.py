@@ -1,0 +1,118 @@
+"""The NATS sink against the real NATS JetStream server: events are stored in the stream,
+read back, deduplicated by event id, and wait when NATS is unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+
+import nats
+import pytest
+
+from scimhost.app import create_app
+from scimhost.delivery.envelope import envelope
+from scimhost.host import load_host
+from scimhost.http.keys import HOST
+from scimhost.storage.backend import StoredEvent
+from scimhost_nats import NatsSettings, NatsSink
+
+NATS_URL = os.environ.get("SCIMHOST_TEST_NATS", "nats://127.0.0.1:4222")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+async def stream():
+    """A fresh stream name and subject prefix on the test NATS, deleted afterwards."""
+    try:
+        connection = await nats.connect(NATS_URL, connect_timeout=3, max_reconnect_attempts=0)
+    except Exception as exc:
+        message = f"NATS at {NATS_URL} is unreachable ({type(exc).__name__}: {exc})"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    name = f"SCIMHOST_T_{uuid.uuid4().hex[:12]}"
+    jetstream = connection.jetstream()
+    try:
+        yield name, f"{name.lower()}.{{source}}.{{resource_type}}.{{action}}", jetstream
+    finally:
+        try:
+            await jetstream.delete_stream(name)
+        except Exception:
+            pass
+        await connection.close()
+
+
+async def stored(jetstream, name: str) -> list:
+    info = await jetstream.stream_info(name)
+    return [await jetstream.get_msg(name, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)
+            if info.state.messages]
+
+
+def event(seq: int = 1) -> StoredEvent:
+    from datetime import datetime, timezone
+
+    return StoredEvent(seq, f"evt_{uuid.uuid4().hex}", datetime.now(timezone.utc), "demo", "User", "u1", None,
+                       "create", 1, {}, {}, None, {"userName": "u"}, {})
+
+
+async def test_a_write_is_published_to_the_stream(tmp_path, stream, aiohttp_client):
+    name, subject, jetstream = stream
+    config = {
+        "storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
+        "events": {"poll_seconds": 0.05, "sinks": [
+            {"name": "bus", "type": "nats", "servers": [NATS_URL], "stream": name, "subject": subject}]},
+        "sources": [{"slug": "demo", "name": "Demo"}],
+    }
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    token = await app[HOST].issue_token("demo")
+    response = await client.post("/source/scim/demo/v2/Users", data=json.dumps({"userName": "bjensen"}),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"})
+    user = await response.json()
+    for _ in range(200):
+        if (await app[HOST].storage.sink_stats("bus")).done == 1:
+            break
+        await asyncio.sleep(0.02)
+    [message] = await stored(jetstream, name)
+    body = json.loads(message.data)
+    assert message.subject == f"{name.lower()}.demo.user.create"
+    assert body["type"] == "user.created" and body["data"]["resourceId"] == user["id"]
+    assert message.headers["Nats-Msg-Id"] == body["data"]["id"]
+
+
+async def test_a_republished_event_is_stored_once(stream):
+    name, subject, jetstream = stream
+    sink = NatsSink(NatsSettings(servers=(NATS_URL,), stream=name, subject=subject), sink_name="bus")
+    await sink.start()
+    try:
+        one = envelope(event())
+        assert [o.kind for o in await sink.deliver([one])] == ["delivered"]
+        assert [o.kind for o in await sink.deliver([one, envelope(event(2))])] == ["delivered", "delivered"]
+    finally:
+        await sink.close()
+    messages = await stored(jetstream, name)
+    assert len(messages) == 2 and messages[0].headers["Nats-Msg-Id"] == one["data"]["id"]
+
+
+async def test_an_unreachable_nats_makes_deliveries_wait(unused_tcp_port):
+    sink = NatsSink(NatsSettings(servers=(f"nats://127.0.0.1:{unused_tcp_port}",), timeout_seconds=1), sink_name="bus")
+    await sink.start()
+    try:
+        outcomes = await sink.deliver([envelope(event()), envelope(event(2))])
+    finally:
+        await sink.close()
+    assert [o.kind for o in outcomes] == ["retry", "retry"] and "not reachable" in outcomes[0].detail
+
+
+def test_the_plugin_is_found_and_its_settings_checked(tmp_path):
+    from scimhost.config import ConfigError
+
+    config = {"storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
+              "events": {"sinks": [{"name": "bus", "type": "nats", "subject": "x.{nosuch}"}]},
+              "sources": [{"slug": "demo", "name": "Demo"}]}
+    with pytest.raises(ConfigError, match="unknown placeholders nosuch"):
+        load_host(config)
+    config["events"]["sinks"][0]["subject"] = "x.{source}"
+    assert load_host(config).registry.event_sinks["nats"] is NatsSink
