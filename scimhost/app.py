@@ -69,11 +69,17 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
-    """Run the event dispatcher in this process when sinks are configured and it may (one
-    process of all that share the database delivers at a time: the lease decides)."""
-    host = app[HOST]
+    async with run_dispatcher(app[HOST]):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def run_dispatcher(host: Host, *, force: bool = False) -> AsyncIterator[None]:
+    """Run the event dispatcher in this process while the context lasts, when sinks are
+    configured and `[events] dispatcher` allows it (or `force`): one process of all that share
+    the database delivers at a time, the lease decides which."""
     events = host.settings.events
-    if not events.sinks or not events.dispatcher:
+    if not events.sinks or not (events.dispatcher or force):
         yield
         return
     sinks = {}

@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import base64
+import secrets
 import signal
 import sys
 from datetime import datetime, timedelta, timezone
@@ -17,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from scimhost import __version__
-from scimhost.app import build_app
+from scimhost.app import build_app, run_dispatcher
 from scimhost.config import ConfigError, config_path_from, read_config_file, read_plugin_settings
 from scimhost.host import Host, load_host
 from scimhost.http.access_log import JsonAccessLogger
@@ -133,6 +135,33 @@ def _parser() -> argparse.ArgumentParser:
     prune = event_commands.add_parser("prune", parents=[common], help="delete events older than [events] retention_days")
     prune.add_argument("--json", action="store_true", help="print JSON")
     prune.set_defaults(func=cmd_events_prune)
+    dispatch = event_commands.add_parser("dispatch", parents=[common], help="run only the dispatcher, until stopped")
+    dispatch.set_defaults(func=cmd_events_dispatch)
+
+    deliveries = commands.add_parser("deliveries", parents=[common], help="the state of each sink's deliveries")
+    delivery_commands = deliveries.add_subparsers(dest="deliveries_command", required=True, metavar="COMMAND")
+    status = delivery_commands.add_parser("status", parents=[common], help="pending, in flight, dead, paused, per sink")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_deliveries_status)
+    retry = delivery_commands.add_parser("retry", parents=[common], help="send dead deliveries again, now")
+    retry.add_argument("sink")
+    chosen = retry.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--dead", action="store_true", help="every dead delivery of the sink")
+    chosen.add_argument("--seq", type=int, nargs="+", help="these events' deliveries")
+    retry.set_defaults(func=cmd_deliveries_retry)
+    replay = delivery_commands.add_parser("replay", parents=[common], help="send events since a time again (same ids)")
+    replay.add_argument("sink")
+    replay.add_argument("--since", type=_moment, required=True, help="an ISO 8601 time")
+    replay.set_defaults(func=cmd_deliveries_replay)
+    for verb in ("pause", "resume"):
+        command = delivery_commands.add_parser(verb, parents=[common], help=f"{verb} a sink's deliveries")
+        command.add_argument("sink")
+        command.set_defaults(func=cmd_deliveries_pause, paused=verb == "pause")
+
+    webhooks = commands.add_parser("webhooks", parents=[common], help="webhook signing secrets")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="COMMAND")
+    secret = webhook_commands.add_parser("secret", parents=[common], help="print a new whsec_ signing secret, once")
+    secret.set_defaults(func=cmd_webhooks_secret)
     return parser
 
 
@@ -182,6 +211,117 @@ LINGERING_SECONDS = 2.0
 
 
 RECORD_PAGE = 200
+
+
+# --- deliveries ----------------------------------------------------------------------------------
+
+
+def _sink_names(host: Host, name: str | None = None) -> list[str]:
+    names = [s.name for s in host.settings.events.sinks]
+    if name is not None and name not in names:
+        raise ConfigError([f"no sink {name!r} is configured (sinks: {', '.join(names) or 'none'})"])
+    return [name] if name is not None else names
+
+
+async def _with_storage(host: Host, work):
+    await host.storage.open(migrate=True)
+    try:
+        return await work(host.storage)
+    finally:
+        await host.storage.close()
+
+
+def cmd_deliveries_status(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    names = _sink_names(host)
+    types = {s.name: s.type for s in host.settings.events.sinks}
+
+    async def read(storage):
+        now = datetime.now(timezone.utc)
+        rows = []
+        for name in names:
+            stats = await storage.sink_stats(name)
+            rows.append({
+                "name": name, "type": types[name], "pending": stats.pending, "inflight": stats.inflight,
+                "dead": stats.dead, "done": stats.done, "paused": stats.paused, "paused_reason": stats.paused_reason,
+                "oldest_pending_seconds": (now - stats.oldest_pending).total_seconds() if stats.oldest_pending else None,
+                "last_error": stats.last_error,
+            })
+        return rows, await storage.lease_holder("dispatcher", now=now)
+
+    rows, holder = asyncio.run(_with_storage(host, read))
+    if args.json:
+        print(json.dumps({"sinks": rows, "dispatcher": holder}, indent=2))
+        return EXIT_OK
+    print(f"dispatcher: {holder or 'none running'}")
+    for row in rows:
+        age = f", oldest pending {row['oldest_pending_seconds']:.0f}s" if row["oldest_pending_seconds"] is not None else ""
+        paused = f" PAUSED ({row['paused_reason']})" if row["paused"] else ""
+        print(f"{row['name']:<16} {row['type']:<10} pending {row['pending']}, in flight {row['inflight']}, "
+              f"dead {row['dead']}, done {row['done']}{age}{paused}")
+        if row["last_error"]:
+            print(f"{'':<16} last error: {row['last_error']}")
+    return EXIT_OK
+
+
+def cmd_deliveries_retry(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    [name] = _sink_names(host, args.sink)
+    count = asyncio.run(_with_storage(host, lambda storage: storage.requeue_deliveries(
+        name, now=datetime.now(timezone.utc), states=("dead",), seqs=args.seq)))
+    print(f"{count} dead deliveries of {name} will be sent again")
+    return EXIT_OK
+
+
+def cmd_deliveries_replay(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    [name] = _sink_names(host, args.sink)
+    count = asyncio.run(_with_storage(host, lambda storage: storage.requeue_deliveries(
+        name, now=datetime.now(timezone.utc), states=("done", "dead"), since=args.since)))
+    print(f"{count} events since {args.since.isoformat()} will be sent to {name} again (with the same event ids)")
+    return EXIT_OK
+
+
+def cmd_deliveries_pause(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    [name] = _sink_names(host, args.sink)
+    reason = "paused by an operator" if args.paused else None
+    asyncio.run(_with_storage(host, lambda storage: storage.set_sink_paused(
+        name, args.paused, reason=reason, now=datetime.now(timezone.utc))))
+    print(f"{name}: {'paused' if args.paused else 'resumed'}")
+    return EXIT_OK
+
+
+def cmd_webhooks_secret(args: argparse.Namespace) -> int:
+    print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    print("Give it to the receiver and put it in the sink's secret_env variable; it is not stored.",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_events_dispatch(args: argparse.Namespace) -> int:
+    host = load_host(_config(args), strict=False)
+    if not host.settings.events.sinks:
+        print("error: no [[events.sinks]] are configured: there is nothing to deliver", file=sys.stderr)
+        return EXIT_FAILED
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_dispatch_until_stopped(host))
+    return EXIT_OK
+
+
+async def _dispatch_until_stopped(host: Host) -> None:
+    """The dispatcher alone (in its own process or container), until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await host.storage.open(migrate=True)
+    try:
+        async with run_dispatcher(host, force=True):
+            log.info("dispatching events to %s", ", ".join(s.name for s in host.settings.events.sinks))
+            await stop.wait()
+    finally:
+        await host.storage.close()
 
 
 # --- events --------------------------------------------------------------------------------------

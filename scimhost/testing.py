@@ -527,6 +527,18 @@ async def test_conformance_replay_requeues_delivered_events_with_the_same_ids(co
     assert replayed.event.id == claimed.event.id and replayed.event.resource_id == user.id
 
 
+async def test_conformance_pruning_keeps_events_a_sink_has_yet_to_receive(conformance_backend):
+    store = conformance_backend
+    await store.create_resource(SOURCE, "User", user_write("kept"), event=draft("create", sinks=("hook",)))
+    await store.create_resource(SOURCE, "User", user_write("gone"), event=draft("create", sinks=()))
+    assert await store.prune_events(SOURCE, before=_at(5)) == 1
+    [kept] = await store.list_events(SOURCE)
+    [claimed] = await store.claim_deliveries("hook", now=_at(1), limit=5, lease_seconds=60)
+    await store.finish_delivery("hook", claimed.event.seq, state="done", now=_at(1), status=200)
+    assert await store.prune_events(SOURCE, before=_at(5)) == 1
+    assert await store.list_events(SOURCE) == [] and (await store.sink_stats("hook")).done == 0
+
+
 async def test_conformance_pauses_and_the_dispatcher_lease(conformance_backend):
     store = conformance_backend
     await store.set_sink_paused("hook", True, reason="410 Gone", now=_at(0))

@@ -243,3 +243,53 @@ async def test_one_dispatcher_delivers_per_database(store):
     await asyncio.gather(*tasks, return_exceptions=True)
     assert len(got_one) == 5 and got_two == []
     assert await store.lease_holder("dispatcher", now=clock()) is None  # released on the way out
+
+
+async def test_deliveries_commands(tmp_path, storage_url, capsys, aiohttp_client, monkeypatch):
+    """status, pause and resume, retry of dead deliveries, replay of delivered ones, a secret."""
+    pytest.importorskip("scimhost_webhook")
+    import json
+
+    from scimhost.cli import main
+
+    assert main(["webhooks", "secret"]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert secret.startswith("whsec_")
+    monkeypatch.setenv("TEST_HOOK_SECRET", secret)
+    path = tmp_path / "scimhost.toml"
+    path.write_text(
+        f'[events]\ndispatcher = false\n[storage.tortoise]\nurl = "{storage_url}"\n'
+        '[[events.sinks]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/none"\n'
+        'secret_env = "TEST_HOOK_SECRET"\n[[sources]]\nslug = "demo"\nname = "Demo"\n'
+    )
+    app = create_app(path)
+    client = await aiohttp_client(app)
+    scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
+    await scim.create_user("one")
+    await scim.create_user("two")
+    storage = app[HOST].storage
+    config = ["-c", str(path)]
+
+    def run(*args):
+        return asyncio.to_thread(main, [*config, *args])
+
+    assert await run("deliveries", "status", "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["dispatcher"] is None
+    assert [(s["name"], s["type"], s["pending"], s["paused"]) for s in status["sinks"]] == [("hook", "webhook", 2, False)]
+    assert await run("deliveries", "pause", "hook") == 0
+    assert (await storage.sink_stats("hook")).paused
+    assert await run("deliveries", "resume", "hook") == 0
+    assert not (await storage.sink_stats("hook")).paused
+    # One dead, one done; then retry the dead one and replay the delivered one.
+    now = datetime.now(timezone.utc) + timedelta(seconds=1)
+    first, second = await storage.claim_deliveries("hook", now=now, limit=5, lease_seconds=60)
+    await storage.finish_delivery("hook", first.event.seq, state="dead", now=now, error="400")
+    await storage.finish_delivery("hook", second.event.seq, state="done", now=now, status=204)
+    capsys.readouterr()
+    assert await run("deliveries", "retry", "hook", "--dead") == 0
+    assert "1 dead deliveries" in capsys.readouterr().out
+    assert await run("deliveries", "replay", "hook", "--since", (now - timedelta(minutes=5)).isoformat()) == 0
+    assert "1 events since" in capsys.readouterr().out
+    assert (await storage.sink_stats("hook")).pending == 2
+    assert await run("deliveries", "retry", "nosuch", "--dead") == 1

@@ -322,7 +322,8 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def prune_events(self, source: str, *, before: datetime, batch: int = 1000) -> int:
-        """Delete the source's events created before `before`, a batch per transaction; how many."""
+        """Delete the source's events created before `before` that no sink still has to receive
+        (their finished deliveries with them), a batch per transaction; how many."""
 
     # --- deliveries (the dispatcher's queue) -----------------------------------------------------
 

@@ -674,15 +674,21 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
         return stored_event(rows[0]) if rows else None
 
     async def prune_events(self, source: str, *, before: datetime, batch: int = 1000) -> int:
-        where, values = Scope(source).where("e", "e.created < ?", [before])
-        statement = self._sql(
-            "DELETE FROM scimhost_event WHERE seq IN "
-            f"(SELECT e.seq FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT ?)"
+        # Only events no sink still has to receive; their finished deliveries go with them.
+        where, values = Scope(source).where(
+            "e", "e.created < ? AND NOT EXISTS (SELECT 1 FROM scimhost_delivery d WHERE d.event_seq = e.seq "
+            "AND d.state IN ('pending', 'inflight'))", [before],
         )
+        chosen = f"SELECT e.seq FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT ?"
         pruned = 0
         while True:
             async def body(tx) -> int:
-                changed, _ = await tx.execute_query(statement, [*values, batch])
+                seqs = [row["seq"] for row in await tx.execute_query_dict(self._sql(chosen), [*values, batch])]
+                if not seqs:
+                    return 0
+                marks = ", ".join("?" * len(seqs))
+                await tx.execute_query(self._sql(f"DELETE FROM scimhost_delivery WHERE event_seq IN ({marks})"), seqs)
+                changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_event WHERE seq IN ({marks})"), seqs)
                 return changed
 
             changed = await self._atomic(body, small=batch <= SMALL_WRITE_ROWS)
