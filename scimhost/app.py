@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from scimhost.delivery.dispatcher import DispatchSettings, Dispatcher
+from scimhost.faults import fault_point
 from scimhost.host import Host, load_host
 from scimhost.http.keys import HOST, STOPPING
 from scimhost.http.middlewares import body_limit, scim_errors, source_auth
@@ -91,6 +92,7 @@ async def run_dispatcher(host: Host, *, force: bool = False) -> AsyncIterator[No
         dispatcher = Dispatcher(
             host.storage, sinks, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             settings=DispatchSettings(poll_seconds=events.poll_seconds),
+            after_send=lambda: fault_point(host.faults, "after_send"),
         )
         host.dispatcher = dispatcher
         task = asyncio.create_task(dispatcher.run(), name="scimhost-dispatcher")

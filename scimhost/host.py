@@ -7,6 +7,7 @@ is kept at module level.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from scimhost.config import (
     read_plugin_settings,
 )
 from scimhost.delivery.dispatcher import Dispatcher
+from scimhost.faults import armed_points, fault_point
 from scimhost.mapping.service import MappingService
 from scimhost.plugins import PluginReport, load_plugins, require_healthy
 from scimhost.registry import Registry, RegistryError, build_registry
@@ -49,9 +51,12 @@ class Host:
     mappings: MappingService
     # The dispatcher running in this process, if any (woken after each local commit).
     dispatcher: Dispatcher | None = None
+    # Test-only fault points armed by SCIMHOST_FAULT (scimhost/faults.py).
+    faults: frozenset[str] = frozenset()
 
     def committed(self) -> None:
         """A write committed in this process: its deliveries can go out now."""
+        fault_point(self.faults, "after_commit")
         if self.dispatcher is not None:
             self.dispatcher.wake()
 
@@ -117,7 +122,15 @@ def load_host(
         storage=storage,
         auth_schemes=auth_schemes,
         mappings=mappings,
+        faults=_faults(environ if environ is not None else os.environ, path),
     )
+
+
+def _faults(environ: Mapping[str, str], path: Path | None) -> frozenset[str]:
+    try:
+        return armed_points(environ)
+    except ValueError as exc:
+        raise ConfigError([str(exc)], path) from None
 
 
 def catalogs(registry: Registry, settings: Settings) -> Callable[[int, SourceSettings], Catalog]:

@@ -516,6 +516,15 @@ async def test_conformance_a_lapsed_lease_makes_a_delivery_due_again(conformance
     assert again.event.id == taken.event.id and again.attempts == 2
 
 
+async def test_conformance_in_flight_deliveries_can_be_reclaimed_at_once(conformance_backend):
+    store = conformance_backend
+    await store.create_resource(SOURCE, "User", user_write("c"), event=draft("create", sinks=("hook",)))
+    [taken] = await store.claim_deliveries("hook", now=_at(0), limit=1, lease_seconds=300)
+    assert await store.reclaim_inflight("hook", now=_at(1)) == 1
+    [again] = await store.claim_deliveries("hook", now=_at(2), limit=1, lease_seconds=300)
+    assert again.event.id == taken.event.id and again.attempts == 2
+
+
 async def test_conformance_replay_requeues_delivered_events_with_the_same_ids(conformance_backend):
     store = conformance_backend
     user = await store.create_resource(SOURCE, "User", user_write("r"), event=draft("create", sinks=("hook",)))

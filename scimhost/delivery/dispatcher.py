@@ -51,6 +51,7 @@ class Dispatcher:
         settings: DispatchSettings = DispatchSettings(),
         schedule: RetrySchedule = RetrySchedule(),
         clock: Callable[[], datetime] = utcnow,
+        after_send: Callable[[], None] = lambda: None,
     ) -> None:
         """`sinks`: sink name -> (the sink, how many of its deliveries may be in flight at once)."""
         self.storage = storage
@@ -59,6 +60,8 @@ class Dispatcher:
         self.settings = settings
         self.schedule = schedule
         self.clock = clock
+        # Called between a sink's answer and recording it (a test-only fault point).
+        self.after_send = after_send
         self._wake = asyncio.Event()
         self._holding = False
 
@@ -72,9 +75,12 @@ class Dispatcher:
             while True:
                 busy = False
                 try:
+                    was_holding = self._holding
                     self._holding = await self.storage.take_lease(
                         LEASE, self.owner, now=self.clock(), seconds=self.settings.lease_seconds
                     )
+                    if self._holding and not was_holding:
+                        await self._reclaim()
                     if self._holding:
                         busy = await self.run_once() > 0
                 except StorageError as exc:
@@ -87,6 +93,14 @@ class Dispatcher:
             if self._holding:
                 with contextlib.suppress(StorageError):
                     await self.storage.release_lease(LEASE, self.owner)
+
+    async def _reclaim(self) -> None:
+        """Just took the lease: what is in flight was left by a dispatcher that died (one runs
+        per database), so it is due again now rather than when its claim would lapse."""
+        for name in self.sinks:
+            count = await self.storage.reclaim_inflight(name, now=self.clock())
+            if count:
+                log.info("sink %s: %d deliveries left in flight by a stopped dispatcher are due again", name, count)
 
     async def run_once(self) -> int:
         """One pass over every sink: claim its due heads and deliver them; how many were tried."""
@@ -107,6 +121,7 @@ class Dispatcher:
         except Exception as exc:  # a broken sink must not stop the others, nor lose anything
             log.exception("sink %s failed to deliver %d events", name, len(claimed))
             outcomes = [Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")] * len(claimed)
+        self.after_send()
         for delivery, outcome in zip(claimed, outcomes):
             await self._record(name, delivery, outcome)
         return len(claimed)

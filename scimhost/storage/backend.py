@@ -344,6 +344,12 @@ class StorageBackend(ABC):
         """Record the outcome of an attempt: done, pending again from `next_attempt`, or dead."""
 
     @abstractmethod
+    async def reclaim_inflight(self, sink: str, *, now: datetime) -> int:
+        """Make every in-flight delivery of the sink pending and due now, attempts kept; how
+        many. A dispatcher that has just taken the lease calls it: only one dispatcher runs
+        per database, so what is in flight was left by one that died."""
+
+    @abstractmethod
     async def requeue_deliveries(
         self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
         seqs: Sequence[int] | None = None,

@@ -83,6 +83,19 @@ class DeliveryQueue:
 
         await self._atomic(body)
 
+    async def reclaim_inflight(self, sink: str, *, now: datetime) -> int:
+        async def body(tx) -> int:
+            changed, _ = await tx.execute_query(
+                self._sql(
+                    "UPDATE scimhost_delivery SET state = 'pending', next_attempt = ?, lease_until = NULL "
+                    "WHERE sink = ? AND state = 'inflight'"
+                ),
+                [now, sink],
+            )
+            return changed
+
+        return await self._atomic(body, small=False)
+
     async def requeue_deliveries(
         self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
         seqs: Sequence[int] | None = None,
