@@ -105,7 +105,9 @@ def validate_resource(
 
 @hookspec
 async def resource_event(event: ResourceEvent) -> None:
-    """Called after a write committed: audit, webhooks, downstream sync.
+    """Called after a write committed, in the writing process: best effort, at most once
+    (lost if the process dies first). For caches and logs; to keep another system in step,
+    register an event sink instead (`register_event_sinks`).
 
     May be a coroutine function. Failures are logged with the plugin's name and never undo the
     write.
