@@ -9,6 +9,7 @@ delivery, and only when that one is due: a plain "oldest due rows first" claim (
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,12 @@ from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, as_datetime, s
 from scimhost.storage.backend import ClaimedDelivery, SinkStats
 
 UNFINISHED = "('pending', 'inflight')"
+# PostgreSQL plans the head-of-key claim from table statistics. A queue that filled up faster than
+# autovacuum analyzes it (an initial sync) looks empty to the planner, which then scans every
+# unfinished row once per candidate: 500 ms a claim at 2 000 pending, against 2 ms once analyzed.
+# A claim slower than this has the table analyzed, at most once per ANALYZE_EVERY seconds.
+SLOW_CLAIM_SECONDS = 0.05
+ANALYZE_EVERY = 60.0
 
 
 class DeliveryQueue:
@@ -59,8 +66,18 @@ class DeliveryQueue:
                 [row["id"] for row in heads],
             )
 
+        started = time.monotonic()
         rows = await self._atomic(body)
+        if self._dialect == "postgres" and time.monotonic() - started > SLOW_CLAIM_SECONDS:
+            await self._refresh_queue_statistics()
         return [ClaimedDelivery(stored_event(row), int(row["attempts"])) for row in rows]
+
+    async def _refresh_queue_statistics(self) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_queue_analyzed", float("-inf")) < ANALYZE_EVERY:
+            return
+        self._queue_analyzed = now
+        await self._db().execute_query("ANALYZE scimhost_delivery")
 
     async def finish_delivery(
         self, sink: str, event_seq: int, *, state: str, now: datetime,
