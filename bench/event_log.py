@@ -87,7 +87,8 @@ class Receiver:
         return web.Response(status=204)
 
 
-async def deliver_all(store: TortoiseBackend, expected: int) -> dict:
+async def receiver_and_sink():
+    """A receiver on a local port, and a started webhook sink posting to it."""
     from scimhost_webhook import WebhookSettings, WebhookSink
 
     receiver = Receiver()
@@ -95,13 +96,16 @@ async def deliver_all(store: TortoiseBackend, expected: int) -> dict:
     app.router.add_post("/events", receiver.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    os.environ["BENCH_WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    sink = WebhookSink(WebhookSettings(url=f"http://127.0.0.1:{port}/events", secret_env="BENCH_WEBHOOK_SECRET"),
-                       sink_name="a")
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    os.environ.setdefault("BENCH_WEBHOOK_SECRET", "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+    sink = WebhookSink(WebhookSettings(url=f"http://127.0.0.1:{runner.addresses[0][1]}/events",
+                                       secret_env="BENCH_WEBHOOK_SECRET"), sink_name="a")
     await sink.start()
+    return receiver, runner, sink
+
+
+async def deliver_all(store: TortoiseBackend, expected: int) -> dict:
+    receiver, runner, sink = await receiver_and_sink()
     dispatcher = Dispatcher(store, {"a": (sink, 16)}, owner="bench", settings=DispatchSettings(poll_seconds=0.01))
     started = time.perf_counter()
     task = asyncio.create_task(dispatcher.run())
@@ -117,19 +121,8 @@ async def deliver_all(store: TortoiseBackend, expected: int) -> dict:
 
 async def live_lag(url: str, count: int) -> dict:
     """Commit-to-receipt time with the dispatcher running beside a steady trickle of writes."""
-    from scimhost_webhook import WebhookSettings, WebhookSink
-
     store = await fresh_store(url)
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/events", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    sink = WebhookSink(WebhookSettings(url=f"http://127.0.0.1:{runner.addresses[0][1]}/events",
-                                       secret_env="BENCH_WEBHOOK_SECRET"), sink_name="a")
-    await sink.start()
+    receiver, runner, sink = await receiver_and_sink()
     dispatcher = Dispatcher(store, {"a": (sink, 16)}, owner="bench", settings=DispatchSettings(poll_seconds=0.5))
     task = asyncio.create_task(dispatcher.run())
     for index in range(count):
@@ -147,7 +140,7 @@ async def live_lag(url: str, count: int) -> dict:
     return {"p50_ms": statistics.median(lags) * 1000, "p99_ms": lags[int(len(lags) * 0.99) - 1] * 1000}
 
 
-async def main(url: str, count: int) -> None:
+async def main(url: str, count: int, lag_writes: int) -> None:
     rows = []
     for label, event_for in (
         ("no event", lambda action: None),
@@ -166,7 +159,7 @@ async def main(url: str, count: int) -> None:
     await store.close()
     print(f"\nwebhook sink, a backlog of {delivered['events']} events (concurrency 16): "
           f"{delivered['per_second']:.0f} events/s")
-    lag = await live_lag(url, 300)
+    lag = await live_lag(url, lag_writes)
     print(f"commit to receipt, one write every 10 ms: p50 {lag['p50_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms")
 
 
@@ -174,5 +167,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument("--lag-writes", type=int, default=300, help="writes of the commit-to-receipt measurement")
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.writes))
+    asyncio.run(main(args.url, args.writes, args.lag_writes))
