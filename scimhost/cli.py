@@ -161,7 +161,11 @@ def _parser() -> argparse.ArgumentParser:
     webhooks = commands.add_parser("webhooks", parents=[common], help="webhook signing secrets")
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="COMMAND")
     secret = webhook_commands.add_parser("secret", parents=[common], help="print a new whsec_ signing secret, once")
+    secret.add_argument("sink", nargs="?", help="(for the record: the secret is not stored anywhere)")
     secret.set_defaults(func=cmd_webhooks_secret)
+    ping = webhook_commands.add_parser("test", parents=[common], help="send a scimhost.ping event to a sink, now")
+    ping.add_argument("sink")
+    ping.set_defaults(func=cmd_webhooks_test)
     return parser
 
 
@@ -299,6 +303,30 @@ def cmd_webhooks_secret(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhooks_test(args: argparse.Namespace) -> int:
+    """Send one `scimhost.ping` envelope through the sink, outside the event log, and say what
+    the receiver answered."""
+    host = load_host(_config(args), strict=False)
+    [name] = _sink_names(host, args.sink)
+    settings = next(s for s in host.settings.events.sinks if s.name == name)
+    sink = host.registry.event_sinks[settings.type](settings.options, sink_name=name)
+    ping = {"type": "scimhost.ping", "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "data": {"id": f"evt_{secrets.token_hex(16)}", "seq": None, "source": None, "resourceType": None,
+                     "resourceId": None, "action": "ping", "version": None}}
+
+    async def send():
+        await sink.start()
+        try:
+            return (await sink.deliver([ping]))[0]
+        finally:
+            await sink.close()
+
+    outcome = asyncio.run(send())
+    status = f" ({outcome.status})" if outcome.status else ""
+    print(f"{name}: {outcome.kind}{status}{': ' + outcome.detail if outcome.detail else ''}")
+    return EXIT_OK if outcome.kind == "delivered" else EXIT_FAILED
+
+
 def cmd_events_dispatch(args: argparse.Namespace) -> int:
     host = load_host(_config(args), strict=False)
     if not host.settings.events.sinks:
@@ -377,21 +405,25 @@ async def _list_events(host: Host, slugs: list[str], resource_id, since, limit: 
 def cmd_events_show(args: argparse.Namespace) -> int:
     host = load_host(_config(args), strict=False)
     wanted: str | int = int(args.event) if args.event.isdigit() else args.event
-    event = asyncio.run(_find_event(host, wanted))
-    if event is None:
+    found = asyncio.run(_find_event(host, wanted))
+    if found is None:
         print(f"error: no event {args.event!r} in any configured source", file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(event_json(event)) if args.json else json.dumps(event_json(event), indent=2))
+    event, deliveries = found
+    shown = {**event_json(event), "deliveries": [
+        {**d, "done_at": d["done_at"].isoformat() if d["done_at"] else None} for d in deliveries]}
+    print(json.dumps(shown) if args.json else json.dumps(shown, indent=2))
     return EXIT_OK
 
 
 async def _find_event(host: Host, wanted: str | int):
+    """The event (looked up in each source, scoped) and its deliveries."""
     await host.storage.open(migrate=True)
     try:
         for slug in host.sources:
             event = await host.storage.get_event(slug, wanted)
             if event is not None:
-                return event
+                return event, await host.storage.deliveries_of(slug, event.seq)
         return None
     finally:
         await host.storage.close()

@@ -1,6 +1,7 @@
 """Nothing acknowledged is lost: a server killed (SIGKILL) right after a commit delivers the
 event once it is started again; one killed after the receiver's 2xx, before recording it,
-delivers it again with the same id. Real `scimhost serve` processes, a real receiver."""
+delivers it again with the same id. Real `scimhost serve` processes, a real receiver, on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -54,13 +55,13 @@ class Receiver:
 
 
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, storage_url):
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     receiver = Receiver(secret)
     port = free_port()
     config = tmp_path / "scimhost.toml"
     config.write_text(
-        f'[server]\nport = {port}\n[events]\npoll_seconds = 0.1\n[storage.tortoise]\nurl = "sqlite://./db.sqlite3"\n'
+        f'[server]\nport = {port}\n[events]\npoll_seconds = 0.1\n[storage.tortoise]\nurl = "{storage_url}"\n'
         f'[[events.sinks]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url}"\nsecret_env = "CRASH_TEST_SECRET"\n'
         '[[sources]]\nslug = "demo"\nname = "Demo"\n'
     )

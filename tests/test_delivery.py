@@ -293,3 +293,10 @@ async def test_deliveries_commands(tmp_path, storage_url, capsys, aiohttp_client
     assert "1 events since" in capsys.readouterr().out
     assert (await storage.sink_stats("hook")).pending == 2
     assert await run("deliveries", "retry", "nosuch", "--dead") == 1
+    capsys.readouterr()
+    assert await run("events", "show", str(first.event.seq), "--json") == 0
+    [delivery] = json.loads(capsys.readouterr().out)["deliveries"]
+    assert (delivery["sink"], delivery["state"], delivery["last_error"]) == ("hook", "pending", "400")
+    # The receiver is not there: the test ping says so.
+    assert await run("webhooks", "test", "hook") == 1
+    assert capsys.readouterr().out.startswith("hook: retry")

@@ -148,6 +148,7 @@ async def test_events_commands_list_show_and_prune(tmp_path, storage_url, capsys
     assert await asyncio.to_thread(main, [*config, "events", "show", str(listed[1]["seq"]), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["changed"] == {"title": {"old": None, "new": "x"}} and shown["id"] == listed[1]["id"]
+    assert shown["deliveries"] == []  # no sinks configured
     assert await asyncio.to_thread(main, [*config, "events", "show", listed[2]["id"]]) == 0
     assert '"hr"' in capsys.readouterr().out
     assert await asyncio.to_thread(main, [*config, "events", "show", "evt_nosuch"]) == 1

@@ -99,9 +99,9 @@ class NatsSink(EventSink):
 
     async def _publish(self, jetstream, envelope: dict[str, Any]) -> Outcome:
         data = envelope["data"]
-        subject = self.options.subject.format(
-            source=data["source"], resource_type=data["resourceType"].lower(), action=data["action"],
-            resource_id=data["resourceId"],
+        subject = self.options.subject.format(  # (a `scimhost webhooks test` ping has no resource)
+            source=data.get("source") or "none", resource_type=(data.get("resourceType") or "none").lower(),
+            action=data.get("action") or "none", resource_id=data.get("resourceId") or "none",
         )
         try:
             ack = await jetstream.publish(subject, orjson.dumps(envelope), headers={"Nats-Msg-Id": data["id"]},

@@ -344,6 +344,11 @@ class StorageBackend(ABC):
         """Record the outcome of an attempt: done, pending again from `next_attempt`, or dead."""
 
     @abstractmethod
+    async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
+        """The deliveries of one of the source's events: sink, state, attempts, last_status,
+        last_error, done_at."""
+
+    @abstractmethod
     async def reclaim_inflight(self, sink: str, *, now: datetime) -> int:
         """Make every in-flight delivery of the sink pending and due now, attempts kept; how
         many. A dispatcher that has just taken the lease calls it: only one dispatcher runs

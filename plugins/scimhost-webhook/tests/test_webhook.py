@@ -186,3 +186,16 @@ def test_settings_mistakes_are_config_errors(tmp_path, receiver, monkeypatch, si
     monkeypatch.delenv("TEST_WEBHOOK_UNSET", raising=False)
     with pytest.raises(ConfigError, match=message):
         load_host(config(tmp_path, sink.pop("url", receiver.url), **sink))
+
+
+async def test_webhooks_test_sends_a_signed_ping(tmp_path, receiver):
+    from scimhost.cli import main
+
+    path = tmp_path / "scimhost.toml"
+    path.write_text(
+        f'[storage.tortoise]\nurl = "sqlite://{tmp_path}/db.sqlite3"\n[[events.sinks]]\nname = "hr"\ntype = "webhook"\n'
+        f'url = "{receiver.url}"\nsecret_env = "TEST_WEBHOOK_SECRET"\n[[sources]]\nslug = "demo"\nname = "Demo"\n'
+    )
+    assert await asyncio.to_thread(main, ["-c", str(path), "webhooks", "test", "hr"]) == 0
+    [ping] = receiver.received
+    assert ping["type"] == "scimhost.ping" and ping["data"]["id"].startswith("evt_")

@@ -100,6 +100,14 @@ class DeliveryQueue:
 
         await self._atomic(body)
 
+    async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
+        rows = await self._rows(
+            "SELECT sink, state, attempts, last_status, last_error, done_at FROM scimhost_delivery "
+            "WHERE source = ? AND event_seq = ? ORDER BY sink",
+            [source, event_seq],
+        )
+        return [{**row, "done_at": as_datetime(row["done_at"])} for row in rows]
+
     async def reclaim_inflight(self, sink: str, *, now: datetime) -> int:
         async def body(tx) -> int:
             changed, _ = await tx.execute_query(
