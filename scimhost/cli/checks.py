@@ -1,0 +1,65 @@
+"""`scimhost check` and `scimhost plugins`: is the configuration sound, what is loaded."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of
+from scimhost.config import read_config_file, read_plugin_settings
+from scimhost.host import Host, load_host
+from scimhost.plugins import load_plugins
+from scimhost.registry import RegistryError, build_registry
+from scimhost.storage.backend import StorageError
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    host = load_host(config_of(args))
+    print(f"config: ok ({host.settings.path or 'built-in defaults'})")
+    print(f"plugins: {len(host.plugin_report.loaded)} loaded: {', '.join(p.name for p in host.plugin_report.loaded)}")
+    return asyncio.run(_check_storage(host))
+
+
+async def _check_storage(host: Host) -> int:
+    try:
+        await host.storage.open(migrate=False)
+    except StorageError as exc:
+        print(f"error: storage: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        pending = await host.storage.pending_migrations()
+    finally:
+        await host.storage.close()
+    note = f", {len(pending)} migrations pending (applied when the server starts)" if pending else ""
+    print(f"storage: ok ({host.storage.describe()}{note})")
+    for source in host.sources.values():
+        print(f"source {source.slug}: {source.base_url}")
+    for warning in host.mappings.unknown_name_warnings(host.sources.values()):
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    path = config_of(args)
+    raw = read_config_file(path)
+    pm, report = load_plugins(read_plugin_settings(raw, path).disable)
+    problems = []
+    try:
+        build_registry(pm)
+    except RegistryError as exc:
+        problems = exc.problems
+    if args.json:
+        print(json.dumps({**report.to_json(), "problems": problems}, indent=2))
+    else:
+        for info in report.loaded:
+            dist = f"{info.distribution} {info.version}" if info.distribution else "-"
+            print(f"{info.name:<16} {dist:<28} {', '.join(info.hooks)}")
+        for name in report.disabled:
+            print(f"{name:<16} disabled by [plugins] disable")
+        for failure in report.failures:
+            print(f"error: {failure.describe()}", file=sys.stderr)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return EXIT_FAILED if report.failures or problems else EXIT_OK
