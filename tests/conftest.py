@@ -151,3 +151,18 @@ async def scim(client, issue_token) -> ScimClient:
 
 def patch_op(*operations: dict) -> dict:
     return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)}
+
+
+async def snapshot(scim: ScimClient) -> dict:
+    """Every user and group of the source as it reads them: what bad input must leave unchanged."""
+    users = await scim.json("GET", "/Users?count=1000")
+    groups = await scim.json("GET", "/Groups?count=1000")
+    return {"users": users["Resources"], "groups": groups["Resources"]}
+
+
+@pytest.fixture
+async def seeded(scim):
+    """The `demo` source holding one user in one group: (client, user, group)."""
+    user = await scim.create_user("bjensen", title="Boss", emails=[{"value": "b@x", "type": "work"}])
+    group = await scim.create_group("Eng", [user["id"]])
+    return scim, user, group

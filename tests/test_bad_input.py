@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_config, patch_op
+from conftest import make_config, patch_op, snapshot
 
 from scimhost.app import create_app
-
-
-async def snapshot(scim) -> dict:
-    users = await scim.json("GET", "/Users?count=1000")
-    groups = await scim.json("GET", "/Groups?count=1000")
-    return {"users": users["Resources"], "groups": groups["Resources"]}
-
-
-@pytest.fixture
-async def seeded(scim):
-    user = await scim.create_user("bjensen", title="Boss", emails=[{"value": "b@x", "type": "work"}])
-    group = await scim.create_group("Eng", [user["id"]])
-    return scim, user, group
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import types
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import ScimClient, bearer, make_config, patch_op
+from conftest import ScimClient, make_config, patch_op
 
 from scimhost.app import create_app
 from scimhost.hookspecs import hookimpl

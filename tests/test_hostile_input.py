@@ -7,22 +7,9 @@ import asyncio
 
 import orjson
 import pytest
-from conftest import patch_op
+from conftest import patch_op, snapshot
 
 from scimhost.scim.limits import MAX_INDEXED_BYTES
-
-
-async def snapshot(scim) -> dict:
-    users = await scim.json("GET", "/Users?count=1000")
-    groups = await scim.json("GET", "/Groups?count=1000")
-    return {"users": users["Resources"], "groups": groups["Resources"]}
-
-
-@pytest.fixture
-async def seeded(scim):
-    user = await scim.create_user("bjensen", title="Boss", emails=[{"value": "b@x.example", "type": "work"}])
-    group = await scim.create_group("Eng", [user["id"]])
-    return scim, user, group
 
 
 async def error_of(response) -> tuple[int, str | None]:

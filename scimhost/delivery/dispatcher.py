@@ -64,6 +64,7 @@ class Dispatcher:
         self.after_send = after_send
         self._wake = asyncio.Event()
         self._holding = False
+        self._lease_checked: datetime | None = None
 
     def wake(self) -> None:
         """A write committed in this process: look for work now rather than at the next poll."""
@@ -75,12 +76,7 @@ class Dispatcher:
             while True:
                 busy = False
                 try:
-                    was_holding = self._holding
-                    self._holding = await self.storage.take_lease(
-                        LEASE, self.owner, now=self.clock(), seconds=self.settings.lease_seconds
-                    )
-                    if self._holding and not was_holding:
-                        await self._reclaim()
+                    await self._check_lease()
                     if self._holding:
                         busy = await self.run_once() > 0
                 except StorageError as exc:
@@ -93,6 +89,19 @@ class Dispatcher:
             if self._holding:
                 with contextlib.suppress(StorageError):
                     await self.storage.release_lease(LEASE, self.owner)
+
+    async def _check_lease(self) -> None:
+        """Take or renew the lease, a third of its time after the last try (not on every pass:
+        each try is a write to the store)."""
+        now = self.clock()
+        renew_every = self.settings.lease_seconds / 3
+        if self._lease_checked is not None and (now - self._lease_checked).total_seconds() < renew_every:
+            return
+        was_holding = self._holding
+        self._holding = await self.storage.take_lease(LEASE, self.owner, now=now, seconds=self.settings.lease_seconds)
+        self._lease_checked = now
+        if self._holding and not was_holding:
+            await self._reclaim()
 
     async def _reclaim(self) -> None:
         """Just took the lease: what is in flight was left by a dispatcher that died (one runs

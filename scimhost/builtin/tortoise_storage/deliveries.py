@@ -1,6 +1,10 @@
 """The delivery queue's statements: claiming the head delivery of each resource, recording
 outcomes, requeueing, sink pauses and the dispatcher's lease (a mixin of TortoiseBackend).
 
+The queue is the operator's side of the store: a sink may take several sources' events, so its
+statements are scoped by sink, not by source (no request with a source's token reaches them).
+Reading one source's deliveries goes through the Scope like every other per-source statement.
+
 Per resource, events must reach a sink in commit order, and several deliveries are in flight
 at once. A claim therefore takes, for each resource (`key`), only its oldest unfinished
 delivery, and only when that one is due: a plain "oldest due rows first" claim (with
@@ -15,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, as_datetime, stored_event
+from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.storage.backend import ClaimedDelivery, SinkStats
 
 UNFINISHED = "('pending', 'inflight')"
@@ -101,10 +106,11 @@ class DeliveryQueue:
         await self._atomic(body)
 
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
+        where, values = Scope(source).where("d", "d.event_seq = ?", [event_seq], typed=False)
         rows = await self._rows(
-            "SELECT sink, state, attempts, last_status, last_error, done_at FROM scimhost_delivery "
-            "WHERE source = ? AND event_seq = ? ORDER BY sink",
-            [source, event_seq],
+            "SELECT d.sink, d.state, d.attempts, d.last_status, d.last_error, d.done_at FROM scimhost_delivery d "
+            f"WHERE {where} ORDER BY d.sink",
+            values,
         )
         return [{**row, "done_at": as_datetime(row["done_at"])} for row in rows]
 
