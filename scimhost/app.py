@@ -19,6 +19,7 @@ from scimhost.faults import fault_point
 from scimhost.host import Host, load_host
 from scimhost.http.keys import HOST, STOPPING
 from scimhost.http.middlewares import body_limit, scim_errors, source_auth
+from scimhost.http.observe import observed
 from scimhost.http.routes import setup_routes
 
 log = logging.getLogger("scimhost")
@@ -40,7 +41,7 @@ def create_app(
 def build_app(host: Host) -> web.Application:
     """An application serving an already loaded host."""
     app = web.Application(
-        middlewares=[scim_errors, body_limit, source_auth],
+        middlewares=[observed, scim_errors, body_limit, source_auth],
         client_max_size=host.settings.server.max_body_bytes,
     )
     app[HOST] = host
@@ -49,6 +50,7 @@ def build_app(host: Host) -> web.Application:
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_mapping_workers)
     app.cleanup_ctx.append(_dispatcher)
+    app.cleanup_ctx.append(_sampler)
     setup_routes(app)
     return app
 
@@ -93,6 +95,7 @@ async def run_dispatcher(host: Host, *, force: bool = False) -> AsyncIterator[No
             host.storage, sinks, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             settings=DispatchSettings(poll_seconds=events.poll_seconds),
             after_send=lambda: fault_point(host.faults, "after_send"),
+            outcome=lambda sink, outcome: host.metrics.deliveries.labels(sink, outcome).inc(),
         )
         host.dispatcher = dispatcher
         task = asyncio.create_task(dispatcher.run(), name="scimhost-dispatcher")
@@ -107,6 +110,45 @@ async def run_dispatcher(host: Host, *, force: bool = False) -> AsyncIterator[No
         for sink, _ in sinks.values():
             with contextlib.suppress(Exception):
                 await sink.close()
+
+
+# How often a process adds its counted activity to the store and samples its pool gauges.
+ACTIVITY_FLUSH_SECONDS = 5.0
+POOL_SAMPLE_SECONDS = 1.0
+
+
+async def _sampler(app: web.Application) -> AsyncIterator[None]:
+    """Sample the mapping pools into gauges and add counted activity to the store, in the
+    background; the last counts are added at shutdown."""
+    host = app[HOST]
+
+    async def run() -> None:
+        since_flush = 0.0
+        while True:
+            await asyncio.sleep(POOL_SAMPLE_SECONDS)
+            sample_pools(host)
+            since_flush += POOL_SAMPLE_SECONDS
+            if since_flush >= ACTIVITY_FLUSH_SECONDS:
+                since_flush = 0.0
+                await host.activity.flush(host.storage)
+
+    sample_pools(host)
+    task = asyncio.create_task(run(), name="scimhost-sampler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await host.activity.flush(host.storage)
+
+
+def sample_pools(host: Host) -> None:
+    metrics = host.metrics
+    for runtime, (size, busy, waiting) in host.mappings.pool_stats().items():
+        metrics.mapping_pool_workers.labels(runtime).set(size)
+        metrics.mapping_pool_busy.labels(runtime).set(busy)
+        metrics.mapping_pool_queue.labels(runtime).set(waiting)
 
 
 async def _mapping_workers(app: web.Application) -> AsyncIterator[None]:

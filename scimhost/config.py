@@ -247,6 +247,56 @@ class EventSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """The `[admin]` table: the operators' listener (metrics, read-only pages, JSON API)."""
+
+    enabled: bool = True
+    # host:port, apart from the SCIM port so that it is never exposed with it by accident.
+    listen: str = "127.0.0.1:8081"
+    # When set, the environment variable holding the token every admin request must present
+    # (as a bearer header, or through the login form's session cookie).
+    token_env: str | None = None
+
+    def __post_init__(self) -> None:
+        host, port = split_listen(self.listen)
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("listen: must be host:port (for example 127.0.0.1:8081)")
+        if self.token_env is not None and not self.token_env:
+            raise ValueError("token_env: must name an environment variable")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = split_listen(self.listen)
+        return host, int(port)
+
+
+def split_listen(listen: str) -> tuple[str, str]:
+    """`host:port` (or `[v6]:port`) as its two parts."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), port
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """The `[logging]` table."""
+
+    level: str = "INFO"
+    # text: one readable line per message; json: one JSON object per line.
+    format: str = "text"
+    # Whether access lines carry query strings. Filters hold user names and emails, so by
+    # default only the attribute names a filter uses are logged.
+    query_strings: bool = False
+    # Whether /healthz and the admin listener's requests are access-logged.
+    log_health_and_metrics: bool = False
+
+    def __post_init__(self) -> None:
+        if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("level: must be DEBUG, INFO, WARNING or ERROR")
+        if self.format not in ("text", "json"):
+            raise ValueError("format: must be text or json")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the host was configured with."""
 
@@ -254,6 +304,8 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     mappings: MappingPoolSettings = field(default_factory=MappingPoolSettings)
     events: EventSettings = field(default_factory=EventSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     storage: StorageSettings | None = None
     plugins: PluginSettings = field(default_factory=PluginSettings)
     sources: tuple[SourceSettings, ...] = ()
@@ -275,7 +327,7 @@ class SettingsTable:
 
 
 DEFAULT_STORAGE_BACKEND = "tortoise"
-CORE_TABLES = ("server", "limits", "mappings", "events", "storage", "plugins", "sources", "schema_extensions")
+CORE_TABLES = ("server", "limits", "mappings", "events", "admin", "logging", "storage", "plugins", "sources", "schema_extensions")
 
 
 def config_path_from(cli_value: str | None) -> Path | None:
@@ -331,6 +383,8 @@ def build_settings(
     mapping_pool = load_table(MappingPoolSettings, raw.get("mappings", {}), "mappings", problems)
     events = _load_events(raw.get("events", {}), event_sinks, problems)
     plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
+    admin = load_table(AdminSettings, raw.get("admin", {}), "admin", problems)
+    logging_settings = load_table(LoggingSettings, raw.get("logging", {}), "logging", problems)
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
     extensions = _load_list(SchemaExtensionSettings, raw.get("schema_extensions", []), "schema_extensions", problems)
@@ -350,6 +404,8 @@ def build_settings(
         limits=limits,
         mappings=mapping_pool,
         events=events,
+        admin=admin,
+        logging=logging_settings,
         storage=storage,
         plugins=plugins,
         sources=tuple(sources),

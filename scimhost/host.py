@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pluggy
 
+from scimhost.activity import ActivityRecorder
 from scimhost.auth import AuthScheme
 from scimhost.config import (
     ConfigError,
@@ -27,6 +29,7 @@ from scimhost.config import (
 from scimhost.delivery.dispatcher import Dispatcher
 from scimhost.faults import armed_points, fault_point
 from scimhost.mapping.service import MappingService
+from scimhost.metrics import Metrics
 from scimhost.plugins import PluginReport, load_plugins, require_healthy
 from scimhost.registry import Registry, RegistryError, build_registry
 from scimhost.scim.catalog import Catalog, build_catalog
@@ -53,10 +56,13 @@ class Host:
     dispatcher: Dispatcher | None = None
     # Test-only fault points armed by SCIMHOST_FAULT (scimhost/faults.py).
     faults: frozenset[str] = frozenset()
+    metrics: Metrics = field(default_factory=Metrics)
+    activity: ActivityRecorder = field(default_factory=ActivityRecorder)
 
-    def committed(self) -> None:
+    def committed(self, source: str, resource_type: str, action: str) -> None:
         """A write committed in this process: its deliveries can go out now."""
         fault_point(self.faults, "after_commit")
+        self.metrics.resource_writes.labels(source, resource_type, action).inc()
         if self.dispatcher is not None:
             self.dispatcher.wake()
 
@@ -65,17 +71,26 @@ class Host:
         for source in self.sources.values():
             await self.storage.ensure_service_account(source.slug, source.service_account)
 
-    async def issue_token(self, slug: str) -> str:
-        """A new token for the source, replacing its old one; only its hash is stored."""
+    async def issue_token(self, slug: str, *, grace_until: datetime | None = None) -> str:
+        """A new token for the source, replacing its old one (which keeps working until
+        `grace_until`, if given); only its hash is stored."""
         source = self.sources[slug]
         if source.token_from_env:
             raise ValueError(f"source {slug!r} reads its token from ${source.settings.token_env}")
         await self.storage.ensure_service_account(slug, source.service_account)
         token = generate_token()
-        await self.storage.set_token_hash(slug, hash_token(token))
+        await self.storage.set_token_hash(slug, hash_token(token), grace_until=grace_until)
+        self._credentials_changed(slug)
+        return token
+
+    async def revoke_tokens(self, slug: str) -> None:
+        """End every stored token of the source at once."""
+        await self.storage.revoke_tokens(slug)
+        self._credentials_changed(slug)
+
+    def _credentials_changed(self, slug: str) -> None:
         for scheme in self.auth_schemes.values():
             scheme.credentials_changed(slug)
-        return token
 
 
 def load_host(
@@ -112,8 +127,13 @@ def load_host(
     storage = backend_cls(settings.storage.options, base_dir=settings.base_dir)
     used_schemes = {name for source in settings.sources for name in source.auth}
     auth_schemes = {name: registry.auth_schemes[name](settings, storage) for name in sorted(used_schemes)}
-    mappings = MappingService(settings, registry.mapping_runtimes)
+    metrics = Metrics()
+    mappings = MappingService(
+        settings, registry.mapping_runtimes,
+        outcome=lambda source, outcome: metrics.mapping_evaluations.labels(source, outcome).inc(),
+    )
     return Host(
+        metrics=metrics,
         settings=settings,
         plugins=pm,
         plugin_report=report,

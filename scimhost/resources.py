@@ -293,7 +293,7 @@ class ResourceService:
             raise not_found(self.type, resource_id) from None
         except VersionMismatch:
             raise precondition_failed() from None
-        self.host.committed()
+        self.host.committed(self.source.slug, self.type.name, "delete")
         await dispatch(
             self.host.plugins,
             ResourceEvent(self.source.slug, self.type.name, "delete", resource_id, None),
@@ -432,7 +432,7 @@ class ResourceService:
 
     async def _event(self, action: str, stored: StoredResource, record: dict[str, Any] | None) -> None:
         """After a commit: the deliveries may go, and in-process `resource_event` hooks run."""
-        self.host.committed()
+        self.host.committed(self.source.slug, self.type.name, action)
         await dispatch(
             self.host.plugins,
             ResourceEvent(

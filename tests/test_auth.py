@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -120,14 +121,14 @@ async def test_wrong_tokens_read_the_store_at_most_once_per_refresh_interval(aio
     token = await client.app[HOST].issue_token("demo")
     storage = client.app[HOST].storage
     reads = 0
-    original = storage.token_hash
+    original = storage.token_hashes
 
-    async def counted(slug: str):
+    async def counted(slug: str, *, now):
         nonlocal reads
         reads += 1
-        return await original(slug)
+        return await original(slug, now=now)
 
-    storage.token_hash = counted
+    storage.token_hashes = counted
     assert (await client.get(SPC.format("demo"), headers=bearer(token))).status == 200
     for i in range(50):
         await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(f"garbage-{i}")), 401)
@@ -155,7 +156,7 @@ async def test_tokens_are_long_random_and_stored_only_as_hash(client, issue_toke
     assert len(tokens) == 3
     token = await issue_token("demo")
     assert len(token) >= 43  # 256 bits in URL-safe base64, plus the prefix
-    stored = await client.app[HOST].storage.token_hash("demo")
+    [stored] = await client.app[HOST].storage.token_hashes("demo", now=datetime.now(timezone.utc))
     assert stored == hashlib.sha256(token.encode()).hexdigest()
     if database == "sqlite":
         await client.app[HOST].storage.close()

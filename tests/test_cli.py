@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import bearer
 
 from scimhost.app import create_app
 from scimhost.cli import main
+from scimhost.host import load_host
 
 
-def write_config(tmp_path, storage_url: str, extra: str = "") -> str:
+def write_config(tmp_path, storage_url: str, extra: str = "", *, migrate: bool = True) -> str:
+    """A config with sources demo and hr; its database made with `scimhost migrate` unless not."""
     path = tmp_path / "scimhost.toml"
     path.write_text(
         f'[server]\npublic_url = "https://idp-facing.example"\n'
@@ -19,14 +22,24 @@ def write_config(tmp_path, storage_url: str, extra: str = "") -> str:
         '[[sources]]\nslug = "demo"\nname = "Demo source"\n'
         '[[sources]]\nslug = "hr"\nname = "HR"\n' + extra
     )
+    if migrate:  # in a thread of its own: async tests call this from their event loop
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, migrated(path)).result()
     return str(path)
+
+
+async def migrated(path) -> None:
+    """What `scimhost migrate` does, without its printing."""
+    storage = load_host(path, strict=False).storage
+    await storage.open(migrate=True)
+    await storage.close()
 
 
 async def test_token_printed_by_the_cli_opens_the_source(tmp_path, storage_url, capsys, aiohttp_client):
     config = write_config(tmp_path, storage_url)
     assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert set(printed) == {"slug", "name", "base_url", "token"}
+    assert set(printed) == {"slug", "name", "base_url", "token", "previous_token_expires"}
     assert printed["slug"] == "demo" and printed["name"] == "Demo source"
     assert printed["base_url"] == "https://idp-facing.example/source/scim/demo/v2"
 
@@ -60,18 +73,29 @@ def test_token_for_unknown_or_env_source_is_refused(tmp_path, storage_url, capsy
 
 
 def test_check_reports_config_plugins_storage(tmp_path, storage_url, capsys):
-    config = write_config(tmp_path, storage_url)
+    config = write_config(tmp_path, storage_url, migrate=False)
+    if storage_url.startswith("sqlite"):
+        assert main(["-c", config, "check"]) == 1
+        assert "does not exist" in capsys.readouterr().err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["scimhost.toml"]  # check created nothing
+        assert main(["-c", config, "migrate"]) == 0
+        main(["-c", config, "sources", "list"])  # a store made by migrate: check has nothing pending
+    else:
+        assert main(["-c", config, "check"]) == 0  # an empty PostgreSQL schema: every migration pending
+        assert "migrations pending (run `scimhost migrate`" in capsys.readouterr().out
+        assert main(["-c", config, "migrate"]) == 0
+    capsys.readouterr()
     assert main(["-c", config, "check"]) == 0
     out = capsys.readouterr().out
     assert "config: ok" in out and "plugins: " in out
     loaded = out.split("plugins: ", 1)[1].split("\n", 1)[0]
     assert {"bearer", "tortoise", "errors", "core_schemas", "restrictedpython"} <= set(loaded.split(": ", 1)[1].split(", "))
-    assert "storage: ok" in out and "migrations pending" in out
+    assert "storage: ok" in out and "pending" not in out
     assert "source demo: https://idp-facing.example/source/scim/demo/v2" in out
 
 
 def test_check_fails_on_unreachable_storage(tmp_path, capsys):
-    config = write_config(tmp_path, "postgres://postgres@127.0.0.1:1/test")
+    config = write_config(tmp_path, "postgres://postgres@127.0.0.1:1/test", migrate=False)
     assert main(["-c", config, "check"]) == 1
     assert "storage" in capsys.readouterr().err
 
@@ -83,3 +107,96 @@ def test_plugins_lists_builtins(capsys):
     assert names["bearer"]["distribution"] == "scimhost"
     assert "register_storage_backends" in names["tortoise"]["hooks"]
     assert report["failures"] == [] and report["problems"] == []
+
+
+def test_migrate_applies_pending_migrations_once_and_reports_them(tmp_path, storage_url, capsys):
+    config = write_config(tmp_path, storage_url, migrate=False)
+    assert main(["-c", config, "migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "applied scimhost.0001_initial" in out and "applied scimhost.0009_token_grace_and_activity" in out
+    assert main(["-c", config, "migrate"]) == 0
+    assert "nothing to migrate" in capsys.readouterr().out
+
+
+def test_admin_commands_refuse_a_store_that_was_never_migrated(tmp_path, storage_url, capsys):
+    config = write_config(tmp_path, storage_url, migrate=False)
+    for command in (["sources", "list"], ["sources", "token", "demo"], ["events", "list"], ["deliveries", "status"],
+                    ["records", "list", "demo", "User"]):
+        assert main(["-c", config, *command]) == 1, command
+        err = capsys.readouterr().err
+        assert "scimhost migrate" in err, (command, err)
+    if storage_url.startswith("sqlite"):
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["scimhost.toml"]
+
+
+async def test_a_rotation_with_grace_keeps_the_previous_token_until_it_ends(tmp_path, storage_url, capsys, aiohttp_client):
+    config = write_config(tmp_path, storage_url, '[bearer]\ncache_seconds = 0\n')
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--json"]) == 0
+    old = json.loads(capsys.readouterr().out)["token"]
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--grace", "1h", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    new, expires = printed["token"], printed["previous_token_expires"]
+    assert expires is not None
+
+    client = await aiohttp_client(create_app(tmp_path / "scimhost.toml"))
+    url = "/source/scim/demo/v2/ServiceProviderConfig"
+    assert (await client.get(url, headers=bearer(old))).status == 200
+    assert (await client.get(url, headers=bearer(new))).status == 200
+    assert (await client.get(url.replace("demo", "hr"), headers=bearer(old))).status == 401
+
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "list", "--json"]) == 0
+    rows = {row["slug"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["demo"]["previous_token_expires"] == expires and rows["hr"]["previous_token_expires"] is None
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "list"]) == 0
+    assert "previous token works until" in capsys.readouterr().out
+
+    # A rotation without grace ends the previous token (and the one before it) at once.
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--json"]) == 0
+    newest = json.loads(capsys.readouterr().out)["token"]
+    for gone in (old, new):
+        assert (await client.get(url, headers=bearer(gone))).status == 401
+    assert (await client.get(url, headers=bearer(newest))).status == 200
+
+
+async def test_the_grace_period_ends(tmp_path, storage_url, aiohttp_client):
+    from datetime import datetime, timedelta, timezone
+
+    from scimhost.http.keys import HOST
+
+    client = await aiohttp_client(create_app(
+        {"server": {"public_url": "https://x.test"}, "storage": {"tortoise": {"url": storage_url}},
+         "sources": [{"slug": "demo", "name": "Demo"}], "bearer": {"cache_seconds": 0}}
+    ))
+    host = client.app[HOST]
+    old = await host.issue_token("demo")
+    await host.issue_token("demo", grace_until=datetime.now(timezone.utc) - timedelta(seconds=1))
+    url = "/source/scim/demo/v2/ServiceProviderConfig"
+    assert (await client.get(url, headers=bearer(old))).status == 401
+
+
+async def test_revoke_ends_every_token_at_once(tmp_path, storage_url, capsys, aiohttp_client):
+    config = write_config(tmp_path, storage_url, '[bearer]\ncache_seconds = 0\n')
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--json"]) == 0
+    old = json.loads(capsys.readouterr().out)["token"]
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--grace", "2d", "--json"]) == 0
+    new = json.loads(capsys.readouterr().out)["token"]
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "revoke", "demo"]) == 0
+    assert "revoked" in capsys.readouterr().out
+    client = await aiohttp_client(create_app(tmp_path / "scimhost.toml"))
+    url = "/source/scim/demo/v2/ServiceProviderConfig"
+    for token in (old, new):
+        assert (await client.get(url, headers=bearer(token))).status == 401
+    assert await asyncio.to_thread(main, ["-c", config, "sources", "list", "--json"]) == 0
+    rows = {row["slug"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["demo"]["token"] == "none" and rows["demo"]["previous_token_expires"] is None
+
+
+def test_grace_must_be_a_duration(tmp_path, storage_url, capsys):
+    import pytest
+
+    config = write_config(tmp_path, storage_url)
+    for bad in ("soon", "1w", "31d"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-c", config, "sources", "token", "demo", "--grace", bad])
+        assert exit_info.value.code == 2
+        assert "--grace" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from scimhost.auth import AuthScheme, Principal
 from scimhost.config import SettingsTable
@@ -43,8 +44,8 @@ class BearerTokenScheme(AuthScheme):
     def __init__(self, settings, storage) -> None:
         super().__init__(settings, storage)
         self.options: BearerSettings = settings.plugin_tables.get("bearer") or BearerSettings()
-        # source slug -> (stored hash, monotonic time it was read)
-        self._hashes: dict[str, tuple[str | None, float]] = {}
+        # source slug -> (stored hashes that open it, monotonic time they were read)
+        self._hashes: dict[str, tuple[tuple[str, ...], float]] = {}
         # source slug -> monotonic time of the last read forced by a token that did not match
         self._refreshed: dict[str, float] = {}
 
@@ -57,20 +58,21 @@ class BearerTokenScheme(AuthScheme):
         if source.env_token_hash is not None:
             matches = token_matches(presented, source.env_token_hash)
         else:
-            matches = token_matches(presented, await self._stored_hash(source.slug))
+            matches = _any_matches(presented, await self._stored_hashes(source.slug))
             if not matches and self._may_refresh(source.slug):
                 # Perhaps the token was replaced from another process since the hash was read.
-                matches = token_matches(presented, await self._stored_hash(source.slug, fresh=True))
+                matches = _any_matches(presented, await self._stored_hashes(source.slug, fresh=True))
         if matches:
             return Principal(source=source.slug, account=source.service_account, scheme=self.name)
         return None
 
-    async def _stored_hash(self, slug: str, *, fresh: bool = False) -> str | None:
+    async def _stored_hashes(self, slug: str, *, fresh: bool = False) -> tuple[str, ...]:
+        # A replaced token's grace period ends within cache_seconds of its expiry.
         now = time.monotonic()
         cached = self._hashes.get(slug)
         if not fresh and cached is not None and now - cached[1] < self.options.cache_seconds:
             return cached[0]
-        stored = await self.storage.token_hash(slug)
+        stored = await self.storage.token_hashes(slug, now=datetime.now(timezone.utc))
         self._hashes[slug] = (stored, now)
         return stored
 
@@ -95,6 +97,12 @@ class BearerTokenScheme(AuthScheme):
             "specUri": "https://www.rfc-editor.org/info/rfc6750",
             "primary": True,
         }
+
+
+def _any_matches(presented: str, hashes: tuple[str, ...]) -> bool:
+    # Every hash is compared (in constant time each), so timing does not tell which matched.
+    results = [token_matches(presented, stored) for stored in hashes]
+    return any(results)
 
 
 def _bearer_credentials(header: str) -> str | None:

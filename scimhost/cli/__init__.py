@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from scimhost import __version__
 from scimhost.cli.common import EXIT_FAILED, moment, setup_logging
-from scimhost.cli.checks import cmd_check, cmd_plugins
+from scimhost.cli.checks import cmd_check, cmd_migrate, cmd_plugins
 from scimhost.cli.deliveries import (
     cmd_deliveries_pause,
     cmd_deliveries_replay,
@@ -21,7 +21,7 @@ from scimhost.cli.events import cmd_events_dispatch, cmd_events_list, cmd_events
 from scimhost.cli.mappings import cmd_mappings_test, cmd_mappings_variables
 from scimhost.cli.records import cmd_records_list, cmd_records_show
 from scimhost.cli.serve import cmd_serve
-from scimhost.cli.sources import cmd_sources_list, cmd_sources_token
+from scimhost.cli.sources import cmd_sources_list, cmd_sources_remove, cmd_sources_revoke, cmd_sources_token, duration
 from scimhost.config import ConfigError
 from scimhost.plugins import PluginLoadError
 from scimhost.registry import RegistryError
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level or "INFO")
     try:
         return args.func(args)
     except (ConfigError, PluginLoadError, RegistryError) as exc:
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="scimhost", description="A SCIM 2.0 service provider.")
     parser.add_argument("-c", "--config", default=None, help="TOML config file (or $SCIMHOST_CONFIG)")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: [logging] level)")
     parser.add_argument("--version", action="version", version=f"scimhost {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -60,7 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: [server] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
     serve.add_argument("--workers", type=int, help="worker processes sharing the port (default: [server] workers)")
+    serve.add_argument(
+        "--no-migrate", dest="migrate", action="store_false",
+        help="refuse to start if migrations are pending, instead of applying them",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    migrate = commands.add_parser("migrate", parents=[common], help="create the database or apply pending migrations")
+    migrate.set_defaults(func=cmd_migrate)
 
     check = commands.add_parser("check", parents=[common], help="validate config, plugins and storage")
     check.set_defaults(func=cmd_check)
@@ -76,8 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(func=cmd_sources_list)
     token = source_commands.add_parser("token", parents=[common], help="issue a new token (replaces the old one)")
     token.add_argument("slug")
+    token.add_argument("--grace", type=duration, help="keep the previous token working this long (30m, 1h, 2d)")
     token.add_argument("--json", action="store_true", help="print JSON")
     token.set_defaults(func=cmd_sources_token)
+    revoke = source_commands.add_parser("revoke", parents=[common], help="end every token of a source at once")
+    revoke.add_argument("slug")
+    revoke.set_defaults(func=cmd_sources_revoke)
+    remove = source_commands.add_parser(
+        "remove", parents=[common], help="delete everything stored for a source no longer in the config"
+    )
+    remove.add_argument("slug")
+    remove.add_argument("--purge", action="store_true", help="delete its resources, records, events and tokens")
+    remove.add_argument("--yes", action="store_true", help="confirm the deletion")
+    remove.add_argument("--json", action="store_true", help="print JSON")
+    remove.set_defaults(func=cmd_sources_remove)
     mappings = commands.add_parser("mappings", parents=[common], help="test property mappings, list variables")
     mapping_commands = mappings.add_subparsers(dest="mappings_command", required=True, metavar="COMMAND")
     test = mapping_commands.add_parser("test", parents=[common], help="evaluate a source's mappings on a document")

@@ -1,4 +1,5 @@
-"""`scimhost check` and `scimhost plugins`: is the configuration sound, what is loaded."""
+"""`scimhost check`, `migrate` and `plugins`: is the configuration sound, bring the store up to
+date, what is loaded."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 async def _check_storage(host: Host) -> int:
     try:
-        await host.storage.open(migrate=False)
+        await host.storage.open(migrate=False, create=False)
     except StorageError as exc:
         print(f"error: storage: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -32,13 +33,37 @@ async def _check_storage(host: Host) -> int:
         pending = await host.storage.pending_migrations()
     finally:
         await host.storage.close()
-    note = f", {len(pending)} migrations pending (applied when the server starts)" if pending else ""
+    note = f", {len(pending)} migrations pending (run `scimhost migrate`, or `serve` applies them)" if pending else ""
     print(f"storage: ok ({host.storage.describe()}{note})")
     for source in host.sources.values():
         print(f"source {source.slug}: {source.base_url}")
     for warning in host.mappings.unknown_name_warnings(host.sources.values()):
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    host = load_host(config_of(args), strict=False)
+    applied = asyncio.run(_migrate(host))
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print("nothing to migrate")
+    print(f"storage: {host.storage.describe()} is up to date")
+    return EXIT_OK
+
+
+async def _migrate(host: Host) -> list[str]:
+    """Create the store if needed and apply its pending migrations; their names."""
+    await host.storage.open(migrate=False)
+    try:
+        pending = await host.storage.pending_migrations()
+    finally:
+        await host.storage.close()
+    await host.storage.open(migrate=True)
+    await host.storage.close()
+    return pending
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

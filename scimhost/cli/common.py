@@ -4,6 +4,7 @@ sources, sinks and times."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from datetime import datetime, timezone
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from scimhost.config import ConfigError, config_path_from
 from scimhost.host import Host
+from scimhost.storage.backend import StorageError
 
 log = logging.getLogger("scimhost")
 
@@ -39,12 +41,43 @@ def sink_names(host: Host, name: str | None = None) -> list[str]:
     return [name] if name is not None else names
 
 
+async def open_existing(host: Host) -> None:
+    """Open the store of an administrative command: it must exist and be migrated already
+    (such a command never creates a database or changes its schema)."""
+    await host.storage.open(migrate=False, create=False)
+    try:
+        pending = await host.storage.pending_migrations()
+    except BaseException:
+        await host.storage.close()
+        raise
+    if pending:
+        await host.storage.close()
+        raise StorageError(
+            f"{host.storage.describe()} needs {len(pending)} migration(s) first: run `scimhost migrate`"
+        )
+
+
 async def with_storage(host: Host, work):
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         return await work(host.storage)
     finally:
         await host.storage.close()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per message: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 def moment(text: str) -> datetime:
@@ -55,10 +88,20 @@ def moment(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+def setup_logging(level: str, format: str = "text") -> None:
+    """Messages on stderr (a line of text or a JSON object each); access lines on stdout."""
+    root = logging.getLogger()
+    # Replace only the handler this function added before (a test harness may have its own).
+    for old in [h for h in root.handlers if getattr(h, "scimhost", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.scimhost = True  # type: ignore[attr-defined]
+    if format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
     # Access lines are JSON objects, one per line, on stdout.
     access = logging.getLogger("scimhost.access")
     access.propagate = False

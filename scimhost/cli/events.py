@@ -11,7 +11,7 @@ import signal
 import sys
 from datetime import datetime, timedelta, timezone
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, open_existing
 from scimhost.app import run_dispatcher
 from scimhost.host import Host, load_host
 from scimhost.storage.backend import StoredEvent
@@ -48,7 +48,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 async def _list_events(host: Host, slugs: list[str], resource_id, since, limit: int):
     """The oldest `limit` events of these sources, in sequence order (each source read scoped)."""
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         events = []
         for slug in slugs:
@@ -74,7 +74,7 @@ def cmd_events_show(args: argparse.Namespace) -> int:
 
 async def _find_event(host: Host, wanted: str | int):
     """The event (looked up in each source, scoped) and its deliveries."""
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         for slug in host.sources:
             event = await host.storage.get_event(slug, wanted)
@@ -99,7 +99,7 @@ def cmd_events_prune(args: argparse.Namespace) -> int:
 
 
 async def _prune_events(host: Host, before: datetime) -> dict[str, int]:
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         return {slug: await host.storage.prune_events(slug, before=before) for slug in host.sources}
     finally:
@@ -122,7 +122,7 @@ async def _dispatch_until_stopped(host: Host) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         async with run_dispatcher(host, force=True):
             log.info("dispatching events to %s", ", ".join(s.name for s in host.settings.events.sinks))

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, source_and_type
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, open_existing, source_and_type
 from scimhost.host import Host, load_host
 from scimhost.resources import ResourceService
 from scimhost.scim.errors import ScimError
@@ -30,7 +30,7 @@ def cmd_records_show(args: argparse.Namespace) -> int:
 
 
 async def _read_record(host: Host, slug: str, resource_type: str, resource_id: str):
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         return await host.storage.get_record(slug, resource_type, resource_id)
     finally:
@@ -50,7 +50,7 @@ def cmd_records_list(args: argparse.Namespace) -> int:
 
 async def _list_records(host: Host, service: ResourceService, filter_text: str | None, as_json: bool) -> int:
     """Every matching resource's record, walked by cursor a page at a time (bounded memory)."""
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         cursor = ""
         while cursor is not None:

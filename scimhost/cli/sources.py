@@ -1,14 +1,18 @@
-"""`scimhost sources list|token`: the configured sources and their tokens."""
+"""`scimhost sources list|token|revoke|remove`: the configured sources and their tokens."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import re
 import sys
+from datetime import datetime, timedelta, timezone
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, open_existing
+from scimhost.config import ConfigError
 from scimhost.host import Host, load_host
+from scimhost.sources import Source
 
 
 def cmd_sources_list(args: argparse.Namespace) -> int:
@@ -18,17 +22,19 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(f"{row['slug']:<20} {row['token']:<10} {row['base_url']}  ({row['name']})")
+            grace = f" (previous token works until {row['previous_token_expires']})" if row["previous_token_expires"] else ""
+            print(f"{row['slug']:<20} {row['token']:<10} {row['base_url']}  ({row['name']}){grace}")
     return EXIT_OK
 
 
 async def _source_rows(host: Host) -> list[dict]:
-    await host.storage.open(migrate=True)
+    await open_existing(host)
     try:
         await host.ensure_service_accounts()
         accounts = {a.source: a for a in await host.storage.service_accounts()}
     finally:
         await host.storage.close()
+    now = datetime.now(timezone.utc)
     rows = []
     for source in host.sources.values():
         account = accounts[source.slug]
@@ -36,6 +42,7 @@ async def _source_rows(host: Host) -> list[dict]:
             token = "env"
         else:
             token = "issued" if account.has_token else "none"
+        expires = account.previous_expires if account.previous_expires and account.previous_expires > now else None
         rows.append(
             {
                 "slug": source.slug,
@@ -45,6 +52,7 @@ async def _source_rows(host: Host) -> list[dict]:
                 "token": token,
                 "token_env": source.settings.token_env,
                 "token_created": account.token_created.isoformat() if account.token_created else None,
+                "previous_token_expires": expires.isoformat() if expires else None,
             }
         )
     return rows
@@ -52,32 +60,85 @@ async def _source_rows(host: Host) -> list[dict]:
 
 def cmd_sources_token(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
-    source = host.sources.get(args.slug)
-    if source is None:
-        known = ", ".join(host.sources) or "none"
-        print(f"error: no source {args.slug!r} is configured (sources: {known})", file=sys.stderr)
-        return EXIT_FAILED
-    if source.token_from_env:
-        print(
-            f"error: source {source.slug!r} reads its token from ${source.settings.token_env}; "
-            "change that variable to rotate it",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    token = asyncio.run(_issue_token(host, source.slug))
+    source = _stored_token_source(host, args.slug)
+    grace_until = datetime.now(timezone.utc) + args.grace if args.grace else None
+    token = asyncio.run(_with_open(host, lambda: host.issue_token(source.slug, grace_until=grace_until)))
     if args.json:
-        print(json.dumps({"slug": source.slug, "name": source.name, "base_url": source.base_url, "token": token}))
+        print(json.dumps({
+            "slug": source.slug, "name": source.name, "base_url": source.base_url, "token": token,
+            "previous_token_expires": grace_until.isoformat() if grace_until else None,
+        }))
     else:
         print(f"Source:   {source.slug} ({source.name})")
         print(f"Base URL: {source.base_url}")
         print(f"Token:    {token}")
-        print("The token is shown only this once; any earlier token of this source no longer works.")
+        if grace_until:
+            print(f"The token is shown only this once; the previous token keeps working until {grace_until.isoformat()}.")
+        else:
+            print("The token is shown only this once; any earlier token of this source no longer works.")
     return EXIT_OK
 
 
-async def _issue_token(host: Host, slug: str) -> str:
-    await host.storage.open(migrate=True)
+def cmd_sources_revoke(args: argparse.Namespace) -> int:
+    host = load_host(config_of(args), strict=False)
+    source = _stored_token_source(host, args.slug)
+    asyncio.run(_with_open(host, lambda: host.revoke_tokens(source.slug)))
+    print(f"Every token of source {source.slug} is revoked; `scimhost sources token {source.slug}` issues a new one.")
+    return EXIT_OK
+
+
+def cmd_sources_remove(args: argparse.Namespace) -> int:
+    host = load_host(config_of(args), strict=False)
+    if args.slug in host.sources:
+        print(f"error: source {args.slug!r} is still configured: remove its [[sources]] table first", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.purge or not args.yes:
+        print(
+            f"error: this deletes everything stored for source {args.slug!r} (resources, records, events, tokens); "
+            "run again with --purge --yes",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    deleted = asyncio.run(_with_open(host, lambda: host.storage.purge_source(args.slug)))
+    if args.json:
+        print(json.dumps({"slug": args.slug, "deleted": deleted}))
+    elif not any(deleted.values()):
+        print(f"Nothing was stored for source {args.slug}.")
+    else:
+        print(f"Deleted for source {args.slug}: " + ", ".join(f"{n} {kind}" for kind, n in deleted.items() if n))
+    return EXIT_OK
+
+
+def _stored_token_source(host: Host, slug: str) -> Source:
+    """A configured source whose tokens scimhost stores (not one reading $token_env)."""
+    source = host.sources.get(slug)
+    if source is None:
+        raise ConfigError([f"no source {slug!r} is configured (sources: {', '.join(host.sources) or 'none'})"])
+    if source.token_from_env:
+        raise ConfigError([
+            f"source {source.slug!r} reads its token from ${source.settings.token_env}; change that variable to rotate it"
+        ])
+    return source
+
+
+async def _with_open(host: Host, work):
+    await open_existing(host)
     try:
-        return await host.issue_token(slug)
+        return await work()
     finally:
         await host.storage.close()
+
+
+DURATION = re.compile(r"^(\d+)([smhd])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def duration(text: str) -> timedelta:
+    """A duration such as 90s, 30m, 1h or 2d."""
+    match = DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration such as 30m, 1h or 2d: {text!r}")
+    value = timedelta(**{UNITS[match[2]]: int(match[1])})
+    if value > timedelta(days=30):
+        raise argparse.ArgumentTypeError("a grace period is at most 30d")
+    return value

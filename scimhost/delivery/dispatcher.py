@@ -52,6 +52,7 @@ class Dispatcher:
         schedule: RetrySchedule = RetrySchedule(),
         clock: Callable[[], datetime] = utcnow,
         after_send: Callable[[], None] = lambda: None,
+        outcome: Callable[[str, str], None] = lambda sink, outcome: None,
     ) -> None:
         """`sinks`: sink name -> (the sink, how many of its deliveries may be in flight at once)."""
         self.storage = storage
@@ -62,6 +63,8 @@ class Dispatcher:
         self.clock = clock
         # Called between a sink's answer and recording it (a test-only fault point).
         self.after_send = after_send
+        # Told of each attempt's result: (sink, "done" | "retry" | "dead" | "paused").
+        self.outcome = outcome
         self._wake = asyncio.Event()
         self._holding = False
         self._lease_checked: datetime | None = None
@@ -140,8 +143,10 @@ class Dispatcher:
         seq = delivery.event.seq
         if outcome.kind == "delivered":
             await self.storage.finish_delivery(sink, seq, state="done", now=now, status=outcome.status)
+            self.outcome(sink, "done")
             return
         if outcome.kind == "pause":
+            self.outcome(sink, "paused")
             log.warning("sink %s paused: %s", sink, outcome.detail)
             await self.storage.set_sink_paused(sink, True, reason=outcome.detail, now=now)
             await self.storage.finish_delivery(sink, seq, state="pending", now=now, next_attempt=now,
@@ -155,6 +160,8 @@ class Dispatcher:
             log.warning("sink %s: event %s (%s %s) is dead: %s", sink, delivery.event.id,
                         delivery.event.resource_type, delivery.event.resource_id, why)
             await self.storage.finish_delivery(sink, seq, state="dead", now=now, status=outcome.status, error=why)
+            self.outcome(sink, "dead")
         else:
+            self.outcome(sink, "retry")
             await self.storage.finish_delivery(sink, seq, state="pending", now=now, next_attempt=retry_at,
                                                status=outcome.status, error=outcome.detail)

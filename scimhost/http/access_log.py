@@ -6,24 +6,38 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from scimhost.http.keys import SOURCE
+from scimhost.http.keys import HOST, SOURCE
+from scimhost.scim.filter import filter_attributes
+
+# Probes answered often and unremarkably; logged only with [logging] log_health_and_metrics.
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """Logs method, path, status, size, duration and source of every request."""
+    """Logs method, path, status, size, duration and source of every request.
+
+    Query strings hold filter values (user names, emails): unless [logging] query_strings is
+    on, only the attribute names of a `filter` parameter are logged."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        host = request.app.get(HOST) if isinstance(request, web.Request) else None
+        settings = host.settings.logging if host is not None else None
+        if request.path in QUIET_PATHS and not (settings and settings.log_health_and_metrics):
+            return
         source = request.get(SOURCE)
         entry = {
             "event": "access",
             "remote": request.remote,
             "method": request.method,
             "path": request.path,
-            "query": request.query_string or None,
             "status": response.status,
             "bytes": response.body_length,
             "ms": round(time * 1000, 3),
             "source": source.slug if source else None,
             "user_agent": request.headers.get("User-Agent"),
         }
+        if settings is not None and settings.query_strings:
+            entry["query"] = request.query_string or None
+        elif "filter" in request.query:
+            entry["filter_attributes"] = filter_attributes(request.query["filter"])
         self.logger.info(orjson.dumps(entry).decode())

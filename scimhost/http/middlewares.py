@@ -64,5 +64,7 @@ async def source_auth(request: web.Request, handler) -> web.StreamResponse:
             request[SOURCE] = source
             request[PRINCIPAL] = principal
             return await handler(request)
+    reason = "invalid_credentials" if "Authorization" in request.headers else "missing_credentials"
+    host.metrics.auth_failures.labels(source.slug, reason).inc()
     challenges = ", ".join(host.auth_schemes[name].challenge for name in source.settings.auth)
     raise ScimError(401, "Authentication required", headers={"WWW-Authenticate": challenges})

@@ -137,6 +137,12 @@ class WorkerPool:
             self._workers.append(worker)
             self._idle.put_nowait(worker)
 
+    def stats(self) -> tuple[int, int, int]:
+        """Workers, how many are busy, and how many evaluations wait for one."""
+        idle = self._idle.qsize() if self._idle is not None else 0
+        size = self.settings.workers
+        return size, max(size - idle, 0), self._waiting
+
     async def close(self) -> None:
         await asyncio.gather(*self._background, return_exceptions=True)
         workers, self._workers = self._workers, []

@@ -4,14 +4,14 @@ directory record the host keeps beside each resource."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from scimhost.config import ConfigError, MappingPoolSettings, Settings
-from scimhost.mapping.pool import PoolSaturated, WorkerPool, evaluate_batch, limits_of
+from scimhost.mapping.pool import EvaluationTimeout, PoolSaturated, WorkerPool, evaluate_batch, limits_of
 from scimhost.mapping.runtime import MappingError, MappingRuntime
 from scimhost.mapping.variables import HOST_VARIABLES, Variable, bind, variable_table
 from scimhost.scim.errors import ScimError
@@ -74,7 +74,12 @@ def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 class MappingService:
     """Evaluates each source's mappings with its runtime, in the worker pool (or inline)."""
 
-    def __init__(self, settings: Settings, runtimes: Mapping[str, type[MappingRuntime]]) -> None:
+    def __init__(
+        self, settings: Settings, runtimes: Mapping[str, type[MappingRuntime]],
+        outcome: Callable[[str, str], None] = lambda source, outcome: None,
+    ) -> None:
+        """`outcome(source, "ok" | "error" | "timeout" | "saturated")` is told of each evaluation."""
+        self._outcome = outcome
         self.pool_settings: MappingPoolSettings = settings.mappings
         self.limits = limits_of(settings.mappings)
         self._runtime_classes = dict(runtimes)
@@ -129,6 +134,10 @@ class MappingService:
             pool = WorkerPool(self._runtime_classes[name], self.pool_settings)
             await pool.start()
             self._pools[name] = pool
+
+    def pool_stats(self) -> dict[str, tuple[int, int, int]]:
+        """Per runtime with a worker pool: workers, busy workers, evaluations waiting."""
+        return {name: pool.stats() for name, pool in self._pools.items()}
 
     async def close(self) -> None:
         pools, self._pools = self._pools, {}
@@ -202,14 +211,19 @@ class MappingService:
             else:
                 results = evaluate_batch(runtime, batch, variables, self.limits)
         except PoolSaturated:
+            self._outcome(source.slug, "saturated")
             raise ScimError(503, "The mapping workers are saturated; retry shortly", headers={"Retry-After": "1"}) from None
         except MappingError as exc:
+            self._outcome(source.slug, "timeout" if isinstance(exc, EvaluationTimeout) else "error")
             raise MappingFailed(source.slug, batch[0][0] if len(batch) == 1 else "(batch)", str(exc)) from None
         for (name, _), result in zip(batch, results):
             if result[0] == "error":
+                self._outcome(source.slug, "error")
                 raise MappingFailed(source.slug, name, result[2])
             value = result[1]
             if not isinstance(value, dict):
+                self._outcome(source.slug, "error")
                 raise MappingFailed(source.slug, name, f"it returned {type(value).__name__}, not a dict")
             record = merge(record, value)
+        self._outcome(source.slug, "ok")
         return record

@@ -318,3 +318,27 @@ def parse_path(text: str, *, max_length: int = MAX_FILTER_LENGTH) -> PatchPath:
             raise invalid_path(f"path {text!r}: expected '.subAttribute' after ']'")
         sub = match[1]
     return PatchPath(attr, value_filter, sub)
+
+
+def filter_attributes(text: str) -> list[str]:
+    """The attribute paths a filter names, in order, without its values (for logs); empty when
+    it does not parse."""
+    try:
+        node = parse_filter(text)
+    except ScimError:
+        return []
+    names: list[str] = []
+
+    def walk(node: Node, prefix: str = "") -> None:
+        if isinstance(node, (Compare, Present)):
+            names.append(prefix + str(node.path))
+        elif isinstance(node, (And, Or)):
+            for term in node.terms:
+                walk(term, prefix)
+        elif isinstance(node, Not):
+            walk(node.expr, prefix)
+        elif isinstance(node, ValuePath):
+            walk(node.filter, f"{node.path}.")
+
+    walk(node)
+    return list(dict.fromkeys(names))

@@ -24,10 +24,23 @@ class ServiceAccount:
     username: str
     created: datetime
     token_created: datetime | None
+    # The replaced token that still works until then (a rotation's grace period), if any.
+    previous_expires: datetime | None = None
 
     @property
     def has_token(self) -> bool:
         return self.token_created is not None
+
+
+@dataclass(frozen=True)
+class SourceActivity:
+    """What a source received since a moment, summed over every serving process."""
+
+    requests: int = 0
+    errors: int = 0
+    last_request: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = None
 
 
 class Keep:
@@ -197,8 +210,12 @@ class StorageBackend(ABC):
     # --- lifecycle -------------------------------------------------------------------------
 
     @abstractmethod
-    async def open(self, *, migrate: bool = True) -> None:
-        """Connect; with `migrate`, first bring the schema up to date (keeping existing data)."""
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
+        """Connect; with `migrate`, first bring the schema up to date (keeping existing data).
+
+        Without `create`, a store that does not exist yet (an SQLite file not yet made) is a
+        StorageError and nothing is created: administrative commands only read and change
+        data in a store that `scimhost migrate` or `serve` made."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -227,12 +244,43 @@ class StorageBackend(ABC):
         """Every service account, ordered by source slug."""
 
     @abstractmethod
-    async def token_hash(self, source: str) -> str | None:
-        """The hash of the source's current token, if one was issued."""
+    async def token_hashes(self, source: str, *, now: datetime) -> tuple[str, ...]:
+        """The hashes of the tokens that open the source at `now`: the current one, if issued,
+        and the one it replaced while its grace period lasts."""
 
     @abstractmethod
-    async def set_token_hash(self, source: str, token_hash: str) -> None:
-        """Replace the source's token; the old one stops working at once."""
+    async def set_token_hash(self, source: str, token_hash: str, *, grace_until: datetime | None = None) -> None:
+        """Replace the source's token. The old one stops working at once, or with
+        `grace_until` keeps working until then (an older previous token ends at once)."""
+
+    @abstractmethod
+    async def revoke_tokens(self, source: str) -> None:
+        """End every token of the source at once (the current one and any in grace)."""
+
+    # --- per-source activity ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def record_activity(
+        self, source: str, minute: datetime, *, requests: int, errors: int,
+        last_error_at: datetime | None = None, last_error: str | None = None,
+    ) -> None:
+        """Add one process's counts of a minute to the source's activity (each process adds
+        its own; the newest error of the minute wins)."""
+
+    @abstractmethod
+    async def source_activity(self, source: str, *, since: datetime) -> SourceActivity:
+        """The source's requests and errors since `since`, its last request's minute and its
+        last error ever kept (activity older than `before` in prune_activity is gone)."""
+
+    @abstractmethod
+    async def prune_activity(self, *, before: datetime) -> int:
+        """Delete every source's activity of minutes before `before`; how many rows."""
+
+    @abstractmethod
+    async def purge_source(self, source: str) -> dict[str, int]:
+        """Delete everything stored for a source: resources (with their records, index rows,
+        unique values and memberships), events and their deliveries, activity and the service
+        account with its tokens. How many of each were deleted, by kind."""
 
     # --- resources ---------------------------------------------------------------------------
 
@@ -312,9 +360,12 @@ class StorageBackend(ABC):
         resource_id: str | None = None,
         since: datetime | None = None,
         after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> list[StoredEvent]:
-        """The source's events in sequence order (oldest first), narrowed as asked."""
+        """The source's events in sequence order (oldest first, or newest first when asked),
+        narrowed as asked."""
 
     @abstractmethod
     async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:

@@ -41,6 +41,7 @@ from scimhost.storage.backend import (
     ResourcePage,
     ResourceWrite,
     ServiceAccount,
+    SourceActivity,
     StorageBackend,
     StorageError,
     StoredEvent,
@@ -151,10 +152,13 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    async def open(self, *, migrate: bool = True) -> None:
+    async def open(self, *, migrate: bool = True, create: bool = True) -> None:
+        file_path = self._config["credentials"].get("file_path")
+        if not create and self._dialect == "sqlite" and file_path != ":memory:" and not Path(file_path).exists():
+            raise StorageError(f"{self.describe()} does not exist (`scimhost migrate` or `scimhost serve` creates it)")
         ctx = TortoiseContext()
         try:
-            async with self._sqlite_open_lock():
+            async with self._sqlite_open_lock(create=create):
                 with ctx:  # tortoise resolves connections through the current context while it inits
                     await ctx.init(config={"connections": {"default": self._config}, "apps": APPS})
                 self._ctx = ctx
@@ -163,7 +167,6 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
                 await self.ping()
                 if migrate:
                     await self._migrate()
-                file_path = self._config["credentials"].get("file_path")
                 if self._dialect == "sqlite" and file_path != ":memory:":
                     self._direct = SqliteDirect(file_path, busy_timeout_ms=self.options.busy_timeout_ms)
         except BaseException as exc:
@@ -224,14 +227,17 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
                 await connection.execute("SELECT pg_advisory_unlock($1)", PG_MIGRATION_LOCK)
 
     @contextlib.asynccontextmanager
-    async def _sqlite_open_lock(self) -> AsyncIterator[None]:
+    async def _sqlite_open_lock(self, *, create: bool) -> AsyncIterator[None]:
         """Serialise opening (connection pragmas and migrations) between processes on one file.
 
         Switching a file to WAL and changing its schema both need the database to themselves,
         and SQLite answers "database is locked" rather than waiting in those cases.
         """
         file_path = self._config["credentials"].get("file_path")
-        if self._dialect != "sqlite" or file_path == ":memory:":
+        # Without `create` the file exists, in WAL mode already: only the lock file would be new.
+        if self._dialect != "sqlite" or file_path == ":memory:" or (
+            not create and not Path(file_path + ".open-lock").exists()
+        ):
             yield
             return
         Path(file_path).parent.mkdir(parents=True, exist_ok=True)
@@ -286,6 +292,14 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
                 self._sql_cache[text] = cached
         return cached
 
+    async def _execute(self, text: str, values: list[Any]) -> int:
+        """Run one statement outside a transaction; how many rows it changed."""
+        try:
+            changed, _ = await self._db().execute_query(self._sql(text), values)
+        except (BaseORMException, OSError) as exc:
+            raise StorageError(f"{self.describe()}: {exc}") from exc
+        return changed
+
     async def _rows(self, text: str, values: list[Any]) -> list[dict[str, Any]]:
         """The rows of a read (on SQLite, on the loop's thread when it is short; sqlite_direct.py)."""
         try:
@@ -307,30 +321,127 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
             [source, username, _now()],
         )
         rows = await self._rows(
-            "SELECT source, username, created, token_created FROM scimhost_service_account WHERE source = ?",
+            "SELECT source, username, created, token_created, previous_expires FROM scimhost_service_account WHERE source = ?",
             [source],
         )
         return _service_account(rows[0])
 
     async def service_accounts(self) -> list[ServiceAccount]:
         rows = await self._rows(
-            "SELECT source, username, created, token_created FROM scimhost_service_account ORDER BY source",
+            "SELECT source, username, created, token_created, previous_expires FROM scimhost_service_account ORDER BY source",
             [],
         )
         return [_service_account(row) for row in rows]
 
-    async def token_hash(self, source: str) -> str | None:
-        rows = await self._rows("SELECT token_hash FROM scimhost_service_account WHERE source = ?", [source])
-        return rows[0]["token_hash"] if rows else None
-
-    async def set_token_hash(self, source: str, token_hash: str) -> None:
-        changed, _ = await self._db().execute_query(
-            self._sql("UPDATE scimhost_service_account SET token_hash = ?, token_created = ? WHERE source = ?"),
-            [token_hash, _now(), source],
+    async def token_hashes(self, source: str, *, now: datetime) -> tuple[str, ...]:
+        rows = await self._rows(
+            "SELECT token_hash, previous_hash, previous_expires FROM scimhost_service_account WHERE source = ?",
+            [source],
         )
-        if not changed:
+        if not rows:
+            return ()
+        row = rows[0]
+        hashes = [row["token_hash"]] if row["token_hash"] else []
+        expires = as_datetime(row["previous_expires"])
+        if row["previous_hash"] and expires is not None and now < expires:
+            hashes.append(row["previous_hash"])
+        return tuple(hashes)
+
+    async def set_token_hash(self, source: str, token_hash: str, *, grace_until: datetime | None = None) -> None:
+        if grace_until is None:
+            sql = ("UPDATE scimhost_service_account SET token_hash = ?, token_created = ?, previous_hash = NULL, "
+                   "previous_expires = NULL WHERE source = ?")
+            values = [token_hash, _now(), source]
+        else:
+            sql = ("UPDATE scimhost_service_account SET previous_hash = token_hash, previous_expires = ?, "
+                   "token_hash = ?, token_created = ? WHERE source = ?")
+            values = [grace_until, token_hash, _now(), source]
+        if not await self._execute(sql, values):
             raise StorageError(f"source {source!r} has no service account")
 
+    async def revoke_tokens(self, source: str) -> None:
+        await self._execute(
+            "UPDATE scimhost_service_account SET token_hash = NULL, token_created = NULL, previous_hash = NULL, "
+            "previous_expires = NULL WHERE source = ?",
+            [source],
+        )
+
+    # --- per-source activity ---------------------------------------------------------------------
+
+    async def record_activity(
+        self, source: str, minute: datetime, *, requests: int, errors: int,
+        last_error_at: datetime | None = None, last_error: str | None = None,
+    ) -> None:
+        await self._execute(
+            (
+                "INSERT INTO scimhost_source_activity (source, minute, requests, errors, last_error_at, last_error) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, minute) DO UPDATE SET "
+                "requests = scimhost_source_activity.requests + excluded.requests, "
+                "errors = scimhost_source_activity.errors + excluded.errors, "
+                "last_error = CASE WHEN excluded.last_error_at IS NOT NULL AND (scimhost_source_activity.last_error_at "
+                "IS NULL OR excluded.last_error_at > scimhost_source_activity.last_error_at) THEN excluded.last_error "
+                "ELSE scimhost_source_activity.last_error END, "
+                "last_error_at = CASE WHEN excluded.last_error_at IS NOT NULL AND (scimhost_source_activity.last_error_at "
+                "IS NULL OR excluded.last_error_at > scimhost_source_activity.last_error_at) THEN excluded.last_error_at "
+                "ELSE scimhost_source_activity.last_error_at END"
+            ),
+            [source, minute, requests, errors, last_error_at, last_error],
+        )
+
+    async def source_activity(self, source: str, *, since: datetime) -> SourceActivity:
+        where, values = Scope(source).where("a", "a.minute >= ?", [since], typed=False)
+        totals = await self._rows(
+            f"SELECT SUM(a.requests) AS requests, SUM(a.errors) AS errors FROM scimhost_source_activity a WHERE {where}",
+            values,
+        )
+        where, values = Scope(source).where("a", typed=False)
+        last = await self._rows(
+            f"SELECT MAX(a.minute) AS minute FROM scimhost_source_activity a WHERE {where}", values
+        )
+        where, values = Scope(source).where("a", "a.last_error_at IS NOT NULL", typed=False)
+        error = await self._rows(
+            f"SELECT a.last_error_at, a.last_error FROM scimhost_source_activity a WHERE {where} "
+            "ORDER BY a.last_error_at DESC LIMIT 1",
+            values,
+        )
+        return SourceActivity(
+            requests=int(totals[0]["requests"] or 0),
+            errors=int(totals[0]["errors"] or 0),
+            last_request=as_datetime(last[0]["minute"]) if last else None,
+            last_error_at=as_datetime(error[0]["last_error_at"]) if error else None,
+            last_error=error[0]["last_error"] if error else None,
+        )
+
+    async def prune_activity(self, *, before: datetime) -> int:
+        return await self._execute("DELETE FROM scimhost_source_activity WHERE minute < ?", [before])
+
+    async def purge_source(self, source: str) -> dict[str, int]:
+        scope = Scope(source)
+
+        async def body(tx) -> dict[str, int]:
+            deleted: dict[str, int] = {}
+
+            async def delete(kind: str | None, table: str, alias: str = "t") -> None:
+                where, values = scope.where(alias, typed=False)
+                changed, _ = await tx.execute_query(self._sql(f"DELETE FROM {table} AS {alias} WHERE {where}"), values)
+                if kind is not None:
+                    deleted[kind] = deleted.get(kind, 0) + changed
+
+            # Rows that name resources first, then the resources themselves.
+            for table in ("scimhost_member", "scimhost_attr", "scimhost_unique", "scimhost_count"):
+                await delete(None, table)
+            for resource_type, kind in (("User", "users"), ("Group", "groups")):
+                where, values = scope.of_type(resource_type).where("t")
+                changed, _ = await tx.execute_query(self._sql(f"DELETE FROM scimhost_resource AS t WHERE {where}"), values)
+                deleted[kind] = changed
+            await delete("other resources", "scimhost_resource")
+            await delete("deliveries", "scimhost_delivery")
+            await delete("events", "scimhost_event")
+            await delete("activity rows", "scimhost_source_activity")
+            await delete("service accounts", "scimhost_service_account")
+            return deleted
+
+        return await self._atomic(body, small=False)
 
     # --- resources -----------------------------------------------------------------------------
     # Every statement below takes its WHERE clause from a Scope (scope.py): no statement on
@@ -650,6 +761,8 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
         resource_id: str | None = None,
         since: datetime | None = None,
         after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
         limit: int = 100,
     ) -> list[StoredEvent]:
         conditions, values = ["1 = 1"], []
@@ -662,9 +775,15 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
         if after_seq is not None:
             conditions.append("e.seq > ?")
             values.append(after_seq)
+        if before_seq is not None:
+            conditions.append("e.seq < ?")
+            values.append(before_seq)
         where, bound = Scope(source, resource_type).where("e", " AND ".join(conditions), values)
-        rows = await self._rows(f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT ?",
-                                [*bound, max(limit, 0)])
+        order = "DESC" if newest_first else "ASC"
+        rows = await self._rows(
+            f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {where} ORDER BY e.seq {order} LIMIT ?",
+            [*bound, max(limit, 0)],
+        )
         return [stored_event(row) for row in rows]
 
     async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:
@@ -968,4 +1087,5 @@ def _service_account(row: dict[str, Any]) -> ServiceAccount:
         username=row["username"],
         created=as_datetime(row["created"]),
         token_created=as_datetime(row["token_created"]),
+        previous_expires=as_datetime(row.get("previous_expires")),
     )

@@ -7,7 +7,7 @@ from tortoise import fields, models
 
 
 class ServiceAccount(models.Model):
-    """A source's service account and the hash of its current token."""
+    """A source's service account, the hash of its current token and of the one it replaced."""
 
     id = fields.IntField(primary_key=True)
     source = fields.CharField(max_length=63, unique=True)
@@ -15,6 +15,9 @@ class ServiceAccount(models.Model):
     token_hash = fields.CharField(max_length=64, null=True)
     created = fields.DatetimeField()
     token_created = fields.DatetimeField(null=True)
+    # The replaced token keeps working until previous_expires (a rotation's grace period).
+    previous_hash = fields.CharField(max_length=64, null=True)
+    previous_expires = fields.DatetimeField(null=True)
 
     class Meta:
         table = "scimhost_service_account"
@@ -204,3 +207,20 @@ class Lease(models.Model):
 
     class Meta:
         table = "scimhost_lease"
+
+
+class SourceActivity(models.Model):
+    """Requests and errors a source received, per minute, summed over every serving process."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=63)
+    minute = fields.DatetimeField()
+    requests = fields.IntField()
+    errors = fields.IntField()
+    # The newest error of the minute: when, the status and what the client was told.
+    last_error_at = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+
+    class Meta:
+        table = "scimhost_source_activity"
+        unique_together = (("source", "minute"),)

@@ -1,0 +1,58 @@
+"""The admin listener: Prometheus metrics, read-only pages for operators, and their JSON API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from scimhost.admin.auth import admin_auth
+from scimhost.admin.keys import ADMIN_TOKEN
+from scimhost.admin.routes import setup_routes
+from scimhost.config import ConfigError
+from scimhost.host import Host
+from scimhost.http.keys import HOST
+
+
+def build_admin_app(host: Host, environ: Mapping[str, str] | None = None) -> web.Application:
+    """The admin application of a host whose store the SCIM application opens."""
+    settings = host.settings.admin
+    token = None
+    if settings.token_env:
+        token = (environ if environ is not None else os.environ).get(settings.token_env, "")
+        if not token.strip():
+            raise ConfigError([f"admin.token_env: ${settings.token_env} is not set"], host.settings.path)
+        token = token.strip()
+    app = web.Application(middlewares=[admin_auth])
+    app[HOST] = host
+    app[ADMIN_TOKEN] = token
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("scimhost.admin", "templates"), autoescape=True,
+        context_processors=[_common_context],
+    )
+    env.filters["pretty"] = _pretty
+    env.filters["age"] = _age
+    setup_routes(app)
+    return app
+
+
+async def _common_context(request: web.Request) -> dict:
+    return {"signed_in": request.app[ADMIN_TOKEN] is not None, "path": request.path}
+
+
+def _pretty(value) -> str:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def _age(seconds) -> str:
+    """A duration in seconds as people read it (42s, 5m, 3h, 2d)."""
+    seconds = float(seconds or 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"

@@ -1,0 +1,268 @@
+"""What the admin pages and their JSON API show, read from the store (the same for both)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from scimhost.delivery.dispatcher import LEASE
+from scimhost.host import Host
+from scimhost.resources import ResourceService
+from scimhost.scim.errors import ScimError
+from scimhost.scim.listing import ListParams
+from scimhost.scim.query import ResourceQuery
+from scimhost.scim.render import Projection
+from scimhost.sources import Source
+from scimhost.storage.backend import StorageError, StoredEvent
+
+PAGE_SIZE = 50
+MEMBERS_SHOWN = 200
+HISTORY_SHOWN = 200
+# Keys never shown, at any depth: a mapping may copy a password into a record.
+HIDDEN_KEYS = frozenset({"password"})
+
+
+class NotFound(Exception):
+    """No such source, resource type, resource or event."""
+
+
+def hidden(value: Any) -> Any:
+    """`value` without any key in HIDDEN_KEYS, at any depth."""
+    if isinstance(value, dict):
+        return {k: hidden(v) for k, v in value.items() if k.lower() not in HIDDEN_KEYS}
+    if isinstance(value, list):
+        return [hidden(v) for v in value]
+    return value
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+async def overview(host: Host) -> dict[str, Any]:
+    """Storage, each source (token state, counts, activity), each sink, the dispatcher."""
+    storage: dict[str, Any] = {"description": host.storage.describe(), "reachable": True, "error": None}
+    try:
+        await host.storage.ping()
+    except StorageError as exc:
+        storage.update(reachable=False, error=str(exc))
+        return {"storage": storage, "sources": [], "sinks": [], "dispatcher": None}
+    now = datetime.now(timezone.utc)
+    accounts = {a.source: a for a in await host.storage.service_accounts()}
+    sources = []
+    for source in host.sources.values():
+        account = accounts.get(source.slug)
+        activity = await host.storage.source_activity(source.slug, since=now - timedelta(hours=1))
+        newest = await host.storage.list_events(source.slug, newest_first=True, limit=1)
+        if source.token_from_env:
+            token = {"state": "env", "issued": None, "env": source.settings.token_env}
+        elif account is not None and account.has_token:
+            token = {"state": "issued", "issued": _time(account.token_created)}
+        else:
+            token = {"state": "none", "issued": None}
+        token["command"] = f"scimhost sources token {source.slug}"
+        expires = account.previous_expires if account and account.previous_expires and account.previous_expires > now else None
+        token["previous_expires"] = _time(expires)
+        sources.append({
+            "slug": source.slug,
+            "name": source.name,
+            "base_url": source.base_url,
+            "token": token,
+            "counts": {name: await _count(host, source, name) for name in source.catalog.resource_types},
+            "last_write": _time(newest[0].created) if newest else None,
+            "last_request": _time(activity.last_request),
+            "requests_last_hour": activity.requests,
+            "errors_last_hour": activity.errors,
+            "last_error": activity.last_error,
+            "last_error_at": _time(activity.last_error_at),
+        })
+    return {
+        "storage": storage,
+        "sources": sources,
+        "sinks": await sinks(host, now),
+        "dispatcher": {"lease_holder": await host.storage.lease_holder(LEASE, now=now)},
+    }
+
+
+async def sinks(host: Host, now: datetime) -> list[dict[str, Any]]:
+    result = []
+    for settings in host.settings.events.sinks:
+        stats = await host.storage.sink_stats(settings.name)
+        age = (now - stats.oldest_pending).total_seconds() if stats.oldest_pending else 0.0
+        result.append({
+            "name": settings.name,
+            "type": settings.type,
+            "pending": stats.pending + stats.inflight,
+            "inflight": stats.inflight,
+            "dead": stats.dead,
+            "done": stats.done,
+            "oldest_pending_age_seconds": round(max(age, 0.0), 3),
+            "paused": stats.paused,
+            "paused_reason": stats.paused_reason,
+            "last_error": stats.last_error,
+        })
+    return result
+
+
+async def _count(host: Host, source: Source, resource_type: str) -> int:
+    page = await host.storage.list_resources(
+        source.slug, resource_type, ResourceQuery(count=0), members=False, groups=False
+    )
+    return page.total
+
+
+def source_of(host: Host, slug: str) -> Source:
+    source = host.sources.get(slug)
+    if source is None:
+        raise NotFound(f"no source {slug!r} is configured")
+    return source
+
+
+def _service(host: Host, slug: str, type_name: str) -> ResourceService:
+    source = source_of(host, slug)
+    resource_type = source.catalog.resource_types.get(type_name)
+    if resource_type is None:
+        raise NotFound(f"no resource type {type_name!r}")
+    return ResourceService(host, source, resource_type)
+
+
+async def resources(host: Host, slug: str, type_name: str, filter_text: str, cursor: str) -> dict[str, Any]:
+    """One page of a source's resources of a type, filtered through the SCIM query engine.
+
+    A bad filter or cursor is reported in `error` (as the SCIM endpoint would answer it)."""
+    service = _service(host, slug, type_name)
+    source = service.source
+    result: dict[str, Any] = {
+        "source": {"slug": source.slug, "name": source.name, "base_url": source.base_url},
+        "types": list(source.catalog.resource_types),
+        "type": type_name,
+        "filter": filter_text,
+        "resources": [],
+        "total": 0,
+        "next_cursor": None,
+        "previous_cursor": None,
+        "error": None,
+    }
+    params = ListParams(filter=filter_text or None, count=PAGE_SIZE, cursor=cursor, excluded_attributes=["members"])
+    try:
+        listing = await service.list(params)
+    except ScimError as exc:
+        result["error"] = f"{exc.scim_type + ': ' if exc.scim_type else ''}{exc.detail}"
+        return result
+    result["total"] = listing["totalResults"]
+    result["next_cursor"] = listing.get("nextCursor")
+    result["previous_cursor"] = listing.get("previousCursor")
+    for doc in listing["Resources"]:
+        result["resources"].append({
+            "id": doc["id"],
+            "name": doc.get("userName") or doc.get("displayName") or doc.get("externalId") or doc["id"],
+            "external_id": doc.get("externalId"),
+            "active": doc.get("active"),
+            "last_modified": doc.get("meta", {}).get("lastModified"),
+        })
+    return result
+
+
+async def resource(host: Host, slug: str, type_name: str, resource_id: str) -> dict[str, Any]:
+    """A resource: the stored document, the directory record, memberships and change history."""
+    service = _service(host, slug, type_name)
+    has_members = service.row_attribute is not None
+    projection = Projection(service.type, None, ["members"] if has_members else None)
+    try:
+        stored = await service.get(resource_id, projection)
+    except ScimError:
+        raise NotFound(f"no {type_name} {resource_id!r} in source {slug!r}") from None
+    document = service.render(stored, projection)
+    members: list[dict[str, Any]] = []
+    if has_members:
+        async for batch in host.storage.iter_members(slug, resource_id, batch=MEMBERS_SHOWN):
+            members.extend(batch)
+            if len(members) >= MEMBERS_SHOWN:
+                break
+    events = await host.storage.list_events(
+        slug, resource_type=type_name, resource_id=resource_id, newest_first=True, limit=HISTORY_SHOWN
+    )
+    return {
+        "source": {"slug": service.source.slug, "name": service.source.name},
+        "type": type_name,
+        "id": resource_id,
+        "name": document.get("userName") or document.get("displayName") or resource_id,
+        "document": hidden(document),
+        "record": hidden(await host.storage.get_record(slug, type_name, resource_id)),
+        "groups": document.get("groups", []),
+        "members": members[:MEMBERS_SHOWN],
+        "members_truncated": len(members) > MEMBERS_SHOWN or len(members) == MEMBERS_SHOWN,
+        "history": [event_summary(e) for e in events],
+    }
+
+
+def event_summary(event: StoredEvent) -> dict[str, Any]:
+    """An event as a list shows it: what, who, when, and the diff."""
+    return {
+        "seq": event.seq,
+        "id": event.id,
+        "created": _time(event.created),
+        "source": event.source,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "action": event.action,
+        "version": event.version,
+        "actor": event.actor,
+        "diff": diff(event),
+        "members": event.members,
+    }
+
+
+def diff(event: StoredEvent) -> list[dict[str, Any]]:
+    """Attribute, value before and value after, for each attribute the event changed."""
+    changed = hidden(event.changed)
+    return [
+        {"attribute": name, "old": change.get("old"), "new": change.get("new")}
+        if isinstance(change, dict) else {"attribute": name, "old": None, "new": change}
+        for name, change in changed.items()
+    ]
+
+
+async def changes(host: Host, before: int | None) -> dict[str, Any]:
+    """The newest events across sources (each source read through its own scope)."""
+    events: list[StoredEvent] = []
+    for slug in host.sources:
+        events += await host.storage.list_events(slug, newest_first=True, before_seq=before, limit=PAGE_SIZE)
+    events.sort(key=lambda e: e.seq, reverse=True)
+    shown = events[:PAGE_SIZE]
+    return {
+        "events": [event_summary(e) for e in shown],
+        "next_before": shown[-1].seq if len(events) > PAGE_SIZE else None,
+    }
+
+
+async def event(host: Host, slug: str, seq: int) -> dict[str, Any]:
+    """One event: the diff, who made it, the resource and record after it, its deliveries."""
+    source_of(host, slug)
+    found = await host.storage.get_event(slug, seq)
+    if found is None:
+        raise NotFound(f"no event {seq} in source {slug!r}")
+    deliveries = await host.storage.deliveries_of(slug, seq)
+    return {
+        **event_summary(found),
+        "external_id": found.external_id,
+        "resource": hidden(found.resource),
+        "record": hidden(found.record),
+        "deliveries": [
+            {key: _time(value) if isinstance(value, datetime) else value for key, value in d.items()} for d in deliveries
+        ],
+    }
+
+
+def as_json(value: Any) -> Any:
+    """Dataclasses and times in a view as JSON values."""
+    if dataclasses.is_dataclass(value):
+        return as_json(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,74 @@
+"""Every SCIM request counted: Prometheus metrics, and the source's activity for the admin page."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from aiohttp import web
+
+from scimhost.http.keys import HOST
+from scimhost.http.middlewares import SOURCE_PATH, is_scim_path
+from scimhost.metrics import method_label
+from scimhost.sources import SCIM_PREFIX
+
+ROUTE_PREFIX = SCIM_PREFIX + "/{slug}/v2"
+
+
+@web.middleware
+async def observed(request: web.Request, handler) -> web.StreamResponse:
+    """Count and time each SCIM request by source, route, method and status (outermost, so the
+    status is the one the client got)."""
+    if not is_scim_path(request.path):
+        return await handler(request)
+    started = time.perf_counter()
+    status, response = 500, None
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        _record(request, status, response, time.perf_counter() - started)
+
+
+def _record(request: web.Request, status: int, response: web.StreamResponse | None, seconds: float) -> None:
+    host = request.app[HOST]
+    match = SOURCE_PATH.match(request.path)
+    # Only configured slugs become label values; anything else a client typed is "unknown".
+    slug = match["slug"] if match and match["slug"] in host.sources else "unknown"
+    labels = (slug, route_label(request), method_label(request.method), str(status))
+    host.metrics.requests.labels(*labels).inc()
+    host.metrics.request_duration.labels(*labels).observe(seconds)
+    if slug != "unknown":
+        error = _describe_error(request, status, response) if status >= 400 else None
+        host.activity.request(slug, error=error)
+
+
+def route_label(request: web.Request) -> str:
+    """The endpoint the request matched (`Users`, `Groups/.search`, `Bulk`...), from the route
+    table, never from the path the client sent; `unmatched` when no route matched."""
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else ""
+    if not canonical.startswith(ROUTE_PREFIX + "/"):
+        return "unmatched"
+    endpoint = canonical[len(ROUTE_PREFIX) + 1 :]
+    return endpoint.removesuffix("/{id}").removesuffix("/{name}")
+
+
+def _describe_error(request: web.Request, status: int, response: web.StreamResponse | None) -> str:
+    """`METHOD route status scimType: detail`, for the admin page's last error."""
+    detail = ""
+    body = getattr(response, "body", None)
+    if isinstance(body, (bytes, bytearray)) and body[:1] == b"{":
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = {}
+        if isinstance(doc, dict):
+            scim_type = doc.get("scimType")
+            detail = f"{scim_type}: " if isinstance(scim_type, str) else ""
+            detail += str(doc.get("detail") or "")
+    return f"{request.method} {route_label(request)} {status} {detail}".strip()
