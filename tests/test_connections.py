@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server import free_port, scimhost, wait_until_up
+from test_server import admin_table, cli_token, free_port, scimhost, wait_until_up
 
 
 def start(tmp_path: Path, **server: float) -> tuple[subprocess.Popen, int, str]:
@@ -23,12 +23,12 @@ def start(tmp_path: Path, **server: float) -> tuple[subprocess.Popen, int, str]:
     config = tmp_path / "scimhost.toml"
     config.write_text(
         f"[server]\nport = {port}\n{settings}[storage.tortoise]\nurl = \"sqlite://./db.sqlite3\"\n"
-        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n' + admin_table()
     )
-    issued = subprocess.run(scimhost("-c", str(config), "sources", "token", "demo", "--json"), capture_output=True, check=True)
+    token = cli_token(config)
     process = subprocess.Popen(scimhost("-c", str(config), "serve"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_until_up(port, process)
-    return process, port, json.loads(issued.stdout)["token"]
+    return process, port, token
 
 
 def stop(process: subprocess.Popen) -> tuple[str, str]:

@@ -18,7 +18,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_server import free_port, scimhost, wait_until_up
+from test_server import admin_table, cli_token, free_port, scimhost, wait_until_up
 
 pytest.importorskip("scimhost_webhook")
 from standardwebhooks.webhooks import Webhook  # noqa: E402
@@ -63,12 +63,10 @@ def setup(tmp_path, storage_url):
     config.write_text(
         f'[server]\nport = {port}\n[events]\npoll_seconds = 0.1\n[storage.tortoise]\nurl = "{storage_url}"\n'
         f'[[events.sinks]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url}"\nsecret_env = "CRASH_TEST_SECRET"\n'
-        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n' + admin_table()
     )
     env = {**os.environ, "CRASH_TEST_SECRET": secret}
-    issued = subprocess.run(scimhost("-c", str(config), "sources", "token", "demo", "--json"),
-                            capture_output=True, check=True, env=env)
-    yield config, port, json.loads(issued.stdout)["token"], env, receiver
+    yield config, port, cli_token(config, env), env, receiver
     receiver.server.shutdown()
 
 

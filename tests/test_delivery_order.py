@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_server import free_port, scimhost, wait_until_up
+from test_server import admin_table, cli_token, free_port, scimhost, wait_until_up
 
 pytest.importorskip("scimhost_webhook")
 from standardwebhooks.webhooks import Webhook  # noqa: E402
@@ -50,11 +50,10 @@ def test_two_workers_deliver_each_resources_events_in_version_order(tmp_path, st
         f'[server]\nport = {port}\n[events]\npoll_seconds = 0.05\n[storage.tortoise]\nurl = "{storage_url}"\n'
         f'[[events.sinks]]\nname = "hook"\ntype = "webhook"\nconcurrency = 8\n'
         f'url = "http://127.0.0.1:{receiver.server_address[1]}/e"\nsecret_env = "ORDER_TEST_SECRET"\n'
-        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n' + admin_table()
     )
     env = {**os.environ, "ORDER_TEST_SECRET": secret}
-    token = json.loads(subprocess.run(scimhost("-c", str(config), "sources", "token", "demo", "--json"),
-                                      capture_output=True, check=True, env=env).stdout)["token"]
+    token = cli_token(config, env)
     process = subprocess.Popen(scimhost("-c", str(config), "serve", "--workers", "2"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     base = f"http://127.0.0.1:{port}/source/scim/demo/v2"

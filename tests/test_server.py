@@ -99,27 +99,38 @@ def post(url: str, token: str, body: dict, method: str = "POST") -> int:
         return exc.code
 
 
-def write_config(tmp_path: Path, storage_url: str, port: int) -> Path:
+def write_config(tmp_path: Path, storage_url: str, port: int, admin_port: int | None = None) -> Path:
     path = tmp_path / "scimhost.toml"
     path.write_text(
         f'[server]\nport = {port}\n[storage.tortoise]\nurl = "{storage_url}"\n'
-        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n' + admin_table(admin_port)
     )
     return path
+
+
+def admin_table(port: int | None = None) -> str:
+    """An `[admin]` table on a free port (serve opens the admin listener by default)."""
+    return f'[admin]\nlisten = "127.0.0.1:{port or free_port()}"\n'
 
 
 def scimhost(*args: str) -> list[str]:
     return [sys.executable, "-m", "scimhost", *args]
 
 
+def cli_token(config: Path, env: dict | None = None) -> str:
+    """`scimhost migrate`, then `scimhost sources token demo`: the token it printed."""
+    subprocess.run(scimhost("-c", str(config), "migrate"), capture_output=True, check=True, env=env)
+    issued = subprocess.run(
+        scimhost("-c", str(config), "sources", "token", "demo", "--json"), capture_output=True, check=True, env=env
+    )
+    return json.loads(issued.stdout)["token"]
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers):
     port = free_port()
     config = write_config(tmp_path, storage_url, port)
-    issued = subprocess.run(
-        scimhost("-c", str(config), "sources", "token", "demo", "--json"), capture_output=True, check=True
-    )
-    token = json.loads(issued.stdout)["token"]
+    token = cli_token(config)
     process = subprocess.Popen(
         scimhost("-c", str(config), "serve", "--workers", str(workers)),
         stdout=subprocess.PIPE,
@@ -179,10 +190,9 @@ def test_sigterm_drains_in_flight_requests(tmp_path):
         f'[server]\nport = {port}\n[mappings]\nworkers = 1\ntimeout_seconds = 10.0\nmax_iterations = 1000000000\n'
         f'[storage.tortoise]\nurl = "sqlite://./db.sqlite3"\n'
         '[[sources]]\nslug = "demo"\nname = "Demo"\n'
-        '[[sources.mappings]]\nname = "slow"\nexpression = "{\'n\': sum(range(60000000))}"\n'
+        '[[sources.mappings]]\nname = "slow"\nexpression = "{\'n\': sum(range(60000000))}"\n' + admin_table()
     )
-    issued = subprocess.run(scimhost("-c", str(config), "sources", "token", "demo", "--json"), capture_output=True, check=True)
-    token = json.loads(issued.stdout)["token"]
+    token = cli_token(config)
     process = subprocess.Popen(scimhost("-c", str(config), "serve"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_until_up(port, process)

@@ -211,6 +211,7 @@ def test_check_warns_about_names_no_declared_schema_defines(tmp_path, capsys):
     from scimhost.cli import main
 
     config = cli_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3", "{'n': usrName, 'm': userName, 'l': len(emails or [])}")
+    assert main(["-c", config, "migrate"]) == 0
     assert main(["-c", config, "check"]) == 0
     err = capsys.readouterr().err
     assert "source 'demo' mapping 'dept' reads 'usrName'" in err

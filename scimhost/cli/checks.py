@@ -20,6 +20,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     host = load_host(config_of(args))
     print(f"config: ok ({host.settings.path or 'built-in defaults'})")
     print(f"plugins: {len(host.plugin_report.loaded)} loaded: {', '.join(p.name for p in host.plugin_report.loaded)}")
+    for warning in host.mappings.unknown_name_warnings(host.sources.values()):
+        print(f"warning: {warning}", file=sys.stderr)
     return asyncio.run(_check_storage(host))
 
 
@@ -37,8 +39,6 @@ async def _check_storage(host: Host) -> int:
     print(f"storage: ok ({host.storage.describe()}{note})")
     for source in host.sources.values():
         print(f"source {source.slug}: {source.base_url}")
-    for warning in host.mappings.unknown_name_warnings(host.sources.values()):
-        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from scimhost.admin import build_admin_app
 from scimhost.app import build_app
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, setup_logging
 from scimhost.host import Host, load_host
-from scimhost.http.access_log import JsonAccessLogger
+from scimhost.http.access_log import access_logger_for
 from scimhost.http.protocol_log import protocol_logger
 from scimhost.metrics import MULTIPROC_ENV
 from scimhost.storage.backend import StorageError
@@ -137,7 +137,7 @@ async def serve_host(host: Host, scim_socket: socket.socket, admin_socket: socke
         # is read and dropped this long, so the client sees the answer, then the connection closes.
         lingering_time=LINGERING_SECONDS,
         logger=protocol_logger(),
-        access_log_class=JsonAccessLogger,
+        access_log_class=access_logger_for(host.settings.logging),
         access_log=access_log,
     )
     admin_runner = None
@@ -148,7 +148,8 @@ async def serve_host(host: Host, scim_socket: socket.socket, admin_socket: socke
             logs_admin = access_log is not None and host.settings.logging.log_health_and_metrics
             admin_runner = web.AppRunner(
                 build_admin_app(host), handle_signals=False, shutdown_timeout=5,
-                access_log_class=JsonAccessLogger, access_log=access_log if logs_admin else None,
+                access_log_class=access_logger_for(host.settings.logging),
+                access_log=access_log if logs_admin else None,
             )
             await admin_runner.setup()
             await web.SockSite(admin_runner, admin_socket).start()

@@ -6,7 +6,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from scimhost.http.keys import HOST, SOURCE
+from scimhost.config import LoggingSettings
+from scimhost.http.keys import SOURCE
 from scimhost.scim.filter import filter_attributes
 
 # Probes answered often and unremarkably; logged only with [logging] log_health_and_metrics.
@@ -19,10 +20,11 @@ class JsonAccessLogger(AbstractAccessLogger):
     Query strings hold filter values (user names, emails): unless [logging] query_strings is
     on, only the attribute names of a `filter` parameter are logged."""
 
+    settings = LoggingSettings()
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        host = request.app.get(HOST) if isinstance(request, web.Request) else None
-        settings = host.settings.logging if host is not None else None
-        if request.path in QUIET_PATHS and not (settings and settings.log_health_and_metrics):
+        settings = self.settings
+        if request.path in QUIET_PATHS and not settings.log_health_and_metrics:
             return
         source = request.get(SOURCE)
         entry = {
@@ -36,8 +38,13 @@ class JsonAccessLogger(AbstractAccessLogger):
             "source": source.slug if source else None,
             "user_agent": request.headers.get("User-Agent"),
         }
-        if settings is not None and settings.query_strings:
+        if settings.query_strings:
             entry["query"] = request.query_string or None
         elif "filter" in request.query:
             entry["filter_attributes"] = filter_attributes(request.query["filter"])
         self.logger.info(orjson.dumps(entry).decode())
+
+
+def access_logger_for(settings: LoggingSettings) -> type[JsonAccessLogger]:
+    """The access logger class for these settings (aiohttp makes the instance itself)."""
+    return type("ConfiguredAccessLogger", (JsonAccessLogger,), {"settings": settings})
