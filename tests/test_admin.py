@@ -184,6 +184,9 @@ async def test_metrics_count_requests_writes_auth_failures_and_mapping_outcomes(
     assert metric(text, "scimhost_mapping_evaluations_total", source="mapped", outcome="error") == 1
     assert metric(text, "scimhost_request_duration_seconds_count", source="demo", resource_type="Users",
                   method="POST", status="201") == 2
+    # The mapping pool (process mode): its size, and no worker busy or write waiting now.
+    assert metric(text, "scimhost_mapping_pool_workers", runtime="restrictedpython") == host.settings.mappings.workers
+    assert "scimhost_mapping_pool_busy_workers" in text and "scimhost_mapping_pool_queue" in text
 
 
 async def test_outbox_gauges_grow_while_the_webhook_receiver_is_down(aiohttp_client, storage_url, monkeypatch):
