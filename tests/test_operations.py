@@ -42,6 +42,16 @@ def test_a_port_in_use_is_one_line_before_the_store_is_touched(tmp_path):
     assert not (tmp_path / "db.sqlite3").exists()  # nothing was opened, so nothing was created
 
 
+def test_an_admin_token_variable_that_is_not_set_stops_serve_in_one_line(tmp_path):
+    config = write_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3", free_port())
+    config.write_text(config.read_text() + 'token_env = "SCIMHOST_TEST_UNSET_ADMIN_TOKEN"\n')
+    env = {k: v for k, v in os.environ.items() if k != "SCIMHOST_TEST_UNSET_ADMIN_TOKEN"}
+    result = run("-c", str(config), "serve", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "admin.token_env: $SCIMHOST_TEST_UNSET_ADMIN_TOKEN is not set" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
 def test_serve_with_no_migrate_refuses_pending_migrations(tmp_path):
     config = write_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3", free_port())
     result = run("-c", str(config), "serve", "--no-migrate")

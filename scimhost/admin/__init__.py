@@ -12,23 +12,28 @@ from aiohttp import web
 from scimhost.admin.auth import admin_auth
 from scimhost.admin.keys import ADMIN_TOKEN
 from scimhost.admin.routes import setup_routes
-from scimhost.config import ConfigError
+from scimhost.config import ConfigError, Settings
 from scimhost.host import Host
 from scimhost.http.keys import HOST
 
 
+def admin_token(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    """The token admin requests must present ([admin] token_env), or None; ConfigError when
+    the variable is named but not set."""
+    name = settings.admin.token_env
+    if not name:
+        return None
+    token = (environ if environ is not None else os.environ).get(name, "").strip()
+    if not token:
+        raise ConfigError([f"admin.token_env: ${name} is not set"], settings.path)
+    return token
+
+
 def build_admin_app(host: Host, environ: Mapping[str, str] | None = None) -> web.Application:
     """The admin application of a host whose store the SCIM application opens."""
-    settings = host.settings.admin
-    token = None
-    if settings.token_env:
-        token = (environ if environ is not None else os.environ).get(settings.token_env, "")
-        if not token.strip():
-            raise ConfigError([f"admin.token_env: ${settings.token_env} is not set"], host.settings.path)
-        token = token.strip()
     app = web.Application(middlewares=[admin_auth])
     app[HOST] = host
-    app[ADMIN_TOKEN] = token
+    app[ADMIN_TOKEN] = admin_token(host.settings, environ)
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("scimhost.admin", "templates"), autoescape=True,
         context_processors=[_common_context],

@@ -176,10 +176,9 @@ async def resource(host: Host, slug: str, type_name: str, resource_id: str) -> d
     document = service.render(stored, projection)
     members: list[dict[str, Any]] = []
     if has_members:
-        async for batch in host.storage.iter_members(slug, resource_id, batch=MEMBERS_SHOWN):
+        async for batch in host.storage.iter_members(slug, resource_id, batch=MEMBERS_SHOWN + 1):
             members.extend(batch)
-            if len(members) >= MEMBERS_SHOWN:
-                break
+            break  # one more than shown tells whether there are more
     events = await host.storage.list_events(
         slug, resource_type=type_name, resource_id=resource_id, newest_first=True, limit=HISTORY_SHOWN
     )
@@ -192,7 +191,7 @@ async def resource(host: Host, slug: str, type_name: str, resource_id: str) -> d
         "record": hidden(await host.storage.get_record(slug, type_name, resource_id)),
         "groups": document.get("groups", []),
         "members": members[:MEMBERS_SHOWN],
-        "members_truncated": len(members) > MEMBERS_SHOWN or len(members) == MEMBERS_SHOWN,
+        "members_truncated": len(members) > MEMBERS_SHOWN,
         "history": [event_summary(e) for e in events],
     }
 
