@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,8 +84,8 @@ SCENARIOS = {
 }
 
 
-def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[float, float, float]:
-    """(requests/s, p50 ms, p99 ms) of one wrk run."""
+def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[float, float, float, float]:
+    """(requests/s, p50 ms, p99 ms, seconds) of one wrk run."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script:
         command[1:1] = ["-s", script]
@@ -94,7 +96,36 @@ def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[f
     def percentile(p: str) -> float:
         value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    return rps, percentile("50"), percentile("99")
+    return rps, percentile("50"), percentile("99"), seconds
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User and system CPU time of a process and all its descendants (workers, mapping workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # After the command: state, ppid, ..., utime (14th field of the line), stime (15th).
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return total
+
+
+def measured(pid: int, run) -> tuple[float, float, float, float]:
+    """(requests/s, p50 ms, p99 ms, server CPU ms per request) of one wrk run against `pid`."""
+    before = cpu_seconds(pid)
+    rps, p50, p99, seconds = run()
+    spent = cpu_seconds(pid) - before
+    return rps, p50, p99, 1000 * spent / max(rps * seconds, 1)
 
 
 def wait_up(url: str) -> None:
@@ -137,18 +168,20 @@ def main() -> None:
         ceiling_file = Path(tmp) / "ceiling.py"
         ceiling_file.write_text(CEILING_APP)
 
-        def measure_ceiling() -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-            ceilings = [subprocess.Popen([sys.executable, str(ceiling_file), "8095"]) for _ in range(args.workers)]
+        def measure_ceiling():
+            # One parent process whose children serve: CPU is counted over the whole tree.
+            command = " & ".join(f"{sys.executable} {ceiling_file} 8095" for _ in range(args.workers)) + " & wait"
+            ceilings = subprocess.Popen(["sh", "-c", command], start_new_session=True)
             try:
                 wait_up("http://127.0.0.1:8095/x")
-                scripted = wrk("http://127.0.0.1:8095", script_for("GET /Users/{id}", ["x" * 36], "x"),
-                               args.seconds, args.connections)
-                fixed = wrk("http://127.0.0.1:8095/x", None, args.seconds, args.connections)
+                scripted = measured(ceilings.pid, lambda: wrk(
+                    "http://127.0.0.1:8095", script_for("GET /Users/{id}", ["x" * 36], "x"), args.seconds,
+                    args.connections))
+                fixed = measured(ceilings.pid, lambda: wrk("http://127.0.0.1:8095/x", None, args.seconds, args.connections))
                 return scripted, fixed
             finally:
-                for process in ceilings:
-                    process.terminate()
-                    process.wait()
+                os.killpg(ceilings.pid, signal.SIGTERM)
+                ceilings.wait()
 
         ceiling_before, fixed_before = measure_ceiling()
 
@@ -164,22 +197,26 @@ def main() -> None:
                                              headers={"Authorization": f"Bearer {token}"})
             group = json.load(urllib.request.urlopen(request))["Resources"][0]["id"]
             results = [
-                (name, wrk(root, script_for(name, ids, group), args.seconds, args.connections)) for name in SCENARIOS
+                (name, measured(server.pid, lambda name=name: wrk(
+                    root, script_for(name, ids, group), args.seconds, args.connections)))
+                for name in SCENARIOS
             ]
         finally:
             server.terminate()
             server.wait(timeout=60)
         ceiling_after, fixed_after = measure_ceiling()
         ceiling = max(ceiling_before, ceiling_after)
-        print(f"| scenario ({args.workers} worker{'s' if args.workers > 1 else ''}) | req/s | p50 ms | p99 ms | of ceiling |")
-        print("| --- | --- | --- | --- | --- |")
-        for label, (rps, p50, p99) in [
+        print(f"| scenario ({args.workers} worker{'s' if args.workers > 1 else ''}) | req/s | p50 ms | p99 ms "
+              "| of ceiling | server CPU ms/req |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for label, (rps, p50, p99, cpu) in [
             ("bare aiohttp ceiling, before", ceiling_before), ("bare aiohttp ceiling, after", ceiling_after),
             ("(bare aiohttp, one fixed request, no Lua), before", fixed_before),
             ("(bare aiohttp, one fixed request, no Lua), after", fixed_after),
             *results,
         ]:
-            print(f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {100 * rps / ceiling[0]:.0f}% |", flush=True)
+            print(f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {100 * rps / ceiling[0]:.0f}% | {cpu:.3f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

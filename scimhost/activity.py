@@ -5,6 +5,7 @@ hosts)."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -28,17 +29,21 @@ class ActivityRecorder:
     """Counts requests per source and minute until `flush` adds them to the store."""
 
     def __init__(self) -> None:
-        self._pending: dict[tuple[str, datetime], _Minute] = {}
+        # (source, minutes since the epoch) -> counts: every request adds to one (cheaply).
+        self._pending: dict[tuple[str, int], _Minute] = {}
         self._pruned: datetime | None = None
 
-    def request(self, source: str, *, error: str | None = None, now: datetime | None = None) -> None:
+    def request(self, source: str, *, error: str | None = None) -> None:
         """One request the source made; `error` describes it when it was answered with one."""
-        now = now or datetime.now(timezone.utc)
-        minute = self._pending.setdefault((source, now.replace(second=0, microsecond=0)), _Minute())
+        now = time.time()
+        key = (source, int(now // 60))
+        minute = self._pending.get(key)
+        if minute is None:
+            minute = self._pending[key] = _Minute()
         minute.requests += 1
         if error is not None:
             minute.errors += 1
-            minute.last_error_at, minute.last_error = now, error[:500]
+            minute.last_error_at, minute.last_error = datetime.fromtimestamp(now, timezone.utc), error[:500]
 
     async def flush(self, storage: StorageBackend) -> None:
         """Add what was counted to the store (kept for the next flush if the store fails)."""
@@ -46,7 +51,7 @@ class ActivityRecorder:
         try:
             for (source, minute), counts in pending.items():
                 await storage.record_activity(
-                    source, minute, requests=counts.requests, errors=counts.errors,
+                    source, datetime.fromtimestamp(minute * 60, timezone.utc), requests=counts.requests, errors=counts.errors,
                     last_error_at=counts.last_error_at, last_error=counts.last_error,
                 )
                 counts.requests = counts.errors = 0
@@ -61,7 +66,7 @@ class ActivityRecorder:
                 if counts.requests:
                     self._merge(key, counts)
 
-    def _merge(self, key: tuple[str, datetime], counts: _Minute) -> None:
+    def _merge(self, key: tuple[str, int], counts: _Minute) -> None:
         minute = self._pending.setdefault(key, _Minute())
         minute.requests += counts.requests
         minute.errors += counts.errors

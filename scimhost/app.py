@@ -19,7 +19,7 @@ from scimhost.faults import fault_point
 from scimhost.host import Host, load_host
 from scimhost.http.keys import HOST, STOPPING
 from scimhost.http.middlewares import body_limit, scim_errors, source_auth
-from scimhost.http.observe import observed
+from scimhost.http.observe import label_routes, observed
 from scimhost.http.routes import setup_routes
 
 log = logging.getLogger("scimhost")
@@ -52,6 +52,7 @@ def build_app(host: Host) -> web.Application:
     app.cleanup_ctx.append(_dispatcher)
     app.cleanup_ctx.append(_sampler)
     setup_routes(app)
+    label_routes(app)
     return app
 
 

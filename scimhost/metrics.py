@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -80,6 +81,18 @@ class Metrics:
             "scimhost_deliveries", "Delivery attempts by outcome (done, retry, dead)", ("sink", "outcome"),
             registry=registry,
         )
+        # (source, route, method, status) -> the counter's and the histogram's children: every
+        # request records both, and looking children up by label values costs more than using them.
+        self._request_series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+    def request(self, source: str, route: str, method: str, status: str, seconds: float) -> None:
+        """One SCIM request answered."""
+        key = (source, route, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (self.requests.labels(*key), self.request_duration.labels(*key))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def exposition(self, sinks: Iterable[SinkGauges] = ()) -> tuple[bytes, str]:
         """The text format of every metric (all processes' under serve), with the sinks' backlog

@@ -13,5 +13,7 @@ import asyncio
 HOST = web.AppKey("host", Host)
 # Set when the server starts shutting down (before it waits for in-flight requests).
 STOPPING = web.AppKey("stopping", asyncio.Event)
+# Each SCIM route's endpoint name, for metric labels (http/observe.py).
+ROUTE_LABELS = web.AppKey("route_labels", dict)
 SOURCE = web.RequestKey("source", Source)
 PRINCIPAL = web.RequestKey("principal", Principal)

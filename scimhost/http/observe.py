@@ -7,7 +7,7 @@ import time
 import orjson
 from aiohttp import web
 
-from scimhost.http.keys import HOST
+from scimhost.http.keys import HOST, ROUTE_LABELS, SOURCE
 from scimhost.http.middlewares import SOURCE_PATH, is_scim_path
 from scimhost.metrics import method_label
 from scimhost.sources import SCIM_PREFIX
@@ -36,12 +36,14 @@ async def observed(request: web.Request, handler) -> web.StreamResponse:
 
 def _record(request: web.Request, status: int, response: web.StreamResponse | None, seconds: float) -> None:
     host = request.app[HOST]
-    match = SOURCE_PATH.match(request.path)
-    # Only configured slugs become label values; anything else a client typed is "unknown".
-    slug = match["slug"] if match and match["slug"] in host.sources else "unknown"
-    labels = (slug, route_label(request), method_label(request.method), str(status))
-    host.metrics.requests.labels(*labels).inc()
-    host.metrics.request_duration.labels(*labels).observe(seconds)
+    source = request.get(SOURCE)  # set once the request authenticated
+    if source is not None:
+        slug = source.slug
+    else:
+        match = SOURCE_PATH.match(request.path)
+        # Only configured slugs become label values; anything else a client typed is "unknown".
+        slug = match["slug"] if match and match["slug"] in host.sources else "unknown"
+    host.metrics.request(slug, route_label(request), method_label(request.method), str(status), seconds)
     if slug != "unknown":
         error = _describe_error(request, status, response) if status >= 400 else None
         host.activity.request(slug, error=error)
@@ -50,12 +52,18 @@ def _record(request: web.Request, status: int, response: web.StreamResponse | No
 def route_label(request: web.Request) -> str:
     """The endpoint the request matched (`Users`, `Groups/.search`, `Bulk`...), from the route
     table, never from the path the client sent; `unmatched` when no route matched."""
-    resource = request.match_info.route.resource
-    canonical = resource.canonical if resource is not None else ""
-    if not canonical.startswith(ROUTE_PREFIX + "/"):
-        return "unmatched"
-    endpoint = canonical[len(ROUTE_PREFIX) + 1 :]
-    return endpoint.removesuffix("/{id}").removesuffix("/{name}")
+    return request.app[ROUTE_LABELS].get(request.match_info.route.resource, "unmatched")
+
+
+def label_routes(app: web.Application) -> None:
+    """Name each SCIM route's endpoint once, when the routes are set up."""
+    labels = {}
+    for resource in app.router.resources():
+        canonical = resource.canonical
+        if canonical.startswith(ROUTE_PREFIX + "/"):
+            endpoint = canonical[len(ROUTE_PREFIX) + 1 :]
+            labels[resource] = endpoint.removesuffix("/{id}").removesuffix("/{name}")
+    app[ROUTE_LABELS] = labels
 
 
 def _describe_error(request: web.Request, status: int, response: web.StreamResponse | None) -> str:
