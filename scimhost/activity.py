@@ -62,9 +62,16 @@ class ActivityRecorder:
                 await storage.prune_activity(before=now - KEEP)
         except StorageError as exc:
             log.warning("could not record source activity (kept for the next try): %s", exc)
-            for key, counts in pending.items():
-                if counts.requests:
-                    self._merge(key, counts)
+            self._restore(pending)
+        except BaseException:  # cancelled mid-flush (shutdown): the final flush takes the rest
+            self._restore(pending)
+            raise
+
+    def _restore(self, pending: dict[tuple[str, int], _Minute]) -> None:
+        """Keep the counts a failed flush did not write (those written were zeroed)."""
+        for key, counts in pending.items():
+            if counts.requests:
+                self._merge(key, counts)
 
     def _merge(self, key: tuple[str, int], counts: _Minute) -> None:
         minute = self._pending.setdefault(key, _Minute())

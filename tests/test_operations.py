@@ -175,3 +175,27 @@ def _long_ago():
     from datetime import datetime, timezone
 
     return datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def test_a_restarted_serve_counts_from_zero_in_a_metrics_folder_it_was_given(tmp_path):
+    port, admin_port = free_port(), free_port()
+    config = write_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3", port, admin_port)
+    token = cli_token(config)
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    series = 'scimhost_resource_writes_total{action="create",resource_type="User",source="demo"}'
+    for run_number, users in ((1, 3), (2, 2)):
+        process = subprocess.Popen(scimhost("-c", str(config), "serve", "--workers", "2"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        try:
+            wait_until_up(port, process)
+            for i in range(users):
+                body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"u{run_number}-{i}"}
+                assert post(f"http://127.0.0.1:{port}/source/scim/demo/v2/Users", token, body) == 201
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as response:
+                assert _sample(response.read().decode(), series) == users, run_number
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    assert any(folder.iterdir())  # the folder is the operator's: kept

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from scimhost.admin.auth import admin_auth
+from scimhost.admin.auth import COOKIE, admin_auth, authenticated
 from scimhost.admin.keys import ADMIN_TOKEN
 from scimhost.admin.routes import setup_routes
 from scimhost.config import ConfigError, Settings
@@ -45,7 +45,8 @@ def build_admin_app(host: Host, environ: Mapping[str, str] | None = None) -> web
 
 
 async def _common_context(request: web.Request) -> dict:
-    return {"signed_in": request.app[ADMIN_TOKEN] is not None, "path": request.path}
+    signed_in = request.app[ADMIN_TOKEN] is not None and COOKIE in request.cookies and authenticated(request)
+    return {"signed_in": signed_in, "path": request.path}
 
 
 def _pretty(value) -> str:

@@ -34,7 +34,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Every process of this serve writes its metrics into one folder, so any of them can report
     # all. It must be chosen before prometheus_client is imported (the host's Metrics does).
     own_metrics_dir = None
-    if not os.environ.get(MULTIPROC_ENV):
+    if os.environ.get(MULTIPROC_ENV):
+        # A folder the operator chose: what an earlier run left there would be counted again.
+        for stale in Path(os.environ[MULTIPROC_ENV]).glob("*.db"):
+            stale.unlink(missing_ok=True)
+    else:
         own_metrics_dir = tempfile.mkdtemp(prefix="scimhost-metrics-")
         os.environ[MULTIPROC_ENV] = own_metrics_dir
     try:
@@ -204,9 +208,15 @@ def _run_workers(config: Path | None, address: str, port: int, admin, workers: i
     log.info("started %d workers on %s:%s", workers, address, port)
     exit_code = EXIT_OK
     # A worker that dies on its own takes the others down: a supervisor restarts the whole.
+    from prometheus_client import multiprocess  # not at module level: after cmd_serve chose the folder
+
+    dead: set[int] = set()
     while any(p.is_alive() for p in processes):
         for process in processes:
             process.join(timeout=0.5)
+            if not process.is_alive() and process.pid not in dead:
+                dead.add(process.pid)
+                multiprocess.mark_process_dead(process.pid)  # its live gauges stop counting
             if not process.is_alive() and not stopping:
                 log.error("%s exited with code %s; stopping", process.name, process.exitcode)
                 exit_code = EXIT_FAILED

@@ -9,7 +9,7 @@ import re
 import sys
 from datetime import datetime, timedelta, timezone
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, open_existing
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, open_existing, with_storage
 from scimhost.config import ConfigError
 from scimhost.host import Host, load_host
 from scimhost.sources import Source
@@ -62,7 +62,7 @@ def cmd_sources_token(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     source = _stored_token_source(host, args.slug)
     grace_until = datetime.now(timezone.utc) + args.grace if args.grace else None
-    token = asyncio.run(_with_open(host, lambda: host.issue_token(source.slug, grace_until=grace_until)))
+    token = asyncio.run(with_storage(host, lambda _: host.issue_token(source.slug, grace_until=grace_until)))
     if args.json:
         print(json.dumps({
             "slug": source.slug, "name": source.name, "base_url": source.base_url, "token": token,
@@ -82,7 +82,7 @@ def cmd_sources_token(args: argparse.Namespace) -> int:
 def cmd_sources_revoke(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     source = _stored_token_source(host, args.slug)
-    asyncio.run(_with_open(host, lambda: host.revoke_tokens(source.slug)))
+    asyncio.run(with_storage(host, lambda _: host.revoke_tokens(source.slug)))
     print(f"Every token of source {source.slug} is revoked; `scimhost sources token {source.slug}` issues a new one.")
     return EXIT_OK
 
@@ -99,7 +99,7 @@ def cmd_sources_remove(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    deleted = asyncio.run(_with_open(host, lambda: host.storage.purge_source(args.slug)))
+    deleted = asyncio.run(with_storage(host, lambda storage: storage.purge_source(args.slug)))
     if args.json:
         print(json.dumps({"slug": args.slug, "deleted": deleted}))
     elif not any(deleted.values()):
@@ -119,14 +119,6 @@ def _stored_token_source(host: Host, slug: str) -> Source:
             f"source {source.slug!r} reads its token from ${source.settings.token_env}; change that variable to rotate it"
         ])
     return source
-
-
-async def _with_open(host: Host, work):
-    await open_existing(host)
-    try:
-        return await work()
-    finally:
-        await host.storage.close()
 
 
 DURATION = re.compile(r"^(\d+)([smhd])$")
