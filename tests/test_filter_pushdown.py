@@ -12,6 +12,8 @@ from conftest import patch_op
 from scimhost.http.keys import HOST
 from scimhost.scim.evaluate import match_resource
 from scimhost.scim.filter import parse_filter
+from scimhost.scim.query import index_entries, resolve_filter
+from scimhost.scim.query_eval import Candidate, matches
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 WORDS = ["alpha", "Beta", "gamma", "DELTA", "al", "be", "ta", "Ga", "x"]
@@ -67,6 +69,29 @@ def random_filter(rng: random.Random, depth: int = 0) -> str:
     return f'{path} {op} "{value}"'
 
 
+async def candidates(client, resource_type: str, ids: list[str]) -> list[tuple[str, Candidate]]:
+    """The stored resources as the resolved-query evaluator sees them: (id, candidate)."""
+    storage = client.app[HOST].storage
+    catalog = client.app[HOST].sources["demo"].catalog.resource_types[resource_type]
+    result = []
+    for resource_id in ids:
+        stored = await storage.get_resource("demo", resource_type, resource_id)
+        result.append((resource_id, Candidate(
+            id=stored.id, created=stored.created, last_modified=stored.last_modified,
+            entries=index_entries(stored.document, catalog),
+            members=[(m["value"], m["type"]) for m in stored.members or []],
+            groups=[g["value"] for g in stored.groups or []],
+        )))
+    return result
+
+
+def evaluated(client, resource_type: str, text: str, stored: list[tuple[str, Candidate]]) -> list[str]:
+    """The ids the resolved filter selects, evaluated in memory on the stored index entries."""
+    catalog = client.app[HOST].sources["demo"].catalog.resource_types[resource_type]
+    query = resolve_filter(parse_filter(text), catalog)
+    return sorted(resource_id for resource_id, candidate in stored if matches(query, candidate))
+
+
 async def test_database_filters_agree_with_the_evaluator(scim, client):
     rng = random.Random(7644)
     for index in range(40):
@@ -75,6 +100,7 @@ async def test_database_filters_agree_with_the_evaluator(scim, client):
     everyone = (await scim.json("GET", "/Users?count=1000"))["Resources"]
     assert len(everyone) == 40
     user_type = client.app[HOST].sources["demo"].catalog.resource_types["User"]
+    stored = await candidates(client, "User", [u["id"] for u in everyone])
 
     checked = 0
     for _ in range(150):
@@ -84,8 +110,39 @@ async def test_database_filters_agree_with_the_evaluator(scim, client):
         got = sorted(u["userName"] for u in response["Resources"])
         assert got == expected, text
         assert response["totalResults"] == len(expected)
+        # The resolved-query evaluator (a backend's reference) agrees on the index entries.
+        assert evaluated(client, "User", text, stored) == sorted(u["id"] for u in response["Resources"]), text
         checked += bool(expected)
     assert checked > 30  # the generated filters do select something
+
+
+async def test_membership_filters_agree_with_the_resolved_query_evaluator(scim, client):
+    rng = random.Random(7643)
+    users = [await scim.create_user(f"member{i}") for i in range(8)]
+    groups = []
+    for index in range(5):
+        chosen = rng.sample(users, rng.randint(0, 4))
+        group = await scim.create_group(f"team{index}", [u["id"] for u in chosen])
+        groups.append(group)
+    nested = await scim.create_group("nested", [groups[0]["id"], users[0]["id"]])
+    groups.append(nested)
+    stored_groups = await candidates(client, "Group", [g["id"] for g in groups])
+    stored_users = await candidates(client, "User", [u["id"] for u in users])
+    some_user, some_group = users[rng.randrange(8)]["id"], groups[0]["id"]
+    group_filters = [
+        "members pr", "not (members pr)", f'members.value eq "{some_user}"', f'members[value eq "{some_user}"]',
+        f'members[value eq "{some_group}" and type eq "Group"]', 'members[type eq "Group"]',
+        f'members[value ne "{some_user}"]', f'members.value gt "{some_user}"', 'displayName sw "team" and members pr',
+        f'not (members[value eq "{some_user}"]) and displayName co "t"',
+    ]
+    for text in group_filters:
+        response = await scim.json("GET", "/Groups?count=1000&filter=" + urllib.parse.quote(text))
+        assert evaluated(client, "Group", text, stored_groups) == sorted(g["id"] for g in response["Resources"]), text
+    user_filters = ["groups pr", "not (groups pr)", f'groups.value eq "{some_group}"', f'groups[value eq "{some_group}"]',
+                    f'groups[value sw "{some_group[:3]}"] or userName eq "member7"']
+    for text in user_filters:
+        response = await scim.json("GET", "/Users?count=1000&filter=" + urllib.parse.quote(text))
+        assert evaluated(client, "User", text, stored_users) == sorted(u["id"] for u in response["Resources"]), text
 
 
 async def test_filters_agree_after_replacing_and_patching(scim, client):
