@@ -115,7 +115,7 @@ def _compare(stored: Any, op: str, value: Any, *, text: bool) -> bool:
     if op == "co":
         return value in stored
     if op == "sw":
-        return value in stored
+        return stored.startswith(value)
     if op == "ew":
         return stored.endswith(value)
     raise ValueError(f"unknown comparison {op!r}")
