@@ -94,7 +94,9 @@ def test_storage_mistakes_are_named(tmp_path):
     assert "storage.tortoise.pool: unknown key" in problems_of(config)
     config = base(tmp_path)
     config["storage"]["backend"] = "nosuch"
-    assert "storage.backend: no storage backend named 'nosuch' (registered: tortoise)" in problems_of(config)
+    # Installed plugins may register more backends (the memory backend in this repository).
+    [problem] = [line for line in problems_of(config).splitlines() if "storage.backend:" in line]
+    assert "storage.backend: no storage backend named 'nosuch' (registered: " in problem and "tortoise" in problem
     config = base(tmp_path)
     config["storage"]["redis"] = {}
     assert "storage.redis: unknown key" in problems_of(config)
