@@ -40,7 +40,7 @@ from scimhost.builtin.core_schemas import (
 from scimhost.scim.catalog import build_catalog
 from scimhost.scim.extensions import SchemaExtension
 from scimhost.scim.filter import parse_filter
-from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter
+from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
 from scimhost.scim.validation import validate_resource
 from scimhost.storage.backend import (
     EventDraft,
@@ -212,6 +212,70 @@ async def test_conformance_filters_and_paging(conformance_backend):
     assert first.more_after and not second.more_after
     names = [r.document["userName"] for r in first.resources + second.resources]
     assert names == [f"user{i}" for i in range(6)]
+
+
+async def test_conformance_sorting_puts_missing_values_last_and_keeps_creation_order_on_ties(conformance_backend):
+    store = conformance_backend
+    for name, title in (("u0", "b"), ("u1", None), ("u2", "a"), ("u3", "b"), ("u4", "C")):
+        await store.create_resource(SOURCE, "User", user_write(name, **({"title": title} if title else {})))
+
+    async def names(sort_by: str, order: str | None = None) -> list[str]:
+        page = await store.list_resources(SOURCE, "User", query(None, sort=resolve_sort(sort_by, order, USER)))
+        return [r.document["userName"] for r in page.resources]
+
+    # Case-insensitive attributes sort by their lower-cased value, by code point.
+    assert await names("title") == ["u2", "u0", "u3", "u4", "u1"]
+    assert await names("title", "descending") == ["u4", "u0", "u3", "u2", "u1"]  # ties stay in creation order
+    assert await names("userName", "descending") == ["u4", "u3", "u2", "u1", "u0"]
+    assert await names("meta.created") == ["u0", "u1", "u2", "u3", "u4"]
+
+
+async def test_conformance_cursor_pages_run_both_ways(conformance_backend):
+    store = conformance_backend
+    created = [await store.create_resource(SOURCE, "User", user_write(f"user{i}")) for i in range(7)]
+    middle = created[4]
+    before = await store.list_resources(SOURCE, "User", query(None, count=3, cursor_paging=True,
+                                                                before=(middle.created, middle.id)))
+    assert [r.document["userName"] for r in before.resources] == ["user1", "user2", "user3"]
+    assert before.more_before and before.more_after and before.total == 7
+    first = await store.list_resources(SOURCE, "User", query(None, count=3, cursor_paging=True,
+                                                               before=(created[3].created, created[3].id)))
+    assert [r.document["userName"] for r in first.resources] == ["user0", "user1", "user2"] and not first.more_before
+    after = await store.list_resources(SOURCE, "User", query(None, count=3, cursor_paging=True,
+                                                               after=(middle.created, middle.id)))
+    assert [r.document["userName"] for r in after.resources] == ["user5", "user6"] and not after.more_after
+
+
+async def test_conformance_members_are_read_in_bounded_batches_in_insertion_order(conformance_backend):
+    store = conformance_backend
+    users = [await store.create_resource(SOURCE, "User", user_write(f"m{i}")) for i in range(7)]
+    order = [u.id for u in users[3:]] + [u.id for u in users[:3]]
+    group = await store.create_resource(SOURCE, "Group", group_write("g"), members=order)
+    batches = [batch async for batch in store.iter_members(SOURCE, group.id, batch=3)]
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert [m["value"] for b in batches for m in b] == order
+    assert batches[0][0] == {"value": order[0], "type": "User", "display": "m3"}
+    assert [b async for b in store.iter_members(OTHER, group.id, batch=3)] == []  # another source: nothing
+
+
+async def test_conformance_tokens_rotate_with_grace_and_revoke(conformance_backend):
+    from datetime import datetime, timedelta, timezone
+
+    store = conformance_backend
+    now = datetime.now(timezone.utc)
+    account = await store.ensure_service_account(SOURCE, "scimhost-source-x")
+    assert not account.has_token and await store.token_hashes(SOURCE, now=now) == ()
+    await store.set_token_hash(SOURCE, "a" * 64)
+    await store.set_token_hash(SOURCE, "b" * 64, grace_until=now + timedelta(hours=1))
+    assert await store.token_hashes(SOURCE, now=now) == ("b" * 64, "a" * 64)
+    assert await store.token_hashes(SOURCE, now=now + timedelta(hours=2)) == ("b" * 64,)
+    [listed] = await store.service_accounts()
+    assert listed.has_token and listed.previous_expires == now + timedelta(hours=1)
+    await store.set_token_hash(SOURCE, "c" * 64)  # without grace: every earlier token ends
+    assert await store.token_hashes(SOURCE, now=now) == ("c" * 64,)
+    await store.revoke_tokens(SOURCE)
+    assert await store.token_hashes(SOURCE, now=now) == ()
+    assert await store.token_hashes(OTHER, now=now) == ()
 
 
 async def test_conformance_concurrent_member_changes_lose_nothing(conformance_backend):
