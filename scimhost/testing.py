@@ -12,9 +12,15 @@ async fixture yielding an opened (migrated), empty backend instance.
         yield backend
         await backend.close()
 
+The tests are coroutines: run them with pytest-asyncio in auto mode (`asyncio_mode = "auto"`
+under `[tool.pytest.ini_options]`; pytest-aiohttp brings pytest-asyncio), as the memory
+backend's pyproject (plugins/scimhost-memory) does.
+
 Every `test_conformance_*` function below is then collected and run against that backend:
-CRUD, versions, uniqueness, membership, filters, paging, transactions, concurrency, and source
-isolation. The built-in tortoise backend runs it on SQLite and PostgreSQL
+CRUD, versions, uniqueness, membership (read in batches), filters (every operator on every
+attribute type, checked against the core's reference evaluator `scimhost.scim.query_eval`),
+sorting, index and cursor paging, tokens, transactions, concurrency, the event log and the
+delivery queue, and source isolation. The built-in tortoise backend runs it on SQLite and PostgreSQL
 (tests/test_conformance.py).
 
 Isolation is the rule a backend must never break: every method that takes a source reads and
@@ -32,6 +38,7 @@ import pytest
 
 from scimhost.builtin.core_schemas import (
     ENTERPRISE_USER_SCHEMA,
+    attr,
     GROUP_RESOURCE_TYPE,
     GROUP_SCHEMA,
     USER_RESOURCE_TYPE,
@@ -52,8 +59,25 @@ from scimhost.storage.backend import (
     VersionMismatch,
 )
 
+# An extension with an attribute of every other SCIM type, so that filters on each are tried.
+KIT = "urn:example:params:scim:schemas:extension:kit:2.0:User"
+KIT_SCHEMA = {
+    "id": KIT,
+    "name": "KitUser",
+    "description": "Attributes of every type, for the conformance suite",
+    "attributes": [
+        attr("level", "integer"),
+        attr("score", "decimal"),
+        attr("hired", "dateTime"),
+        attr("verified", "boolean"),
+        attr("badge", "binary"),
+        attr("homepage", "reference", references=["external"]),
+        attr("code", case_exact=True),
+    ],
+}
 _CATALOG = build_catalog(
-    [USER_SCHEMA, GROUP_SCHEMA], [USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE], [SchemaExtension("User", ENTERPRISE_USER_SCHEMA)]
+    [USER_SCHEMA, GROUP_SCHEMA], [USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE],
+    [SchemaExtension("User", ENTERPRISE_USER_SCHEMA), SchemaExtension("User", KIT_SCHEMA)],
 )
 USER = _CATALOG.resource_types["User"]
 GROUP = _CATALOG.resource_types["Group"]
@@ -276,6 +300,101 @@ async def test_conformance_tokens_rotate_with_grace_and_revoke(conformance_backe
     await store.revoke_tokens(SOURCE)
     assert await store.token_hashes(SOURCE, now=now) == ()
     assert await store.token_hashes(OTHER, now=now) == ()
+
+
+# Filters of every operator on every attribute type, value paths, `not`, `pr`, case rules and
+# membership; each is checked against the core's reference evaluator (scimhost.scim.query_eval).
+TYPED_FILTERS = [
+    f"{KIT}:level eq 3", f"{KIT}:level gt 2", f"{KIT}:level le 2", f"{KIT}:level pr", f"not ({KIT}:level ge 4)",
+    f"{KIT}:score gt 1.5", f"{KIT}:score lt 1.5", f"{KIT}:score eq 2.25",
+    f'{KIT}:hired gt "2024-01-01T00:00:00Z"', f'{KIT}:hired le "2023-06-30T12:00:00+02:00"',
+    f'{KIT}:hired eq "2024-03-01T10:00:00Z"', f"{KIT}:verified eq true", f"{KIT}:verified eq false",
+    f"not ({KIT}:verified eq true)", f'{KIT}:badge eq "QUJD"', f"{KIT}:badge pr",
+    f'{KIT}:homepage sw "https://a."', f'{KIT}:homepage co "example"',
+    f'{KIT}:code eq "AbC"', f'{KIT}:code eq "abc"', f'{KIT}:code sw "Ab"',
+    'userName eq "USER3"', 'userName sw "user1"', 'userName ew "2"', 'userName co "ser"', 'userName gt "user4"',
+    'userName ne "user0"', 'title pr', 'not (title pr)', 'title eq ""', 'title co ""',
+    'emails[type eq "work" and value ew ".org"]', 'emails[not (type eq "work")]', 'emails.value co "3@"',
+    'emails pr', 'emails[primary eq true]', 'name.givenName lt "M"', 'active eq true and title sw "e"',
+    f'({KIT}:level gt 1 or userName eq "user0") and not (active eq false)',
+    'meta.created gt "2000-01-01T00:00:00Z"', 'meta.lastModified lt "2000-01-01T00:00:00Z"',
+    f'{ENTERPRISE_USER_SCHEMA["id"]}:department eq "sales"',
+]
+
+
+async def test_conformance_every_operator_on_every_attribute_type_agrees_with_the_reference(conformance_backend):
+    import random
+
+    from scimhost.scim.query_eval import Candidate, matches
+
+    store = conformance_backend
+    rng = random.Random(7643)
+    ids = []
+    for i in range(16):
+        attributes: dict = {}
+        if rng.random() < 0.8:
+            attributes[KIT] = {
+                "level": rng.randint(0, 5), "score": rng.choice([0.5, 1.5, 2.25, 3.0]),
+                "hired": rng.choice(["2023-06-30T10:00:00Z", "2024-03-01T10:00:00Z", "2025-01-01T00:00:00+01:00"]),
+                "verified": rng.random() < 0.5, "badge": rng.choice(["QUJD", "REVG"]),
+                "homepage": rng.choice(["https://a.example.com/x", "https://b.example.org/"]),
+                "code": rng.choice(["AbC", "abc", "ABC"]),
+            }
+        if rng.random() < 0.7:
+            attributes["title"] = rng.choice(["engineer", "Editor", "", "sales"])
+        if rng.random() < 0.7:
+            attributes["active"] = rng.random() < 0.5
+        if rng.random() < 0.6:
+            attributes["name"] = {"givenName": rng.choice(["Ann", "mike", "Zoe"])}
+        if rng.random() < 0.8:
+            attributes["emails"] = [
+                {"value": f"u{i}{j}@{rng.choice(['a.com', 'b.org'])}", "type": rng.choice(["work", "home"]),
+                 **({"primary": True} if j == 0 and rng.random() < 0.5 else {})}
+                for j in range(rng.randint(1, 2))
+            ]
+        if rng.random() < 0.5:
+            attributes[ENTERPRISE_USER_SCHEMA["id"]] = {"department": rng.choice(["Sales", "R&D"])}
+        ids.append((await store.create_resource(SOURCE, "User", user_write(f"user{i}", **attributes))).id)
+    candidates = []
+    for resource_id in ids:
+        stored = await store.get_resource(SOURCE, "User", resource_id)
+        candidates.append(Candidate(stored.id, stored.created, stored.last_modified,
+                                    index_entries(stored.document, USER), groups=[g["value"] for g in stored.groups]))
+    selected_some = 0
+    for text in TYPED_FILTERS:
+        node = resolve_filter(parse_filter(text), USER)
+        expected = sorted(c.id for c in candidates if matches(node, c))
+        page = await store.list_resources(SOURCE, "User", ResourceQuery(filter=node, count=100))
+        assert sorted(r.id for r in page.resources) == expected, text
+        assert page.total == len(expected), text
+        selected_some += 0 < len(expected) < len(ids)
+    assert selected_some > len(TYPED_FILTERS) // 2  # the data makes most filters discriminate
+
+
+async def test_conformance_membership_filters_agree_with_the_reference(conformance_backend):
+    from scimhost.scim.query_eval import Candidate, matches
+
+    store = conformance_backend
+    users = [(await store.create_resource(SOURCE, "User", user_write(f"m{i}"))).id for i in range(5)]
+    groups = [(await store.create_resource(SOURCE, "Group", group_write(f"g{i}"), members=chosen))
+              for i, chosen in enumerate([users[:2], users[1:4], [], users[4:]])]
+    nested = await store.create_resource(SOURCE, "Group", group_write("nested"), members=[groups[0].id, users[0]])
+    filters = {
+        "Group": ["members pr", "not (members pr)", f'members.value eq "{users[1]}"', 'members[type eq "Group"]',
+                  f'members[value eq "{users[0]}" and type eq "User"]', f'members[value ne "{users[1]}"]'],
+        "User": ["groups pr", f'groups.value eq "{groups[1].id}"', f'groups[value eq "{nested.id}"]', "not (groups pr)"],
+    }
+    for type_name, texts in filters.items():
+        resource_type = USER if type_name == "User" else GROUP
+        everyone = (await store.list_resources(SOURCE, type_name, ResourceQuery(count=100))).resources
+        candidates = [Candidate(r.id, r.created, r.last_modified, index_entries(r.document, resource_type),
+                                members=[(m["value"], m["type"]) for m in r.members or []],
+                                groups=[g["value"] for g in r.groups or []]) for r in everyone]
+        for text in texts:
+            node = resolve_filter(parse_filter(text), resource_type)
+            expected = sorted(c.id for c in candidates if matches(node, c))
+            page = await store.list_resources(SOURCE, type_name, ResourceQuery(filter=node, count=100))
+            assert sorted(r.id for r in page.resources) == expected, text
 
 
 async def test_conformance_concurrent_member_changes_lose_nothing(conformance_backend):
