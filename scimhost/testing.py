@@ -749,4 +749,50 @@ async def test_conformance_pauses_and_the_dispatcher_lease(conformance_backend):
     assert await store.lease_holder("dispatcher", now=_at(31)) is None
 
 
+
+async def test_conformance_activity_adds_each_processes_counts_per_minute(conformance_backend):
+    from datetime import datetime, timedelta, timezone
+
+    store = conformance_backend
+    minute = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    await store.record_activity(SOURCE, minute, requests=5, errors=1, last_error_at=minute, last_error="first")
+    later = minute + timedelta(seconds=30)
+    await store.record_activity(SOURCE, minute, requests=3, errors=1, last_error_at=later, last_error="newest")
+    await store.record_activity(SOURCE, minute, requests=2, errors=1, last_error_at=minute + timedelta(seconds=5),
+                                last_error="older than the newest")
+    await store.record_activity(SOURCE, minute + timedelta(minutes=1), requests=1, errors=0)
+    await store.record_activity(OTHER, minute, requests=100, errors=100, last_error_at=later, last_error="other")
+    activity = await store.source_activity(SOURCE, since=minute)
+    assert (activity.requests, activity.errors) == (11, 3)
+    assert (activity.last_error, activity.last_error_at) == ("newest", later)
+    assert activity.last_request == minute + timedelta(minutes=1)
+    assert (await store.source_activity(SOURCE, since=minute + timedelta(minutes=1))).requests == 1
+    assert await store.prune_activity(before=minute + timedelta(minutes=1)) == 2  # both sources' old minute
+    assert (await store.source_activity(SOURCE, since=minute)).requests == 1
+    assert (await store.source_activity(OTHER, since=minute)).requests == 0
+
+
+async def test_conformance_purging_a_source_deletes_its_data_and_nothing_else(conformance_backend):
+    from datetime import datetime, timezone
+
+    store = conformance_backend
+    for source in (SOURCE, OTHER):
+        await store.ensure_service_account(source, f"account-{source}")
+        user = await store.create_resource(source, "User", user_write("same"), event=draft("create", sinks=("hook",)))
+        await store.create_resource(source, "Group", group_write("same"), members=[user.id], event=draft("create"))
+        await store.record_activity(source, datetime.now(timezone.utc), requests=1, errors=0)
+    kept = await store.list_resources(OTHER, "User", ResourceQuery())
+    deleted = await store.purge_source(SOURCE)
+    assert (deleted["users"], deleted["groups"], deleted["events"], deleted["deliveries"]) == (1, 1, 2, 1)
+    assert deleted["service accounts"] == 1
+    assert (await store.list_resources(SOURCE, "User", ResourceQuery())).total == 0
+    assert await store.list_events(SOURCE) == []
+    assert [a.source for a in await store.service_accounts()] == [OTHER]
+    assert (await store.list_resources(OTHER, "User", ResourceQuery())).resources == kept.resources
+    assert len(await store.list_events(OTHER)) == 2 and (await store.sink_stats("hook")).pending == 1
+    [group] = (await store.list_resources(OTHER, "Group", ResourceQuery())).resources
+    assert [m["value"] for m in group.members] == [kept.resources[0].id]
+
+
+# Last in the module, so that it lists every test above: a backend's `import *` takes these.
 __all__ = [name for name in list(globals()) if name.startswith("test_conformance_")]
