@@ -292,7 +292,9 @@ class StorageBackend(ABC):
         """Store a new resource (and its members, and `event` in the event log) in one
         transaction.
 
-        Raises UniquenessConflict or UnknownMembers, storing nothing."""
+        Members must be resources (of any type) of the same source, and a group never contains
+        itself; membership keeps the order ids were first added. Raises UniquenessConflict or
+        UnknownMembers, storing nothing."""
 
     @abstractmethod
     async def get_resource(
@@ -327,7 +329,9 @@ class StorageBackend(ABC):
         per resource the events' order is the order of the commits).
 
         `write` None keeps the document. With `expected_version`, the write happens only if the
-        stored version is still that one. Raises ResourceNotFound, VersionMismatch,
+        stored version is still that one. Member changes follow create_resource's rules (an id
+        of another source, of nothing, or of the group itself is UnknownMembers); adding a
+        member twice keeps one row, removing one that is not there does nothing. Raises ResourceNotFound, VersionMismatch,
         UniquenessConflict or UnknownMembers, changing nothing. Returns the resource without
         members; with its groups if the backend read them in the same transaction, else with
         `groups` None (the host then reads them)."""
