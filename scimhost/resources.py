@@ -80,11 +80,9 @@ class ResourceService:
         # Who writes, as the event log records it (scheme, account, request id, client).
         self.actor = actor or {"scheme": None, "account": source.service_account}
         self.storage = host.storage
-        members = resource_type.schema.attribute("members")
         # Group members are kept as rows; User groups are derived from those rows.
-        self.row_attribute = members.name if members is not None and members.multi_valued else None
-        groups = resource_type.schema.attribute("groups")
-        self.derives_groups = groups is not None and groups.mutability == "readOnly"
+        self.membership_attribute = resource_type.membership_attribute
+        self.derives_groups = resource_type.groups_from_memberships
 
     def location(self, resource_id: str) -> str:
         return f"{self.source.base_url}{self.type.endpoint}/{resource_id}"
@@ -94,7 +92,7 @@ class ResourceService:
     def relations(self, projection: Projection) -> dict[str, bool]:
         """Which row-derived attributes a response shows, so the store reads only those."""
         return {
-            "members": self.row_attribute is not None and projection.wants_attribute(self.row_attribute),
+            "members": self.membership_attribute is not None and projection.wants_attribute(self.membership_attribute),
             "groups": self.derives_groups and projection.wants_attribute("groups"),
         }
 
@@ -169,11 +167,11 @@ class ResourceService:
         head = orjson.dumps(self.render(stored, projection))
 
         async def pieces() -> AsyncIterator[bytes]:
-            yield head[:-1] + f',"{self.row_attribute}":['.encode()
+            yield head[:-1] + f',"{self.membership_attribute}":['.encode()
             first = True
             async for batch in self.storage.iter_members(self.source.slug, stored.id):
                 members = [member_reference(m, self.source.base_url) for m in batch]
-                encoded = b",".join(orjson.dumps(m) for m in projection.select_values(self.row_attribute, members))
+                encoded = b",".join(orjson.dumps(m) for m in projection.select_values(self.membership_attribute, members))
                 if encoded:
                     yield encoded if first else b"," + encoded
                     first = False
@@ -190,7 +188,7 @@ class ResourceService:
             created=stored.created,
             last_modified=stored.last_modified,
             location=self.location(stored.id),
-            members=stored.members if self.row_attribute else None,
+            members=stored.members if self.membership_attribute else None,
             groups=stored.groups if self.derives_groups else None,
             base_url=self.source.base_url,
         )
@@ -218,7 +216,7 @@ class ResourceService:
         return dataclasses.replace(
             stored,
             groups=[] if self.derives_groups else None,
-            members=None if members or self.row_attribute is None else [],
+            members=None if members or self.membership_attribute is None else [],
         )
 
     async def replace(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
@@ -230,7 +228,7 @@ class ResourceService:
             raise precondition_failed()
         doc = self._validated(body, current.document)
         changes = []
-        if self.row_attribute is not None:
+        if self.membership_attribute is not None:
             changes = [MemberChange("set", tuple(self._take_members(doc)))]
         write = await self._prepare(doc, current.document, create=False)
         event = self._event_draft("replace", current.document, write, changes)
@@ -253,7 +251,7 @@ class ResourceService:
                 raise precondition_failed()
             # With its id, so that a PATCH echoing the unchanged id is recognised as no change.
             result = apply_patch(
-                {**current.document, "id": current.id}, operations, self.type, row_attribute=self.row_attribute,
+                {**current.document, "id": current.id}, operations, self.type, members_attribute=self.membership_attribute,
                 keep_unknown=True,  # undeclared keys reach _validated, which keeps, refuses or drops them
             )
             changes = [MemberChange(op.kind, tuple(v["value"] for v in op.values)) for op in result.member_ops]
@@ -370,9 +368,9 @@ class ResourceService:
                           sinks=self.host.settings.events.sinks_for(self.source.slug))
 
     def _take_members(self, doc: dict[str, Any]) -> list[str]:
-        if self.row_attribute is None:
+        if self.membership_attribute is None:
             return []
-        return [m["value"] for m in doc.pop(self.row_attribute, []) if isinstance(m, dict) and m.get("value")]
+        return [m["value"] for m in doc.pop(self.membership_attribute, []) if isinstance(m, dict) and m.get("value")]
 
     async def _prepare(self, doc: dict[str, Any], previous: dict[str, Any] | None, *, create: bool) -> ResourceWrite:
         self.host.plugins.hook.validate_resource(

@@ -167,7 +167,7 @@ async def resources(host: Host, slug: str, type_name: str, filter_text: str, cur
 async def resource(host: Host, slug: str, type_name: str, resource_id: str) -> dict[str, Any]:
     """A resource: the stored document, the directory record, memberships and change history."""
     service = _service(host, slug, type_name)
-    has_members = service.row_attribute is not None
+    has_members = service.membership_attribute is not None
     projection = Projection(service.type, None, ["members"] if has_members else None)
     try:
         stored = await service.get(resource_id, projection)

@@ -85,7 +85,7 @@ def resource_handlers(type_name: str) -> dict[str, object]:
     async def get(request: web.Request) -> web.StreamResponse:
         service = _service(request, type_name)
         projection = _projection(request, service)
-        if service.row_attribute is not None and projection.wants_attribute(service.row_attribute):
+        if service.membership_attribute is not None and projection.wants_attribute(service.membership_attribute):
             return await _streamed(request, service, projection)
         stored = await service.get(request.match_info["id"], projection)
         current = etag(stored.version)
@@ -105,7 +105,7 @@ def resource_handlers(type_name: str) -> dict[str, object]:
         projection = _projection(request, service)
         version = if_match_version(request)
         stored = await service.patch(request.match_info["id"], await read_json(request), version)
-        if service.row_attribute is not None:
+        if service.membership_attribute is not None:
             # RFC 7644 §3.5.2 allows 204; a 200 would have to carry every member of the group.
             return web.Response(status=204, headers={"ETag": etag(stored.version)})
         return _resource_response(service, await _complete(service, stored, projection), projection)

@@ -113,16 +113,16 @@ def apply_patch(
     operations: list[dict[str, Any]],
     resource_type: ResourceType,
     *,
-    row_attribute: str | None = None,
+    members_attribute: str | None = None,
     keep_unknown: bool = False,
 ) -> PatchResult:
     """Apply parsed operations to a copy of `document` (the stored form, without `meta`).
 
-    `row_attribute` names the attribute kept as rows (Group `members`): its changes come back
+    `members_attribute` names the attribute kept as rows (Group `members`): its changes come back
     as `member_ops` instead of being written into the document. `keep_unknown`: paths and keys
     naming no declared attribute change kept top-level keys (else they are errors or ignored).
     """
-    engine = _Engine(_copy(document), resource_type, row_attribute, keep_unknown)
+    engine = _Engine(_copy(document), resource_type, members_attribute, keep_unknown)
     for index, operation in enumerate(operations):
         try:
             engine.apply(operation["op"], operation["path"], operation["value"])
@@ -133,11 +133,11 @@ def apply_patch(
 
 
 class _Engine:
-    def __init__(self, doc: dict[str, Any], resource_type: ResourceType, row_attribute: str | None,
+    def __init__(self, doc: dict[str, Any], resource_type: ResourceType, members_attribute: str | None,
                  keep_unknown: bool = False) -> None:
         self.doc = doc
         self.type = resource_type
-        self.row_attribute = row_attribute.lower() if row_attribute else None
+        self.members_attribute = members_attribute.lower() if members_attribute else None
         self.keep_unknown = keep_unknown
         self.member_ops: list[MemberOp] = []
 
@@ -420,10 +420,10 @@ class _Engine:
 
     def is_row(self, resolved: Resolved) -> bool:
         return (
-            self.row_attribute is not None
+            self.members_attribute is not None
             and not resolved.is_extension
             and resolved.attribute is not None
-            and resolved.attribute.name.lower() == self.row_attribute
+            and resolved.attribute.name.lower() == self.members_attribute
         )
 
     def target(self, resolved: Resolved) -> Attribute:

@@ -45,6 +45,20 @@ class ResourceType:
     schema: Schema
     extensions: tuple[tuple[Schema, bool], ...] = ()  # (schema, required)
 
+    @property
+    def membership_attribute(self) -> str | None:
+        """The name of the multi-valued `members` attribute (Group), whose values are kept as
+        membership rows rather than in the document; None for types without one."""
+        members = self.schema.attribute("members")
+        return members.name if members is not None and members.multi_valued else None
+
+    @property
+    def groups_from_memberships(self) -> bool:
+        """Whether the type's read-only `groups` (User) is derived from other types' membership
+        rows rather than stored."""
+        groups = self.schema.attribute("groups")
+        return groups is not None and groups.mutability == "readOnly"
+
     def extension(self, urn: str) -> Schema | None:
         """The extension schema with this URN, in any case."""
         lowered = urn.lower()

@@ -78,7 +78,7 @@ def test_meaningless_filters_are_invalid(text):
 
 def patch(doc, *operations, resource_type=USER, row=None):
     ops = parse_patch_request({"Operations": list(operations)})
-    return apply_patch(doc, ops, resource_type, row_attribute=row)
+    return apply_patch(doc, ops, resource_type, members_attribute=row)
 
 
 def test_value_path_add_creates_the_missing_entry():
