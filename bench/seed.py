@@ -1,7 +1,7 @@
 """Seed a source with N users (names, 2 emails, enterprise attributes) and M groups, fast.
 
 Documents, uniqueness keys and attribute index rows are computed by the same core functions
-the server uses (validate_resource, index_entries); only the inserts are batched here, many
+the server uses (validated_document, index_entries); only the inserts are batched here, many
 rows per statement and thousands of users per transaction, instead of one request per user.
 
     python bench/seed.py -c bench/bench.toml --users 1000000 --groups 100
@@ -20,7 +20,7 @@ import orjson
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.host import load_host
 from scimhost.scim.query import index_entries
-from scimhost.scim.validation import validate_resource
+from scimhost.scim.validation import validated_document
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 DEPARTMENTS = ["Sales", "Engineering", "Support", "Finance", "Legal", "Marketing"]
@@ -82,12 +82,12 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
         await storage._atomic(body, small=False)
 
     for offset in range(0, users, batch):
-        docs = [validate_resource(user_document(i), user_type) for i in range(offset, min(users, offset + batch))]
+        docs = [validated_document(user_document(i), user_type) for i in range(offset, min(users, offset + batch))]
         await insert("User", user_type, docs, offset)
         if (offset // batch) % 20 == 0:
             done = offset + len(docs)
             print(f"{done} users, {time.perf_counter() - start:.0f}s", flush=True)
-    docs = [validate_resource({"displayName": f"Group {g}"}, group_type) for g in range(groups)]
+    docs = [validated_document({"displayName": f"Group {g}"}, group_type) for g in range(groups)]
     await insert("Group", group_type, docs, users)
     if members and groups:
         # The first group holds the first `members` users: membership rows, as the server keeps them.

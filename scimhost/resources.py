@@ -27,7 +27,7 @@ from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list
 from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
 from scimhost.scim.render import Projection, etag, member_reference, resource_document
 from scimhost.scim.resource_types import ResourceType
-from scimhost.scim.validation import undeclared_keys, validate_resource
+from scimhost.scim.validation import undeclared_keys, validated_document
 from scimhost.sources import Source
 from scimhost.storage.backend import (
     KEEP,
@@ -311,7 +311,7 @@ class ResourceService:
             if unknown:
                 log.info("source %s: dropped %s attributes no schema declares: %s",
                          self.source.slug, self.type.name, _shown(unknown))
-        return validate_resource(body, self.type, existing=existing, keep_unknown=policy == "keep")
+        return validated_document(body, self.type, existing=existing, keep_unknown=policy == "keep")
 
     def _known_id(self, resource_id: str) -> None:
         """404 at once for an id no store could hold (a NUL, a control character, too long)."""

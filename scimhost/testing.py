@@ -48,7 +48,7 @@ from scimhost.scim.catalog import build_catalog
 from scimhost.scim.extensions import SchemaExtension
 from scimhost.scim.filter import parse_filter
 from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
-from scimhost.scim.validation import validate_resource
+from scimhost.scim.validation import validated_document
 from scimhost.storage.backend import (
     EventDraft,
     MemberChange,
@@ -87,7 +87,7 @@ OTHER = "conformance-other"
 
 def user_write(user_name: str, **attributes) -> ResourceWrite:
     """What the host would store for a user document."""
-    document = validate_resource({"userName": user_name, **attributes}, USER)
+    document = validated_document({"userName": user_name, **attributes}, USER)
     return ResourceWrite(
         document=document,
         external_id=document.get("externalId"),
@@ -99,7 +99,7 @@ def user_write(user_name: str, **attributes) -> ResourceWrite:
 
 
 def group_write(name: str) -> ResourceWrite:
-    document = validate_resource({"displayName": name}, GROUP)
+    document = validated_document({"displayName": name}, GROUP)
     return ResourceWrite(
         document=document, external_id=None, display=name, unique_values={"displayName": name.lower()},
         index=tuple(index_entries(document, GROUP)),

@@ -13,7 +13,7 @@ from scimhost.host import Host, load_host
 from scimhost.mapping.runtime import MappingError
 from scimhost.mapping.service import MappingFailed
 from scimhost.scim.errors import ScimError
-from scimhost.scim.validation import validate_resource
+from scimhost.scim.validation import validated_document
 
 
 def cmd_mappings_test(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def cmd_mappings_test(args: argparse.Namespace) -> int:
     source, resource_type = source_and_type(host, args.slug, args.resource_type)
     text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
     try:
-        document = validate_resource(
+        document = validated_document(
             json.loads(text), resource_type, keep_unknown=source.settings.unknown_attributes == "keep"
         )
     except ValueError as exc:

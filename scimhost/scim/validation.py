@@ -1,6 +1,6 @@
 """Validation of resource documents by attribute characteristics (RFC 7643 §2, §7).
 
-`validate_resource` takes what a client sent (POST, PUT, or the result of a PATCH) and returns
+`validated_document` takes what a client sent (POST, PUT, or the result of a PATCH) and returns
 the document to store: attribute names in their schema spelling, values of the right type,
 readOnly input and unknown attributes dropped, nulls treated as absent, immutable and required
 attributes checked. Tolerances real clients need (SCIM-NOTES.md) live here, not in handlers:
@@ -75,7 +75,7 @@ def _declared(key: str, resource_type: ResourceType) -> tuple[Schema, Attribute 
     return None
 
 
-def validate_resource(
+def validated_document(
     body: Any, resource_type: ResourceType, *, existing: dict[str, Any] | None = None, keep_unknown: bool = False
 ) -> dict[str, Any]:
     """The document to store for `body`; `existing` is the stored document on replace.

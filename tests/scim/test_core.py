@@ -17,7 +17,7 @@ from scimhost.scim.evaluate import match_resource
 from scimhost.scim.extensions import SchemaExtension
 from scimhost.scim.filter import parse_filter
 from scimhost.scim.patch import MemberOp, apply_patch, parse_patch_request
-from scimhost.scim.validation import validate_resource
+from scimhost.scim.validation import validated_document
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CATALOG = build_catalog(
@@ -134,7 +134,7 @@ def test_adding_a_primary_value_demotes_the_old_primary():
 
 
 def test_validation_normalises_and_checks():
-    doc = validate_resource(
+    doc = validated_document(
         {"USERNAME": "x", "Active": "TRUE", "emails": [{"value": "a", "TYPE": "Work", "display": None}],
          ENT.upper(): {"MANAGER": "m1"}},
         USER,
@@ -142,7 +142,7 @@ def test_validation_normalises_and_checks():
     assert doc == {"userName": "x", "active": True, "emails": [{"value": "a", "type": "work"}],
                    ENT: {"manager": {"value": "m1"}}, "schemas": [USER.schema.id, ENT]}
     with pytest.raises(ScimError, match="userName"):
-        validate_resource({"displayName": "x"}, USER)
+        validated_document({"displayName": "x"}, USER)
 
 
 def test_immutable_attributes_cannot_change():
@@ -152,8 +152,8 @@ def test_immutable_attributes_cannot_change():
         [SchemaExtension("User", {"id": "urn:x:ext", "attributes": [{"name": "badge", "mutability": "immutable"}]})],
     )
     user_type = catalog.resource_types["User"]
-    existing = validate_resource({"userName": "x", "urn:x:ext": {"badge": "1"}}, user_type)
-    validate_resource({"userName": "y", "urn:x:ext": {"badge": "1"}}, user_type, existing=existing)
+    existing = validated_document({"userName": "x", "urn:x:ext": {"badge": "1"}}, user_type)
+    validated_document({"userName": "y", "urn:x:ext": {"badge": "1"}}, user_type, existing=existing)
     with pytest.raises(ScimError) as excinfo:
-        validate_resource({"userName": "y", "urn:x:ext": {"badge": "2"}}, user_type, existing=existing)
+        validated_document({"userName": "y", "urn:x:ext": {"badge": "2"}}, user_type, existing=existing)
     assert excinfo.value.scim_type == "mutability"
