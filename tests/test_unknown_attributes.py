@@ -134,7 +134,7 @@ async def test_reject_refuses_undeclared_attributes_naming_them(aiohttp_client, 
 
 async def test_drop_ignores_undeclared_attributes_and_logs_them(aiohttp_client, storage_url, caplog):
     scim = await source(aiohttp_client, storage_url, policy="drop")
-    with caplog.at_level(logging.INFO, logger="scimhost.resources"):
+    with caplog.at_level(logging.INFO, logger="scimhost.resource_service"):
         created = await scim.json("POST", "/Users", SEED_PAYLOAD, expect=201)
     assert "urn:scim:schemas:extension:enterprise:2.0" not in created
     assert created["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from scimhost.delivery.dispatcher import LEASE
 from scimhost.host import Host
-from scimhost.resources import ResourceService
+from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
 from scimhost.scim.listing import ListParams
 from scimhost.scim.query import ResourceQuery

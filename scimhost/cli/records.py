@@ -9,7 +9,7 @@ import sys
 
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, open_existing, source_and_type
 from scimhost.host import Host, load_host
-from scimhost.resources import ResourceService
+from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
 from scimhost.scim.listing import ListParams, encode_cursor
 

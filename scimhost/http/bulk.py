@@ -12,7 +12,7 @@ from scimhost.http.actor import actor_of
 from scimhost.http.bodies import parse_etag, read_json
 from scimhost.http.keys import HOST, SOURCE
 from scimhost.http.responses import scim_json
-from scimhost.resources import ResourceService
+from scimhost.resource_service import ResourceService
 from scimhost.scim.bulk import BULK_RESPONSE_SCHEMA, BulkOperation, parse_bulk_request, substitute
 from scimhost.scim.errors import ScimError
 from scimhost.scim.render import etag

@@ -10,7 +10,7 @@ from scimhost.http.actor import actor_of
 from scimhost.http.bodies import if_match_version, none_match, read_json
 from scimhost.http.keys import HOST, SOURCE
 from scimhost.http.responses import scim_json
-from scimhost.resources import ResourceService
+from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
 from scimhost.scim.listing import list_response, params_from_query, params_from_search
 from scimhost.scim.render import Projection, etag, parse_attribute_list

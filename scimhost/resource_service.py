@@ -41,7 +41,7 @@ from scimhost.storage.backend import (
     VersionMismatch,
 )
 
-log = logging.getLogger("scimhost.resources")
+log = logging.getLogger("scimhost.resource_service")
 
 # A PATCH without If-Match re-reads and re-applies when another writer got in between, for up
 # to this long, pausing a random time up to START * 2**try (at most MAX) between tries.
