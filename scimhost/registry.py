@@ -10,6 +10,10 @@ import pluggy
 
 from scimhost.config import CORE_TABLES, SettingsTable
 from scimhost.scim.extensions import SchemaExtension
+from scimhost.auth import AuthScheme
+from scimhost.delivery.sink import EventSink
+from scimhost.mapping.runtime import MappingRuntime
+from scimhost.storage.backend import StorageBackend
 
 
 class RegistryError(Exception):
@@ -24,10 +28,10 @@ class RegistryError(Exception):
 class Registry:
     """What the loaded plugins provide, by name, and which plugin provided each name."""
 
-    storage_backends: dict[str, type] = field(default_factory=dict)
-    auth_schemes: dict[str, type] = field(default_factory=dict)
-    mapping_runtimes: dict[str, type] = field(default_factory=dict)
-    event_sinks: dict[str, type] = field(default_factory=dict)
+    storage_backends: dict[str, type[StorageBackend]] = field(default_factory=dict)
+    auth_schemes: dict[str, type[AuthScheme]] = field(default_factory=dict)
+    mapping_runtimes: dict[str, type[MappingRuntime]] = field(default_factory=dict)
+    event_sinks: dict[str, type[EventSink]] = field(default_factory=dict)
     settings_tables: dict[str, SettingsTable] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     resource_types: dict[str, dict[str, Any]] = field(default_factory=dict)
