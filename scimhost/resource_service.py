@@ -155,6 +155,24 @@ class ResourceService:
             previous_cursor=encode_cursor("before", first.created, first.id) if page.more_before and first else None,
         )
 
+    def streams(self, projection: Projection) -> bool:
+        """Whether a read with this projection is written as it is read (a group's members,
+        however many, in bounded memory) rather than rendered whole."""
+        return self.membership_attribute is not None and projection.wants_attribute(self.membership_attribute)
+
+    async def complete(self, stored: StoredResource, projection: Projection) -> StoredResource:
+        """A written resource with the row-derived attributes its response shows, read again only
+        when the write did not bring them back already."""
+        relations = self.relations(projection)
+        if (relations["members"] and stored.members is None) or (relations["groups"] and stored.groups is None):
+            return await self.get(stored.id, projection)
+        return stored
+
+    def answers_patch_without_body(self) -> bool:
+        """A PATCH of a type with a membership attribute is answered 204 (RFC 7644 §3.5.2 allows
+        it): a 200 would have to carry every member of the group."""
+        return self.membership_attribute is not None
+
     async def stream(self, resource_id: str, projection: Projection) -> tuple[StoredResource, AsyncIterator[bytes]]:
         """A resource whose row-stored members are many, as JSON produced piece by piece: the
         document without members first, then the members a batch at a time."""
