@@ -1,5 +1,5 @@
-"""The backend conformance suite (scimhost.testing) run against the built-in tortoise backend,
-on SQLite and PostgreSQL, exactly as a third-party backend author runs it."""
+"""The storage contract (scimhost.testing) kept by the built-in tortoise backend, on SQLite and
+PostgreSQL, exactly as a third-party backend author runs it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from scimhost.builtin.tortoise_storage.backend import TortoiseBackend, TortoiseSettings
-from scimhost.testing import *  # noqa: F401,F403
+from scimhost.testing import StorageContract
 
 
-@pytest.fixture
-async def conformance_backend(storage_url):
-    backend = TortoiseBackend(TortoiseSettings(url=storage_url), base_dir=Path.cwd())
-    await backend.open()
-    yield backend
-    await backend.close()
+class TestTortoiseBackend(StorageContract):
+    @pytest.fixture
+    async def backend(self, storage_url):
+        backend = TortoiseBackend(TortoiseSettings(url=storage_url), base_dir=Path.cwd())
+        await backend.open()
+        yield backend
+        await backend.close()

@@ -1,4 +1,4 @@
-"""The memory backend passes the storage conformance suite and serves the SCIM API."""
+"""The memory backend keeps the storage contract and serves the SCIM API."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from scimhost_memory import MemoryBackend, MemorySettings
 
 from scimhost.app import create_app
 from scimhost.http.keys import HOST
-from scimhost.testing import *  # noqa: F401,F403  (the conformance suite's tests)
+from scimhost.testing import StorageContract
 
 
-@pytest.fixture
-async def conformance_backend(tmp_path):
-    backend = MemoryBackend(MemorySettings(), base_dir=tmp_path)
-    await backend.open()
-    yield backend
-    await backend.close()
+class TestMemoryBackend(StorageContract):
+    @pytest.fixture
+    async def backend(self, tmp_path):
+        backend = MemoryBackend(MemorySettings(), base_dir=tmp_path)
+        await backend.open()
+        yield backend
+        await backend.close()
 
 
 async def test_the_memory_backend_serves_scim(aiohttp_client):
