@@ -115,6 +115,12 @@ class ResourceService:
         if params.filter:
             parsed = parse_filter(params.filter, max_length=limits.max_filter_length, max_depth=limits.max_filter_depth)
             query_filter = resolve_filter(parsed, self.type)
+        features = self.storage.features
+        if params.sort_by and "sort" not in features:
+            raise ScimError(400, "sorting is not supported by this server (ServiceProviderConfig sort)", "invalidValue")
+        if params.cursor is not None and "cursor_paging" not in features:
+            raise ScimError(400, "cursor paging is not supported by this server (ServiceProviderConfig pagination)",
+                            "invalidValue")
         sort = resolve_sort(params.sort_by, params.sort_order, self.type) if params.sort_by else None
         after = before = None
         if params.cursor:

@@ -89,6 +89,7 @@ class MemoryBackend(StorageBackend):
 
     name = "memory"
     settings_type = MemorySettings
+    features = frozenset({"sort", "cursor_paging"})
 
     def __init__(self, options: MemorySettings, *, base_dir: Path) -> None:
         super().__init__(options, base_dir=base_dir)

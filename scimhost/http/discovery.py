@@ -15,6 +15,7 @@ def capabilities(request: web.Request) -> Capabilities:
     that implements the feature."""
     settings = request.app[HOST].settings
     limits = settings.limits
+    features = request.app[HOST].storage.features
     return Capabilities(
         patch=True,
         bulk=True,
@@ -24,8 +25,8 @@ def capabilities(request: web.Request) -> Capabilities:
         change_password=True,
         filter=True,
         filter_max_results=limits.max_results,
-        sort=True,
-        cursor=True,
+        sort="sort" in features,
+        cursor="cursor_paging" in features,
         default_page_size=limits.default_page_size,
         max_page_size=limits.max_results,
     )

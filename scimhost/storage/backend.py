@@ -12,6 +12,11 @@ from typing import Any, ClassVar, Literal
 from scimhost.scim.query import IndexEntry, ResourceQuery
 
 
+# `sort`: list_resources honours ResourceQuery.sort (sortBy). `cursor_paging`: it honours
+# cursor_paging, after and before (RFC 9865).
+FEATURES = frozenset({"sort", "cursor_paging"})
+
+
 class StorageError(Exception):
     """The store failed in a way the client cannot fix (answered 503 / reported by `check`)."""
 
@@ -201,6 +206,10 @@ class StorageBackend(ABC):
     name: ClassVar[str]
     # Dataclass typing the backend's `[storage.<name>]` table.
     settings_type: ClassVar[type]
+    # The optional features the backend implements (FEATURES). The host answers
+    # ServiceProviderConfig from them and refuses requests that need a missing one with a 400;
+    # the storage contract skips their tests, naming the feature.
+    features: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: Any, *, base_dir: Path) -> None:
         """`options` is an instance of `settings_type`; relative paths resolve against `base_dir`."""

@@ -50,3 +50,57 @@ async def test_the_memory_backend_serves_scim(aiohttp_client):
     assert members.get("members", []) == []
     events = await app[HOST].storage.list_events("demo")
     assert [e.action for e in events] == ["create", "create", "patch", "delete"]
+
+
+class BasicMemoryBackend(MemoryBackend):
+    """A backend declaring no optional feature: what a minimal third-party backend looks like."""
+
+    name = "memory-basic"
+    features = frozenset()
+
+
+class TestBasicMemoryBackend(StorageContract):
+    """The contract's feature tests are skipped, each naming the feature it needs."""
+
+    @pytest.fixture
+    async def backend(self, tmp_path):
+        backend = BasicMemoryBackend(MemorySettings(), base_dir=tmp_path)
+        await backend.open()
+        yield backend
+        await backend.close()
+
+
+async def test_missing_features_are_declared_and_refused_with_400(aiohttp_client):
+    import types
+
+    from scimhost.hookspecs import hookimpl
+
+    plugin = types.SimpleNamespace(register_storage_backends=hookimpl(lambda: [BasicMemoryBackend]))
+    app = create_app({
+        "storage": {"backend": "memory-basic"}, "sources": [{"slug": "demo", "name": "Demo"}],
+    }, plugins=[("basic", plugin)])
+    client = await aiohttp_client(app)
+    headers = {"Authorization": f"Bearer {await app[HOST].issue_token('demo')}"}
+    base = "/source/scim/demo/v2"
+    config = await (await client.get(base + "/ServiceProviderConfig", headers=headers)).json()
+    assert config["sort"]["supported"] is False and config["pagination"]["cursor"] is False
+    for query in ("sortBy=userName", "cursor=", "cursor=&count=5"):
+        response = await client.get(base + "/Users?" + query, headers=headers)
+        body = await response.json(content_type=None)
+        assert response.status == 400 and body["scimType"] == "invalidValue", query
+    assert (await client.get(base + "/Users?count=5&startIndex=1", headers=headers)).status == 200
+
+
+def test_the_contract_names_the_feature_it_skips(pytestconfig):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"{here}::TestBasicMemoryBackend"],
+        capture_output=True, text=True, cwd=here.parent.parent, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "the backend does not declare the 'sort' feature" in result.stdout
+    assert "the backend does not declare the 'cursor_paging' feature" in result.stdout

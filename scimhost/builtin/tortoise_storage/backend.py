@@ -99,6 +99,7 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
 
     name = "tortoise"
     settings_type = TortoiseSettings
+    features = frozenset({"sort", "cursor_paging"})
 
     def __init__(self, options: TortoiseSettings, *, base_dir: Path) -> None:
         super().__init__(options, base_dir=base_dir)
