@@ -1,4 +1,4 @@
-"""Expression variables from SCIM attribute names, sanitized (DESIGN.md "Mapping variables").
+"""Expression variables from SCIM attribute names, sanitized (docs/mappings.md, "Variables").
 
 Rule, in this order:
 1. every character outside [A-Za-z0-9_] becomes `_`, case kept

@@ -4,7 +4,7 @@
 the ordered membership operations, so that adding one member to a huge group never reads or
 rewrites the others. All operations apply to a copy: if one fails, the caller stores nothing.
 
-Tolerated (SCIM-NOTES.md): `op` in any case; path-less add/replace whose keys are plain, dotted
+Tolerated (what real clients send; docs/clients.md): `op` in any case; path-less add/replace whose keys are plain, dotted
 (`name.givenName`) or URN-qualified (`urn:...:User:employeeNumber`); a value-path
 add/replace that matches nothing creates the entry from the filter's `eq` terms
 (`emails[type eq "work"].value`); member removal by value filter and by value list; path-less

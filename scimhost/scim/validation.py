@@ -3,7 +3,7 @@
 `validated_document` takes what a client sent (POST, PUT, or the result of a PATCH) and returns
 the document to store: attribute names in their schema spelling, values of the right type,
 readOnly input and unknown attributes dropped, nulls treated as absent, immutable and required
-attributes checked. Tolerances real clients need (SCIM-NOTES.md) live here, not in handlers:
+attributes checked. Tolerances real clients need (docs/clients.md) live here, not in handlers:
 booleans sent as "True"/"False", a bare string for a single complex attribute with a `value`
 (Entra's `manager`), `$ref: null`, unknown schema URNs.
 """

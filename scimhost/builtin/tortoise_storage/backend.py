@@ -1,8 +1,8 @@
 """The built-in storage backend: tortoise-orm on SQLite (embedded default) or PostgreSQL.
 
 Tortoise owns the schema, the migrations and the connections. Queries are built SQL run on
-tortoise's connection with bound parameters (DESIGN.md "Storage principles": the model API costs
-most of the request budget on hot paths such as the token check every request makes).
+tortoise's connection with bound parameters (the model API costs most of the request budget on
+hot paths such as the token check every request makes; docs/decisions.md).
 """
 
 from __future__ import annotations
