@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import aiohttp_jinja2
 import jinja2
+import orjson
 from aiohttp import web
 
 from scimhost.admin.auth import COOKIE, admin_auth, authenticated
@@ -50,8 +51,6 @@ async def _common_context(request: web.Request) -> dict:
 
 
 def _pretty(value) -> str:
-    import orjson
-
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
 
 

@@ -68,13 +68,14 @@ def _serve(args: argparse.Namespace, config: Path | None) -> int:
     # Bind before anything else starts, so that a port in use is one line, not a traceback
     # after the store was opened and the workers spawned.
     sockets = []
-    try:
-        for where in [(address, port)] + ([admin] if admin else []):
-            sockets.append(bind(*where, reuse_port=workers > 1))
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        return EXIT_FAILED
+    for host_name, port_number in [(address, port)] + ([admin] if admin else []):
+        try:
+            sockets.append(bind(host_name, port_number, reuse_port=workers > 1))
+        except OSError as exc:
+            print(f"error: cannot listen on {host_name}:{port_number}: {exc.strerror or exc}", file=sys.stderr)
+            for sock in sockets:
+                sock.close()
+            return EXIT_FAILED
     try:
         problem = asyncio.run(_prepare_storage(host, migrate=args.migrate))
         if problem:
@@ -92,7 +93,7 @@ def _serve(args: argparse.Namespace, config: Path | None) -> int:
 
 
 def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A TCP socket bound to the address (OSError, reported in one line, when it cannot be)."""
+    """A TCP socket bound to the address; OSError when it cannot be."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -100,9 +101,8 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-    except OSError as exc:
+    except OSError:
         sock.close()
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         raise
     return sock
 

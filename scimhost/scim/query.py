@@ -10,7 +10,7 @@ to its query language; it never sees attribute names it would have to interpret.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Union
 
 from scimhost.scim.errors import ScimError
@@ -160,6 +160,15 @@ def normalise_text(attribute: Attribute, value: Any) -> str:
         return normalise_datetime(value)
     text = value if isinstance(value, str) else str(value)
     return text if attribute.case_exact else text.lower()
+
+
+def millisecond_range(value: datetime) -> tuple[datetime, datetime]:
+    """The millisecond a meta.created / meta.lastModified filter value names, as [start, end):
+    timestamps are rendered at millisecond precision (the store keeps microseconds), so a client
+    filtering on a value it read must get that resource. `eq` is the whole range; `gt` starts at
+    its end, `ge` at its start, `lt` ends at its start, `le` at its end."""
+    start = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return start, start + timedelta(milliseconds=1)
 
 
 def normalise_datetime(value: Any) -> str:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from scimhost.scim.query import IndexEntry, QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath
+from scimhost.scim.query import IndexEntry, QAnd, QNode, QNot, QOr, QPresent, QValuePath, millisecond_range
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,7 @@ def _compare(stored: Any, op: str, value: Any, *, text: bool) -> bool:
 
 
 def _compare_moment(stored: datetime, op: str, value: datetime) -> bool:
-    """Both sides at the millisecond: `eq` is the millisecond's whole range."""
-    start = value.replace(microsecond=value.microsecond // 1000 * 1000)
-    end = start + timedelta(milliseconds=1)
+    start, end = millisecond_range(value)
     if op == "eq":
         return start <= stored < end
     if op == "gt":

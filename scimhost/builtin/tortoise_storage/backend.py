@@ -766,19 +766,10 @@ class TortoiseBackend(DeliveryQueue, StorageBackend):
         newest_first: bool = False,
         limit: int = 100,
     ) -> list[StoredEvent]:
-        conditions, values = ["1 = 1"], []
-        if resource_id is not None:
-            conditions.append("e.resource_id = ?")
-            values.append(resource_id)
-        if since is not None:
-            conditions.append("e.created >= ?")
-            values.append(since)
-        if after_seq is not None:
-            conditions.append("e.seq > ?")
-            values.append(after_seq)
-        if before_seq is not None:
-            conditions.append("e.seq < ?")
-            values.append(before_seq)
+        narrowing = {"e.resource_id = ?": resource_id, "e.created >= ?": since, "e.seq > ?": after_seq,
+                     "e.seq < ?": before_seq}
+        conditions = ["1 = 1", *(condition for condition, value in narrowing.items() if value is not None)]
+        values = [value for value in narrowing.values() if value is not None]
         where, bound = Scope(source, resource_type).where("e", " AND ".join(conditions), values)
         order = "DESC" if newest_first else "ASC"
         rows = await self._rows(

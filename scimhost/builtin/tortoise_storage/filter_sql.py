@@ -17,14 +17,14 @@ parameters; only fixed SQL fragments are ever concatenated.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 # Counts the rows of a driver (capped), so the cheapest of several can lead.
 Estimate = Callable[[str, list[Any]], Awaitable[int]]
 
 from scimhost.builtin.tortoise_storage.scope import Scope
-from scimhost.scim.query import QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath
+from scimhost.scim.query import QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath, millisecond_range
 
 _ORDER_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 # A membership value filter's attribute: (the column naming the resource, the other column).
@@ -198,11 +198,8 @@ class FilterSQL:
 
 
 def _compare_moment(column: str, op: str, value: datetime) -> tuple[str, list[Any]]:
-    """meta.created / meta.lastModified compared at the millisecond precision they are rendered
-    with: a client filtering on a value it read gets that resource (the store keeps
-    microseconds). Both sides floored to the millisecond: `eq` is the millisecond's range."""
-    start = value.replace(microsecond=value.microsecond // 1000 * 1000)
-    end = start + timedelta(milliseconds=1)
+    """meta.created / meta.lastModified compared at the millisecond they are rendered with."""
+    start, end = millisecond_range(value)
     if op == "eq":
         return f"({column} >= ? AND {column} < ?)", [start, end]
     bound = {"gt": (">=", end), "ge": (">=", start), "lt": ("<", start), "le": ("<", end)}[op]
