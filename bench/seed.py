@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from scimhost.builtin.tortoise_storage.scope import Scope
+from scimhost.builtin.tortoise_storage.statements import Params, Work
 from scimhost.host import load_host
 from scimhost.scim.query import index_entries
 from scimhost.scim.validation import validated_document
@@ -50,8 +50,14 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
     await storage.ensure_service_account(slug, source.service_account)
     user_type = source.catalog.resource_types["User"]
     group_type = source.catalog.resource_types["Group"]
-    db = storage._db()
-    sql = storage._sql
+    database = storage.database
+
+    def insert_rows(table: str, columns: str, rows: list[list]) -> Work[None]:
+        for start in range(0, len(rows), 200):  # well under either database's bound-value limit
+            p = Params(database.dialect)
+            values = ", ".join(f"({p.each(row)})" for row in rows[start : start + 200])
+            yield p.command(f"INSERT INTO {table} ({columns}) VALUES {values}")
+
     start = time.perf_counter()
     base_time = datetime.now(timezone.utc)
 
@@ -67,19 +73,19 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
             uniques.append([slug, kind, key, doc[key].lower(), rid])
             attrs += [[rid, slug, kind, e.path, e.item, e.text, e.number] for e in index_entries(doc, resource_type)]
 
-        async def body(tx):
-            await tx.execute_many(sql(
-                "INSERT INTO scimhost_resource (id, source, resource_type, external_id, display, data, "
-                "password_hash, version, created, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), resources)
-            await tx.execute_many(sql(
-                "INSERT INTO scimhost_unique (source, resource_type, attribute, value, resource_id) "
-                "VALUES (?, ?, ?, ?, ?)"), uniques)
-            await tx.execute_many(sql(
-                "INSERT INTO scimhost_attr (resource_id, source, resource_type, path, item, value_text, value_num) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)"), attrs)
-            await storage._count(tx, Scope(slug, kind), len(docs))
+        def work() -> Work[None]:
+            yield from insert_rows("scimhost_resource", "id, source, resource_type, external_id, display, data, "
+                                   "password_hash, version, created, last_modified", resources)
+            yield from insert_rows("scimhost_unique", "source, resource_type, attribute, value, resource_id", uniques)
+            yield from insert_rows("scimhost_attr", "resource_id, source, resource_type, path, item, value_text, "
+                                   "value_num", attrs)
+            p = Params(database.dialect)
+            yield p.command(
+                f"INSERT INTO scimhost_count (source, resource_type, count) VALUES ({p.each((slug, kind, len(docs)))}) "
+                f"ON CONFLICT (source, resource_type) DO UPDATE SET count = scimhost_count.count + {p(len(docs))}"
+            )
 
-        await storage._atomic(body, small=False)
+        await database.run(work(), small=False)
 
     for offset in range(0, users, batch):
         docs = [validated_document(user_document(i), user_type) for i in range(offset, min(users, offset + batch))]
@@ -91,24 +97,20 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
     await insert("Group", group_type, docs, users)
     if members and groups:
         # The first group holds the first `members` users: membership rows, as the server keeps them.
-        group_id = (await db.execute_query_dict(sql(
-            "SELECT id FROM scimhost_resource WHERE source = ? AND resource_type = 'Group' ORDER BY created, id LIMIT 1"
-        ), [slug]))[0]["id"]
-        user_ids = [row["id"] for row in await db.execute_query_dict(sql(
-            "SELECT id FROM scimhost_resource WHERE source = ? AND resource_type = 'User' ORDER BY created, id LIMIT ?"
-        ), [slug, members])]
-
-        async def body(tx):
-            await tx.execute_many(sql(
-                "INSERT INTO scimhost_member (group_id, member_id, member_type, source) VALUES (?, ?, 'User', ?)"
-            ), [[group_id, uid, slug] for uid in user_ids])
-
-        await storage._atomic(body, small=False)
+        p = Params(database.dialect)
+        group_id = (await database.rows(p.query(
+            f"SELECT id FROM scimhost_resource WHERE source = {p(slug)} AND resource_type = 'Group' "
+            "ORDER BY created, id LIMIT 1"
+        )))[0]["id"]
+        p = Params(database.dialect)
+        user_ids = [row["id"] for row in await database.rows(p.query(
+            f"SELECT id FROM scimhost_resource WHERE source = {p(slug)} AND resource_type = 'User' "
+            f"ORDER BY created, id LIMIT {p(members)}"
+        ))]
+        rows = [[group_id, uid, "User", slug] for uid in user_ids]
+        await database.run(insert_rows("scimhost_member", "group_id, member_id, member_type, source", rows), small=False)
         print(f"group {group_id} has {len(user_ids)} members")
-    if storage._dialect == "sqlite":
-        await db.execute_query("ANALYZE")
-    else:
-        await db.execute_query("ANALYZE")
+    await database.execute(Params(database.dialect).command("ANALYZE"), small=False)
     print(f"seeded {users} users and {groups} groups in {time.perf_counter() - start:.1f}s")
     await storage.close()
 

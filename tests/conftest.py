@@ -166,3 +166,11 @@ async def seeded(scim):
     user = await scim.create_user("bjensen", title="Boss", emails=[{"value": "b@x", "type": "work"}])
     group = await scim.create_group("Eng", [user["id"]])
     return scim, user, group
+
+
+async def stored_rows(storage, sql: str, *values) -> list[dict]:
+    """Rows of raw SQL on the tortoise backend, `{}` standing for each bound value in turn."""
+    from scimhost.builtin.tortoise_storage.statements import Params
+
+    p = Params(storage.dialect)
+    return await storage.database.rows(p.query(sql.format(*(p(value) for value in values))))

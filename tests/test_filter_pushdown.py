@@ -7,7 +7,7 @@ import random
 import urllib.parse
 
 import pytest
-from conftest import patch_op
+from conftest import patch_op, stored_rows
 
 from scimhost.http.keys import HOST
 from scimhost.scim.evaluate import match_resource
@@ -182,10 +182,14 @@ async def test_filters_agree_after_replacing_and_patching(scim, client):
 async def test_a_one_attribute_patch_keeps_the_other_index_rows(scim, client):
     user = await scim.create_user("keeper", title="old", name={"givenName": "Kay", "familyName": "Keeper"})
     storage = client.app[HOST].storage
-    read = "SELECT id, path, value_text FROM scimhost_attr WHERE resource_id = ? ORDER BY id"
-    before = {row["path"]: (row["id"], row["value_text"]) for row in await storage._rows(read, [user["id"]])}
+
+    async def index_rows() -> dict:
+        read = "SELECT id, path, value_text FROM scimhost_attr WHERE resource_id = {} ORDER BY id"
+        return {row["path"]: (row["id"], row["value_text"]) for row in await stored_rows(storage, read, user["id"])}
+
+    before = await index_rows()
     await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "new"}))
-    after = {row["path"]: (row["id"], row["value_text"]) for row in await storage._rows(read, [user["id"]])}
+    after = await index_rows()
     assert after.keys() == before.keys()
     assert after["title"][1] == "new" and after["title"][0] != before["title"][0]
     assert {p: v for p, v in after.items() if p != "title"} == {p: v for p, v in before.items() if p != "title"}

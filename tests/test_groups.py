@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import patch_op
+from conftest import patch_op, stored_rows
 
 from scimhost.http.keys import HOST
 
@@ -126,14 +126,14 @@ async def test_replacing_members_touches_only_the_difference(scim, client):
     ids = [u["id"] for u in users]
     group = await scim.create_group("G", ids[:4])
     storage = client.app[HOST].storage
-    read = "SELECT id, member_id FROM scimhost_member WHERE group_id = ? ORDER BY id"
-    before = {row["member_id"]: row["id"] for row in await storage._rows(read, [group["id"]])}
+    read = "SELECT id, member_id FROM scimhost_member WHERE group_id = {} ORDER BY id"
+    before = {row["member_id"]: row["id"] for row in await stored_rows(storage, read, group["id"])}
     wanted = [ids[5], ids[2], ids[1], ids[4]]
     await scim.json(
         "PATCH", f"/Groups/{group['id']}",
         patch_op({"op": "replace", "path": "members", "value": [{"value": i} for i in wanted]}), expect=204,
     )
-    after = [(row["member_id"], row["id"]) for row in await storage._rows(read, [group["id"]])]
+    after = [(row["member_id"], row["id"]) for row in await stored_rows(storage, read, group["id"])]
     # Members that stay keep their rows (and their place); new ones follow, in the order sent.
     assert after[:2] == [(ids[1], before[ids[1]]), (ids[2], before[ids[2]])]
     assert [member for member, _ in after[2:]] == [ids[5], ids[4]]
@@ -143,7 +143,7 @@ async def test_replacing_members_touches_only_the_difference(scim, client):
         {"displayName": "G", "members": [{"value": ids[0]}, {"value": "no-such-user"}]}, expect=400,
     )
     assert error["scimType"] == "invalidValue"
-    assert [(row["member_id"], row["id"]) for row in await storage._rows(read, [group["id"]])] == after
+    assert [(row["member_id"], row["id"]) for row in await stored_rows(storage, read, group["id"])] == after
 
 
 async def test_deleting_a_user_removes_it_from_its_groups(scim):
@@ -158,13 +158,13 @@ async def test_excluded_members_are_not_read(scim, client, monkeypatch):
     group = await scim.create_group("G", [user["id"]])
     storage = client.app[HOST].storage
     statements = []
-    original_rows = storage._rows
+    original_rows = storage.database.rows
 
-    async def spy_rows(text, values):
-        statements.append(text)
-        return await original_rows(text, values)
+    async def spy_rows(query):
+        statements.append(query.sql)
+        return await original_rows(query)
 
-    monkeypatch.setattr(storage, "_rows", spy_rows)
+    monkeypatch.setattr(storage.database, "rows", spy_rows)
     body = await scim.json("GET", f"/Groups/{group['id']}?excludedAttributes=members")
     assert "members" not in body and body["displayName"] == "G"
     listing = await scim.json("GET", "/Groups?excludedAttributes=members")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scimhost.builtin.tortoise_storage.backend import TortoiseBackend, TortoiseSettings
+from scimhost.builtin.tortoise_storage.statements import Params, Query
 from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import ResourceWrite, StorageError
 
@@ -127,15 +128,15 @@ async def test_sqlite_uses_wal(tmp_path):
     store = backend(f"sqlite://{tmp_path}/db.sqlite3")
     await store.open()
     try:
-        rows = await store._rows("PRAGMA journal_mode", [])
+        rows = await store.database.rows(Query("PRAGMA journal_mode", []))
         assert rows[0]["journal_mode"] == "wal"
         # Connections that may wait for another process's lock wait busy_timeout_ms; the loop's
         # own never wait (their work goes to a thread instead).
         rows = await store._db().execute_query_dict("PRAGMA busy_timeout")
         assert list(rows[0].values())[0] == 5000
-        rows = await store._direct.scan("PRAGMA busy_timeout", [])
+        rows = await store.database.scan("PRAGMA busy_timeout", [])
         assert list(rows[0].values())[0] == 5000
-        rows = await store._rows("PRAGMA busy_timeout", [])
+        rows = await store.database.rows(Query("PRAGMA busy_timeout", []))
         assert list(rows[0].values())[0] == 0
     finally:
         await store.close()
@@ -178,7 +179,7 @@ async def test_sqlite_write_gives_up_after_the_busy_timeout_and_stores_nothing(t
         with pytest.raises(StorageError, match="locked"):
             await store.create_resource("demo", "User", user_write("late"))
         other.execute("COMMIT")
-        rows = await store._rows("SELECT COUNT(*) AS n FROM scimhost_resource", [])
+        rows = await store.database.rows(Query("SELECT COUNT(*) AS n FROM scimhost_resource", []))
         assert rows[0]["n"] == 0
         await store.create_resource("demo", "User", user_write("late"))  # the lock is free again
     finally:
@@ -191,19 +192,19 @@ async def test_sqlite_long_reads_leave_the_event_loop(tmp_path, monkeypatch):
     await store.open()
     try:
         on_threads = []
-        original_scan = store._direct.scan
+        original_scan = store.database.scan
 
         async def spy_scan(text, values):
             on_threads.append(text)
             return await original_scan(text, values)
 
-        monkeypatch.setattr(store._direct, "scan", spy_scan)
+        monkeypatch.setattr(store.database, "scan", spy_scan)
         assert await store.token_hashes("demo", now=datetime.now(timezone.utc)) == ()  # a lookup by key stays on the loop
         assert on_threads == []
         long_read = (
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT COUNT(*) AS n FROM c"
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) SELECT COUNT(*) AS n FROM c"
         )
-        rows = await store._rows(long_read, [300_000])
+        rows = await store.database.rows(Query(long_read, [300_000]))
         assert rows == [{"n": 300_000}]  # cut off on the loop, answered whole on a reader thread
         assert on_threads == [long_read]
     finally:
@@ -222,29 +223,29 @@ async def wal_frames_after_steady_writes(path: Path) -> int:
         for index in range(STEADY_WRITES):
             await store.create_resource("demo", "User", user_write(f"steady{index}"))
             await asyncio.sleep(0)  # let a checkpoint task take its turn, as requests would
-        if store._direct._checkpoint is not None:
-            await store._direct._checkpoint
+        if store.database._checkpoint is not None:
+            await store.database._checkpoint
         assert (await store.list_resources("demo", "User", ResourceQuery())).total == STEADY_WRITES
-        rows = await store._direct.scan("PRAGMA wal_checkpoint(PASSIVE)", [])
+        rows = await store.database.scan("PRAGMA wal_checkpoint(PASSIVE)", [])
         return rows[0]["log"]  # pages in the WAL since it last started over
     finally:
         await store.close()
 
 
 async def test_sqlite_wal_starts_over_under_steady_writes(tmp_path, monkeypatch):
-    from scimhost.builtin.tortoise_storage import sqlite_direct
+    from scimhost.builtin.tortoise_storage import sqlite_database
 
     (tmp_path / "without").mkdir()
     (tmp_path / "with").mkdir()
-    monkeypatch.setattr(sqlite_direct, "CHECKPOINT_EVERY", 10_000)
+    monkeypatch.setattr(sqlite_database, "CHECKPOINT_EVERY", 10_000)
     without_checkpoints = await wal_frames_after_steady_writes(tmp_path / "without")
     # Checkpoints every few commits and a tiny WAL bound, so that a test-sized load crosses them.
-    monkeypatch.setattr(sqlite_direct, "CHECKPOINT_EVERY", 5)
-    monkeypatch.setattr(sqlite_direct, "RESTART_FRAMES", 20)
+    monkeypatch.setattr(sqlite_database, "CHECKPOINT_EVERY", 5)
+    monkeypatch.setattr(sqlite_database, "RESTART_FRAMES", 20)
     # A RESTART that finds the lock or a reader gives up after RESTART_WAIT_MS (in service, so
     # as not to stall other processes' writes); on a loaded machine 20 ms can pass before this
     # test's own threads let go, which made the test fail by timing. Here it may wait.
-    monkeypatch.setattr(sqlite_direct, "RESTART_WAIT_MS", 10_000)
+    monkeypatch.setattr(sqlite_database, "RESTART_WAIT_MS", 10_000)
     with_checkpoints = await wal_frames_after_steady_writes(tmp_path / "with")
     assert without_checkpoints > 200  # every page of every transaction since the store opened
     assert with_checkpoints < without_checkpoints / 3, (with_checkpoints, without_checkpoints)
@@ -270,16 +271,16 @@ async def test_memberships_made_before_migration_0006_take_their_groups_source(s
         db = store._db()
         user, group = str(uuid.uuid4()), str(uuid.uuid4())
         for rid, kind, display in ((user, "User", "bjensen"), (group, "Group", "Admins")):
+            p = Params(store.dialect)
             await db.execute_query(
-                store._sql(
-                    "INSERT INTO scimhost_resource (id, source, resource_type, display, data, version, created, last_modified) "
-                    "VALUES (?, 'demo', ?, ?, '{}', 1, ?, ?)"
-                ),
-                [rid, kind, display, _now(), _now()],
+                "INSERT INTO scimhost_resource (id, source, resource_type, display, data, version, created, "
+                f"last_modified) VALUES ({p(rid)}, 'demo', {p(kind)}, {p(display)}, '{{}}', 1, {p(_now())}, {p(_now())})",
+                p.values,
             )
+        p = Params(store.dialect)
         await db.execute_query(
-            store._sql("INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES (?, ?, 'User')"),
-            [group, user],
+            f"INSERT INTO scimhost_member (group_id, member_id, member_type) VALUES ({p(group)}, {p(user)}, 'User')",
+            p.values,
         )
     finally:
         await store.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import patch_op
+from conftest import patch_op, stored_rows
 
 from scimhost.http.keys import HOST
 from scimhost.passwords import verify_password
@@ -64,15 +64,15 @@ async def test_password_is_hashed_and_never_returned(scim, client):
     fetched = await scim.json("GET", f"/Users/{user['id']}?attributes=password,userName")
     assert "password" not in fetched
     storage = client.app[HOST].storage
-    rows = await storage._rows("SELECT password_hash, data FROM scimhost_resource WHERE id = ?", [user["id"]])
+    rows = await stored_rows(storage, "SELECT password_hash, data FROM scimhost_resource WHERE id = {}", user["id"])
     assert "S3cret" not in rows[0]["data"] and "S3cret" not in rows[0]["password_hash"]
     assert verify_password("S3cret!pass", rows[0]["password_hash"])
     # A PUT without a password keeps it; a PATCH sets a new one.
     await scim.json("PUT", f"/Users/{user['id']}", {"userName": "x"})
-    rows = await storage._rows("SELECT password_hash FROM scimhost_resource WHERE id = ?", [user["id"]])
+    rows = await stored_rows(storage, "SELECT password_hash FROM scimhost_resource WHERE id = {}", user["id"])
     assert verify_password("S3cret!pass", rows[0]["password_hash"])
     await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "password", "value": "n3w"}))
-    rows = await storage._rows("SELECT password_hash FROM scimhost_resource WHERE id = ?", [user["id"]])
+    rows = await stored_rows(storage, "SELECT password_hash FROM scimhost_resource WHERE id = {}", user["id"])
     assert verify_password("n3w", rows[0]["password_hash"])
 
 

@@ -1,5 +1,5 @@
 """The delivery queue's statements: claiming the head delivery of each resource, recording
-outcomes, requeueing, sink pauses and the dispatcher's lease (a mixin of TortoiseBackend).
+outcomes, requeueing, sink pauses and the dispatcher's lease.
 
 The queue is the operator's side of the store: a sink may take several sources' events, so its
 statements are scoped by sink, not by source (no request with a source's token reaches them).
@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from scimhost.builtin.tortoise_storage.database import Database
 from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, as_datetime, stored_event
 from scimhost.builtin.tortoise_storage.scope import Scope
+from scimhost.builtin.tortoise_storage.statements import Command, Params, Row, Work
 from scimhost.storage.backend import ClaimedDelivery, SinkStats
 
 UNFINISHED = "('pending', 'inflight')"
@@ -32,144 +34,128 @@ ANALYZE_EVERY = 60.0
 
 
 class DeliveryQueue:
-    """Delivery rows (written with each event, see TortoiseBackend._insert_event) as a queue."""
+    """Delivery rows (written with each event, see writes.py) as a queue, on one database."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._analyzed = float("-inf")
+
+    def params(self) -> Params:
+        return Params(self.database.dialect)
 
     async def claim_deliveries(
         self, sink: str, *, now: datetime, limit: int, lease_seconds: float
     ) -> list[ClaimedDelivery]:
         lease_until = now + timedelta(seconds=lease_seconds)
 
-        async def body(tx) -> list[dict[str, Any]]:
+        def claim() -> Work[list[Row]]:
             # Due: pending and its time has come, or in flight with a lapsed lease (its
             # dispatcher died). Head: no earlier unfinished delivery of the same key.
-            heads = await tx.execute_query_dict(
-                self._sql(
-                    "SELECT d.id, d.event_seq, d.attempts FROM scimhost_delivery d "
-                    "WHERE d.sink = ? AND ((d.state = 'pending' AND d.next_attempt <= ?) "
-                    "OR (d.state = 'inflight' AND d.lease_until < ?)) "
-                    "AND NOT EXISTS (SELECT 1 FROM scimhost_delivery p WHERE p.sink = d.sink AND p.key = d.key "
-                    f"AND p.event_seq < d.event_seq AND p.state IN {UNFINISHED}) "
-                    "ORDER BY d.event_seq LIMIT ?"
-                ),
-                [sink, now, now, limit],
+            p = self.params()
+            heads = yield p.query(
+                "SELECT d.id, d.event_seq, d.attempts FROM scimhost_delivery d "
+                f"WHERE d.sink = {p(sink)} AND ((d.state = 'pending' AND d.next_attempt <= {p(now)}) "
+                f"OR (d.state = 'inflight' AND d.lease_until < {p(now)})) "
+                "AND NOT EXISTS (SELECT 1 FROM scimhost_delivery p WHERE p.sink = d.sink AND p.key = d.key "
+                f"AND p.event_seq < d.event_seq AND p.state IN {UNFINISHED}) "
+                f"ORDER BY d.event_seq LIMIT {p(limit)}"
             )
             if not heads:
                 return []
-            marks = ", ".join("?" * len(heads))
-            await tx.execute_query(
-                self._sql(
-                    "UPDATE scimhost_delivery SET state = 'inflight', lease_until = ?, attempts = attempts + 1 "
-                    f"WHERE id IN ({marks})"
-                ),
-                [lease_until, *(row["id"] for row in heads)],
+            ids = [row["id"] for row in heads]
+            p = self.params()
+            yield p.command(
+                f"UPDATE scimhost_delivery SET state = 'inflight', lease_until = {p(lease_until)}, "
+                f"attempts = attempts + 1 WHERE id IN ({p.each(ids)})"
             )
-            return await tx.execute_query_dict(
-                self._sql(
-                    f"SELECT {EVENT_COLUMNS}, d.attempts FROM scimhost_delivery d "
-                    f"JOIN scimhost_event e ON e.seq = d.event_seq WHERE d.id IN ({marks}) ORDER BY e.seq"
-                ),
-                [row["id"] for row in heads],
+            p = self.params()
+            claimed: list[Row] = yield p.query(
+                f"SELECT {EVENT_COLUMNS}, d.attempts FROM scimhost_delivery d "
+                f"JOIN scimhost_event e ON e.seq = d.event_seq WHERE d.id IN ({p.each(ids)}) ORDER BY e.seq"
             )
+            return claimed
 
         started = time.monotonic()
-        rows = await self._atomic(body)
-        if self._dialect == "postgres" and time.monotonic() - started > SLOW_CLAIM_SECONDS:
+        rows = await self.database.run(claim())
+        if self.database.dialect.name == "postgres" and time.monotonic() - started > SLOW_CLAIM_SECONDS:
             await self._refresh_queue_statistics()
         return [ClaimedDelivery(stored_event(row), int(row["attempts"])) for row in rows]
 
     async def _refresh_queue_statistics(self) -> None:
         now = time.monotonic()
-        if now - getattr(self, "_queue_analyzed", float("-inf")) < ANALYZE_EVERY:
+        if now - self._analyzed < ANALYZE_EVERY:
             return
-        self._queue_analyzed = now
-        await self._db().execute_query("ANALYZE scimhost_delivery")
+        self._analyzed = now
+        await self.database.execute(Command("ANALYZE scimhost_delivery", []))
 
     async def finish_delivery(
         self, sink: str, event_seq: int, *, state: str, now: datetime,
         next_attempt: datetime | None = None, status: int | None = None, error: str | None = None,
     ) -> None:
-        assignments = "state = ?, lease_until = NULL, last_status = ?, last_error = ?"
-        values: list[Any] = [state, status, error[:2000] if error else None]
+        p = self.params()
+        assignments = (f"state = {p(state)}, lease_until = NULL, last_status = {p(status)}, "
+                       f"last_error = {p(error[:2000] if error else None)}")
         if state == "done":
-            assignments += ", done_at = ?"
-            values.append(now)
+            assignments += f", done_at = {p(now)}"
         if state == "pending":
-            assignments += ", next_attempt = ?"
-            values.append(next_attempt or now)
-
-        async def body(tx) -> None:
-            await tx.execute_query(
-                self._sql(f"UPDATE scimhost_delivery SET {assignments} WHERE sink = ? AND event_seq = ?"),
-                [*values, sink, event_seq],
-            )
-
-        await self._atomic(body)
+            assignments += f", next_attempt = {p(next_attempt or now)}"
+        await self.database.execute(p.command(
+            f"UPDATE scimhost_delivery SET {assignments} WHERE sink = {p(sink)} AND event_seq = {p(event_seq)}"
+        ))
 
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
-        where, values = Scope(source).where("d", "d.event_seq = ?", [event_seq], typed=False)
-        rows = await self._rows(
+        p = self.params()
+        where = Scope(source).where(p, "d", f"d.event_seq = {p(event_seq)}", typed=False)
+        rows = await self.database.rows(p.query(
             "SELECT d.sink, d.state, d.attempts, d.last_status, d.last_error, d.done_at FROM scimhost_delivery d "
-            f"WHERE {where} ORDER BY d.sink",
-            values,
-        )
+            f"WHERE {where} ORDER BY d.sink"
+        ))
         return [{**row, "done_at": as_datetime(row["done_at"])} for row in rows]
 
     async def reclaim_inflight(self, sink: str, *, now: datetime) -> int:
-        async def body(tx) -> int:
-            changed, _ = await tx.execute_query(
-                self._sql(
-                    "UPDATE scimhost_delivery SET state = 'pending', next_attempt = ?, lease_until = NULL "
-                    "WHERE sink = ? AND state = 'inflight'"
-                ),
-                [now, sink],
-            )
-            return changed
-
-        return await self._atomic(body, small=False)
+        p = self.params()
+        return await self.database.execute(p.command(
+            f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL "
+            f"WHERE sink = {p(sink)} AND state = 'inflight'"
+        ), small=False)
 
     async def requeue_deliveries(
         self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
         seqs: Sequence[int] | None = None,
     ) -> int:
-        conditions = [f"state IN ({', '.join('?' * len(states))})"]
-        values: list[Any] = list(states)
+        p = self.params()
+        conditions = [f"state IN ({p.each(states)})"]
         if since is not None:
-            conditions.append("event_seq IN (SELECT e.seq FROM scimhost_event e WHERE e.created >= ?)")
-            values.append(since)
+            conditions.append(f"event_seq IN (SELECT e.seq FROM scimhost_event e WHERE e.created >= {p(since)})")
         if seqs is not None:
-            conditions.append(f"event_seq IN ({', '.join('?' * len(seqs))})" if seqs else "1 = 0")
-            values += list(seqs)
-
-        async def body(tx) -> int:
-            changed, _ = await tx.execute_query(
-                self._sql(
-                    "UPDATE scimhost_delivery SET state = 'pending', next_attempt = ?, lease_until = NULL, "
-                    f"attempts = 0 WHERE sink = ? AND {' AND '.join(conditions)}"
-                ),
-                [now, sink, *values],
-            )
-            return changed
-
-        return await self._atomic(body, small=False)
+            conditions.append(f"event_seq IN ({p.each(seqs)})" if seqs else "1 = 0")
+        return await self.database.execute(p.command(
+            f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL, "
+            f"attempts = 0 WHERE sink = {p(sink)} AND {' AND '.join(conditions)}"
+        ), small=False)
 
     async def sink_stats(self, sink: str) -> SinkStats:
+        p = self.params()
         counts = {
             row["state"]: int(row["n"])
-            for row in await self._rows(
-                "SELECT state, COUNT(*) AS n FROM scimhost_delivery WHERE sink = ? GROUP BY state", [sink]
-            )
+            for row in await self.database.rows(p.query(
+                f"SELECT state, COUNT(*) AS n FROM scimhost_delivery WHERE sink = {p(sink)} GROUP BY state"
+            ))
         }
-        oldest = await self._rows(
+        p = self.params()
+        oldest = await self.database.rows(p.query(
             "SELECT MIN(e.created) AS oldest FROM scimhost_delivery d JOIN scimhost_event e ON e.seq = d.event_seq "
-            f"WHERE d.sink = ? AND d.state IN {UNFINISHED}",
-            [sink],
+            f"WHERE d.sink = {p(sink)} AND d.state IN {UNFINISHED}"
+        ))
+        p = self.params()
+        error = await self.database.rows(p.query(
+            f"SELECT last_error FROM scimhost_delivery WHERE sink = {p(sink)} AND last_error IS NOT NULL "
+            "ORDER BY event_seq DESC LIMIT 1"
+        ))
+        p = self.params()
+        paused = await self.database.rows(
+            p.query(f"SELECT paused, reason FROM scimhost_sink_state WHERE name = {p(sink)}")
         )
-        error = await self._rows(
-            "SELECT last_error FROM scimhost_delivery WHERE sink = ? AND last_error IS NOT NULL "
-            "ORDER BY event_seq DESC LIMIT 1",
-            [sink],
-        )
-        paused = await self._rows("SELECT paused, reason FROM scimhost_sink_state WHERE name = ?", [sink])
         return SinkStats(
             sink=sink, pending=counts.get("pending", 0), inflight=counts.get("inflight", 0),
             dead=counts.get("dead", 0), done=counts.get("done", 0),
@@ -179,50 +165,44 @@ class DeliveryQueue:
         )
 
     async def paused_sinks(self) -> dict[str, str | None]:
-        rows = await self._rows("SELECT name, reason FROM scimhost_sink_state WHERE paused = ?", [True])
+        p = self.params()
+        rows = await self.database.rows(p.query(f"SELECT name, reason FROM scimhost_sink_state WHERE paused = {p(True)}"))
         return {row["name"]: row["reason"] for row in rows}
 
     async def set_sink_paused(self, sink: str, paused: bool, *, reason: str | None, now: datetime) -> None:
-        async def body(tx) -> None:
-            await tx.execute_query(
-                self._sql(
-                    "INSERT INTO scimhost_sink_state (name, paused, reason, updated) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, reason = excluded.reason, "
-                    "updated = excluded.updated"
-                ),
-                [sink, paused, reason, now],
-            )
-
-        await self._atomic(body)
+        p = self.params()
+        await self.database.execute(p.command(
+            f"INSERT INTO scimhost_sink_state (name, paused, reason, updated) VALUES ({p.each((sink, paused, reason, now))}) "
+            "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, reason = excluded.reason, "
+            "updated = excluded.updated"
+        ))
 
     async def take_lease(self, name: str, owner: str, *, now: datetime, seconds: float) -> bool:
         until = now + timedelta(seconds=seconds)
 
-        async def body(tx) -> bool:
+        def take() -> Work[bool]:
             # Take it if it is free, lapsed, or ours already; otherwise change nothing.
-            await tx.execute_query(
-                self._sql(
-                    "INSERT INTO scimhost_lease (name, owner, until) VALUES (?, ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until "
-                    "WHERE scimhost_lease.until < ? OR scimhost_lease.owner = excluded.owner"
-                ),
-                [name, owner, until, now],
+            p = self.params()
+            yield p.command(
+                f"INSERT INTO scimhost_lease (name, owner, until) VALUES ({p.each((name, owner, until))}) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+                f"WHERE scimhost_lease.until < {p(now)} OR scimhost_lease.owner = excluded.owner"
             )
-            rows = await tx.execute_query_dict(self._sql("SELECT owner FROM scimhost_lease WHERE name = ?"), [name])
+            p = self.params()
+            rows = yield p.query(f"SELECT owner FROM scimhost_lease WHERE name = {p(name)}")
             return bool(rows) and rows[0]["owner"] == owner
 
-        return await self._atomic(body)
+        return await self.database.run(take())
 
     async def release_lease(self, name: str, owner: str) -> None:
-        async def body(tx) -> None:
-            await tx.execute_query(
-                self._sql("DELETE FROM scimhost_lease WHERE name = ? AND owner = ?"), [name, owner]
-            )
-
-        await self._atomic(body)
+        p = self.params()
+        await self.database.execute(
+            p.command(f"DELETE FROM scimhost_lease WHERE name = {p(name)} AND owner = {p(owner)}")
+        )
 
     async def lease_holder(self, name: str, *, now: datetime) -> str | None:
-        rows = await self._rows("SELECT owner, until FROM scimhost_lease WHERE name = ?", [name])
-        if rows and as_datetime(rows[0]["until"]) > now:
-            return rows[0]["owner"]
+        p = self.params()
+        rows = await self.database.rows(p.query(f"SELECT owner, until FROM scimhost_lease WHERE name = {p(name)}"))
+        if rows and (until := as_datetime(rows[0]["until"])) is not None and until > now:
+            return str(rows[0]["owner"])
         return None

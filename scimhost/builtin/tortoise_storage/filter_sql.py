@@ -20,11 +20,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-# Counts the rows of a driver (capped), so the cheapest of several can lead.
-Estimate = Callable[[str, list[Any]], Awaitable[int]]
-
+from scimhost.builtin.tortoise_storage.dialects import Dialect
 from scimhost.builtin.tortoise_storage.scope import Scope
+from scimhost.builtin.tortoise_storage.statements import Params
 from scimhost.scim.query import QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath, millisecond_range
+
+# SQL text written with its values bound into whichever statement it ends up in.
+Fragment = Callable[[Params], str]
+# Counts the rows of a driver (capped), so the cheapest of several can lead.
+Estimate = Callable[[Fragment], Awaitable[int]]
 
 _ORDER_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 # A membership value filter's attribute: (the column naming the resource, the other column).
@@ -37,170 +41,158 @@ _TOP = "\U0010ffff"
 class FilterSQL:
     """Builds the SQL of one filter for one source and resource type."""
 
-    def __init__(self, dialect: str, scope: Scope) -> None:
+    def __init__(self, dialect: Dialect, scope: Scope) -> None:
         assert scope.resource_type is not None, "a filter runs on one resource type"
         self.dialect = dialect
         self.scope = scope
 
-    async def where(self, node: QNode, estimate: Estimate) -> tuple[str, list[Any]]:
+    async def where(self, node: QNode, estimate: Estimate) -> Fragment:
         """A condition on `r` selecting exactly the matching resources, led by an index driver
         when the filter has one."""
-        condition, values = self.condition(node)
         driver = await self.driver(node, estimate)
         if driver is None:
-            return condition, values
-        driver_sql, driver_values = driver
-        return f"r.id IN ({driver_sql}) AND ({condition})", driver_values + values
+            return lambda p: self.condition(p, node)
+        return lambda p: f"r.id IN ({driver(p)}) AND ({self.condition(p, node)})"
 
     # --- exact conditions -----------------------------------------------------------------------
 
-    def condition(self, node: QNode, item: str | None = None) -> tuple[str, list[Any]]:
+    def condition(self, p: Params, node: QNode, item: str | None = None) -> str:
         if isinstance(node, (QAnd, QOr)):
             joiner = " AND " if isinstance(node, QAnd) else " OR "
-            parts, values = [], []
-            for term in node.terms:
-                sql, term_values = self.condition(term, item)
-                parts.append(f"({sql})")
-                values += term_values
-            return joiner.join(parts), values
+            return joiner.join(f"({self.condition(p, term, item)})" for term in node.terms)
         if isinstance(node, QNot):
-            sql, values = self.condition(node.expr, item)
-            return f"NOT ({sql})", values
+            return f"NOT ({self.condition(p, node.expr, item)})"
         if isinstance(node, QValuePath) and node.membership:
             this, _ = _MEMBERSHIP[node.attribute]
-            inner, values = self._membership_condition(node.filter, node.attribute)
-            where, bound = self.scope.members("m", f"m.{this} = r.id AND ({inner})", values)
-            return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE {where})", bound
+            inner = self._membership_condition(p, node.filter, node.attribute)
+            where = self.scope.members(p, "m", f"m.{this} = r.id AND ({inner})")
+            return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE {where})"
         if isinstance(node, QValuePath):
-            inner, values = self.condition(node.filter, item="i.item")
             attribute = node.attribute
-            where, bound = self.scope.where(
-                "i", f"i.resource_id = r.id AND (i.path = ? OR (i.path > ? AND i.path < ?)) AND ({inner})",
-                [attribute, attribute + ".", attribute + "/", *values],
-            )
-            return f"EXISTS (SELECT 1 FROM scimhost_attr i WHERE {where})", bound
+            paths = f"i.path = {p(attribute)} OR (i.path > {p(attribute + '.')} AND i.path < {p(attribute + '/')})"
+            inner = self.condition(p, node.filter, item="i.item")
+            where = self.scope.where(p, "i", f"i.resource_id = r.id AND ({paths}) AND ({inner})")
+            return f"EXISTS (SELECT 1 FROM scimhost_attr i WHERE {where})"
+        assert isinstance(node, (QCompare, QPresent))
         field = node.field
         if field.kind == "attr":
-            same_item = f" AND a.item = {item}" if item else ""
-            if isinstance(node, QPresent):
-                compare, values = "", []
-            else:
+            condition = f"a.resource_id = r.id AND a.path = {p(field.key)}"
+            if item:
+                condition += f" AND a.item = {item}"
+            if isinstance(node, QCompare):
                 column = "a.value_num" if field.numeric else "a.value_text"
-                compare, values = self._compare(column, node.op, node.value, text=not field.numeric)
-                compare = f" AND {compare}"
-            where, bound = self.scope.where("a", f"a.resource_id = r.id AND a.path = ?{same_item}{compare}", [field.key, *values])
-            return f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE {where})", bound
+                condition += " AND " + self._compare(p, column, node.op, node.value, text=not field.numeric)
+            return f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE {self.scope.where(p, 'a', condition)})"
         if field.kind in _COLUMNS:
             if isinstance(node, QPresent):
-                return "1 = 1", []
+                return "1 = 1"
             if field.kind == "id":
-                return self._compare(_COLUMNS["id"], node.op, node.value, text=True)
-            return _compare_moment(_COLUMNS[field.kind], node.op, datetime.fromisoformat(node.value))
+                return self._compare(p, _COLUMNS["id"], node.op, node.value, text=True)
+            return _compare_moment(p, _COLUMNS[field.kind], node.op, datetime.fromisoformat(node.value))
         # Membership rows: Group members.value and User groups.value.
         this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
-        compare, values = ("", []) if isinstance(node, QPresent) else self._compare(f"m.{other}", node.op, node.value, text=True)
-        where, bound = self.scope.members("m", f"m.{this} = r.id" + (f" AND {compare}" if compare else ""), values)
-        return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE {where})", bound
+        condition = f"m.{this} = r.id"
+        if isinstance(node, QCompare):
+            condition += " AND " + self._compare(p, f"m.{other}", node.op, node.value, text=True)
+        return f"EXISTS (SELECT 1 FROM scimhost_member m WHERE {self.scope.members(p, 'm', condition)})"
 
-    def _membership_condition(self, node: QNode, attribute: str) -> tuple[str, list[Any]]:
+    def _membership_condition(self, p: Params, node: QNode, attribute: str) -> str:
         """A condition on one membership row `m` (inside a `members[...]` / `groups[...]` filter)."""
         if isinstance(node, (QAnd, QOr)):
-            parts, values = [], []
-            for term in node.terms:
-                sql, term_values = self._membership_condition(term, attribute)
-                parts.append(f"({sql})")
-                values += term_values
-            return (" AND " if isinstance(node, QAnd) else " OR ").join(parts), values
+            joiner = " AND " if isinstance(node, QAnd) else " OR "
+            return joiner.join(f"({self._membership_condition(p, term, attribute)})" for term in node.terms)
         if isinstance(node, QNot):
-            sql, values = self._membership_condition(node.expr, attribute)
-            return f"NOT ({sql})", values
+            return f"NOT ({self._membership_condition(p, node.expr, attribute)})"
+        assert isinstance(node, (QCompare, QPresent))
         _, other = _MEMBERSHIP[attribute]
         column = "m.member_type" if node.field.kind == "member_type" else f"m.{other}"
         if isinstance(node, QPresent):
-            return f"{column} IS NOT NULL", []
-        return self._compare(column, node.op, node.value, text=True)
+            return f"{column} IS NOT NULL"
+        return self._compare(p, column, node.op, node.value, text=True)
 
     # --- index drivers --------------------------------------------------------------------------
 
-    async def driver(self, node: QNode, estimate: Estimate) -> tuple[str, list[Any]] | None:
+    async def driver(self, node: QNode, estimate: Estimate) -> Fragment | None:
         """A SELECT of candidate resource ids (a superset of the matches) an index serves."""
         if isinstance(node, QAnd):
             # Any one term narrows the set: lead with the one that selects fewest rows
             # (`type eq "work"` matches most users, `value eq "x@y"` one).
             drivers = [d for d in [await self.driver(term, estimate) for term in node.terms] if d is not None]
             if len(drivers) > 1:
-                sizes = [await estimate(*driver) for driver in drivers]
+                sizes = [await estimate(driver) for driver in drivers]
                 return drivers[sizes.index(min(sizes))]
             return drivers[0] if drivers else None
         if isinstance(node, QOr):
-            parts, values = [], []
+            terms = []
             for term in node.terms:
                 driver = await self.driver(term, estimate)
                 if driver is None:
                     return None
-                parts.append(f"SELECT resource_id FROM ({driver[0]}) AS d{len(parts)}")
-                values += driver[1]
-            return " UNION ".join(parts), values
+                terms.append(driver)
+            return lambda p: " UNION ".join(
+                f"SELECT resource_id FROM ({term(p)}) AS d{n}" for n, term in enumerate(terms)
+            )
         if isinstance(node, QValuePath):
             return await self.driver(node.filter, estimate)
-        if isinstance(node, QNot) or not isinstance(node, QCompare):
+        if not isinstance(node, QCompare):
             return None
-        field = node.field
+        return self._compare_driver(node)
+
+    def _compare_driver(self, node: QCompare) -> Fragment | None:
+        scope, field, value = self.scope, node.field, node.value
         if field.kind == "id" and node.op == "eq":
-            where, values = self.scope.where("r", "r.id = ?", [node.value])
-            return f"SELECT r.id AS resource_id FROM scimhost_resource r WHERE {where}", values
+            return lambda p: f"SELECT r.id AS resource_id FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(value)}')}"
         if field.kind in ("member", "group") and node.op == "eq":
             this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
-            where, values = self.scope.members("m", f"m.{other} = ?", [node.value])
-            return f"SELECT m.{this} AS resource_id FROM scimhost_member m WHERE {where}", values
+            return lambda p: (
+                f"SELECT m.{this} AS resource_id FROM scimhost_member m "
+                f"WHERE {scope.members(p, 'm', f'm.{other} = {p(value)}')}"
+            )
         if field.kind != "attr":
             return None
         column = "a.value_num" if field.numeric else "a.value_text"
         # Ranges compare text by code point: SQLite's binary order, PostgreSQL's "C" collation
         # (which migration 0003 indexes).
-        ordered = column + (' COLLATE "C"' if self.dialect == "postgres" and not field.numeric else "")
-        if node.op == "eq":
-            condition, values = f"{column} = ?", [node.value]
-        elif node.op in _ORDER_OPS:
-            condition, values = f"{ordered} {_ORDER_OPS[node.op]} ?", [node.value]
-        elif node.op == "sw" and node.value:
-            condition, values = f"{ordered} >= ? AND {ordered} < ?", [node.value, node.value + _TOP]
-        else:
+        ordered = column if field.numeric else self.dialect.code_point_order(column)
+
+        def condition(p: Params) -> str:
+            if node.op == "eq":
+                return f"{column} = {p(value)}"
+            if node.op in _ORDER_OPS:
+                return f"{ordered} {_ORDER_OPS[node.op]} {p(value)}"
+            return f"{ordered} >= {p(value)} AND {ordered} < {p(value + _TOP)}"
+
+        if node.op not in _ORDER_OPS and node.op != "eq" and not (node.op == "sw" and value):
             return None
-        where, bound = self.scope.where("a", f"a.path = ? AND {condition}", [field.key, *values])
-        return f"SELECT a.resource_id FROM scimhost_attr a WHERE {where}", bound
+        return lambda p: (
+            "SELECT a.resource_id FROM scimhost_attr a "
+            f"WHERE {scope.where(p, 'a', f'a.path = {p(field.key)} AND {condition(p)}')}"
+        )
 
     # --- comparisons ----------------------------------------------------------------------------
 
-    def _compare(self, column: str, op: str, value: Any, *, text: bool) -> tuple[str, list[Any]]:
+    def _compare(self, p: Params, column: str, op: str, value: Any, *, text: bool) -> str:
         if op == "eq":
-            return f"{column} = ?", [value]
+            return f"{column} = {p(value)}"
         if op in _ORDER_OPS:
-            if text and self.dialect == "postgres":
-                # Code-point order, as SQLite and the in-memory evaluator compare text.
-                return f'{column} COLLATE "C" {_ORDER_OPS[op]} ?', [value]
-            return f"{column} {_ORDER_OPS[op]} ?", [value]
+            # Text by code point, as SQLite and the reference evaluator compare it.
+            ordered = self.dialect.code_point_order(column) if text else column
+            return f"{ordered} {_ORDER_OPS[op]} {p(value)}"
         if value == "":
-            return f"{column} IS NOT NULL", []
+            return f"{column} IS NOT NULL"
         # co, sw, ew: exact substring tests (LIKE is case-insensitive in SQLite and needs
         # escaping); case-insensitive attributes are already lower-cased on both sides.
-        if self.dialect == "postgres":
-            if op == "co":
-                return f"strpos({column}, ?) > 0", [value]
-            if op == "sw":
-                return f"left({column}, ?) = ?", [len(value), value]
-            return f"right({column}, ?) = ?", [len(value), value]
         if op == "co":
-            return f"instr({column}, ?) > 0", [value]
+            return self.dialect.contains(column, p, value)
         if op == "sw":
-            return f"substr({column}, 1, ?) = ?", [len(value), value]
-        return f"substr({column}, -?) = ?", [len(value), value]
+            return self.dialect.starts_with(column, p, value)
+        return self.dialect.ends_with(column, p, value)
 
 
-def _compare_moment(column: str, op: str, value: datetime) -> tuple[str, list[Any]]:
+def _compare_moment(p: Params, column: str, op: str, value: datetime) -> str:
     """meta.created / meta.lastModified compared at the millisecond they are rendered with."""
     start, end = millisecond_range(value)
     if op == "eq":
-        return f"({column} >= ? AND {column} < ?)", [start, end]
-    bound = {"gt": (">=", end), "ge": (">=", start), "lt": ("<", start), "le": ("<", end)}[op]
-    return f"{column} {bound[0]} ?", [bound[1]]
+        return f"({column} >= {p(start)} AND {column} < {p(end)})"
+    comparison, bound = {"gt": (">=", end), "ge": (">=", start), "lt": ("<", start), "le": ("<", end)}[op]
+    return f"{column} {comparison} {p(bound)}"

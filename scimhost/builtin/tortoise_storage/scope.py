@@ -4,15 +4,15 @@ unique values and membership rows takes its WHERE clause from a Scope.
 A source's token must reach only that source's data. Written by care, that held until a filter's
 top-level `or` was appended after `source = ? AND resource_type = ? AND` without parentheses and
 every other source's users matched. So no statement writes its own scope: it asks a Scope for
-`alias.source = ? [AND alias.resource_type = ?] AND (condition)`, and the caller's condition
+`alias.source = $1 [AND alias.resource_type = $2] AND (condition)`, and the caller's condition
 always lands inside parentheses, whatever operators it holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from scimhost.builtin.tortoise_storage.statements import Params
 
 
 @dataclass(frozen=True)
@@ -25,19 +25,17 @@ class Scope:
     def of_type(self, resource_type: str) -> Scope:
         return Scope(self.source, resource_type)
 
-    def where(self, alias: str, condition: str = "", values: Sequence[Any] = (), *, typed: bool = True) -> tuple[str, list[Any]]:
+    def where(self, p: Params, alias: str, condition: str = "", *, typed: bool = True) -> str:
         """`alias.source = ?` (and `alias.resource_type = ?` when this scope has a type and the
-        table has the column, `typed`) AND the caller's condition, parenthesized."""
-        sql = f"{alias}.source = ?"
-        bound: list[Any] = [self.source]
+        table has the column, `typed`) AND the caller's condition, parenthesized. The
+        condition's values are bound in `p` already."""
+        sql = f"{alias}.source = {p(self.source)}"
         if typed and self.resource_type is not None:
-            sql += f" AND {alias}.resource_type = ?"
-            bound.append(self.resource_type)
+            sql += f" AND {alias}.resource_type = {p(self.resource_type)}"
         if condition:
             sql += f" AND ({condition})"
-            bound.extend(values)
-        return sql, bound
+        return sql
 
-    def members(self, alias: str = "m", condition: str = "", values: Sequence[Any] = ()) -> tuple[str, list[Any]]:
+    def members(self, p: Params, alias: str = "m", condition: str = "") -> str:
         """The WHERE clause of a statement on membership rows (which carry a source, no type)."""
-        return self.where(alias, condition, values, typed=False)
+        return self.where(p, alias, condition, typed=False)

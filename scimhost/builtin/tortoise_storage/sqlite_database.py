@@ -1,4 +1,4 @@
-"""The SQLite connections the tortoise backend runs its hot paths on, beside tortoise's own.
+"""The SQLite connections the tortoise backend runs its statements on, beside tortoise's own.
 
 aiosqlite, which tortoise uses, sends every statement to its thread and back: about 140 µs a
 statement on the project's machine, where the statement itself (a lookup by primary key) takes
@@ -10,9 +10,9 @@ SQLite only (docs/decisions.md, "SQLite hot paths"):
   virtual machine. Lookups by key, a filter served by an index, a page of a list all finish
   within it; a read that is cut off (or finds SQLite busy) runs again on one of a small pool
   of reader threads, each with its own connection, beside each other and beside a write (WAL);
-- a write transaction runs whole without a hand-off per statement: the backend's transaction
-  body is a coroutine, and on this path every statement it awaits completes at once, so it is
-  driven to its end in one go. A small one (one resource's rows, a few hundred microseconds)
+- a write transaction runs whole without a hand-off per statement: a unit of work
+  (statements.py) is a generator of statements, answered here synchronously on one cursor from
+  BEGIN to COMMIT. A small one (one resource's rows, a few hundred microseconds)
   runs right on the loop's thread when the write lock is free, and is tried again about a
   millisecond later while another process holds it; a large one, or one that kept finding the
   lock taken, runs on a writer thread that waits for the lock. (A writer thread alone was
@@ -21,7 +21,7 @@ SQLite only (docs/decisions.md, "SQLite hot paths"):
   processes never deadlock upgrading a read lock. The loop's connection leaves checkpoints to
   the writer thread, so the loop never waits for their writes and fsync.
 
-Tortoise keeps the schema, the migrations and the rest of the statements.
+Tortoise keeps the schema and the migrations.
 """
 
 from __future__ import annotations
@@ -31,15 +31,26 @@ import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tortoise.exceptions import IntegrityError, OperationalError
+from scimhost.builtin.tortoise_storage.database import Database
+from scimhost.builtin.tortoise_storage.dialects import SQLITE
+from scimhost.builtin.tortoise_storage.statements import (
+    Command,
+    ConstraintViolation,
+    Query,
+    Row,
+    Statement,
+    Work,
+    run,
+    single,
+)
+from scimhost.storage.backend import StorageError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Row = dict[str, Any]
 # Commits on the loop's connection between two checkpoints (about a thousand WAL pages at the
 # dozen pages a small write dirties, like SQLite's own automatic checkpoint).
 CHECKPOINT_EVERY = 100
@@ -56,36 +67,10 @@ RESTART_FRAMES = 4000
 RESTART_WAIT_MS = 20
 
 
-class SuspendedTransaction(RuntimeError):
-    """A transaction body awaited something other than its own statements."""
-
-
-class DirectTransaction:
-    """What a transaction body sees on SQLite: tortoise's client interface, whose coroutines
-    finish without suspending (the statements run on the calling thread)."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
-
-    async def execute_query(self, query: str, values: Sequence[Any] | None = None) -> tuple[int, list[Row]]:
-        before = self._connection.total_changes
-        rows = _run(self._connection, query, values)
-        return (self._connection.total_changes - before) or len(rows), rows
-
-    async def execute_query_dict(self, query: str, values: Sequence[Any] | None = None) -> list[Row]:
-        return _run(self._connection, query, values)
-
-    async def execute_many(self, query: str, values: Sequence[Sequence[Any]]) -> None:
-        try:
-            self._connection.executemany(query, values)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(exc) from exc
-        except sqlite3.OperationalError as exc:
-            raise OperationalError(exc) from exc
-
-
-class SqliteDirect:
+class SqliteDatabase(Database):
     """One process's own connections to an SQLite file: a loop reader, reader threads, a writer."""
+
+    dialect = SQLITE
 
     def __init__(self, path: str, *, busy_timeout_ms: int, readers: int = 2) -> None:
         self.path = path
@@ -126,14 +111,31 @@ class SqliteDirect:
             )
         return connection
 
+    async def rows(self, query: Query) -> list[Row]:
+        try:
+            rows = self.read(query.sql, query.values)
+            return rows if rows is not None else await self.scan(query.sql, query.values)
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite {self.path}: {exc}") from exc
+
+    async def execute(self, command: Command, *, small: bool = True) -> int:
+        changed: int = await self.run(single(command), small=small)
+        return changed
+
+    async def run(self, work: Work[T], *, small: bool = True) -> T:
+        try:
+            return await self.transaction(work, small=small)
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite {self.path}: {exc}") from exc
+
     def read(self, query: str, values: Sequence[Any]) -> list[Row] | None:
         """Rows of a read run right here, if SQLite answers it within READ_BUDGET steps of its
         virtual machine (a lookup by key takes a few hundred); None if it was cut off there, or
         SQLite was busy: the caller then runs it on a reader thread with `scan`."""
         self._steps = 0
         try:
-            return _run(self._loop_reader, query, values)
-        except OperationalError as exc:
+            return _rows(self._loop_reader, query, values)
+        except sqlite3.OperationalError as exc:
             if _busy(exc) or "interrupted" in str(exc):
                 return None
             raise
@@ -146,12 +148,12 @@ class SqliteDirect:
         """Rows of any read, run on a reader thread."""
 
         def read() -> list[Row]:
-            return _run(self._thread_connection(query_only=True), query, values)
+            return _rows(self._thread_connection(query_only=True), query, values)
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, read)
 
-    async def transaction(self, body: Callable[[DirectTransaction], Awaitable[T]], *, small: bool = True) -> T:
-        """`body(tx)` as one transaction: committed when it returns, rolled back when it raises.
+    async def transaction(self, work: Work[T], *, small: bool = True) -> T:
+        """`work` as one transaction: committed when it returns, rolled back when it raises.
 
         A small transaction (one resource's rows) runs right here on the loop's thread when the
         write lock is free, tried again about a millisecond later while it is taken; a large
@@ -162,7 +164,7 @@ class SqliteDirect:
             if self._inline_paused:
                 break
             try:
-                result = _transaction(self._loop_writer, body, inline=True)
+                result = _transaction(self._loop_writer, work, inline=True)
             except _LockTaken:
                 # Another process's write holds the lock for a fraction of a millisecond: try
                 # again shortly rather than in SQLite's busy handler, whose sleeps grow to
@@ -175,7 +177,7 @@ class SqliteDirect:
             return result
 
         def run() -> T:
-            return _transaction(self._thread_connection(query_only=False), body)
+            return _transaction(self._thread_connection(query_only=False), work)
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)
 
@@ -240,19 +242,17 @@ class _LockTaken(Exception):
     """BEGIN IMMEDIATE found the write lock taken."""
 
 
-def _transaction(
-    connection: sqlite3.Connection, body: Callable[[DirectTransaction], Awaitable[T]], *, inline: bool = False
-) -> T:
-    """Run `body` in one transaction on `connection`; inline, _LockTaken if the lock is taken."""
+def _transaction(connection: sqlite3.Connection, work: Work[T], *, inline: bool = False) -> T:
+    """Run `work` in one transaction on `connection`; inline, _LockTaken if the lock is taken."""
     try:
-        _run(connection, "BEGIN IMMEDIATE", ())
-    except OperationalError as exc:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
         if inline and _busy(exc) and not connection.in_transaction:
             raise _LockTaken() from None
         raise
     try:
-        result = _drive(body(DirectTransaction(connection)))
-        _run(connection, "COMMIT", ())
+        result = run(work, lambda statement: _answer(connection, statement))
+        connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
@@ -260,29 +260,25 @@ def _transaction(
     return result
 
 
-def _run(connection: sqlite3.Connection, query: str, values: Sequence[Any] | None) -> list[Row]:
-    """Rows as dicts, with sqlite3's errors as tortoise's, which the backend already handles."""
+def _answer(connection: sqlite3.Connection, statement: Statement) -> Any:
+    """A Query's rows, or how many rows a Command changed."""
     try:
-        cursor = connection.execute(query, values or ())
-        rows = cursor.fetchall()
+        if isinstance(statement, Query):
+            return _rows(connection, statement.sql, statement.values)
+        before = connection.total_changes
+        connection.execute(statement.sql, statement.values)
+        return connection.total_changes - before
     except sqlite3.IntegrityError as exc:
-        raise IntegrityError(exc) from exc
-    except sqlite3.OperationalError as exc:
-        raise OperationalError(exc) from exc
+        raise ConstraintViolation(str(exc)) from exc
+
+
+def _rows(connection: sqlite3.Connection, query: str, values: Sequence[Any]) -> list[Row]:
+    cursor = connection.execute(query, values)
+    rows = cursor.fetchall()
     if not rows:
         return []
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row)) for row in rows]
-
-
-def _drive(coroutine: Awaitable[T]) -> T:
-    """The result of a coroutine that must finish without suspending."""
-    try:
-        coroutine.send(None)  # type: ignore[attr-defined]
-    except StopIteration as done:
-        return done.value
-    coroutine.close()  # type: ignore[attr-defined]
-    raise SuspendedTransaction("a transaction body awaited something other than its statements")
 
 
 def _busy(exc: Exception) -> bool:
