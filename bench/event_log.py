@@ -21,7 +21,7 @@ import secrets
 import statistics
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -41,7 +41,7 @@ async def fresh_store(url: str) -> TortoiseBackend:
         await connection.close()
         url = f"{url}?schema={schema}"
     else:
-        path = Path(url[len("sqlite://"):])
+        path = Path(url[len("sqlite://") :])
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
     store = TortoiseBackend(TortoiseSettings(url=url), base_dir=Path.cwd())
@@ -62,14 +62,22 @@ async def variant(url: str, label: str, count: int, event_for) -> tuple[dict, di
     ids = []
 
     async def create(index: int) -> None:
-        stored = await store.create_resource("bench", "User", user_write(f"u{label[:3]}{index}"), event=event_for("create"))
+        stored = await store.create_resource(
+            "bench", "User", user_write(f"u{label[:3]}{index}"), event=event_for("create")
+        )
         ids.append(stored.id)
 
     async def patch(index: int) -> None:
         user = ids[index % len(ids)]
         name = f"u{label[:3]}{index % len(ids)}"
-        await store.update_resource("bench", "User", user, expected_version=None,
-                                    write=user_write(name, title=f"t{index}"), event=event_for("patch"))
+        await store.update_resource(
+            "bench",
+            "User",
+            user,
+            expected_version=None,
+            write=user_write(name, title=f"t{index}"),
+            event=event_for("patch"),
+        )
 
     created = await timed(f"create, {label}", create, count)
     patched = await timed(f"PATCH, {label}", patch, count)
@@ -83,7 +91,7 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         created = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
-        self.lags.append((datetime.now(timezone.utc) - created).total_seconds())
+        self.lags.append((datetime.now(UTC) - created).total_seconds())
         return web.Response(status=204)
 
 
@@ -98,8 +106,10 @@ async def receiver_and_sink():
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     os.environ.setdefault("BENCH_WEBHOOK_SECRET", "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
-    sink = WebhookSink(WebhookSettings(url=f"http://127.0.0.1:{runner.addresses[0][1]}/events",
-                                       secret_env="BENCH_WEBHOOK_SECRET"), sink_name="a")
+    sink = WebhookSink(
+        WebhookSettings(url=f"http://127.0.0.1:{runner.addresses[0][1]}/events", secret_env="BENCH_WEBHOOK_SECRET"),
+        sink_name="a",
+    )
     await sink.start()
     return receiver, runner, sink
 
@@ -157,8 +167,10 @@ async def main(url: str, count: int, lag_writes: int) -> None:
         print(f"| {row['label']} | {row['wall_us']:.0f} | {row['cpu_us']:.0f} |")
     delivered = await deliver_all(store, 2 * count)
     await store.close()
-    print(f"\nwebhook sink, a backlog of {delivered['events']} events (concurrency 16): "
-          f"{delivered['per_second']:.0f} events/s")
+    print(
+        f"\nwebhook sink, a backlog of {delivered['events']} events (concurrency 16): "
+        f"{delivered['per_second']:.0f} events/s"
+    )
     lag = await live_lag(url, lag_writes)
     print(f"commit to receipt, one write every 10 ms: p50 {lag['p50_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms")
 

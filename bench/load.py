@@ -25,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-CEILING_APP = '''
+CEILING_APP = """
 import sys
 import orjson
 from aiohttp import web
@@ -41,7 +41,7 @@ async def handler(request):
 app = web.Application()
 app.router.add_get("/{tail:.*}", handler)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), reuse_port=True, print=None, access_log=None)
-'''
+"""
 
 LUA_COMMON = """
 local token = "{token}"
@@ -75,7 +75,7 @@ SCENARIOS = {
     ),
     "userName eq lookup": (
         'function request() return wrk.format("GET", string.format("{base}/Users?filter=userName%%20eq%%20%%22user%07d%%40example.com%%22", '
-        'math.random(0, users - 1))) end'
+        "math.random(0, users - 1))) end"
     ),
     "member add, 100 000-member group": (
         'function request() return wrk.format("PATCH", "{base}/Groups/{group}", nil, '
@@ -93,9 +93,11 @@ def wrk(url: str, script: str | None, seconds: int, connections: int) -> tuple[f
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
     if "Non-2xx or 3xx responses" in out:
         print(out, file=sys.stderr)
+
     def percentile(p: str) -> float:
         value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
     return rps, percentile("50"), percentile("99"), seconds
 
 
@@ -150,9 +152,13 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        token = json.loads(subprocess.run(
-            [sys.executable, "-m", "scimhost", "-c", args.config, "sources", "token", args.source, "--json"],
-            check=True, capture_output=True).stdout)["token"]
+        token = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "scimhost", "-c", args.config, "sources", "token", args.source, "--json"],
+                check=True,
+                capture_output=True,
+            ).stdout
+        )["token"]
         base = f"/source/scim/{args.source}/v2"
 
         def script_for(name: str, ids: list[str], group: str) -> str:
@@ -174,10 +180,18 @@ def main() -> None:
             ceilings = subprocess.Popen(["sh", "-c", command], start_new_session=True)
             try:
                 wait_up("http://127.0.0.1:8095/x")
-                scripted = measured(ceilings.pid, lambda: wrk(
-                    "http://127.0.0.1:8095", script_for("GET /Users/{id}", ["x" * 36], "x"), args.seconds,
-                    args.connections))
-                fixed = measured(ceilings.pid, lambda: wrk("http://127.0.0.1:8095/x", None, args.seconds, args.connections))
+                scripted = measured(
+                    ceilings.pid,
+                    lambda: wrk(
+                        "http://127.0.0.1:8095",
+                        script_for("GET /Users/{id}", ["x" * 36], "x"),
+                        args.seconds,
+                        args.connections,
+                    ),
+                )
+                fixed = measured(
+                    ceilings.pid, lambda: wrk("http://127.0.0.1:8095/x", None, args.seconds, args.connections)
+                )
                 return scripted, fixed
             finally:
                 os.killpg(ceilings.pid, signal.SIGTERM)
@@ -185,20 +199,41 @@ def main() -> None:
 
         ceiling_before, fixed_before = measure_ceiling()
 
-        server = subprocess.Popen([sys.executable, "-m", "scimhost", "-c", args.config, "--log-level", "WARNING",
-                                   "serve", "--workers", str(args.workers), "--port", str(args.port)])
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scimhost",
+                "-c",
+                args.config,
+                "--log-level",
+                "WARNING",
+                "serve",
+                "--workers",
+                str(args.workers),
+                "--port",
+                str(args.port),
+            ]
+        )
         try:
             root = f"http://127.0.0.1:{args.port}"
             wait_up(root + "/healthz")
-            request = urllib.request.Request(root + base + "/Users?count=1000&attributes=id",
-                                             headers={"Authorization": f"Bearer {token}"})
+            request = urllib.request.Request(
+                root + base + "/Users?count=1000&attributes=id", headers={"Authorization": f"Bearer {token}"}
+            )
             ids = [u["id"] for u in json.load(urllib.request.urlopen(request))["Resources"]]
-            request = urllib.request.Request(root + base + "/Groups?count=1&excludedAttributes=members",
-                                             headers={"Authorization": f"Bearer {token}"})
+            request = urllib.request.Request(
+                root + base + "/Groups?count=1&excludedAttributes=members", headers={"Authorization": f"Bearer {token}"}
+            )
             group = json.load(urllib.request.urlopen(request))["Resources"][0]["id"]
             results = [
-                (name, measured(server.pid, lambda name=name: wrk(
-                    root, script_for(name, ids, group), args.seconds, args.connections)))
+                (
+                    name,
+                    measured(
+                        server.pid,
+                        lambda name=name: wrk(root, script_for(name, ids, group), args.seconds, args.connections),
+                    ),
+                )
                 for name in SCENARIOS
             ]
         finally:
@@ -206,17 +241,22 @@ def main() -> None:
             server.wait(timeout=60)
         ceiling_after, fixed_after = measure_ceiling()
         ceiling = max(ceiling_before, ceiling_after)
-        print(f"| scenario ({args.workers} worker{'s' if args.workers > 1 else ''}) | req/s | p50 ms | p99 ms "
-              "| of ceiling | server CPU ms/req |")
+        print(
+            f"| scenario ({args.workers} worker{'s' if args.workers > 1 else ''}) | req/s | p50 ms | p99 ms "
+            "| of ceiling | server CPU ms/req |"
+        )
         print("| --- | --- | --- | --- | --- | --- |")
         for label, (rps, p50, p99, cpu) in [
-            ("bare aiohttp ceiling, before", ceiling_before), ("bare aiohttp ceiling, after", ceiling_after),
+            ("bare aiohttp ceiling, before", ceiling_before),
+            ("bare aiohttp ceiling, after", ceiling_after),
             ("(bare aiohttp, one fixed request, no Lua), before", fixed_before),
             ("(bare aiohttp, one fixed request, no Lua), after", fixed_after),
             *results,
         ]:
-            print(f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {100 * rps / ceiling[0]:.0f}% | {cpu:.3f} |",
-                  flush=True)
+            print(
+                f"| {label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {100 * rps / ceiling[0]:.0f}% | {cpu:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ def scenarios(users: int, rng: random.Random):
     yield "userName eq", lambda: f'userName eq "user{pick():07d}@example.com"'
     yield "externalId eq", lambda: f'externalId eq "ext-{pick():07d}"'
     yield "emails.value eq", lambda: f'emails.value eq "user{pick():07d}@home.example.org"'
-    yield 'emails[type eq "work" and value eq ...]', (
-        lambda: f'emails[type eq "work" and value eq "user{pick():07d}@work.example.com"]'
+    yield (
+        'emails[type eq "work" and value eq ...]',
+        (lambda: f'emails[type eq "work" and value eq "user{pick():07d}@work.example.com"]'),
     )
     yield "enterprise employeeNumber eq", lambda: f'{ENTERPRISE}:employeeNumber eq "E{pick():07d}"'
     yield "userName sw (about 10 matches)", lambda: f'userName sw "user{pick() // 10:06d}"'
@@ -57,9 +58,13 @@ def row(name: str, timings: list[float]) -> str:
 
 
 async def run(args) -> None:
-    token = json.loads(subprocess.run(
-        [sys.executable, "-m", "scimhost", "-c", args.config, "sources", "token", args.source, "--json"],
-        check=True, capture_output=True).stdout)["token"]
+    token = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "scimhost", "-c", args.config, "sources", "token", args.source, "--json"],
+            check=True,
+            capture_output=True,
+        ).stdout
+    )["token"]
     server = subprocess.Popen([sys.executable, "-m", "scimhost", "-c", args.config, "--log-level", "WARNING", "serve"])
     try:
         base = f"http://127.0.0.1:{args.port}/source/scim/{args.source}/v2/Users"
@@ -76,14 +81,27 @@ async def run(args) -> None:
             print("| lookup | requests | p50 ms | p90 ms | p99 ms |")
             print("| --- | --- | --- | --- | --- |")
             for name, make_filter in scenarios(args.users, rng):
-                await measure(session, base, headers, lambda: "?filter=" + urllib.parse.quote(make_filter()), 5)
+                await measure(
+                    session,
+                    base,
+                    headers,
+                    lambda make_filter=make_filter: "?filter=" + urllib.parse.quote(make_filter()),
+                    5,
+                )
                 timings = await measure(
-                    session, base, headers, lambda: "?filter=" + urllib.parse.quote(make_filter()), args.requests
+                    session,
+                    base,
+                    headers,
+                    lambda make_filter=make_filter: "?filter=" + urllib.parse.quote(make_filter()),
+                    args.requests,
                 )
                 print(row(name, timings), flush=True)
             deep = max(args.users - 100_000, 1)
             timings = await measure(
-                session, base, headers, lambda: f"?startIndex={rng.randrange(deep, args.users - 100)}&count=100",
+                session,
+                base,
+                headers,
+                lambda: f"?startIndex={rng.randrange(deep, args.users - 100)}&count=100",
                 max(args.requests // 4, 10),
             )
             print(row("startIndex page deep in the set (count=100)", timings), flush=True)

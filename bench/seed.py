@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -37,8 +37,11 @@ def user_document(i: int) -> dict:
             {"value": f"user{i:07d}@work.example.com", "type": "work", "primary": True},
             {"value": f"user{i:07d}@home.example.org", "type": "home"},
         ],
-        ENTERPRISE: {"employeeNumber": f"E{i:07d}", "department": DEPARTMENTS[i % len(DEPARTMENTS)],
-                     "costCenter": f"CC{i % 50}"},
+        ENTERPRISE: {
+            "employeeNumber": f"E{i:07d}",
+            "department": DEPARTMENTS[i % len(DEPARTMENTS)],
+            "costCenter": f"CC{i % 50}",
+        },
     }
 
 
@@ -59,7 +62,7 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
             yield p.command(f"INSERT INTO {table} ({columns}) VALUES {values}")
 
     start = time.perf_counter()
-    base_time = datetime.now(timezone.utc)
+    base_time = datetime.now(UTC)
 
     async def insert(kind, resource_type, docs, offset):
         resources, uniques, attrs = [], [], []
@@ -67,18 +70,23 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
             rid = str(uuid.uuid4())
             created = base_time + timedelta(microseconds=offset + n)
             display = doc.get("displayName") or doc.get("userName")
-            resources.append([rid, slug, kind, doc.get("externalId"), display, orjson.dumps(doc).decode(),
-                              None, 1, created, created])
+            resources.append(
+                [rid, slug, kind, doc.get("externalId"), display, orjson.dumps(doc).decode(), None, 1, created, created]
+            )
             key = "userName" if kind == "User" else "displayName"
             uniques.append([slug, kind, key, doc[key].lower(), rid])
             attrs += [[rid, slug, kind, e.path, e.item, e.text, e.number] for e in index_entries(doc, resource_type)]
 
         def work() -> Work[None]:
-            yield from insert_rows("scimhost_resource", "id, source, resource_type, external_id, display, data, "
-                                   "password_hash, version, created, last_modified", resources)
+            yield from insert_rows(
+                "scimhost_resource",
+                "id, source, resource_type, external_id, display, data, password_hash, version, created, last_modified",
+                resources,
+            )
             yield from insert_rows("scimhost_unique", "source, resource_type, attribute, value, resource_id", uniques)
-            yield from insert_rows("scimhost_attr", "resource_id, source, resource_type, path, item, value_text, "
-                                   "value_num", attrs)
+            yield from insert_rows(
+                "scimhost_attr", "resource_id, source, resource_type, path, item, value_text, value_num", attrs
+            )
             p = Params(database.dialect)
             yield p.command(
                 f"INSERT INTO scimhost_count (source, resource_type, count) VALUES ({p.each((slug, kind, len(docs)))}) "
@@ -98,17 +106,28 @@ async def seed(config: str, slug: str, users: int, groups: int, batch: int, memb
     if members and groups:
         # The first group holds the first `members` users: membership rows, as the server keeps them.
         p = Params(database.dialect)
-        group_id = (await database.rows(p.query(
-            f"SELECT id FROM scimhost_resource WHERE source = {p(slug)} AND resource_type = 'Group' "
-            "ORDER BY created, id LIMIT 1"
-        )))[0]["id"]
+        group_id = (
+            await database.rows(
+                p.query(
+                    f"SELECT id FROM scimhost_resource WHERE source = {p(slug)} AND resource_type = 'Group' "
+                    "ORDER BY created, id LIMIT 1"
+                )
+            )
+        )[0]["id"]
         p = Params(database.dialect)
-        user_ids = [row["id"] for row in await database.rows(p.query(
-            f"SELECT id FROM scimhost_resource WHERE source = {p(slug)} AND resource_type = 'User' "
-            f"ORDER BY created, id LIMIT {p(members)}"
-        ))]
+        user_ids = [
+            row["id"]
+            for row in await database.rows(
+                p.query(
+                    f"SELECT id FROM scimhost_resource WHERE source = {p(slug)} AND resource_type = 'User' "
+                    f"ORDER BY created, id LIMIT {p(members)}"
+                )
+            )
+        ]
         rows = [[group_id, uid, "User", slug] for uid in user_ids]
-        await database.run(insert_rows("scimhost_member", "group_id, member_id, member_type, source", rows), small=False)
+        await database.run(
+            insert_rows("scimhost_member", "group_id, member_id, member_type, source", rows), small=False
+        )
         print(f"group {group_id} has {len(user_ids)} members")
     await database.execute(Params(database.dialect).command("ANALYZE"), small=False)
     print(f"seeded {users} users and {groups} groups in {time.perf_counter() - start:.1f}s")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from scimhost.storage.backend import StorageBackend, StorageError
 
@@ -43,7 +43,7 @@ class ActivityRecorder:
         minute.requests += 1
         if error is not None:
             minute.errors += 1
-            minute.last_error_at, minute.last_error = datetime.fromtimestamp(now, timezone.utc), error[:500]
+            minute.last_error_at, minute.last_error = datetime.fromtimestamp(now, UTC), error[:500]
 
     async def flush(self, storage: StorageBackend) -> None:
         """Add what was counted to the store (kept for the next flush if the store fails)."""
@@ -51,12 +51,16 @@ class ActivityRecorder:
         try:
             for (source, minute), counts in pending.items():
                 await storage.record_activity(
-                    source, datetime.fromtimestamp(minute * 60, timezone.utc), requests=counts.requests, errors=counts.errors,
-                    last_error_at=counts.last_error_at, last_error=counts.last_error,
+                    source,
+                    datetime.fromtimestamp(minute * 60, UTC),
+                    requests=counts.requests,
+                    errors=counts.errors,
+                    last_error_at=counts.last_error_at,
+                    last_error=counts.last_error,
                 )
                 counts.requests = counts.errors = 0
                 counts.last_error_at = counts.last_error = None
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             if self._pruned is None or now - self._pruned > timedelta(hours=1):
                 self._pruned = now
                 await storage.prune_activity(before=now - KEEP)

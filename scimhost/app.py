@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from scimhost.delivery.dispatcher import DispatchSettings, Dispatcher
+from scimhost.delivery.dispatcher import Dispatcher, DispatchSettings
 from scimhost.faults import fault_point
 from scimhost.host import Host, load_host
 from scimhost.http.keys import HOST, STOPPING
@@ -93,7 +93,9 @@ async def run_dispatcher(host: Host, *, force: bool = False) -> AsyncIterator[No
             await sink.start()
             sinks[settings.name] = (sink, settings.concurrency)
         dispatcher = Dispatcher(
-            host.storage, sinks, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            host.storage,
+            sinks,
+            owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             settings=DispatchSettings(poll_seconds=events.poll_seconds),
             after_send=lambda: fault_point(host.faults, "after_send"),
             outcome=lambda sink, outcome: host.metrics.deliveries.labels(sink, outcome).inc(),

@@ -91,8 +91,14 @@ class LimitSettings:
     max_bulk_operations: int = 1000
 
     def __post_init__(self) -> None:
-        for name in ("max_results", "default_page_size", "max_filter_length", "max_filter_depth",
-                     "max_patch_operations", "max_bulk_operations"):
+        for name in (
+            "max_results",
+            "default_page_size",
+            "max_filter_length",
+            "max_filter_depth",
+            "max_patch_operations",
+            "max_bulk_operations",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
         if self.default_page_size > self.max_results:
@@ -171,9 +177,7 @@ class SourceSettings:
         if self.unknown_attributes not in UNKNOWN_ATTRIBUTE_POLICIES:
             raise ValueError(f"unknown_attributes: must be one of {', '.join(UNKNOWN_ATTRIBUTE_POLICIES)}")
         if not SLUG_PATTERN.match(self.slug):
-            raise ValueError(
-                "slug: must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
-            )
+            raise ValueError("slug: must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
         if not self.name.strip():
             raise ValueError("name: must not be empty")
         if self.token_env is not None and not ENV_NAME_PATTERN.match(self.token_env):
@@ -327,7 +331,18 @@ class SettingsTable:
 
 
 DEFAULT_STORAGE_BACKEND = "tortoise"
-CORE_TABLES = ("server", "limits", "mappings", "events", "admin", "logging", "storage", "plugins", "sources", "schema_extensions")
+CORE_TABLES = (
+    "server",
+    "limits",
+    "mappings",
+    "events",
+    "admin",
+    "logging",
+    "storage",
+    "plugins",
+    "sources",
+    "schema_extensions",
+)
 
 
 def config_path_from(cli_value: str | None) -> Path | None:
@@ -388,10 +403,7 @@ def build_settings(
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
     extensions = _load_list(SchemaExtensionSettings, raw.get("schema_extensions", []), "schema_extensions", problems)
-    tables = {
-        name: load_table(table.type, raw.get(name, {}), name, problems)
-        for name, table in plugin_tables.items()
-    }
+    tables = {name: load_table(table.type, raw.get(name, {}), name, problems) for name, table in plugin_tables.items()}
     slugs = {s.slug for s in sources}
     for index, sink in enumerate(events.sinks if events else ()):
         for slug in sink.sources or ():
@@ -437,8 +449,10 @@ def _load_events(raw: Any, sink_types: Mapping[str, type] | None, problems: list
             continue
         sink_type = entry.get("type")
         known = sink_types or {}
-        if sink_type not in known:
-            problems.append(f"{where}.type: no event sink type {sink_type!r} (installed: {', '.join(sorted(known)) or 'none'})")
+        if not isinstance(sink_type, str) or sink_type not in known:
+            problems.append(
+                f"{where}.type: no event sink type {sink_type!r} (installed: {', '.join(sorted(known)) or 'none'})"
+            )
             continue
         core = load_table(SinkSettings, {k: v for k, v in entry.items() if k in SINK_KEYS}, where, problems)
         options = load_table(known[sink_type], {k: v for k, v in entry.items() if k not in SINK_KEYS}, where, problems)
@@ -455,9 +469,7 @@ def _load_events(raw: Any, sink_types: Mapping[str, type] | None, problems: list
     return dataclasses.replace(events or EventSettings(), sinks=tuple(sinks))
 
 
-def _load_storage(
-    raw: Any, backends: Mapping[str, type], problems: list[str]
-) -> StorageSettings | None:
+def _load_storage(raw: Any, backends: Mapping[str, type], problems: list[str]) -> StorageSettings | None:
     if not isinstance(raw, dict):
         problems.append("storage: expected a table")
         return None
@@ -466,7 +478,7 @@ def _load_storage(
         problems.append(f"storage.backend: expected a string, got {_type_name(backend)}")
         return None
     registered = ", ".join(sorted(backends)) or "none"
-    for key, value in raw.items():
+    for key in raw:
         if key != "backend" and key not in backends:
             problems.append(f"storage.{key}: unknown key (storage backends: {registered})")
     if backend not in backends:
@@ -568,7 +580,7 @@ def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
             return None
         value_type = args[1] if args else Any
         return {k: _convert(value_type, v, f"{where}.{k}", problems) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return load_table(tp, value, where, problems)
     if tp is bool:
         if not isinstance(value, bool):

@@ -33,5 +33,9 @@ async def dispatch(plugins, event: ResourceEvent) -> None:
         except Exception:
             log.exception(
                 "resource_event of plugin %r failed for %s %s %s (source %s)",
-                impl.plugin_name, event.action, event.resource_type, event.resource_id, event.source,
+                impl.plugin_name,
+                event.action,
+                event.resource_type,
+                event.resource_id,
+                event.source,
             )

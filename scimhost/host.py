@@ -106,8 +106,11 @@ def load_host(
     `token_env` is unusable are errors (serving needs them; administering does not).
     Raises ConfigError, PluginLoadError or RegistryError.
     """
-    path = Path(config) if isinstance(config, (str, Path)) else None
-    raw = read_config_file(path) if config is None or path is not None else dict(config)
+    if isinstance(config, Mapping):
+        path, raw = None, dict(config)
+    else:
+        path = Path(config) if config is not None else None
+        raw = read_config_file(path)
     plugin_settings = read_plugin_settings(raw, path)
     pm, report = load_plugins(plugin_settings.disable, plugins)
     require_healthy(report)
@@ -129,7 +132,8 @@ def load_host(
     auth_schemes = {name: registry.auth_schemes[name](settings, storage) for name in sorted(used_schemes)}
     metrics = Metrics()
     mappings = MappingService(
-        settings, registry.mapping_runtimes,
+        settings,
+        registry.mapping_runtimes,
         outcome=lambda source, outcome: metrics.mapping_evaluations.labels(source, outcome).inc(),
     )
     return Host(
@@ -192,6 +196,9 @@ def config_extensions(settings: Settings) -> list[SchemaExtension]:
             except ValueError as exc:
                 problems.append(f"{where}.file: {path} is not valid JSON: {exc}")
                 continue
+        if doc is None:
+            problems.append(f"{where}: needs `file` or `schema`")
+            continue
         try:
             schema_from_json(doc, f"{where}.{'file' if item.file else 'schema'}")
         except SchemaDefinitionError as exc:

@@ -46,39 +46,57 @@ class Metrics:
         registry = None if self.multiprocess else prom.CollectorRegistry()
         self._registry = registry
         request_labels = ("source", "resource_type", "method", "status")
-        self.requests = prom.Counter(
-            "scimhost_requests", "SCIM requests answered", request_labels, registry=registry
-        )
+        self.requests = prom.Counter("scimhost_requests", "SCIM requests answered", request_labels, registry=registry)
         self.request_duration = prom.Histogram(
-            "scimhost_request_duration_seconds", "Time to answer a SCIM request", request_labels,
-            buckets=DURATION_BUCKETS, registry=registry,
+            "scimhost_request_duration_seconds",
+            "Time to answer a SCIM request",
+            request_labels,
+            buckets=DURATION_BUCKETS,
+            registry=registry,
         )
         self.auth_failures = prom.Counter(
-            "scimhost_auth_failures", "SCIM requests refused for their credentials", ("source", "reason"),
+            "scimhost_auth_failures",
+            "SCIM requests refused for their credentials",
+            ("source", "reason"),
             registry=registry,
         )
         self.resource_writes = prom.Counter(
-            "scimhost_resource_writes", "Committed resource writes", ("source", "resource_type", "action"),
+            "scimhost_resource_writes",
+            "Committed resource writes",
+            ("source", "resource_type", "action"),
             registry=registry,
         )
         self.mapping_evaluations = prom.Counter(
-            "scimhost_mapping_evaluations", "Property mapping evaluations (one per write with mappings)",
-            ("source", "outcome"), registry=registry,
+            "scimhost_mapping_evaluations",
+            "Property mapping evaluations (one per write with mappings)",
+            ("source", "outcome"),
+            registry=registry,
         )
         self.mapping_pool_workers = prom.Gauge(
-            "scimhost_mapping_pool_workers", "Mapping worker processes", ("runtime",),
-            multiprocess_mode="livesum", registry=registry,
+            "scimhost_mapping_pool_workers",
+            "Mapping worker processes",
+            ("runtime",),
+            multiprocess_mode="livesum",
+            registry=registry,
         )
         self.mapping_pool_busy = prom.Gauge(
-            "scimhost_mapping_pool_busy_workers", "Mapping workers evaluating now", ("runtime",),
-            multiprocess_mode="livesum", registry=registry,
+            "scimhost_mapping_pool_busy_workers",
+            "Mapping workers evaluating now",
+            ("runtime",),
+            multiprocess_mode="livesum",
+            registry=registry,
         )
         self.mapping_pool_queue = prom.Gauge(
-            "scimhost_mapping_pool_queue", "Writes waiting for a mapping worker", ("runtime",),
-            multiprocess_mode="livesum", registry=registry,
+            "scimhost_mapping_pool_queue",
+            "Writes waiting for a mapping worker",
+            ("runtime",),
+            multiprocess_mode="livesum",
+            registry=registry,
         )
         self.deliveries = prom.Counter(
-            "scimhost_deliveries", "Delivery attempts by outcome (done, retry, dead)", ("sink", "outcome"),
+            "scimhost_deliveries",
+            "Delivery attempts by outcome (done, retry, dead)",
+            ("sink", "outcome"),
             registry=registry,
         )
         # (source, route, method, status) -> the counter's and the histogram's children: every
@@ -123,7 +141,8 @@ class _SinkCollector:
             "pending": GaugeMetricFamily("scimhost_outbox_pending", "Deliveries waiting to be sent", labels=["sink"]),
             "dead": GaugeMetricFamily("scimhost_outbox_dead", "Deliveries given up on", labels=["sink"]),
             "oldest_pending_age_seconds": GaugeMetricFamily(
-                "scimhost_outbox_oldest_pending_age_seconds", "Age of the oldest waiting delivery's event",
+                "scimhost_outbox_oldest_pending_age_seconds",
+                "Age of the oldest waiting delivery's event",
                 labels=["sink"],
             ),
         }

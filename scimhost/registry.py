@@ -8,11 +8,11 @@ from typing import Any
 
 import pluggy
 
-from scimhost.config import CORE_TABLES, SettingsTable
-from scimhost.scim.extensions import SchemaExtension
 from scimhost.auth import AuthScheme
+from scimhost.config import CORE_TABLES, SettingsTable
 from scimhost.delivery.sink import EventSink
 from scimhost.mapping.runtime import MappingRuntime
+from scimhost.scim.extensions import SchemaExtension
 from scimhost.storage.backend import StorageBackend
 
 
@@ -54,9 +54,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                 problems.append(f"plugin {plugin!r}: {hook} returned {item!r}, which has no name")
                 continue
             if (kind, name) in providers:
-                problems.append(
-                    f"{kind} {name!r} is registered by plugins {providers[(kind, name)]!r} and {plugin!r}"
-                )
+                problems.append(f"{kind} {name!r} is registered by plugins {providers[(kind, name)]!r} and {plugin!r}")
                 continue
             providers[(kind, name)] = plugin
             merged[name] = item
@@ -76,8 +74,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     for name in registry.settings_tables:
         if name in CORE_TABLES:
             problems.append(
-                f"settings table {name!r} of plugin {providers[('settings table', name)]!r} "
-                "clashes with a core table"
+                f"settings table {name!r} of plugin {providers[('settings table', name)]!r} clashes with a core table"
             )
     if problems:
         raise RegistryError(problems)
@@ -86,7 +83,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
 
 def _collect(pm: pluggy.PluginManager, hook: str, problems: list[str]) -> Iterable[tuple[str, Any]]:
     """(plugin name, item) for every item every implementation of `hook` returned."""
-    pairs = []
+    pairs: list[tuple[str, Any]] = []
     for impl in getattr(pm.hook, hook).get_hookimpls():
         try:
             result = impl.function()

@@ -4,11 +4,12 @@ joined, with no HTTP in sight (handlers parse the request, call this, render the
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,9 @@ from scimhost.passwords import hash_password
 from scimhost.scim.changes import document_changes, member_changes
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
-from scimhost.scim.patch import apply_patch, parse_patch_request
 from scimhost.scim.limits import check_index_entries, plausible_id
 from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
+from scimhost.scim.patch import apply_patch, parse_patch_request
 from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
 from scimhost.scim.render import Projection, etag, member_reference, resource_document
 from scimhost.scim.resource_types import ResourceType
@@ -31,6 +32,7 @@ from scimhost.scim.validation import undeclared_keys, validated_document
 from scimhost.sources import Source
 from scimhost.storage.backend import (
     KEEP,
+    Action,
     EventDraft,
     MemberChange,
     ResourceNotFound,
@@ -119,8 +121,9 @@ class ResourceService:
         if params.sort_by and "sort" not in features:
             raise ScimError(400, "sorting is not supported by this server (ServiceProviderConfig sort)", "invalidValue")
         if params.cursor is not None and "cursor_paging" not in features:
-            raise ScimError(400, "cursor paging is not supported by this server (ServiceProviderConfig pagination)",
-                            "invalidValue")
+            raise ScimError(
+                400, "cursor paging is not supported by this server (ServiceProviderConfig pagination)", "invalidValue"
+            )
         sort = resolve_sort(params.sort_by, params.sort_order, self.type) if params.sort_by else None
         after = before = None
         if params.cursor:
@@ -130,8 +133,9 @@ class ResourceService:
             else:
                 before = (created, resource_id)
         if params.cursor is not None and sort is not None:
-            raise ScimError(400, "cursor paging follows creation order; it cannot be combined with sortBy",
-                            "invalidValue")
+            raise ScimError(
+                400, "cursor paging follows creation order; it cannot be combined with sortBy", "invalidValue"
+            )
         return ResourceQuery(
             filter=query_filter,
             sort=sort,
@@ -146,9 +150,7 @@ class ResourceService:
         """A ListResponse for list parameters, filtered and paged in the store."""
         query = self.query(params)
         projection = self.projection(params)
-        page = await self.storage.list_resources(
-            self.source.slug, self.type.name, query, **self.relations(projection)
-        )
+        page = await self.storage.list_resources(self.source.slug, self.type.name, query, **self.relations(projection))
         resources = [self.render(item, projection) for item in page.resources]
         if not query.cursor_paging:
             return list_response(page.total, resources, start_index=params.start_index)
@@ -188,6 +190,8 @@ class ResourceService:
         )
         if stored is None:
             raise not_found(self.type, resource_id)
+        attribute = self.membership_attribute
+        assert attribute is not None, "only resource types with row-stored members stream"
         head = orjson.dumps(self.render(stored, projection))
 
         async def pieces() -> AsyncIterator[bytes]:
@@ -195,7 +199,7 @@ class ResourceService:
             first = True
             async for batch in self.storage.iter_members(self.source.slug, stored.id):
                 members = [member_reference(m, self.source.base_url) for m in batch]
-                encoded = b",".join(orjson.dumps(m) for m in projection.select_values(self.membership_attribute, members))
+                encoded = b",".join(orjson.dumps(m) for m in projection.select_values(attribute, members))
                 if encoded:
                     yield encoded if first else b"," + encoded
                     first = False
@@ -225,8 +229,11 @@ class ResourceService:
         members = self._take_members(doc)
         write = await self._prepare(doc, None, create=True)
         event = self._draft(
-            "create", document_changes({}, write.document, password_changed=bool(write.password_hash)),
-            member_changes([("add", members)]) if members else None, write.document, write.record,
+            "create",
+            document_changes({}, write.document, password_changed=bool(write.password_hash)),
+            member_changes([("add", members)]) if members else None,
+            write.document,
+            write.record,
         )
         try:
             stored = await self.storage.create_resource(self.source.slug, self.type.name, write, members, event=event)
@@ -245,7 +252,9 @@ class ResourceService:
 
     async def replace(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
         self._known_id(resource_id)
-        current = await self.storage.get_resource(self.source.slug, self.type.name, resource_id, members=False, groups=False)
+        current = await self.storage.get_resource(
+            self.source.slug, self.type.name, resource_id, members=False, groups=False
+        )
         if current is None:
             raise not_found(self.type, resource_id)
         if if_match is not None and if_match != current.version:
@@ -275,7 +284,10 @@ class ResourceService:
                 raise precondition_failed()
             # With its id, so that a PATCH echoing the unchanged id is recognised as no change.
             result = apply_patch(
-                {**current.document, "id": current.id}, operations, self.type, members_attribute=self.membership_attribute,
+                {**current.document, "id": current.id},
+                operations,
+                self.type,
+                members_attribute=self.membership_attribute,
                 keep_unknown=True,  # undeclared keys reach _validated, which keeps, refuses or drops them
             )
             changes = [MemberChange(op.kind, tuple(v["value"] for v in op.values)) for op in result.member_ops]
@@ -290,7 +302,9 @@ class ResourceService:
             expected = current.version if (write is not None or if_match is not None) else None
             event = self._event_draft("patch", current.document, write, changes)
             try:
-                stored = await self._update(resource_id, expected, write, changes, retrying=if_match is None, event=event)
+                stored = await self._update(
+                    resource_id, expected, write, changes, retrying=if_match is None, event=event
+                )
             except VersionMismatch:
                 # Another writer got in between: read again and re-apply, after a random pause
                 # that grows with each try, so that many writers of one resource spread out.
@@ -301,14 +315,18 @@ class ResourceService:
             await self._event("patch", stored, write.record if write is not None else None)
             return stored
         # Not 409: clients read 409 as "already exists". The race is the server's to resolve.
-        raise ScimError(503, "The resource kept changing while the PATCH was applied; try again",
-                        headers={"Retry-After": "1"})
+        raise ScimError(
+            503, "The resource kept changing while the PATCH was applied; try again", headers={"Retry-After": "1"}
+        )
 
     async def delete(self, resource_id: str, if_match: int | None) -> None:
         self._known_id(resource_id)
         try:
             await self.storage.delete_resource(
-                self.source.slug, self.type.name, resource_id, expected_version=if_match,
+                self.source.slug,
+                self.type.name,
+                resource_id,
+                expected_version=if_match,
                 event=self._draft("delete", {}),
             )
         except ResourceNotFound:
@@ -330,11 +348,16 @@ class ResourceService:
         if policy != "keep":
             unknown = undeclared_keys(body, self.type)
             if unknown and policy == "reject":
-                raise ScimError(400, f"{self.type.name} attributes that no schema declares: {_shown(unknown)}",
-                                "invalidValue")
+                raise ScimError(
+                    400, f"{self.type.name} attributes that no schema declares: {_shown(unknown)}", "invalidValue"
+                )
             if unknown:
-                log.info("source %s: dropped %s attributes no schema declares: %s",
-                         self.source.slug, self.type.name, _shown(unknown))
+                log.info(
+                    "source %s: dropped %s attributes no schema declares: %s",
+                    self.source.slug,
+                    self.type.name,
+                    _shown(unknown),
+                )
         return validated_document(body, self.type, existing=existing, keep_unknown=policy == "keep")
 
     def _known_id(self, resource_id: str) -> None:
@@ -347,7 +370,7 @@ class ResourceService:
         resource_id: str,
         expected_version: int | None,
         write: ResourceWrite | None,
-        changes: list[MemberChange],
+        changes: Sequence[MemberChange],
         retrying: bool = False,
         event: EventDraft | None = None,
     ) -> StoredResource:
@@ -373,7 +396,7 @@ class ResourceService:
             raise self._unknown_members(exc) from None
 
     def _event_draft(
-        self, action: str, before: dict[str, Any], write: ResourceWrite | None, changes: list[MemberChange]
+        self, action: Action, before: dict[str, Any], write: ResourceWrite | None, changes: Sequence[MemberChange]
     ) -> EventDraft:
         """The event log entry of an update: what changed, and the document and record after it
         (a change of members only leaves the document, and so the record, as they were: the
@@ -381,17 +404,33 @@ class ResourceService:
         after = write.document if write is not None else before
         password_changed = write is not None and write.password_hash is not KEEP and write.password_hash is not None
         return self._draft(
-            action, document_changes(before, after, password_changed=password_changed),
-            member_changes((c.kind, c.ids) for c in changes), after, write.record if write is not None else None,
+            action,
+            document_changes(before, after, password_changed=password_changed),
+            member_changes((c.kind, c.ids) for c in changes),
+            after,
+            write.record if write is not None else None,
         )
 
-    def _draft(self, action: str, changed: dict[str, Any], members: dict[str, Any] | None = None,
-               resource: dict[str, Any] | None = None, record: dict[str, Any] | None = None) -> EventDraft:
+    def _draft(
+        self,
+        action: Action,
+        changed: dict[str, Any],
+        members: dict[str, Any] | None = None,
+        resource: dict[str, Any] | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> EventDraft:
         """An event log entry of this source's write, with a delivery for each of its sinks."""
-        return EventDraft(action, self.actor, changed, members, resource, record,
-                          sinks=self.host.settings.events.sinks_for(self.source.slug))
+        return EventDraft(
+            action,
+            self.actor,
+            changed,
+            members,
+            resource,
+            record,
+            sinks=self.host.settings.events.sinks_for(self.source.slug),
+        )
 
-    def _take_members(self, doc: dict[str, Any]) -> list[str]:
+    def _take_members(self, doc: dict[str, Any]) -> builtins.list[str]:
         if self.membership_attribute is None:
             return []
         return [m["value"] for m in doc.pop(self.membership_attribute, []) if isinstance(m, dict) and m.get("value")]
@@ -452,14 +491,19 @@ class ResourceService:
         shown = ", ".join(exc.ids[:5]) + (" ..." if len(exc.ids) > 5 else "")
         return ScimError(400, f"members must be Users or Groups of this source; unknown: {shown}", "invalidValue")
 
-    async def _event(self, action: str, stored: StoredResource, record: dict[str, Any] | None) -> None:
+    async def _event(self, action: Action, stored: StoredResource, record: dict[str, Any] | None) -> None:
         """After a commit: the deliveries may go, and in-process `resource_event` hooks run."""
         self.host.committed(self.source.slug, self.type.name, action)
         await dispatch(
             self.host.plugins,
             ResourceEvent(
-                self.source.slug, self.type.name, action, stored.id, etag(stored.version),
-                resource=stored.document, record=record,
+                self.source.slug,
+                self.type.name,
+                action,
+                stored.id,
+                etag(stored.version),
+                resource=stored.document,
+                record=record,
             ),
         )
 

@@ -31,12 +31,10 @@ async def search_source(host: Host, source: Source, params: ListParams) -> dict[
         services.append(service)
     if not services and first_error is not None:
         raise first_error
-    totals = [
-        (await service.list(replace(params, count=0, attributes=["id"])))["totalResults"] for service in services
-    ]
+    totals = [(await service.list(replace(params, count=0, attributes=["id"])))["totalResults"] for service in services]
     resources: list = []
     skip, wanted = params.start_index - 1, params.count
-    for service, total in zip(services, totals):
+    for service, total in zip(services, totals, strict=False):
         if skip >= total:
             skip -= total
             continue

@@ -51,8 +51,12 @@ async def test_overview_shows_each_source_its_token_counts_and_activity(client, 
     demo, other = sources["demo"], sources["other"]
     assert demo["base_url"] == "https://scim.example.test/source/scim/demo/v2"
     assert demo["token"]["state"] == "issued" and demo["token"]["issued"]
-    assert other["token"] == {"state": "none", "issued": None, "command": "scimhost sources token other",
-                              "previous_expires": None}
+    assert other["token"] == {
+        "state": "none",
+        "issued": None,
+        "command": "scimhost sources token other",
+        "previous_expires": None,
+    }
     assert demo["counts"] == {"User": 2, "Group": 1} and other["counts"] == {"User": 0, "Group": 0}
     assert demo["requests_last_hour"] == 4 and demo["errors_last_hour"] == 1
     assert demo["last_error"].startswith("POST Users 400 invalidValue") and demo["last_error_at"]
@@ -101,9 +105,12 @@ async def test_resource_page_shows_document_record_memberships_and_diffs(client,
 
     page = await (await admin.get(f"/sources/demo/User/{user['id']}")).text()
     assert "Engineer" in page and "Boss" in page and "Eng" in page
-    for response in (page, await (await admin.get(f"/api/sources/demo/User/{user['id']}")).text(),
-                     await (await admin.get(f"/sources/demo/events/{create['seq']}")).text(),
-                     await (await admin.get("/changes")).text()):
+    for response in (
+        page,
+        await (await admin.get(f"/api/sources/demo/User/{user['id']}")).text(),
+        await (await admin.get(f"/sources/demo/events/{create['seq']}")).text(),
+        await (await admin.get("/changes")).text(),
+    ):
         assert "password" not in response.lower() and "Sup3r-secret-pw" not in response
 
     members = await api(admin, f"/api/sources/demo/Group/{group['id']}")
@@ -119,7 +126,9 @@ async def test_recent_changes_span_sources_and_link_to_each_event(client, admin,
     await scim.json("DELETE", f"/Users/{first['id']}", expect=204)
     changes = await api(admin, "/api/changes")
     assert [(e["source"], e["action"]) for e in changes["events"]] == [
-        ("demo", "delete"), ("other", "create"), ("demo", "create")
+        ("demo", "delete"),
+        ("other", "create"),
+        ("demo", "create"),
     ]
     newest = changes["events"][0]
     event = await api(admin, f"/api/sources/demo/events/{newest['seq']}")
@@ -148,10 +157,17 @@ def metric(text: str, name: str, **labels: str) -> float:
 async def test_metrics_count_requests_writes_auth_failures_and_mapping_outcomes(aiohttp_client, storage_url):
     sources = [
         {"slug": "demo", "name": "Demo"},
-        {"slug": "mapped", "name": "Mapped", "mappings": [
-            {"name": "title", "resource_type": "User",
-             "expression": "{'x': 1 // 0} if title == 'crash' else {'title': title}"},
-        ]},
+        {
+            "slug": "mapped",
+            "name": "Mapped",
+            "mappings": [
+                {
+                    "name": "title",
+                    "resource_type": "User",
+                    "expression": "{'x': 1 // 0} if title == 'crash' else {'title': title}",
+                },
+            ],
+        },
     ]
     client = await aiohttp_client(create_app(make_config(storage_url, sources=sources)))
     admin = await admin_for(aiohttp_client, client)
@@ -165,15 +181,28 @@ async def test_metrics_count_requests_writes_auth_failures_and_mapping_outcomes(
     await client.get("/source/scim/demo/v2/Users")
     await client.get("/source/scim/who-knows/v2/Users")
     await mapped.create_user("fine", title="ok")
-    await mapped.json("POST", "/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                         "userName": "bad", "title": "crash"}, expect=400)
+    await mapped.json(
+        "POST",
+        "/Users",
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bad", "title": "crash"},
+        expect=400,
+    )
 
     text = await (await admin.get("/metrics")).text()
-    for name in ("scimhost_requests_total", "scimhost_request_duration_seconds_bucket", "scimhost_auth_failures_total",
-                 "scimhost_resource_writes_total", "scimhost_mapping_evaluations_total"):
+    for name in (
+        "scimhost_requests_total",
+        "scimhost_request_duration_seconds_bucket",
+        "scimhost_auth_failures_total",
+        "scimhost_resource_writes_total",
+        "scimhost_mapping_evaluations_total",
+    ):
         assert name in text, name
-    assert metric(text, "scimhost_requests_total", source="demo", resource_type="Users", method="POST", status="201") == 2
-    assert metric(text, "scimhost_requests_total", source="demo", resource_type="Users", method="GET", status="401") == 2
+    assert (
+        metric(text, "scimhost_requests_total", source="demo", resource_type="Users", method="POST", status="201") == 2
+    )
+    assert (
+        metric(text, "scimhost_requests_total", source="demo", resource_type="Users", method="GET", status="401") == 2
+    )
     assert metric(text, "scimhost_requests_total", source="unknown", status="404") == 1  # not the typed slug
     assert "who-knows" not in text and user["id"] not in text
     assert metric(text, "scimhost_auth_failures_total", source="demo", reason="invalid_credentials") == 1
@@ -182,8 +211,17 @@ async def test_metrics_count_requests_writes_auth_failures_and_mapping_outcomes(
     assert metric(text, "scimhost_resource_writes_total", source="demo", resource_type="User", action="patch") == 1
     assert metric(text, "scimhost_mapping_evaluations_total", source="mapped", outcome="ok") == 1
     assert metric(text, "scimhost_mapping_evaluations_total", source="mapped", outcome="error") == 1
-    assert metric(text, "scimhost_request_duration_seconds_count", source="demo", resource_type="Users",
-                  method="POST", status="201") == 2
+    assert (
+        metric(
+            text,
+            "scimhost_request_duration_seconds_count",
+            source="demo",
+            resource_type="Users",
+            method="POST",
+            status="201",
+        )
+        == 2
+    )
     # The mapping pool (process mode): its size, and no worker busy or write waiting now.
     assert metric(text, "scimhost_mapping_pool_workers", runtime="restrictedpython") == host.settings.mappings.workers
     assert "scimhost_mapping_pool_busy_workers" in text and "scimhost_mapping_pool_queue" in text
@@ -193,8 +231,17 @@ async def test_outbox_gauges_grow_while_the_webhook_receiver_is_down(aiohttp_cli
     pytest.importorskip("scimhost_webhook")
     monkeypatch.setenv("ADMIN_TEST_HOOK_SECRET", WEBHOOK_SECRET)
     config = make_config(storage_url)
-    config["events"] = {"sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/down",
-                                   "secret_env": "ADMIN_TEST_HOOK_SECRET", "timeout_seconds": 1}]}
+    config["events"] = {
+        "sinks": [
+            {
+                "name": "hook",
+                "type": "webhook",
+                "url": "http://127.0.0.1:9/down",
+                "secret_env": "ADMIN_TEST_HOOK_SECRET",
+                "timeout_seconds": 1,
+            }
+        ]
+    }
     client = await aiohttp_client(create_app(config))
     admin = await admin_for(aiohttp_client, client)
     scim = ScimClient(client, "demo", await client.app[HOST].issue_token("demo"))
@@ -247,8 +294,9 @@ async def test_with_a_token_every_admin_route_needs_it_and_source_tokens_never_o
     assert signed.status == 303 and signed.headers["Location"] == "/changes"
     cookie = signed.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    outside = await admin.post("/login", data={"token": "the-admin-token", "next": "//evil.example/"},
-                               allow_redirects=False)
+    outside = await admin.post(
+        "/login", data={"token": "the-admin-token", "next": "//evil.example/"}, allow_redirects=False
+    )
     assert outside.headers["Location"] == "/"  # never sent elsewhere
     session = cookie.split(";", 1)[0]
     assert (await admin.get("/changes", headers={"Cookie": session})).status == 200

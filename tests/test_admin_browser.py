@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import IN_CI
-from test_server import cli_token, free_port, post, scimhost, wait_until_up
+from test_server import free_port, post, scimhost, wait_until_up
 
 ADMIN_TOKEN = "admin-token-for-the-browser-test"
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
@@ -59,44 +59,58 @@ def provisioned(tmp_path, storage_url):
         f'[server]\nport = {port}\npublic_url = "https://scim.example.com"\n'
         f'[storage.tortoise]\nurl = "{storage_url}"\n'
         f'[admin]\nlisten = "127.0.0.1:{admin_port}"\ntoken_env = "BROWSER_ADMIN_TOKEN"\n'
-        '[events]\npoll_seconds = 0.1\n'
+        "[events]\npoll_seconds = 0.1\n"
         '[[events.sinks]]\nname = "crm-hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
         'secret_env = "BROWSER_HOOK_SECRET"\ntimeout_seconds = 1\n'
         '[[sources]]\nslug = "entra"\nname = "Microsoft Entra ID"\n'
         '[[sources.mappings]]\nname = "department"\nresource_type = "User"\n'
         "expression = \"{'department': urn_ietf_params_scim_schemas_extension_enterprise_2_0_User['department'] "
-        "if urn_ietf_params_scim_schemas_extension_enterprise_2_0_User else None}\"\n"
+        'if urn_ietf_params_scim_schemas_extension_enterprise_2_0_User else None}"\n'
         '[[sources]]\nslug = "okta"\nname = "Okta"\n'
     )
     env = {**os.environ, "BROWSER_ADMIN_TOKEN": ADMIN_TOKEN, "BROWSER_HOOK_SECRET": WEBHOOK_SECRET}
     subprocess.run(scimhost("-c", str(config), "migrate"), capture_output=True, check=True, env=env)
-    issued = subprocess.run(scimhost("-c", str(config), "sources", "token", "entra", "--json"),
-                            capture_output=True, check=True, env=env)
+    issued = subprocess.run(
+        scimhost("-c", str(config), "sources", "token", "entra", "--json"), capture_output=True, check=True, env=env
+    )
     token = json.loads(issued.stdout)["token"]
-    process = subprocess.Popen(scimhost("-c", str(config), "serve"), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
     try:
         wait_until_up(port, process)
         base = f"http://127.0.0.1:{port}/source/scim/entra/v2"
         enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
         ids = {}
         for user_name, given, family, department in (
-            ("bjensen@example.com", "Barbara", "Jensen", "Sales"), ("jsmith@example.com", "John", "Smith", "R&D"),
+            ("bjensen@example.com", "Barbara", "Jensen", "Sales"),
+            ("jsmith@example.com", "John", "Smith", "R&D"),
         ):
             body = {
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", enterprise],
-                "userName": user_name, "name": {"givenName": given, "familyName": family},
-                "displayName": f"{given} {family}", "title": "Engineer", "active": True,
+                "userName": user_name,
+                "name": {"givenName": given, "familyName": family},
+                "displayName": f"{given} {family}",
+                "title": "Engineer",
+                "active": True,
                 "emails": [{"value": user_name, "type": "work", "primary": True}],
-                "password": "Do-not-show-1", enterprise: {"department": department},
+                "password": "Do-not-show-1",
+                enterprise: {"department": department},
             }
             ids[user_name] = _json(base + "/Users", token, body)["id"]
-        _json(base + "/Groups", token, {
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Sales team",
-            "members": [{"value": ids["bjensen@example.com"]}],
-        })
-        patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                 "Operations": [{"op": "replace", "path": "title", "value": "Head of Sales"}]}
+        _json(
+            base + "/Groups",
+            token,
+            {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Sales team",
+                "members": [{"value": ids["bjensen@example.com"]}],
+            },
+        )
+        patch = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": "Head of Sales"}],
+        }
         assert post(base + f"/Users/{ids['bjensen@example.com']}", token, patch, method="PATCH") == 200
         yield f"http://127.0.0.1:{admin_port}", ids
     finally:
@@ -105,8 +119,12 @@ def provisioned(tmp_path, storage_url):
 
 
 def _json(url: str, token: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -196,7 +214,10 @@ def test_an_operator_signs_in_and_sees_what_was_provisioned(provisioned, browser
 def test_the_pages_fit_a_phone(provisioned, browser):
     admin, ids = provisioned
     context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
         extra_http_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     page = context.new_page()

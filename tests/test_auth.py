@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -115,9 +115,9 @@ async def test_a_token_issued_elsewhere_opens_the_source_at_once(aiohttp_client,
 
 
 async def test_wrong_tokens_read_the_store_at_most_once_per_refresh_interval(aiohttp_client, storage_url):
-    client = await aiohttp_client(create_app(
-        {**make_config(storage_url), "bearer": {"cache_seconds": 60, "refresh_seconds": 30}}
-    ))
+    client = await aiohttp_client(
+        create_app({**make_config(storage_url), "bearer": {"cache_seconds": 60, "refresh_seconds": 30}})
+    )
     token = await client.app[HOST].issue_token("demo")
     storage = client.app[HOST].storage
     reads = 0
@@ -156,7 +156,7 @@ async def test_tokens_are_long_random_and_stored_only_as_hash(client, issue_toke
     assert len(tokens) == 3
     token = await issue_token("demo")
     assert len(token) >= 43  # 256 bits in URL-safe base64, plus the prefix
-    [stored] = await client.app[HOST].storage.token_hashes("demo", now=datetime.now(timezone.utc))
+    [stored] = await client.app[HOST].storage.token_hashes("demo", now=datetime.now(UTC))
     assert stored == hashlib.sha256(token.encode()).hexdigest()
     if database == "sqlite":
         await client.app[HOST].storage.close()

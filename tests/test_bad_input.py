@@ -52,7 +52,9 @@ async def test_deeply_nested_unknown_attribute_is_refused_naming_it(seeded):
 async def test_bad_content_type_is_415(seeded):
     scim, _, _ = seeded
     before = await snapshot(scim)
-    response = await scim.request("POST", "/Users", b"userName=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await scim.request(
+        "POST", "/Users", b"userName=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status == 415
     assert await snapshot(scim) == before
 
@@ -63,7 +65,9 @@ async def test_json_without_content_type_or_with_charset_is_accepted(seeded):
         scim.base + "/Users", data=b'{"userName": "plain"}', headers=scim.headers, skip_auto_headers=["Content-Type"]
     )
     assert response.status == 201
-    response = await scim.request("POST", "/Users", b'{"userName": "cs"}', headers={"Content-Type": "application/json; charset=utf-8"})
+    response = await scim.request(
+        "POST", "/Users", b'{"userName": "cs"}', headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     assert response.status == 201
 
 
@@ -71,12 +75,21 @@ async def test_json_without_content_type_or_with_charset_is_accepted(seeded):
     "body, status, scim_type",
     [
         ({"Operations": "add"}, 400, "invalidSyntax"),
-        ({"schemas": ["urn:wrong"], "Operations": [{"op": "add", "path": "title", "value": "x"}]}, 400, "invalidSyntax"),
+        (
+            {"schemas": ["urn:wrong"], "Operations": [{"op": "add", "path": "title", "value": "x"}]},
+            400,
+            "invalidSyntax",
+        ),
         (patch_op("not an object"), 400, "invalidSyntax"),
         (patch_op({"op": "add", "path": "title"}), 400, "invalidValue"),
         (patch_op({"op": "add", "path": 5, "value": "x"}), 400, "invalidPath"),
-        (patch_op({"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nosuch",
-                   "value": "x"}), 400, "invalidPath"),
+        (
+            patch_op(
+                {"op": "add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:nosuch", "value": "x"}
+            ),
+            400,
+            "invalidPath",
+        ),
         (patch_op({"op": "remove", "path": "urn:nope:attr"}), 400, "noTarget"),
         (patch_op({"op": "add", "path": "name.nosuch", "value": "x"}), 400, "invalidPath"),
         (patch_op({"op": "add", "path": "emails[value pr", "value": "x"}), 400, "invalidPath"),
@@ -104,7 +117,12 @@ async def test_patch_with_ten_thousand_operations_is_refused(seeded):
 async def test_unknown_ids(seeded):
     scim, _, _ = seeded
     before = await snapshot(scim)
-    for method, body in (("GET", None), ("PUT", {"userName": "x"}), ("PATCH", patch_op({"op": "add", "path": "title", "value": "x"})), ("DELETE", None)):
+    for method, body in (
+        ("GET", None),
+        ("PUT", {"userName": "x"}),
+        ("PATCH", patch_op({"op": "add", "path": "title", "value": "x"})),
+        ("DELETE", None),
+    ):
         error = await scim.json(method, "/Users/00000000-0000-0000-0000-000000000000", body, expect=404)
         assert error["status"] == "404"
     await scim.json("GET", "/Users/" + "x" * 3000, expect=404)

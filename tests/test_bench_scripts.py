@@ -15,9 +15,23 @@ def test_seed_script_seeds_users_groups_and_members(tmp_path):
         '[storage.tortoise]\nurl = "sqlite://./bench.sqlite3"\n[[sources]]\nslug = "bench"\nname = "Benchmark"\n'
     )
     result = subprocess.run(
-        [sys.executable, str(BENCH / "seed.py"), "-c", str(config), "--users", "30", "--groups", "3",
-         "--batch", "10", "--group-members", "20"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(BENCH / "seed.py"),
+            "-c",
+            str(config),
+            "--users",
+            "30",
+            "--groups",
+            "3",
+            "--batch",
+            "10",
+            "--group-members",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "seeded 30 users and 3 groups" in result.stdout
@@ -29,9 +43,19 @@ def test_event_log_benchmark_runs(tmp_path):
 
     pytest.importorskip("scimhost_webhook")
     result = subprocess.run(
-        [sys.executable, str(BENCH / "event_log.py"), "--url", f"sqlite://{tmp_path}/events.sqlite3",
-         "--writes", "20", "--lag-writes", "20"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(BENCH / "event_log.py"),
+            "--url",
+            f"sqlite://{tmp_path}/events.sqlite3",
+            "--writes",
+            "20",
+            "--lag-writes",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "| create, event, two sinks |" in result.stdout and "events/s" in result.stdout

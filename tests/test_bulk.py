@@ -19,11 +19,19 @@ async def test_group_created_before_the_users_it_references(scim):
         "POST",
         "/Bulk",
         bulk(
-            {"method": "POST", "path": "/Groups", "bulkId": "g1",
-             "data": {"displayName": "Tour Guides", "members": [{"value": "bulkId:u1"}, {"value": "bulkId:u2"}]}},
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "g1",
+                "data": {"displayName": "Tour Guides", "members": [{"value": "bulkId:u1"}, {"value": "bulkId:u2"}]},
+            },
             {"method": "POST", "path": "/Users", "bulkId": "u1", "data": {"userName": "alice"}},
             {"method": "POST", "path": "/Users", "bulkId": "u2", "data": {"userName": "bob"}},
-            {"method": "PATCH", "path": "/Users/bulkId:u1", "data": patch_op({"op": "add", "path": "title", "value": "Guide"})},
+            {
+                "method": "PATCH",
+                "path": "/Users/bulkId:u1",
+                "data": patch_op({"op": "add", "path": "title", "value": "Guide"}),
+            },
         ),
     )
     assert response["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"]
@@ -41,9 +49,24 @@ async def test_circular_and_unknown_references_fail_with_409(scim):
         "POST",
         "/Bulk",
         bulk(
-            {"method": "POST", "path": "/Groups", "bulkId": "a", "data": {"displayName": "A", "members": [{"value": "bulkId:b"}]}},
-            {"method": "POST", "path": "/Groups", "bulkId": "b", "data": {"displayName": "B", "members": [{"value": "bulkId:a"}]}},
-            {"method": "POST", "path": "/Groups", "bulkId": "c", "data": {"displayName": "C", "members": [{"value": "bulkId:nope"}]}},
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "a",
+                "data": {"displayName": "A", "members": [{"value": "bulkId:b"}]},
+            },
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "b",
+                "data": {"displayName": "B", "members": [{"value": "bulkId:a"}]},
+            },
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "c",
+                "data": {"displayName": "C", "members": [{"value": "bulkId:nope"}]},
+            },
             {"method": "POST", "path": "/Users", "bulkId": "ok", "data": {"userName": "fine"}},
         ),
     )
@@ -59,7 +82,12 @@ async def test_each_operation_is_atomic_and_errors_are_reported(scim):
         "/Bulk",
         bulk(
             {"method": "POST", "path": "/Users", "bulkId": "dup", "data": {"userName": "TAKEN"}},
-            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"displayName": "G", "members": [{"value": "bulkId:dup"}]}},
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "g",
+                "data": {"displayName": "G", "members": [{"value": "bulkId:dup"}]},
+            },
             {"method": "PUT", "path": f"/Users/{existing['id']}", "version": 'W/"9"', "data": {"userName": "x"}},
             {"method": "DELETE", "path": "/Users/00000000-0000-0000-0000-000000000000"},
             {"method": "DELETE", "path": f"/Users/{existing['id']}", "version": existing["meta"]["version"]},
@@ -101,9 +129,16 @@ async def test_bulk_limits(aiohttp_client, storage_url):
     await scim.json("POST", "/Bulk", bulk(*big), expect=413)
     spc = await scim.json("GET", "/ServiceProviderConfig")
     assert spc["bulk"] == {"supported": True, "maxOperations": 2, "maxPayloadSize": 2048}
-    for body in ({"Operations": []}, {"schemas": ["urn:x"], "Operations": ops[:1]},
-                 bulk({"method": "GET", "path": "/Users"}), bulk({"method": "POST", "path": "/Users", "data": {}}),
-                 bulk({"method": "POST", "path": "/Users", "bulkId": "a", "data": {}}, {"method": "POST", "path": "/Users", "bulkId": "a", "data": {}})):
+    for body in (
+        {"Operations": []},
+        {"schemas": ["urn:x"], "Operations": ops[:1]},
+        bulk({"method": "GET", "path": "/Users"}),
+        bulk({"method": "POST", "path": "/Users", "data": {}}),
+        bulk(
+            {"method": "POST", "path": "/Users", "bulkId": "a", "data": {}},
+            {"method": "POST", "path": "/Users", "bulkId": "a", "data": {}},
+        ),
+    ):
         error = await scim.json("POST", "/Bulk", body, expect=400)
         assert error["scimType"] == "invalidSyntax"
     assert (await scim.json("GET", "/Users"))["totalResults"] == 0
@@ -127,9 +162,14 @@ async def test_a_storage_failure_is_one_operations_result(scim, monkeypatch):
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
         "Operations": [
             {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"userName": "before"}},
-            {"method": "PATCH", "path": f"/Users/{victim['id']}", "data": {
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": [{"op": "replace", "path": "title", "value": "x"}]}},
+            {
+                "method": "PATCH",
+                "path": f"/Users/{victim['id']}",
+                "data": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "title", "value": "x"}],
+                },
+            },
             {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"userName": "after"}},
         ],
     }

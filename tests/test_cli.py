@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 
 from conftest import bearer
 
@@ -89,7 +90,9 @@ def test_check_reports_config_plugins_storage(tmp_path, storage_url, capsys):
     out = capsys.readouterr().out
     assert "config: ok" in out and "plugins: " in out
     loaded = out.split("plugins: ", 1)[1].split("\n", 1)[0]
-    assert {"bearer", "tortoise", "errors", "core_schemas", "restrictedpython"} <= set(loaded.split(": ", 1)[1].split(", "))
+    assert {"bearer", "tortoise", "errors", "core_schemas", "restrictedpython"} <= set(
+        loaded.split(": ", 1)[1].split(", ")
+    )
     assert "storage: ok" in out and "pending" not in out
     assert "source demo: https://idp-facing.example/source/scim/demo/v2" in out
 
@@ -120,8 +123,13 @@ def test_migrate_applies_pending_migrations_once_and_reports_them(tmp_path, stor
 
 def test_admin_commands_refuse_a_store_that_was_never_migrated(tmp_path, storage_url, capsys):
     config = write_config(tmp_path, storage_url, migrate=False)
-    for command in (["sources", "list"], ["sources", "token", "demo"], ["events", "list"], ["deliveries", "status"],
-                    ["records", "list", "demo", "User"]):
+    for command in (
+        ["sources", "list"],
+        ["sources", "token", "demo"],
+        ["events", "list"],
+        ["deliveries", "status"],
+        ["records", "list", "demo", "User"],
+    ):
         assert main(["-c", config, *command]) == 1, command
         err = capsys.readouterr().err
         assert "scimhost migrate" in err, (command, err)
@@ -129,8 +137,10 @@ def test_admin_commands_refuse_a_store_that_was_never_migrated(tmp_path, storage
         assert sorted(p.name for p in tmp_path.iterdir()) == ["scimhost.toml"]
 
 
-async def test_a_rotation_with_grace_keeps_the_previous_token_until_it_ends(tmp_path, storage_url, capsys, aiohttp_client):
-    config = write_config(tmp_path, storage_url, '[bearer]\ncache_seconds = 0\n')
+async def test_a_rotation_with_grace_keeps_the_previous_token_until_it_ends(
+    tmp_path, storage_url, capsys, aiohttp_client
+):
+    config = write_config(tmp_path, storage_url, "[bearer]\ncache_seconds = 0\n")
     assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--json"]) == 0
     old = json.loads(capsys.readouterr().out)["token"]
     assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--grace", "1h", "--json"]) == 0
@@ -159,23 +169,29 @@ async def test_a_rotation_with_grace_keeps_the_previous_token_until_it_ends(tmp_
 
 
 async def test_the_grace_period_ends(tmp_path, storage_url, aiohttp_client):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from scimhost.http.keys import HOST
 
-    client = await aiohttp_client(create_app(
-        {"server": {"public_url": "https://x.test"}, "storage": {"tortoise": {"url": storage_url}},
-         "sources": [{"slug": "demo", "name": "Demo"}], "bearer": {"cache_seconds": 0}}
-    ))
+    client = await aiohttp_client(
+        create_app(
+            {
+                "server": {"public_url": "https://x.test"},
+                "storage": {"tortoise": {"url": storage_url}},
+                "sources": [{"slug": "demo", "name": "Demo"}],
+                "bearer": {"cache_seconds": 0},
+            }
+        )
+    )
     host = client.app[HOST]
     old = await host.issue_token("demo")
-    await host.issue_token("demo", grace_until=datetime.now(timezone.utc) - timedelta(seconds=1))
+    await host.issue_token("demo", grace_until=datetime.now(UTC) - timedelta(seconds=1))
     url = "/source/scim/demo/v2/ServiceProviderConfig"
     assert (await client.get(url, headers=bearer(old))).status == 401
 
 
 async def test_revoke_ends_every_token_at_once(tmp_path, storage_url, capsys, aiohttp_client):
-    config = write_config(tmp_path, storage_url, '[bearer]\ncache_seconds = 0\n')
+    config = write_config(tmp_path, storage_url, "[bearer]\ncache_seconds = 0\n")
     assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--json"]) == 0
     old = json.loads(capsys.readouterr().out)["token"]
     assert await asyncio.to_thread(main, ["-c", config, "sources", "token", "demo", "--grace", "2d", "--json"]) == 0

@@ -35,13 +35,24 @@ def test_example_config_is_valid_and_documents_every_core_setting(tmp_path):
 
     from scimhost.builtin.bearer import BearerSettings
     from scimhost.builtin.tortoise_storage.backend import TortoiseSettings
-    from scimhost.config import ServerSettings, SourceSettings
-
-    from scimhost.config import EventSettings, LimitSettings, MappingPoolSettings, MappingSettings
+    from scimhost.config import (
+        EventSettings,
+        LimitSettings,
+        MappingPoolSettings,
+        MappingSettings,
+        ServerSettings,
+        SourceSettings,
+    )
 
     for cls in (
-        ServerSettings, LimitSettings, MappingPoolSettings, MappingSettings, TortoiseSettings, SourceSettings,
-        BearerSettings, EventSettings,
+        ServerSettings,
+        LimitSettings,
+        MappingPoolSettings,
+        MappingSettings,
+        TortoiseSettings,
+        SourceSettings,
+        BearerSettings,
+        EventSettings,
     ):
         for f in fields(cls):
             assert f.name in text, f"{cls.__name__}.{f.name} is not documented in config.example.toml"

@@ -72,16 +72,19 @@ def setup(tmp_path, storage_url):
 
 def serve(config, port, env, fault: str | None = None) -> subprocess.Popen:
     environment = {**env, "SCIMHOST_FAULT": fault} if fault else env
-    process = subprocess.Popen(scimhost("-c", str(config), "serve"), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env=environment)
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
+    )
     wait_until_up(port, process)
     return process
 
 
 def create_user(port: int, token: str, name: str) -> int | None:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/source/scim/demo/v2/Users", data=json.dumps({"userName": name}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}, method="POST",
+        f"http://127.0.0.1:{port}/source/scim/demo/v2/Users",
+        data=json.dumps({"userName": name}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+        method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

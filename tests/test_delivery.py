@@ -9,7 +9,7 @@ import asyncio
 import random
 import types
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -65,10 +65,13 @@ async def wait_for(condition, timeout: float = 20.0) -> None:
 async def test_events_reach_each_sink_in_order_per_resource(aiohttp_client, storage_url):
     received: list[dict] = []
     config = make_config(storage_url)
-    config["events"] = {"poll_seconds": 0.05, "sinks": [
-        {"name": "all", "type": "recording", "delay_ms": 20, "concurrency": 4},
-        {"name": "only-other", "type": "recording", "sources": ["other"]},
-    ]}
+    config["events"] = {
+        "poll_seconds": 0.05,
+        "sinks": [
+            {"name": "all", "type": "recording", "delay_ms": 20, "concurrency": 4},
+            {"name": "only-other", "type": "recording", "sources": ["other"]},
+        ],
+    }
     app = create_app(config, plugins=[sink_plugin(recording_sink(received))])
     client = await aiohttp_client(app)
     scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
@@ -77,9 +80,12 @@ async def test_events_reach_each_sink_in_order_per_resource(aiohttp_client, stor
     group = await scim.create_group("G")
     writes = [
         scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": f"t{n}"}))
-        for n in range(5) for user in users
+        for n in range(5)
+        for user in users
     ] + [
-        scim.request("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": u["id"]}]}))
+        scim.request(
+            "PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": u["id"]}]})
+        )
         for u in users
     ]
     assert all(r.status in (200, 204) for r in await asyncio.gather(*writes))
@@ -123,11 +129,13 @@ def test_sink_entries_are_checked_like_every_table(tmp_path):
     from scimhost.host import load_host
 
     config = make_config(f"sqlite://{tmp_path}/x.sqlite3")
-    config["events"] = {"sinks": [
-        {"name": "a", "type": "recording", "nosuch": 1},
-        {"name": "b", "type": "carrier-pigeon"},
-        {"name": "a", "type": "recording", "sources": ["nobody"], "delay_ms": "slow"},
-    ]}
+    config["events"] = {
+        "sinks": [
+            {"name": "a", "type": "recording", "nosuch": 1},
+            {"name": "b", "type": "carrier-pigeon"},
+            {"name": "a", "type": "recording", "sources": ["nobody"], "delay_ms": "slow"},
+        ]
+    }
     with pytest.raises(ConfigError) as excinfo:
         load_host(config, plugins=[sink_plugin(recording_sink([]))])
     text = str(excinfo.value)
@@ -143,7 +151,7 @@ class Clock:
     """A clock the test moves; it starts a second ahead, so that what was just written is due."""
 
     def __init__(self) -> None:
-        self.now = datetime.now(timezone.utc) + timedelta(seconds=1)
+        self.now = datetime.now(UTC) + timedelta(seconds=1)
 
     def __call__(self) -> datetime:
         return self.now
@@ -168,8 +176,13 @@ def dispatcher_for(store, answer, clock, *, schedule=RetrySchedule(delays=(5, 60
 
 async def test_a_failed_delivery_is_retried_on_the_schedule_then_dead(store):
     clock = Clock()
-    answers = iter([Outcome.retry("503", status=503), Outcome.retry("503", status=503, after=120),
-                    Outcome.retry("503", status=503)])
+    answers = iter(
+        [
+            Outcome.retry("503", status=503),
+            Outcome.retry("503", status=503, after=120),
+            Outcome.retry("503", status=503),
+        ]
+    )
     dispatcher, received = dispatcher_for(store, lambda envelope: next(answers), clock)
     user = await store.create_resource("demo", "User", user_write("r"), event=draft("create", sinks=("hook",)))
     assert await dispatcher.run_once() == 1
@@ -190,11 +203,21 @@ async def test_a_failed_delivery_is_retried_on_the_schedule_then_dead(store):
 async def test_a_permanent_failure_is_dead_at_once_and_the_next_version_goes(store):
     clock = Clock()
     dispatcher, received = dispatcher_for(
-        store, lambda e: Outcome.permanent("400 Bad Request", status=400) if e["data"]["version"] == 1 else Outcome.delivered(200),
-        clock)
+        store,
+        lambda e: (
+            Outcome.permanent("400 Bad Request", status=400) if e["data"]["version"] == 1 else Outcome.delivered(200)
+        ),
+        clock,
+    )
     user = await store.create_resource("demo", "User", user_write("p"), event=draft("create", sinks=("hook",)))
-    await store.update_resource("demo", "User", user.id, expected_version=None, write=user_write("p", title="x"),
-                                event=draft("patch", sinks=("hook",)))
+    await store.update_resource(
+        "demo",
+        "User",
+        user.id,
+        expected_version=None,
+        write=user_write("p", title="x"),
+        event=draft("patch", sinks=("hook",)),
+    )
     await dispatcher.run_once()
     await dispatcher.run_once()
     assert [r["data"]["version"] for r in received] == [1, 2]
@@ -234,7 +257,10 @@ async def test_one_dispatcher_delivers_per_database(store):
     one.settings = two.settings = DispatchSettings(poll_seconds=0.02, lease_seconds=15)
     for i in range(5):
         await store.create_resource("demo", "User", user_write(f"l{i}"), event=draft("create", sinks=("hook",)))
-    tasks = [asyncio.create_task(one.run()), asyncio.create_task(asyncio.sleep(0.05)), ]
+    tasks = [
+        asyncio.create_task(one.run()),
+        asyncio.create_task(asyncio.sleep(0.05)),
+    ]
     await asyncio.sleep(0.3)
     tasks.append(asyncio.create_task(two.run()))
     await asyncio.sleep(0.3)
@@ -276,13 +302,15 @@ async def test_deliveries_commands(tmp_path, storage_url, capsys, aiohttp_client
     assert await run("deliveries", "status", "--json") == 0
     status = json.loads(capsys.readouterr().out)
     assert status["dispatcher"] is None
-    assert [(s["name"], s["type"], s["pending"], s["paused"]) for s in status["sinks"]] == [("hook", "webhook", 2, False)]
+    assert [(s["name"], s["type"], s["pending"], s["paused"]) for s in status["sinks"]] == [
+        ("hook", "webhook", 2, False)
+    ]
     assert await run("deliveries", "pause", "hook") == 0
     assert (await storage.sink_stats("hook")).paused
     assert await run("deliveries", "resume", "hook") == 0
     assert not (await storage.sink_stats("hook")).paused
     # One dead, one done; then retry the dead one and replay the delivered one.
-    now = datetime.now(timezone.utc) + timedelta(seconds=1)
+    now = datetime.now(UTC) + timedelta(seconds=1)
     first, second = await storage.claim_deliveries("hook", now=now, limit=5, lease_seconds=60)
     await storage.finish_delivery("hook", first.event.seq, state="dead", now=now, error="400")
     await storage.finish_delivery("hook", second.event.seq, state="done", now=now, status=204)

@@ -54,13 +54,21 @@ def test_two_workers_deliver_each_resources_events_in_version_order(tmp_path, st
     )
     env = {**os.environ, "ORDER_TEST_SECRET": secret}
     token = cli_token(config, env)
-    process = subprocess.Popen(scimhost("-c", str(config), "serve", "--workers", "2"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve", "--workers", "2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}/source/scim/demo/v2"
 
     def call(method: str, path: str, body: dict) -> dict:
-        request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method=method, headers={
-            "Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"})
+        request = urllib.request.Request(
+            base + path,
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             text = response.read()
             return json.loads(text) if text else {}
@@ -70,10 +78,23 @@ def test_two_workers_deliver_each_resources_events_in_version_order(tmp_path, st
         users = [call("POST", "/Users", {"userName": f"o{i}"}) for i in range(3)]
         group = call("POST", "/Groups", {"displayName": "G"})
         patch = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-        writes = [("PATCH", f"/Users/{u['id']}", {"schemas": [patch], "Operations": [
-                      {"op": "replace", "path": "title", "value": f"t{n}"}]}) for n in range(8) for u in users]
-        writes += [("PATCH", f"/Groups/{group['id']}", {"schemas": [patch], "Operations": [
-                      {"op": "add", "path": "members", "value": [{"value": u["id"]}]}]}) for u in users]
+        writes = [
+            (
+                "PATCH",
+                f"/Users/{u['id']}",
+                {"schemas": [patch], "Operations": [{"op": "replace", "path": "title", "value": f"t{n}"}]},
+            )
+            for n in range(8)
+            for u in users
+        ]
+        writes += [
+            (
+                "PATCH",
+                f"/Groups/{group['id']}",
+                {"schemas": [patch], "Operations": [{"op": "add", "path": "members", "value": [{"value": u["id"]}]}]},
+            )
+            for u in users
+        ]
         random.shuffle(writes)
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda w: call(*w), writes))

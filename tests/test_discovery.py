@@ -46,7 +46,11 @@ async def test_service_provider_config_tells_what_is_implemented(scim):
 async def test_schemas_and_resource_types(scim):
     schemas = await scim.json("GET", "/Schemas")
     ids = [s["id"] for s in schemas["Resources"]]
-    assert ids == ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:core:2.0:Group", ENTERPRISE]
+    assert ids == [
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:core:2.0:Group",
+        ENTERPRISE,
+    ]
     assert schemas["totalResults"] == 3
     user = await scim.json("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
     attributes = {a["name"]: a for a in user["attributes"]}
@@ -98,7 +102,10 @@ async def test_extension_declared_in_toml(aiohttp_client, storage_url):
     )
     assert patched[ACME] == {"clearance": 5, "badgeIssued": "2024-05-01T12:00:00Z"}
     error = await scim.json(
-        "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": f"{ACME}:clearance", "value": "x"}), expect=400
+        "PATCH",
+        f"/Users/{user['id']}",
+        patch_op({"op": "replace", "path": f"{ACME}:clearance", "value": "x"}),
+        expect=400,
     )
     assert error["scimType"] == "invalidValue"
     # and projected by URN
@@ -139,7 +146,9 @@ def _as_toml(config: dict) -> str:
         if "extensions" in source:
             lines.append("extensions = " + json.dumps(source["extensions"]))
     for extension in config["schema_extensions"]:
-        lines.append(f'[[schema_extensions]]\nresource_type = "{extension["resource_type"]}"\nfile = "{extension["file"]}"')
+        lines.append(
+            f'[[schema_extensions]]\nresource_type = "{extension["resource_type"]}"\nfile = "{extension["file"]}"'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -180,7 +189,10 @@ def test_extension_on_a_missing_resource_type_or_unknown_urn_is_an_error(tmp_pat
 async def test_extension_attribute_uniqueness_is_enforced(aiohttp_client, storage_url):
     config = make_config(storage_url)
     config["schema_extensions"] = [
-        {"resource_type": "User", "schema": {"id": ACME, "attributes": [{"name": "badgeNumber", "uniqueness": "server"}]}}
+        {
+            "resource_type": "User",
+            "schema": {"id": ACME, "attributes": [{"name": "badgeNumber", "uniqueness": "server"}]},
+        }
     ]
     app = create_app(config)
     client = await aiohttp_client(app)

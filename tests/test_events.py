@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import types
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import ScimClient, make_config, patch_op
@@ -30,11 +30,17 @@ async def vetoing_scim(aiohttp_client, storage_url):
         if resource.get("title") == "vetoed":
             raise ScimError(400, "vetoed by policy", "invalidValue")
 
-    config = make_config(storage_url, [
-        {"slug": "demo", "name": "Demo", "mappings": [
-            {"name": "strict", "expression": "{'t': 1 / 0 if title == 'unmappable' else title}"}]},
-        {"slug": "other", "name": "Other"},
-    ])
+    config = make_config(
+        storage_url,
+        [
+            {
+                "slug": "demo",
+                "name": "Demo",
+                "mappings": [{"name": "strict", "expression": "{'t': 1 / 0 if title == 'unmappable' else title}"}],
+            },
+            {"slug": "other", "name": "Other"},
+        ],
+    )
     config["mappings"] = {"mode": "process", "workers": 1, "timeout_seconds": 5.0, "memory_mb": 256}
     app = create_app(config, plugins=[("veto", types.SimpleNamespace(validate_resource=hookimpl(veto)))])
     client = await aiohttp_client(app)
@@ -43,20 +49,31 @@ async def vetoing_scim(aiohttp_client, storage_url):
 
 async def test_every_committed_write_is_one_event_in_commit_order(vetoing_scim):
     scim = vetoing_scim
-    user = await scim.json("POST", "/Users", {"userName": "bjensen", "externalId": "x1", "title": "Boss",
-                                              "password": "s3cret-Pa55"}, expect=201,
-                           headers={"X-Request-Id": "req-123"})
+    user = await scim.json(
+        "POST",
+        "/Users",
+        {"userName": "bjensen", "externalId": "x1", "title": "Boss", "password": "s3cret-Pa55"},
+        expect=201,
+        headers={"X-Request-Id": "req-123"},
+    )
     await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "CEO"}))
-    await scim.json("PUT", f"/Users/{user['id']}", {"userName": "bjensen", "externalId": "x1", "title": "CEO",
-                                                   "password": "n3w-Pa55word"})
+    await scim.json(
+        "PUT",
+        f"/Users/{user['id']}",
+        {"userName": "bjensen", "externalId": "x1", "title": "CEO", "password": "n3w-Pa55word"},
+    )
     group = await scim.create_group("Admins", [user["id"]])
     await scim.request("PATCH", f"/Groups/{group['id']}", patch_op({"op": "remove", "path": "members"}))
     await scim.request("DELETE", f"/Users/{user['id']}")
 
     events = await events_of(scim)
     assert [(e.action, e.resource_type, e.version) for e in events] == [
-        ("create", "User", 1), ("patch", "User", 2), ("replace", "User", 3),
-        ("create", "Group", 1), ("patch", "Group", 2), ("delete", "User", None),
+        ("create", "User", 1),
+        ("patch", "User", 2),
+        ("replace", "User", 3),
+        ("create", "Group", 1),
+        ("patch", "Group", 2),
+        ("delete", "User", None),
     ]
     assert [e.seq for e in events] == sorted(e.seq for e in events)
     assert len({e.id for e in events}) == 6 and all(e.id.startswith("evt_") for e in events)
@@ -82,11 +99,16 @@ async def test_a_write_that_does_not_commit_records_nothing(vetoing_scim):
     group = await scim.create_group("G")
     before = [e.id for e in await events_of(scim)]
     refused = [
-        ("POST", "/Users", {"userName": "TAKEN"}, 409),                       # uniqueness
-        ("POST", "/Users", {"userName": "v", "title": "vetoed"}, 400),        # a plugin's veto
-        ("POST", "/Users", {"userName": "m", "title": "unmappable"}, 400),    # a failing mapping
-        ("POST", "/Users", {"userName": ""}, 400),                            # invalid
-        ("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": "nobody"}]}), 400),
+        ("POST", "/Users", {"userName": "TAKEN"}, 409),  # uniqueness
+        ("POST", "/Users", {"userName": "v", "title": "vetoed"}, 400),  # a plugin's veto
+        ("POST", "/Users", {"userName": "m", "title": "unmappable"}, 400),  # a failing mapping
+        ("POST", "/Users", {"userName": ""}, 400),  # invalid
+        (
+            "PATCH",
+            f"/Groups/{group['id']}",
+            patch_op({"op": "add", "path": "members", "value": [{"value": "nobody"}]}),
+            400,
+        ),
         ("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "x"}), 412),
         ("DELETE", f"/Users/{user['id']}", None, 412),
         ("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "userName", "value": "taken"}), 200),
@@ -117,10 +139,14 @@ async def test_a_sources_events_are_its_own(vetoing_scim):
 async def test_concurrent_patches_of_one_resource_are_logged_in_version_order(vetoing_scim):
     scim = vetoing_scim
     user = await scim.create_user("racer")
-    await asyncio.gather(*(
-        scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": f"t{i}"}))
-        for i in range(12)
-    ))
+    await asyncio.gather(
+        *(
+            scim.request(
+                "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": f"t{i}"})
+            )
+            for i in range(12)
+        )
+    )
     versions = [e.version for e in await events_of(scim, resource_id=user["id"])]
     assert versions == list(range(1, 14))
 
@@ -129,8 +155,10 @@ async def test_events_commands_list_show_and_prune(tmp_path, storage_url, capsys
     from scimhost.cli import main
 
     path = tmp_path / "scimhost.toml"
-    path.write_text(f'[events]\nretention_days = 1\n[storage.tortoise]\nurl = "{storage_url}"\n'
-                    '[[sources]]\nslug = "demo"\nname = "Demo"\n[[sources]]\nslug = "hr"\nname = "HR"\n')
+    path.write_text(
+        f'[events]\nretention_days = 1\n[storage.tortoise]\nurl = "{storage_url}"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n[[sources]]\nslug = "hr"\nname = "HR"\n'
+    )
     app = create_app(path)
     client = await aiohttp_client(app)
     demo = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
@@ -157,6 +185,6 @@ async def test_events_commands_list_show_and_prune(tmp_path, storage_url, capsys
     assert await asyncio.to_thread(main, [*config, "events", "prune", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pruned"] == {"demo": 0, "hr": 0}
     storage = app[HOST].storage
-    later = datetime.now(timezone.utc) + timedelta(days=2)
+    later = datetime.now(UTC) + timedelta(days=2)
     assert await storage.prune_events("demo", before=later, batch=1) == 2
     assert await storage.list_events("demo") == [] and len(await storage.list_events("hr")) == 1

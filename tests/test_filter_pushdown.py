@@ -30,7 +30,10 @@ def random_user(rng: random.Random, index: int) -> dict:
         user["active"] = rng.random() < 0.5
     if rng.random() < 0.8:
         user["emails"] = [
-            {"value": f"{rng.choice(WORDS)}@{rng.choice(['work.com', 'home.org'])}", "type": rng.choice(["work", "home", "other"])}
+            {
+                "value": f"{rng.choice(WORDS)}@{rng.choice(['work.com', 'home.org'])}",
+                "type": rng.choice(["work", "home", "other"]),
+            }
             for _ in range(rng.randint(1, 3))
         ]
     if rng.random() < 0.5:
@@ -40,8 +43,19 @@ def random_user(rng: random.Random, index: int) -> dict:
     return user
 
 
-STRING_PATHS = ["userName", "title", "name.givenName", "name.familyName", "emails.value", "emails.type", "emails",
-                "externalId", f"{ENT}:employeeNumber", f"{ENT}:department", "displayName"]
+STRING_PATHS = [
+    "userName",
+    "title",
+    "name.givenName",
+    "name.familyName",
+    "emails.value",
+    "emails.type",
+    "emails",
+    "externalId",
+    f"{ENT}:employeeNumber",
+    f"{ENT}:department",
+    "displayName",
+]
 
 
 def random_filter(rng: random.Random, depth: int = 0) -> str:
@@ -76,12 +90,19 @@ async def candidates(client, resource_type: str, ids: list[str]) -> list[tuple[s
     result = []
     for resource_id in ids:
         stored = await storage.get_resource("demo", resource_type, resource_id)
-        result.append((resource_id, Candidate(
-            id=stored.id, created=stored.created, last_modified=stored.last_modified,
-            entries=index_entries(stored.document, catalog),
-            members=[(m["value"], m["type"]) for m in stored.members or []],
-            groups=[g["value"] for g in stored.groups or []],
-        )))
+        result.append(
+            (
+                resource_id,
+                Candidate(
+                    id=stored.id,
+                    created=stored.created,
+                    last_modified=stored.last_modified,
+                    entries=index_entries(stored.document, catalog),
+                    members=[(m["value"], m["type"]) for m in stored.members or []],
+                    groups=[g["value"] for g in stored.groups or []],
+                ),
+            )
+        )
     return result
 
 
@@ -130,16 +151,27 @@ async def test_membership_filters_agree_with_the_resolved_query_evaluator(scim, 
     stored_users = await candidates(client, "User", [u["id"] for u in users])
     some_user, some_group = users[rng.randrange(8)]["id"], groups[0]["id"]
     group_filters = [
-        "members pr", "not (members pr)", f'members.value eq "{some_user}"', f'members[value eq "{some_user}"]',
-        f'members[value eq "{some_group}" and type eq "Group"]', 'members[type eq "Group"]',
-        f'members[value ne "{some_user}"]', f'members.value gt "{some_user}"', 'displayName sw "team" and members pr',
+        "members pr",
+        "not (members pr)",
+        f'members.value eq "{some_user}"',
+        f'members[value eq "{some_user}"]',
+        f'members[value eq "{some_group}" and type eq "Group"]',
+        'members[type eq "Group"]',
+        f'members[value ne "{some_user}"]',
+        f'members.value gt "{some_user}"',
+        'displayName sw "team" and members pr',
         f'not (members[value eq "{some_user}"]) and displayName co "t"',
     ]
     for text in group_filters:
         response = await scim.json("GET", "/Groups?count=1000&filter=" + urllib.parse.quote(text))
         assert evaluated(client, "Group", text, stored_groups) == sorted(g["id"] for g in response["Resources"]), text
-    user_filters = ["groups pr", "not (groups pr)", f'groups.value eq "{some_group}"', f'groups[value eq "{some_group}"]',
-                    f'groups[value sw "{some_group[:3]}"] or userName eq "member7"']
+    user_filters = [
+        "groups pr",
+        "not (groups pr)",
+        f'groups.value eq "{some_group}"',
+        f'groups[value eq "{some_group}"]',
+        f'groups[value sw "{some_group[:3]}"] or userName eq "member7"',
+    ]
     for text in user_filters:
         response = await scim.json("GET", "/Users?count=1000&filter=" + urllib.parse.quote(text))
         assert evaluated(client, "User", text, stored_users) == sorted(u["id"] for u in response["Resources"]), text
@@ -159,8 +191,11 @@ async def test_filters_agree_after_replacing_and_patching(scim, client):
         elif roll < 0.8:
             path = rng.choice(["title", "name.givenName", "externalId", "emails", "userName"])
             value = (
-                [{"value": f"{rng.choice(WORDS)}@home.org", "type": "home"}] if path == "emails"
-                else f"patched{index}" if path == "userName" else rng.choice(WORDS)
+                [{"value": f"{rng.choice(WORDS)}@home.org", "type": "home"}]
+                if path == "emails"
+                else f"patched{index}"
+                if path == "userName"
+                else rng.choice(WORDS)
             )
             op = rng.choice(["replace", "add", "remove"]) if path not in ("userName",) else "replace"
             operation = {"op": op, "path": path} if op == "remove" else {"op": op, "path": path, "value": value}
@@ -261,26 +296,34 @@ async def test_every_attribute_type_filters_like_the_evaluator(aiohttp_client, s
     from scimhost.app import create_app
 
     config = make_config(storage_url)
-    config["schema_extensions"] = [{
-        "resource_type": "User",
-        "schema": {"id": TYPED, "attributes": [
-            {"name": "level", "type": "integer"},
-            {"name": "score", "type": "decimal"},
-            {"name": "since", "type": "dateTime"},
-            {"name": "vip", "type": "boolean"},
-            {"name": "code", "type": "string", "caseExact": True},
-            {"name": "site", "type": "reference"},
-            {"name": "tags", "type": "string", "multiValued": True},
-        ]},
-    }]
+    config["schema_extensions"] = [
+        {
+            "resource_type": "User",
+            "schema": {
+                "id": TYPED,
+                "attributes": [
+                    {"name": "level", "type": "integer"},
+                    {"name": "score", "type": "decimal"},
+                    {"name": "since", "type": "dateTime"},
+                    {"name": "vip", "type": "boolean"},
+                    {"name": "code", "type": "string", "caseExact": True},
+                    {"name": "site", "type": "reference"},
+                    {"name": "tags", "type": "string", "multiValued": True},
+                ],
+            },
+        }
+    ]
     app = create_app(config)
     client = await aiohttp_client(app)
     scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
     rng = random.Random(7643)
     for index in range(30):
         typed = {
-            "level": rng.randint(-3, 3), "score": rng.choice([0.5, 1.25, -2.0, 10.0]),
-            "since": rng.choice(DATES), "vip": rng.random() < 0.5, "code": rng.choice(["Ab", "ab", "AB"]),
+            "level": rng.randint(-3, 3),
+            "score": rng.choice([0.5, 1.25, -2.0, 10.0]),
+            "since": rng.choice(DATES),
+            "vip": rng.random() < 0.5,
+            "code": rng.choice(["Ab", "ab", "AB"]),
             "site": rng.choice(["https://a.example/x", "https://B.example/y"]),
             "tags": rng.sample(["red", "Green", "blue"], rng.randint(0, 3)),
         }
@@ -288,16 +331,27 @@ async def test_every_attribute_type_filters_like_the_evaluator(aiohttp_client, s
         await scim.create_user(f"t{index}", **{TYPED: typed})
     everyone = (await scim.json("GET", "/Users?count=1000"))["Resources"]
     user_type = app[HOST].sources["demo"].catalog.resource_types["User"]
-    filters = [
-        f"{TYPED}:level {op} {n}" for op in ("eq", "ne", "gt", "ge", "lt", "le") for n in (-1, 0, 2)
-    ] + [
-        f"{TYPED}:score gt 1", f"{TYPED}:score le -2", f"{TYPED}:score eq 1.25",
-        f'{TYPED}:since gt "2024-01-01T00:00:00Z"', f'{TYPED}:since le "2024-06-15T10:30:00Z"',
+    filters = [f"{TYPED}:level {op} {n}" for op in ("eq", "ne", "gt", "ge", "lt", "le") for n in (-1, 0, 2)] + [
+        f"{TYPED}:score gt 1",
+        f"{TYPED}:score le -2",
+        f"{TYPED}:score eq 1.25",
+        f'{TYPED}:since gt "2024-01-01T00:00:00Z"',
+        f'{TYPED}:since le "2024-06-15T10:30:00Z"',
         f'{TYPED}:since eq "2024-06-15T10:30:00Z"',
-        f"{TYPED}:vip eq true", f'{TYPED}:vip eq "False"', f"{TYPED}:vip pr", f"not ({TYPED}:vip eq true)",
-        f'{TYPED}:code eq "ab"', f'{TYPED}:code eq "AB"', f'{TYPED}:code sw "A"', f'{TYPED}:code gt "B"',
-        f'{TYPED}:site co "b.example"', f'{TYPED}:tags eq "green"', f'{TYPED}:tags co "e"', f"{TYPED}:tags pr",
-        f'{TYPED}:tags[value eq "red"]', f'{TYPED}:level gt 0 and {TYPED}:vip eq true or {TYPED}:tags ew "UE"',
+        f"{TYPED}:vip eq true",
+        f'{TYPED}:vip eq "False"',
+        f"{TYPED}:vip pr",
+        f"not ({TYPED}:vip eq true)",
+        f'{TYPED}:code eq "ab"',
+        f'{TYPED}:code eq "AB"',
+        f'{TYPED}:code sw "A"',
+        f'{TYPED}:code gt "B"',
+        f'{TYPED}:site co "b.example"',
+        f'{TYPED}:tags eq "green"',
+        f'{TYPED}:tags co "e"',
+        f"{TYPED}:tags pr",
+        f'{TYPED}:tags[value eq "red"]',
+        f'{TYPED}:level gt 0 and {TYPED}:vip eq true or {TYPED}:tags ew "UE"',
     ]
     for text in filters:
         expected = sorted(u["userName"] for u in everyone if match_resource(parse_filter(text), u, user_type))

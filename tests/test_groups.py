@@ -46,16 +46,24 @@ async def test_member_must_exist_in_the_same_source(scim, client, issue_token):
 
     other = ScimClient(client, "other", await issue_token("other"))
     stranger = await other.create_user("stranger")
-    body = await scim.json(
-        "POST", "/Groups", {"displayName": "G", "members": [{"value": stranger["id"]}]}, expect=400
-    )
+    body = await scim.json("POST", "/Groups", {"displayName": "G", "members": [{"value": stranger["id"]}]}, expect=400)
     assert body["scimType"] == "invalidValue"
     body = await scim.json("POST", "/Groups", {"displayName": "G", "members": [{"value": "nope"}]}, expect=400)
     assert body["scimType"] == "invalidValue"
     assert (await scim.json("GET", "/Groups"))["totalResults"] == 0
     group = await scim.create_group("G")
-    await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": "nope"}]}), expect=400)
-    await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": group["id"]}]}), expect=400)
+    await scim.json(
+        "PATCH",
+        f"/Groups/{group['id']}",
+        patch_op({"op": "add", "path": "members", "value": [{"value": "nope"}]}),
+        expect=400,
+    )
+    await scim.json(
+        "PATCH",
+        f"/Groups/{group['id']}",
+        patch_op({"op": "add", "path": "members", "value": [{"value": group["id"]}]}),
+        expect=400,
+    )
     assert await member_ids(scim, group["id"]) == []
 
 
@@ -71,28 +79,55 @@ async def test_member_patch_forms(scim):
     group = await scim.create_group("G", ids[:1])
     gid = group["id"]
 
-    response = await scim.request("PATCH", f"/Groups/{gid}", patch_op({"op": "Add", "path": "members", "value": [{"value": ids[1]}, {"value": ids[2]}]}))
+    response = await scim.request(
+        "PATCH",
+        f"/Groups/{gid}",
+        patch_op({"op": "Add", "path": "members", "value": [{"value": ids[1]}, {"value": ids[2]}]}),
+    )
     assert response.status == 204 and response.headers["ETag"] == 'W/"2"'
     assert await member_ids(scim, gid) == sorted(ids[:3])
 
     # adding a member already present and removing one absent both succeed
-    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "add", "path": "members", "value": [{"value": ids[0]}]}), expect=204)
-    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": f'members[value eq "{ids[3]}"]'}), expect=204)
+    await scim.json(
+        "PATCH", f"/Groups/{gid}", patch_op({"op": "add", "path": "members", "value": [{"value": ids[0]}]}), expect=204
+    )
+    await scim.json(
+        "PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": f'members[value eq "{ids[3]}"]'}), expect=204
+    )
     assert await member_ids(scim, gid) == sorted(ids[:3])
 
     # Okta: remove by filter; Entra: remove with a value list removes only those listed
-    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": f'members[value eq "{ids[0]}"]'}), expect=204)
-    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}), expect=204)
+    await scim.json(
+        "PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": f'members[value eq "{ids[0]}"]'}), expect=204
+    )
+    await scim.json(
+        "PATCH",
+        f"/Groups/{gid}",
+        patch_op({"op": "Remove", "path": "members", "value": [{"value": ids[1]}]}),
+        expect=204,
+    )
     assert await member_ids(scim, gid) == [ids[2]]
 
     # path-less add, replace with a list, replace with an empty list
-    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "add", "value": {"members": [{"value": ids[3]}]}}), expect=204)
+    await scim.json(
+        "PATCH", f"/Groups/{gid}", patch_op({"op": "add", "value": {"members": [{"value": ids[3]}]}}), expect=204
+    )
     assert await member_ids(scim, gid) == sorted([ids[2], ids[3]])
-    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "replace", "path": "members", "value": [{"value": ids[0]}]}), expect=204)
+    await scim.json(
+        "PATCH",
+        f"/Groups/{gid}",
+        patch_op({"op": "replace", "path": "members", "value": [{"value": ids[0]}]}),
+        expect=204,
+    )
     assert await member_ids(scim, gid) == [ids[0]]
     await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "replace", "path": "members", "value": []}), expect=204)
     assert await member_ids(scim, gid) == []
-    await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "add", "path": "members", "value": [{"value": ids[0]}, {"value": ids[1]}]}), expect=204)
+    await scim.json(
+        "PATCH",
+        f"/Groups/{gid}",
+        patch_op({"op": "add", "path": "members", "value": [{"value": ids[0]}, {"value": ids[1]}]}),
+        expect=204,
+    )
     await scim.json("PATCH", f"/Groups/{gid}", patch_op({"op": "remove", "path": "members"}), expect=204)
     assert await member_ids(scim, gid) == []
 
@@ -109,7 +144,12 @@ async def test_rename_with_id_keeps_members(scim):
     now = await scim.json("GET", f"/Groups/{group['id']}")
     assert now["displayName"] == "New" and [m["value"] for m in now["members"]] == [user["id"]]
     # renaming to the same name succeeds too
-    await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "replace", "path": "displayName", "value": "New"}), expect=204)
+    await scim.json(
+        "PATCH",
+        f"/Groups/{group['id']}",
+        patch_op({"op": "replace", "path": "displayName", "value": "New"}),
+        expect=204,
+    )
 
 
 async def test_put_replaces_membership(scim):
@@ -130,8 +170,10 @@ async def test_replacing_members_touches_only_the_difference(scim, client):
     before = {row["member_id"]: row["id"] for row in await stored_rows(storage, read, group["id"])}
     wanted = [ids[5], ids[2], ids[1], ids[4]]
     await scim.json(
-        "PATCH", f"/Groups/{group['id']}",
-        patch_op({"op": "replace", "path": "members", "value": [{"value": i} for i in wanted]}), expect=204,
+        "PATCH",
+        f"/Groups/{group['id']}",
+        patch_op({"op": "replace", "path": "members", "value": [{"value": i} for i in wanted]}),
+        expect=204,
     )
     after = [(row["member_id"], row["id"]) for row in await stored_rows(storage, read, group["id"])]
     # Members that stay keep their rows (and their place); new ones follow, in the order sent.
@@ -139,8 +181,10 @@ async def test_replacing_members_touches_only_the_difference(scim, client):
     assert [member for member, _ in after[2:]] == [ids[5], ids[4]]
     # An unknown member in the list refuses the whole replacement and changes nothing.
     error = await scim.json(
-        "PUT", f"/Groups/{group['id']}",
-        {"displayName": "G", "members": [{"value": ids[0]}, {"value": "no-such-user"}]}, expect=400,
+        "PUT",
+        f"/Groups/{group['id']}",
+        {"displayName": "G", "members": [{"value": ids[0]}, {"value": "no-such-user"}]},
+        expect=400,
     )
     assert error["scimType"] == "invalidValue"
     assert [(row["member_id"], row["id"]) for row in await stored_rows(storage, read, group["id"])] == after
@@ -201,14 +245,32 @@ async def test_concurrent_member_patches_lose_nothing(scim):
     group = await scim.create_group("G")
 
     async def add(user_id: str):
-        await scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": user_id}]}), expect=204)
+        await scim.json(
+            "PATCH",
+            f"/Groups/{group['id']}",
+            patch_op({"op": "add", "path": "members", "value": [{"value": user_id}]}),
+            expect=204,
+        )
 
     await asyncio.gather(*(add(u["id"]) for u in users))
     assert await member_ids(scim, group["id"]) == sorted(u["id"] for u in users)
     # and a rename racing with member changes loses neither
     await asyncio.gather(
-        scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "replace", "path": "displayName", "value": "Renamed"}), expect=204),
-        *(scim.json("PATCH", f"/Groups/{group['id']}", patch_op({"op": "remove", "path": f'members[value eq "{u["id"]}"]'}), expect=204) for u in users[:10]),
+        scim.json(
+            "PATCH",
+            f"/Groups/{group['id']}",
+            patch_op({"op": "replace", "path": "displayName", "value": "Renamed"}),
+            expect=204,
+        ),
+        *(
+            scim.json(
+                "PATCH",
+                f"/Groups/{group['id']}",
+                patch_op({"op": "remove", "path": f'members[value eq "{u["id"]}"]'}),
+                expect=204,
+            )
+            for u in users[:10]
+        ),
     )
     final = await scim.json("GET", f"/Groups/{group['id']}")
     assert final["displayName"] == "Renamed"
@@ -263,7 +325,12 @@ async def test_member_filters_by_type_and_what_rows_cannot_answer(scim):
     await scim.create_group("Outer", [inner["id"]])
     body = await scim.json("GET", "/Groups?filter=" + quote('members.type eq "User"'))
     assert [g["displayName"] for g in body["Resources"]] == ["Inner"]
-    for text in ('members.display eq "alice"', 'members.$ref pr', 'groups.display eq "Inner"', 'groups.type eq "direct"'):
+    for text in (
+        'members.display eq "alice"',
+        "members.$ref pr",
+        'groups.display eq "Inner"',
+        'groups.type eq "direct"',
+    ):
         endpoint = "/Users" if text.startswith("groups") else "/Groups"
         response = await scim.request("GET", f"{endpoint}?filter=" + quote(text))
         assert response.status == 400, text

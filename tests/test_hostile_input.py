@@ -95,7 +95,9 @@ async def test_longest_indexable_value_is_stored_and_found(seeded):
 async def test_a_long_value_through_patch_is_refused(seeded):
     scim, user, _ = seeded
     before = await snapshot(scim)
-    response = await scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "t" * 5000}))
+    response = await scim.request(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "t" * 5000})
+    )
     assert await error_of(response) == (400, "invalidValue")
     assert await snapshot(scim) == before
 
@@ -132,8 +134,10 @@ async def test_nul_characters_in_patch_and_put_are_refused(seeded):
     assert await snapshot(scim) == before
 
 
-@pytest.mark.parametrize("query", ["filter=userName%20eq%20%22%00%22", "sortBy=%00", "attributes=%00", "cursor=%00",
-                                   "filter=userName%00%20pr"])
+@pytest.mark.parametrize(
+    "query",
+    ["filter=userName%20eq%20%22%00%22", "sortBy=%00", "attributes=%00", "cursor=%00", "filter=userName%00%20pr"],
+)
 async def test_nul_characters_in_the_query_are_refused(seeded, query):
     scim, _, _ = seeded
     response = await scim.request("GET", f"/Users?{query}")
@@ -146,8 +150,12 @@ async def test_nul_characters_in_the_query_are_refused(seeded, query):
 async def test_ids_no_store_can_hold_are_unknown(seeded, endpoint, resource_id):
     scim, _, _ = seeded
     before = await snapshot(scim)
-    for method, body in [("GET", None), ("DELETE", None), ("PUT", {"userName": "x", "displayName": "x"}),
-                         ("PATCH", patch_op({"op": "replace", "path": "displayName", "value": "x"}))]:
+    for method, body in [
+        ("GET", None),
+        ("DELETE", None),
+        ("PUT", {"userName": "x", "displayName": "x"}),
+        ("PATCH", patch_op({"op": "replace", "path": "displayName", "value": "x"})),
+    ]:
         response = await scim.request(method, f"{endpoint}/{resource_id}", body)
         assert await error_of(response) == (404, None), method
     assert await snapshot(scim) == before
@@ -157,7 +165,9 @@ async def test_a_cursor_naming_a_nul_id_is_invalid(seeded):
     import base64
 
     scim, _, _ = seeded
-    cursor = base64.urlsafe_b64encode(orjson.dumps(["after", "2024-01-01T00:00:00+00:00", "\u0000"])).decode().rstrip("=")
+    cursor = (
+        base64.urlsafe_b64encode(orjson.dumps(["after", "2024-01-01T00:00:00+00:00", "\u0000"])).decode().rstrip("=")
+    )
     response = await scim.request("GET", f"/Users?cursor={cursor}")
     assert await error_of(response) == (400, "invalidCursor")
 
@@ -191,8 +201,12 @@ async def test_only_ascii_digits_form_a_version(seeded, header):
     scim, user, _ = seeded
     assert user["meta"]["version"] == 'W/"1"'
     before = await snapshot(scim)
-    response = await scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "new"}),
-                                  headers={"If-Match": header})
+    response = await scim.request(
+        "PATCH",
+        f"/Users/{user['id']}",
+        patch_op({"op": "replace", "path": "title", "value": "new"}),
+        headers={"If-Match": header},
+    )
     assert response.status == 412
     response = await scim.request("DELETE", f"/Users/{user['id']}", headers={"If-Match": header})
     assert response.status == 412
@@ -209,8 +223,10 @@ async def test_concurrent_patches_of_one_user_all_succeed(seeded):
     titles = [f"title {i}" for i in range(25)]
 
     async def patch(i: int):
-        body = patch_op({"op": "replace", "path": "title", "value": titles[i]},
-                        {"op": "add", "path": "emails", "value": [{"value": f"u{i}@x.example", "type": "other"}]})
+        body = patch_op(
+            {"op": "replace", "path": "title", "value": titles[i]},
+            {"op": "add", "path": "emails", "value": [{"value": f"u{i}@x.example", "type": "other"}]},
+        )
         response = await scim.request("PATCH", f"/Users/{user['id']}", body)
         return response.status, await response.text()
 
@@ -225,8 +241,9 @@ async def test_adding_a_member_to_a_group_being_deleted_is_404(seeded):
     scim, user, group = seeded
     others = [await scim.create_user(f"racer{i}") for i in range(10)]
     adds = [
-        scim.request("PATCH", f"/Groups/{group['id']}",
-                     patch_op({"op": "add", "path": "members", "value": [{"value": u["id"]}]}))
+        scim.request(
+            "PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": u["id"]}]})
+        )
         for u in others
     ]
     delete = scim.request("DELETE", f"/Groups/{group['id']}")
@@ -236,8 +253,9 @@ async def test_adding_a_member_to_a_group_being_deleted_is_404(seeded):
         assert response.status in (204, 404), await response.text()
     for u in others:
         assert (await scim.json("GET", f"/Users/{u['id']}"))["groups"] == [] if "groups" in u else True
-    response = await scim.request("PATCH", f"/Groups/{group['id']}",
-                                  patch_op({"op": "add", "path": "members", "value": [{"value": user["id"]}]}))
+    response = await scim.request(
+        "PATCH", f"/Groups/{group['id']}", patch_op({"op": "add", "path": "members", "value": [{"value": user["id"]}]})
+    )
     assert await error_of(response) == (404, None)
 
 
@@ -259,8 +277,10 @@ async def test_filter_values_no_store_can_compare_are_invalid_filters(seeded, te
     scim, _, _ = seeded
     from urllib.parse import quote
 
-    for request in (scim.request("GET", f"/Users?filter={quote(text)}"),
-                    scim.request("POST", "/Users/.search", {"filter": text})):
+    for request in (
+        scim.request("GET", f"/Users?filter={quote(text)}"),
+        scim.request("POST", "/Users/.search", {"filter": text}),
+    ):
         status, scim_type = await error_of(await request)
         assert status == 400 and scim_type in ("invalidFilter", "invalidValue")
 

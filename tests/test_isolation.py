@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from conftest import make_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import make_config
 from live_server import LiveServer, SyncScim, postgres_schema
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -85,7 +84,9 @@ class World:
                 status, body = scim.request("POST", "/Users", user_document(spec, manager))
                 assert status == 201, body
                 by_name[spec[0]] = body["id"]
-            status, body = scim.request("POST", "/Users", {"userName": ONLY[slug], "emails": [{"value": "x@example.com"}]})
+            status, body = scim.request(
+                "POST", "/Users", {"userName": ONLY[slug], "emails": [{"value": "x@example.com"}]}
+            )
             assert status == 201, body
             by_name[ONLY[slug]] = body["id"]
             self.ids[slug]["User"] |= set(by_name.values())
@@ -97,7 +98,9 @@ class World:
                 assert status == 201, body
                 groups[name] = body["id"]
             # A nested group: Outer holds Admins.
-            status, body = scim.request("POST", "/Groups", {"displayName": "Outer", "members": [{"value": groups["Admins"]}]})
+            status, body = scim.request(
+                "POST", "/Groups", {"displayName": "Outer", "members": [{"value": groups["Admins"]}]}
+            )
             assert status == 201, body
             groups["Outer"] = body["id"]
             self.ids[slug]["Group"] |= set(groups.values())
@@ -139,8 +142,18 @@ def world(request, tmp_path_factory):
 # --- generated filters ----------------------------------------------------------------------------
 
 USER_TEXT = [
-    "userName", "name.givenName", "name.familyName", "name.formatted", "displayName", "externalId", "title",
-    "emails.value", "emails.type", "emails", f"{ENTERPRISE}:department", f"{ENTERPRISE}:employeeNumber",
+    "userName",
+    "name.givenName",
+    "name.familyName",
+    "name.formatted",
+    "displayName",
+    "externalId",
+    "title",
+    "emails.value",
+    "emails.type",
+    "emails",
+    f"{ENTERPRISE}:department",
+    f"{ENTERPRISE}:employeeNumber",
 ]
 USER_IDS = ["id", "groups.value", "groups", f"{ENTERPRISE}:manager.value"]
 USER_BOOL = ["active", "emails.primary"]
@@ -160,23 +173,45 @@ def comparisons(kind: str, ids: list[str]) -> st.SearchStrategy[str]:
     strings = st.sampled_from(STRINGS)
     cases = [
         st.builds(lambda a, o, v: f"{a} {o} {quoted(v)}", st.sampled_from(text), st.sampled_from(TEXT_OPS), strings),
-        st.builds(lambda a, o, v: f"{a} {o} {quoted(v)}", st.sampled_from(id_paths), st.sampled_from(["eq", "ne", "sw", "co"]), st.sampled_from(ids)),
+        st.builds(
+            lambda a, o, v: f"{a} {o} {quoted(v)}",
+            st.sampled_from(id_paths),
+            st.sampled_from(["eq", "ne", "sw", "co"]),
+            st.sampled_from(ids),
+        ),
         st.builds(lambda a: f"{a} pr", st.sampled_from(text + id_paths + DATES)),
-        st.builds(lambda a, o, v: f"{a} {o} {quoted(v)}", st.sampled_from(DATES), st.sampled_from(["gt", "ge", "lt", "le", "eq"]),
-                  st.sampled_from(["2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"])),
+        st.builds(
+            lambda a, o, v: f"{a} {o} {quoted(v)}",
+            st.sampled_from(DATES),
+            st.sampled_from(["gt", "ge", "lt", "le", "eq"]),
+            st.sampled_from(["2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"]),
+        ),
     ]
     if kind == "User":
         cases += [
-            st.builds(lambda a, o, v: f"{a} {o} {v}", st.sampled_from(USER_BOOL), st.sampled_from(["eq", "ne"]), st.sampled_from(["true", "false"])),
-            st.builds(lambda t, o, v: f"emails[type eq {quoted(t)} and value {o} {quoted(v)}]", st.sampled_from(["work", "home"]),
-                      st.sampled_from(["co", "sw", "ew", "eq"]), strings),
-            st.builds(lambda v: f"emails[type eq \"work\" or value co {quoted(v)}]", strings),
+            st.builds(
+                lambda a, o, v: f"{a} {o} {v}",
+                st.sampled_from(USER_BOOL),
+                st.sampled_from(["eq", "ne"]),
+                st.sampled_from(["true", "false"]),
+            ),
+            st.builds(
+                lambda t, o, v: f"emails[type eq {quoted(t)} and value {o} {quoted(v)}]",
+                st.sampled_from(["work", "home"]),
+                st.sampled_from(["co", "sw", "ew", "eq"]),
+                strings,
+            ),
+            st.builds(lambda v: f'emails[type eq "work" or value co {quoted(v)}]', strings),
             st.builds(lambda i: f"groups[value eq {quoted(i)}]", st.sampled_from(ids)),
         ]
     else:
         cases += [
             st.builds(lambda i: f"members[value eq {quoted(i)}]", st.sampled_from(ids)),
-            st.builds(lambda t, i: f"members[type eq {quoted(t)} and value eq {quoted(i)}]", st.sampled_from(["User", "Group"]), st.sampled_from(ids)),
+            st.builds(
+                lambda t, i: f"members[type eq {quoted(t)} and value eq {quoted(i)}]",
+                st.sampled_from(["User", "Group"]),
+                st.sampled_from(ids),
+            ),
         ]
     return st.one_of(cases)
 
@@ -195,10 +230,16 @@ def filters(kind: str, ids: list[str]) -> st.SearchStrategy[str]:
 
 
 def list_parameters(kind: str) -> st.SearchStrategy[dict[str, Any]]:
-    sortable = (["userName", "name.familyName", "emails.value", "meta.created", "title"] if kind == "User"
-                else ["displayName", "meta.lastModified", "id"])
-    projectable = (["userName", "emails", "groups", "name.givenName", "id"] if kind == "User"
-                   else ["displayName", "members", "members.value", "id"])
+    sortable = (
+        ["userName", "name.familyName", "emails.value", "meta.created", "title"]
+        if kind == "User"
+        else ["displayName", "meta.lastModified", "id"]
+    )
+    projectable = (
+        ["userName", "emails", "groups", "name.givenName", "id"]
+        if kind == "User"
+        else ["displayName", "members", "members.value", "id"]
+    )
     return st.fixed_dictionaries(
         {},
         optional={
@@ -241,8 +282,7 @@ def query_string(parameters: dict[str, Any]) -> str:
     return "&".join(f"{name}={quote(str(value), safe='')}" for name, value in parameters.items())
 
 
-examples = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                    database=None)
+examples = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 
 @examples
@@ -307,26 +347,57 @@ def foreign_operations(world: World, slug: str) -> st.SearchStrategy[list[dict[s
     foreign_users = sorted(world.own(victim, "User"))
     foreign_groups = sorted(world.own(victim, "Group"))
     own_groups = sorted(world.own(slug, "Group"))
-    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-             "Operations": [{"op": "replace", "path": "displayName", "value": "pwned"}]}
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "pwned"}],
+    }
     operation = st.one_of(
         st.builds(lambda i: {"method": "DELETE", "path": f"/Users/{i}"}, st.sampled_from(foreign_users)),
         st.builds(lambda i: {"method": "DELETE", "path": f"/Groups/{i}"}, st.sampled_from(foreign_groups)),
         st.builds(lambda i: {"method": "PATCH", "path": f"/Users/{i}", "data": patch}, st.sampled_from(foreign_users)),
-        st.builds(lambda i: {"method": "PATCH", "path": f"/Groups/{i}", "data": patch}, st.sampled_from(foreign_groups)),
-        st.builds(lambda i: {"method": "PUT", "path": f"/Users/{i}", "data": {"userName": "pwned"}}, st.sampled_from(foreign_users)),
-        st.builds(lambda i: {"method": "PUT", "path": f"/Groups/{i}", "data": {"displayName": "pwned"}}, st.sampled_from(foreign_groups)),
+        st.builds(
+            lambda i: {"method": "PATCH", "path": f"/Groups/{i}", "data": patch}, st.sampled_from(foreign_groups)
+        ),
+        st.builds(
+            lambda i: {"method": "PUT", "path": f"/Users/{i}", "data": {"userName": "pwned"}},
+            st.sampled_from(foreign_users),
+        ),
+        st.builds(
+            lambda i: {"method": "PUT", "path": f"/Groups/{i}", "data": {"displayName": "pwned"}},
+            st.sampled_from(foreign_groups),
+        ),
         # Own groups, other source's members: refused as unknown members.
-        st.builds(lambda g, m: {"method": "PATCH", "path": f"/Groups/{g}", "data": {
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "add", "path": "members", "value": [{"value": m}]}]}},
-            st.sampled_from(own_groups), st.sampled_from(foreign_users + foreign_groups)),
-        st.builds(lambda g, m: {"method": "PUT", "path": f"/Groups/{g}", "data": {
-            "displayName": world.group_names[g], "members": [{"value": m}]}},
-            st.sampled_from(own_groups), st.sampled_from(foreign_users)),
-        st.builds(lambda m: {"method": "POST", "path": "/Groups", "data": {
-            "displayName": "Smuggler", "members": [{"value": m}]}}, st.sampled_from(foreign_users)),
+        st.builds(
+            lambda g, m: {
+                "method": "PATCH",
+                "path": f"/Groups/{g}",
+                "data": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": m}]}],
+                },
+            },
+            st.sampled_from(own_groups),
+            st.sampled_from(foreign_users + foreign_groups),
+        ),
+        st.builds(
+            lambda g, m: {
+                "method": "PUT",
+                "path": f"/Groups/{g}",
+                "data": {"displayName": world.group_names[g], "members": [{"value": m}]},
+            },
+            st.sampled_from(own_groups),
+            st.sampled_from(foreign_users),
+        ),
+        st.builds(
+            lambda m: {
+                "method": "POST",
+                "path": "/Groups",
+                "data": {"displayName": "Smuggler", "members": [{"value": m}]},
+            },
+            st.sampled_from(foreign_users),
+        ),
     )
+
     def numbered(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{**op, "bulkId": f"op{i}"} if op["method"] == "POST" else op for i, op in enumerate(operations)]
 
@@ -344,7 +415,7 @@ def test_writes_aimed_at_another_source_change_nothing(world, data):
         "POST", "/Bulk", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": operations}
     )
     assert status == 200, body
-    for sent, result in zip(operations, body["Operations"]):
+    for sent, result in zip(operations, body["Operations"], strict=False):
         assert result["status"] in ("400", "404"), f"{sent}: {result}"
     # The same operations one by one.
     for operation in operations:

@@ -15,7 +15,9 @@ def q(text: str) -> str:
 
 
 async def test_sort_by_attribute_sub_attribute_and_primary_value(scim):
-    await scim.create_user("carol", name={"familyName": "Zeta"}, emails=[{"value": "z@x"}, {"value": "a@x", "primary": True}])
+    await scim.create_user(
+        "carol", name={"familyName": "Zeta"}, emails=[{"value": "z@x"}, {"value": "a@x", "primary": True}]
+    )
     await scim.create_user("alice", name={"familyName": "beta"}, emails=[{"value": "m@x"}])
     await scim.create_user("Bob")
     names = lambda page: [u["userName"] for u in page["Resources"]]  # noqa: E731
@@ -99,8 +101,11 @@ async def test_bad_paging_values(scim, query):
 
 async def test_client_query_string_quirks(scim):
     await scim.create_user("bjensen")
-    for query in ("?filter=userName+eq+%22bjensen%22", "?filter=userName%20eq%20%22bjensen%22&",
-                  "?filter=userName eq \"bjensen\"&unknownParam=1"):
+    for query in (
+        "?filter=userName+eq+%22bjensen%22",
+        "?filter=userName%20eq%20%22bjensen%22&",
+        '?filter=userName eq "bjensen"&unknownParam=1',
+    ):
         found = await scim.json("GET", "/Users" + query)
         assert found["totalResults"] == 1, query
 
@@ -112,8 +117,13 @@ async def test_configured_limits(aiohttp_client, storage_url):
     from scimhost.http.keys import HOST
 
     config = make_config(storage_url)
-    config["limits"] = {"max_results": 3, "default_page_size": 2, "max_filter_length": 40,
-                        "max_filter_depth": 2, "max_patch_operations": 2}
+    config["limits"] = {
+        "max_results": 3,
+        "default_page_size": 2,
+        "max_filter_length": 40,
+        "max_filter_depth": 2,
+        "max_patch_operations": 2,
+    }
     app = create_app(config)
     client = await aiohttp_client(app)
     scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))

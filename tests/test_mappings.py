@@ -14,10 +14,9 @@ from conftest import ScimClient, make_config, patch_op
 from scimhost.app import create_app
 from scimhost.builtin.restrictedpython_runtime import RestrictedPythonRuntime
 from scimhost.cli import main
-from scimhost.config import ConfigError
+from scimhost.config import ConfigError, MappingPoolSettings
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
-from scimhost.config import MappingPoolSettings
 from scimhost.mapping.pool import EvaluationTimeout, WorkerPool
 from scimhost.mapping.runtime import EvaluationLimits, MappingError
 from scimhost.mapping.variables import bind, sanitize, variable_table
@@ -69,7 +68,9 @@ def evaluate(expression, **variables):
 
 def test_benign_expressions():
     assert evaluate("{'u': userName.lower(), 'n': len(emails)}", userName="BJ", emails=[1, 2]) == {"u": "bj", "n": 2}
-    assert evaluate("{'e': [e['value'] for e in emails if e.get('primary')]}", emails=[{"value": "a", "primary": True}]) == {"e": ["a"]}
+    assert evaluate(
+        "{'e': [e['value'] for e in emails if e.get('primary')]}", emails=[{"value": "a", "primary": True}]
+    ) == {"e": ["a"]}
     assert evaluate("{'x': f'{a}-{b}'}", a=1, b="z") == {"x": "1-z"}
     assert evaluate("dict(sorted({'b': 1, 'a': 2}.items()))") == {"a": 2, "b": 1}
 
@@ -241,7 +242,9 @@ async def test_records_are_stored_with_every_write(aiohttp_client, storage_url):
     assert record["is_active"] is True and record["attributes"]["note"] == "demo"
     assert record["attributes"]["userName"] == "bjensen"  # nested dicts merged onto the default
     assert events[-1] == record
-    await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": f"{ENT}:department", "value": "Ops"}))
+    await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": f"{ENT}:department", "value": "Ops"})
+    )
     assert (await storage.get_record("demo", "User", user["id"]))["department"] == "Ops"
     group = await scim.create_group("eng")
     assert (await storage.get_record("demo", "Group", group["id"]))["name"] == "ENG"
@@ -302,14 +305,17 @@ def test_mappings_cli(tmp_path, capsys, monkeypatch):
     assert main(["-c", str(config), "mappings", "test", "demo", "--input", str(document), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["shout"] == "BJENSEN" and record["username"] == "bjensen"
-    assert main(["-c", str(config), "mappings", "test", "demo", "--input", str(document),
-                 "--expression", "{'n': name}"]) == 0
+    assert (
+        main(["-c", str(config), "mappings", "test", "demo", "--input", str(document), "--expression", "{'n': name}"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["n"] is None
-    assert main(["-c", str(config), "mappings", "test", "demo", "--input", str(document),
-                 "--expression", "1 / 0"]) == 1
+    assert main(["-c", str(config), "mappings", "test", "demo", "--input", str(document), "--expression", "1 / 0"]) == 1
     assert "ZeroDivisionError" in capsys.readouterr().err
-    assert main(["-c", str(config), "mappings", "test", "demo", "--input", str(document),
-                 "--expression", "x.__class__"]) == 1
+    assert (
+        main(["-c", str(config), "mappings", "test", "demo", "--input", str(document), "--expression", "x.__class__"])
+        == 1
+    )
     assert main(["-c", str(config), "mappings", "variables", "demo"]) == 0
     out = capsys.readouterr().out
     assert "urn_ietf_params_scim_schemas_extension_enterprise_2_0_User" in out and "userName" in out

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import urllib.request
+from datetime import UTC
 
 from conftest import ScimClient
 from test_server import admin_table, cli_token, free_port, post, scimhost, wait_until_up, write_config
@@ -63,8 +64,9 @@ def test_workers_report_one_set_of_metrics_and_the_admin_page_on_their_own_addre
     port, admin_port = free_port(), free_port()
     config = write_config(tmp_path, storage_url, port, admin_port)
     token = cli_token(config)
-    process = subprocess.Popen(scimhost("-c", str(config), "serve", "--workers", "2"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve", "--workers", "2"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         wait_until_up(port, process)
         base = f"http://127.0.0.1:{port}/source/scim/demo/v2"
@@ -75,7 +77,9 @@ def test_workers_report_one_set_of_metrics_and_the_admin_page_on_their_own_addre
         for _ in range(6):  # whichever worker answers, the sum over both
             with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as response:
                 text = response.read().decode()
-            totals.add(_sample(text, 'scimhost_resource_writes_total{action="create",resource_type="User",source="demo"}'))
+            totals.add(
+                _sample(text, 'scimhost_resource_writes_total{action="create",resource_type="User",source="demo"}')
+            )
         assert totals == {20.0}
         with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/api/overview", timeout=5) as response:
             overview = json.loads(response.read())
@@ -107,13 +111,14 @@ def test_logging_json_and_access_lines_without_filter_values(tmp_path):
         '[logging]\nformat = "json"\n[[sources]]\nslug = "demo"\nname = "Demo"\n' + admin_table()
     )
     token = cli_token(config)
-    process = subprocess.Popen(scimhost("-c", str(config), "serve"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_until_up(port, process)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/source/scim/demo/v2/Users?filter=" +
-            urllib.parse.quote('userName eq "jane@example.com" and emails[value co "secret"]'),
+            f"http://127.0.0.1:{port}/source/scim/demo/v2/Users?filter="
+            + urllib.parse.quote('userName eq "jane@example.com" and emails[value co "secret"]'),
             headers={"Authorization": f"Bearer {token}"},
         )
         with urllib.request.urlopen(request, timeout=5):
@@ -135,9 +140,10 @@ async def test_sources_remove_purges_a_removed_source_and_nothing_else(tmp_path,
     path = tmp_path / "scimhost.toml"
 
     def write(slugs):
-        path.write_text(f'[storage.tortoise]\nurl = "{storage_url}"\n' + "".join(
-            f'[[sources]]\nslug = "{slug}"\nname = "{slug}"\n' for slug in slugs
-        ))
+        path.write_text(
+            f'[storage.tortoise]\nurl = "{storage_url}"\n'
+            + "".join(f'[[sources]]\nslug = "{slug}"\nname = "{slug}"\n' for slug in slugs)
+        )
 
     write(["gone", "kept"])
     client = await aiohttp_client(create_app(path))
@@ -172,9 +178,9 @@ async def test_sources_remove_purges_a_removed_source_and_nothing_else(tmp_path,
 
 
 def _long_ago():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime(2000, 1, 1, tzinfo=timezone.utc)
+    return datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def test_a_restarted_serve_counts_from_zero_in_a_metrics_folder_it_was_given(tmp_path):
@@ -186,8 +192,12 @@ def test_a_restarted_serve_counts_from_zero_in_a_metrics_folder_it_was_given(tmp
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
     series = 'scimhost_resource_writes_total{action="create",resource_type="User",source="demo"}'
     for run_number, users in ((1, 3), (2, 2)):
-        process = subprocess.Popen(scimhost("-c", str(config), "serve", "--workers", "2"),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        process = subprocess.Popen(
+            scimhost("-c", str(config), "serve", "--workers", "2"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         try:
             wait_until_up(port, process)
             for i in range(users):

@@ -20,7 +20,7 @@ from scimhost.registry import RegistryError, build_registry
 
 DOCS = Path(__file__).parent.parent / "docs" / "plugin-hooks.md"
 
-APIKEY_PLUGIN = '''
+APIKEY_PLUGIN = """
 import hmac
 from dataclasses import dataclass, field
 
@@ -57,7 +57,7 @@ def register_auth_schemes():
 @hookimpl
 def register_settings():
     return [SettingsTable("apikey", ApiKeySettings, "API keys by source slug")]
-'''
+"""
 
 
 class FakeSite:

@@ -39,9 +39,7 @@ async def test_declared_body_over_the_limit_is_413(aiohttp_client, storage_url, 
     app = create_app(make_config(storage_url, max_body_bytes=2048))
     client = await aiohttp_client(app)
     token = await app[HOST].issue_token("demo")
-    response = await client.post(
-        "/source/scim/demo/v2/Users", data=b"{" + b" " * 4096 + b"}", headers=bearer(token)
-    )
+    response = await client.post("/source/scim/demo/v2/Users", data=b"{" + b" " * 4096 + b"}", headers=bearer(token))
     assert response.status == 413
     body = await response.json(content_type=None)
     assert body["status"] == "413" and "2048" in body["detail"]
@@ -89,7 +87,9 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
 
 def post(url: str, token: str, body: dict, method: str = "POST") -> int:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method=method,
+        url,
+        data=json.dumps(body).encode(),
+        method=method,
         headers={**bearer(token), "Content-Type": "application/scim+json"},
     )
     try:
@@ -158,8 +158,10 @@ def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers)
         group_id = found["Resources"][0]["id"]
 
         def add(user_id: str) -> int:
-            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                    "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]}
+            body = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}],
+            }
             return post(base + f"/Groups/{group_id}", token, body, method="PATCH")
 
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -179,7 +181,9 @@ def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers)
     access = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     statuses = sorted(e["status"] for e in access if e["path"].endswith("ServiceProviderConfig"))
     assert statuses == [200] * 6 + [401]
-    assert {e["source"] for e in access if e["path"].endswith("ServiceProviderConfig") and e["status"] == 200} == {"demo"}
+    assert {e["source"] for e in access if e["path"].endswith("ServiceProviderConfig") and e["status"] == 200} == {
+        "demo"
+    }
 
 
 def test_sigterm_drains_in_flight_requests(tmp_path):
@@ -187,7 +191,7 @@ def test_sigterm_drains_in_flight_requests(tmp_path):
     port = free_port()
     config = tmp_path / "scimhost.toml"
     config.write_text(
-        f'[server]\nport = {port}\n[mappings]\nworkers = 1\ntimeout_seconds = 10.0\nmax_iterations = 1000000000\n'
+        f"[server]\nport = {port}\n[mappings]\nworkers = 1\ntimeout_seconds = 10.0\nmax_iterations = 1000000000\n"
         f'[storage.tortoise]\nurl = "sqlite://./db.sqlite3"\n'
         '[[sources]]\nslug = "demo"\nname = "Demo"\n'
         '[[sources.mappings]]\nname = "slow"\nexpression = "{\'n\': sum(range(60000000))}"\n' + admin_table()

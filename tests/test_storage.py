@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,17 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
     store = backend(storage_url)
     await store.open(migrate=False)
     try:
-        assert await store.pending_migrations() == ["scimhost.0001_initial", "scimhost.0002_resources", "scimhost.0003_attribute_index", "scimhost.0004_directory_record", "scimhost.0005_member_order_index", "scimhost.0006_member_source", "scimhost.0007_event_log", "scimhost.0008_deliveries", "scimhost.0009_token_grace_and_activity"]
+        assert await store.pending_migrations() == [
+            "scimhost.0001_initial",
+            "scimhost.0002_resources",
+            "scimhost.0003_attribute_index",
+            "scimhost.0004_directory_record",
+            "scimhost.0005_member_order_index",
+            "scimhost.0006_member_source",
+            "scimhost.0007_event_log",
+            "scimhost.0008_deliveries",
+            "scimhost.0009_token_grace_and_activity",
+        ]
     finally:
         await store.close()
     await store.open()
@@ -60,7 +70,7 @@ async def test_reopening_keeps_data(storage_url):
     again = backend(storage_url)
     await again.open()
     try:
-        assert await again.token_hashes("demo", now=datetime.now(timezone.utc)) == ("ab" * 32,)
+        assert await again.token_hashes("demo", now=datetime.now(UTC)) == ("ab" * 32,)
         [account] = await again.service_accounts()
         assert account.source == "demo" and account.has_token
         assert account.created.tzinfo is not None
@@ -86,8 +96,8 @@ async def test_service_account_is_created_once(storage_url):
         second = await store.ensure_service_account("demo", "scimhost-source-demo")
         assert first == second
         assert not first.has_token
-        assert await store.token_hashes("demo", now=datetime.now(timezone.utc)) == ()
-        assert await store.token_hashes("nosuch", now=datetime.now(timezone.utc)) == ()
+        assert await store.token_hashes("demo", now=datetime.now(UTC)) == ()
+        assert await store.token_hashes("nosuch", now=datetime.now(UTC)) == ()
         assert [a.source for a in await store.service_accounts()] == ["demo"]
     finally:
         await store.close()
@@ -161,7 +171,7 @@ async def test_sqlite_write_waits_for_another_process_holding_the_lock(tmp_path)
         await asyncio.sleep(0.2)
         assert not write.done()  # waiting for the lock on the writer thread, not failed
         # ... and the loop still serves reads meanwhile.
-        assert await store.token_hashes("demo", now=datetime.now(timezone.utc)) == ()
+        assert await store.token_hashes("demo", now=datetime.now(UTC)) == ()
         other.execute("COMMIT")
         created = await asyncio.wait_for(write, 5)
         assert (await store.get_resource("demo", "User", created.id)).document == {"userName": "waiter"}
@@ -199,7 +209,7 @@ async def test_sqlite_long_reads_leave_the_event_loop(tmp_path, monkeypatch):
             return await original_scan(text, values)
 
         monkeypatch.setattr(store.database, "scan", spy_scan)
-        assert await store.token_hashes("demo", now=datetime.now(timezone.utc)) == ()  # a lookup by key stays on the loop
+        assert await store.token_hashes("demo", now=datetime.now(UTC)) == ()  # a lookup by key stays on the loop
         assert on_threads == []
         long_read = (
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) SELECT COUNT(*) AS n FROM c"
@@ -297,4 +307,4 @@ async def test_memberships_made_before_migration_0006_take_their_groups_source(s
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

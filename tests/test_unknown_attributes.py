@@ -41,8 +41,12 @@ def storage_of(scim: ScimClient):
 
 
 async def test_the_seed_payload_is_stored_whole_and_reaches_the_mappings(aiohttp_client, storage_url):
-    mappings = [{"name": "dept", "expression":
-                 "{'department': urn_scim_schemas_extension_enterprise_2_0['department'], 'kinds': schemas}"}]
+    mappings = [
+        {
+            "name": "dept",
+            "expression": "{'department': urn_scim_schemas_extension_enterprise_2_0['department'], 'kinds': schemas}",
+        }
+    ]
     scim = await source(aiohttp_client, storage_url, mappings=mappings)
     created = await scim.json("POST", "/Users", SEED_PAYLOAD, expect=201)
     assert created["urn:scim:schemas:extension:enterprise:2.0"] == {"department": ""}
@@ -55,36 +59,51 @@ async def test_the_seed_payload_is_stored_whole_and_reaches_the_mappings(aiohttp
     assert record["department"] == ""
     assert record["attributes"]["urn:scim:schemas:extension:enterprise:2.0"] == {"department": ""}
     # A value that says something, through PATCH of the kept object's sub-attribute.
-    await scim.json("PATCH", f"/Users/{created['id']}", patch_op(
-        {"op": "replace", "path": "urn:scim:schemas:extension:enterprise:2.0:department", "value": "Sales"}))
+    await scim.json(
+        "PATCH",
+        f"/Users/{created['id']}",
+        patch_op({"op": "replace", "path": "urn:scim:schemas:extension:enterprise:2.0:department", "value": "Sales"}),
+    )
     record = await storage_of(scim).get_record("demo", "User", created["id"])
     assert record["department"] == "Sales"
 
 
 async def test_an_entra_custom_extension_is_kept_patched_and_mapped(aiohttp_client, storage_url):
     variable = "urn_ietf_params_scim_schemas_extension_CustomExtensionName_2_0_User"
-    scim = await source(aiohttp_client, storage_url, mappings=[
-        {"name": "cost", "expression": f"{{'cost_center': ({variable} or {{}}).get('costCenter')}}"}])
-    created = await scim.json("POST", "/Users", {"userName": "entra", ENTRA: {"costCenter": "CC-1", "badge": "7"}}, expect=201)
+    scim = await source(
+        aiohttp_client,
+        storage_url,
+        mappings=[{"name": "cost", "expression": f"{{'cost_center': ({variable} or {{}}).get('costCenter')}}"}],
+    )
+    created = await scim.json(
+        "POST", "/Users", {"userName": "entra", ENTRA: {"costCenter": "CC-1", "badge": "7"}}, expect=201
+    )
     assert created[ENTRA] == {"costCenter": "CC-1", "badge": "7"} and ENTRA in created["schemas"]
     # Entra's PATCH: the URN-qualified path of one attribute of the extension.
-    patched = await scim.json("PATCH", f"/Users/{created['id']}", patch_op(
-        {"op": "Replace", "path": f"{ENTRA}:costCenter", "value": "CC-2"}))
+    patched = await scim.json(
+        "PATCH", f"/Users/{created['id']}", patch_op({"op": "Replace", "path": f"{ENTRA}:costCenter", "value": "CC-2"})
+    )
     assert patched[ENTRA] == {"costCenter": "CC-2", "badge": "7"}
     record = await storage_of(scim).get_record("demo", "User", created["id"])
     assert record["cost_center"] == "CC-2"
     # Path-less, as Entra also sends it: the URN-qualified key of one attribute.
-    patched = await scim.json("PATCH", f"/Users/{created['id']}", patch_op(
-        {"op": "Add", "value": {f"{ENTRA}:costCenter": "CC-3"}}))
+    patched = await scim.json(
+        "PATCH", f"/Users/{created['id']}", patch_op({"op": "Add", "value": {f"{ENTRA}:costCenter": "CC-3"}})
+    )
     assert patched[ENTRA] == {"costCenter": "CC-3", "badge": "7"}
     patched = await scim.json("PATCH", f"/Users/{created['id']}", patch_op({"op": "remove", "path": f"{ENTRA}:badge"}))
     assert patched[ENTRA] == {"costCenter": "CC-3"}
 
 
 async def test_an_okta_custom_urn_is_kept_replaced_by_put_and_removed(aiohttp_client, storage_url):
-    scim = await source(aiohttp_client, storage_url, mappings=[
-        {"name": "okta", "expression": "{'tier': (urn_okta_custom_user_1_0 or {}).get('tier')}"}])
-    created = await scim.json("POST", "/Users", {"userName": "okta", OKTA: {"tier": "gold"}, "nickname2": "x"}, expect=201)
+    scim = await source(
+        aiohttp_client,
+        storage_url,
+        mappings=[{"name": "okta", "expression": "{'tier': (urn_okta_custom_user_1_0 or {}).get('tier')}"}],
+    )
+    created = await scim.json(
+        "POST", "/Users", {"userName": "okta", OKTA: {"tier": "gold"}, "nickname2": "x"}, expect=201
+    )
     assert created[OKTA] == {"tier": "gold"} and created["nickname2"] == "x"
     assert (await storage_of(scim).get_record("demo", "User", created["id"]))["tier"] == "gold"
     replaced = await scim.json("PUT", f"/Users/{created['id']}", {"userName": "okta", OKTA: {"tier": "silver"}})
@@ -146,10 +165,16 @@ async def test_mistakes_about_declared_schemas_are_not_kept(aiohttp_client, stor
     """`name.nosuch` or an unknown attribute of a declared extension is not new data."""
     scim = await source(aiohttp_client, storage_url)
     enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-    created = await scim.json("POST", "/Users", {"userName": "m", f"{enterprise}:nosuch": "x",
-                                                 f"{enterprise}:department": "Sales"}, expect=201)
+    created = await scim.json(
+        "POST",
+        "/Users",
+        {"userName": "m", f"{enterprise}:nosuch": "x", f"{enterprise}:department": "Sales"},
+        expect=201,
+    )
     assert f"{enterprise}:nosuch" not in created and created[enterprise] == {"department": "Sales"}
-    response = await scim.request("PATCH", f"/Users/{created['id']}", patch_op({"op": "add", "path": "name.nosuch", "value": 1}))
+    response = await scim.request(
+        "PATCH", f"/Users/{created['id']}", patch_op({"op": "add", "path": "name.nosuch", "value": 1})
+    )
     assert response.status == 400
 
 
@@ -164,9 +189,17 @@ def test_unknown_attributes_setting_is_checked(tmp_path):
 
 async def test_a_name_the_document_lacks_is_none_declared_or_not(aiohttp_client, storage_url):
     """A mapping written for optional attributes never fails a write because a client omits them."""
-    scim = await source(aiohttp_client, storage_url, mappings=[
-        {"name": "optional", "expression": "{'title': title, 'tier': urn_okta_custom_user_1_0, "
-                                           "'n': len([x for x in (emails or [])])}"}])
+    scim = await source(
+        aiohttp_client,
+        storage_url,
+        mappings=[
+            {
+                "name": "optional",
+                "expression": "{'title': title, 'tier': urn_okta_custom_user_1_0, "
+                "'n': len([x for x in (emails or [])])}",
+            }
+        ],
+    )
     user = await scim.create_user("bare")
     record = await storage_of(scim).get_record("demo", "User", user["id"])
     assert (record["title"], record["tier"], record["n"]) == (None, None, 0)
@@ -190,19 +223,41 @@ def test_mappings_test_and_variables_see_the_seed_payloads_extension(tmp_path, c
 
     from scimhost.cli import main
 
-    config = cli_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3",
-                        "{'department': urn_scim_schemas_extension_enterprise_2_0['department']}")
+    config = cli_config(
+        tmp_path,
+        f"sqlite://{tmp_path}/db.sqlite3",
+        "{'department': urn_scim_schemas_extension_enterprise_2_0['department']}",
+    )
     payload = tmp_path / "seed.json"
-    payload.write_text(json.dumps({**SEED_PAYLOAD, "urn:scim:schemas:extension:enterprise:2.0": {"department": "Sales"}}))
+    payload.write_text(
+        json.dumps({**SEED_PAYLOAD, "urn:scim:schemas:extension:enterprise:2.0": {"department": "Sales"}})
+    )
     assert main(["-c", config, "mappings", "test", "demo", "--input", str(payload), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["department"] == "Sales"
     # The command every user of the feature tries first: the extension object is a dict, merged in.
-    assert main(["-c", config, "mappings", "test", "demo", "--input", str(payload), "--json",
-                 "--expression", "urn_scim_schemas_extension_enterprise_2_0"]) == 0
+    assert (
+        main(
+            [
+                "-c",
+                config,
+                "mappings",
+                "test",
+                "demo",
+                "--input",
+                str(payload),
+                "--json",
+                "--expression",
+                "urn_scim_schemas_extension_enterprise_2_0",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["department"] == "Sales"
     assert main(["-c", config, "mappings", "variables", "demo", "--input", str(payload)]) == 0
     out = capsys.readouterr().out
-    assert "urn_scim_schemas_extension_enterprise_2_0 urn:scim:schemas:extension:enterprise:2.0" in " ".join(out.split())
+    assert "urn_scim_schemas_extension_enterprise_2_0 urn:scim:schemas:extension:enterprise:2.0" in " ".join(
+        out.split()
+    )
     assert main(["-c", config, "mappings", "variables", "demo"]) == 0
     assert "urn_scim_schemas_extension_enterprise_2_0" not in capsys.readouterr().out
 
@@ -210,7 +265,9 @@ def test_mappings_test_and_variables_see_the_seed_payloads_extension(tmp_path, c
 def test_check_warns_about_names_no_declared_schema_defines(tmp_path, capsys):
     from scimhost.cli import main
 
-    config = cli_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3", "{'n': usrName, 'm': userName, 'l': len(emails or [])}")
+    config = cli_config(
+        tmp_path, f"sqlite://{tmp_path}/db.sqlite3", "{'n': usrName, 'm': userName, 'l': len(emails or [])}"
+    )
     assert main(["-c", config, "migrate"]) == 0
     assert main(["-c", config, "check"]) == 0
     err = capsys.readouterr().err
@@ -224,7 +281,9 @@ async def test_records_show_and_list(tmp_path, storage_url, capsys, aiohttp_clie
 
     from scimhost.cli import main
 
-    config = cli_config(tmp_path, storage_url, "{'department': (urn_scim_schemas_extension_enterprise_2_0 or {}).get('department')}")
+    config = cli_config(
+        tmp_path, storage_url, "{'department': (urn_scim_schemas_extension_enterprise_2_0 or {}).get('department')}"
+    )
     app = create_app(tmp_path / "scimhost.toml")
     client = await aiohttp_client(app)
     scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
@@ -232,18 +291,26 @@ async def test_records_show_and_list(tmp_path, storage_url, capsys, aiohttp_clie
     for i in range(3):
         await scim.create_user(f"user{i}", **{"urn:scim:schemas:extension:enterprise:2.0": {"department": f"D{i}"}})
 
-    assert await asyncio.to_thread(main, ["-c", config, "records", "show", "demo", "User", created["id"], "--json"]) == 0
+    assert (
+        await asyncio.to_thread(main, ["-c", config, "records", "show", "demo", "User", created["id"], "--json"]) == 0
+    )
     record = json.loads(capsys.readouterr().out)
     assert record["username"] == "foo.bar" and record["department"] == ""
     assert record["attributes"]["urn:scim:schemas:extension:enterprise:2.0"] == {"department": ""}
     assert await asyncio.to_thread(main, ["-c", config, "records", "show", "demo", "Group", created["id"]]) == 1
     assert "no record" in capsys.readouterr().err
 
-    assert await asyncio.to_thread(main, ["-c", config, "records", "list", "demo", "User", "--json",
-                                          "--filter", 'userName sw "user"']) == 0
+    assert (
+        await asyncio.to_thread(
+            main, ["-c", config, "records", "list", "demo", "User", "--json", "--filter", 'userName sw "user"']
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["record"]["department"] for line in lines] == ["D0", "D1", "D2"]
     assert await asyncio.to_thread(main, ["-c", config, "records", "list", "demo", "User"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
-    assert await asyncio.to_thread(main, ["-c", config, "records", "list", "demo", "User", "--filter", "userName zz"]) == 1
+    assert (
+        await asyncio.to_thread(main, ["-c", config, "records", "list", "demo", "User", "--filter", "userName zz"]) == 1
+    )
     assert capsys.readouterr().err.startswith("error: ")

@@ -100,7 +100,9 @@ async def test_resources_of_one_source_are_invisible_to_another(scim, client, is
     user = await scim.create_user("mine")
     await other.json("GET", f"/Users/{user['id']}", expect=404)
     await other.json("DELETE", f"/Users/{user['id']}", expect=404)
-    await other.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "x"}), expect=404)
+    await other.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "x"}), expect=404
+    )
     assert (await scim.json("GET", f"/Users/{user['id']}"))["userName"] == "mine"
 
 
@@ -176,7 +178,7 @@ async def test_patch_that_fails_midway_changes_nothing(scim):
     "operation, scim_type",
     [
         ({"op": "remove"}, "noTarget"),
-        ({"op": "replace", "path": "emails[type eq \"home\"]"}, "invalidValue"),
+        ({"op": "replace", "path": 'emails[type eq "home"]'}, "invalidValue"),
         ({"op": "replace", "path": "id", "value": "other-id"}, "mutability"),
         ({"op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z"}, "mutability"),
         ({"op": "replace", "path": "emails[type eq]", "value": "x"}, "invalidFilter"),
@@ -184,7 +186,14 @@ async def test_patch_that_fails_midway_changes_nothing(scim):
         ({"op": "remove", "path": 'emails[type eq "home"]'}, "noTarget"),
         ({"op": "move", "path": "title", "value": "x"}, "invalidSyntax"),
         ({"op": "replace", "path": "active", "value": "maybe"}, "invalidValue"),
-        ({"op": "replace", "path": "emails", "value": [{"value": "a", "primary": True}, {"value": "b", "primary": True}]}, "invalidValue"),
+        (
+            {
+                "op": "replace",
+                "path": "emails",
+                "value": [{"value": "a", "primary": True}, {"value": "b", "primary": True}],
+            },
+            "invalidValue",
+        ),
         ({"op": "replace", "path": "groups", "value": []}, "mutability"),
     ],
 )
@@ -197,7 +206,9 @@ async def test_patch_errors_have_the_rfc_scim_type(scim, operation, scim_type):
 
 async def test_patch_echoing_the_unchanged_id_is_accepted(scim):
     user = await scim.create_user("bjensen")
-    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "id", "value": user["id"]}))
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "id", "value": user["id"]})
+    )
     assert patched["meta"]["version"] == user["meta"]["version"]  # nothing changed: no new version
 
 
@@ -211,7 +222,9 @@ async def test_etags_if_match_and_if_none_match(scim):
     stale = {"If-Match": 'W/"7"'}
     body = await scim.json("PUT", f"/Users/{uid}", {"userName": "x"}, headers=stale, expect=412)
     assert body["status"] == "412"
-    await scim.json("PATCH", f"/Users/{uid}", patch_op({"op": "add", "path": "title", "value": "t"}), headers=stale, expect=412)
+    await scim.json(
+        "PATCH", f"/Users/{uid}", patch_op({"op": "add", "path": "title", "value": "t"}), headers=stale, expect=412
+    )
     await scim.json("DELETE", f"/Users/{uid}", headers=stale, expect=412)
     assert await scim.json("GET", f"/Users/{uid}") == user
 
@@ -238,8 +251,12 @@ async def test_manager_as_bare_string_is_returned_as_object(scim):
 
 
 async def test_projection_attributes_and_excluded(scim):
-    user = await scim.create_user("bjensen", name={"givenName": "B", "familyName": "J"}, title="T",
-                                  **{ENTERPRISE: {"department": "D", "costCenter": "C"}})
+    user = await scim.create_user(
+        "bjensen",
+        name={"givenName": "B", "familyName": "J"},
+        title="T",
+        **{ENTERPRISE: {"department": "D", "costCenter": "C"}},
+    )
     uid = user["id"]
     some = await scim.json("GET", f"/Users/{uid}?attributes=name.givenName,{ENTERPRISE}:department")
     assert set(some) == {"schemas", "id", "name", ENTERPRISE}
@@ -266,13 +283,24 @@ async def test_replacing_a_complex_attribute_keeps_sub_attributes_not_given(scim
     """RFC 7644 §3.5.2.3: replace of a complex attribute changes only the sub-attributes given,
     by path, path-less, and in an extension object."""
     enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-    user = await scim.create_user("merge", name={"givenName": "Barbara", "familyName": "Jensen"},
-                                  **{enterprise: {"department": "Sales", "costCenter": "CC1"}})
-    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "path": "name", "value": {"givenName": "qwer"}}))
+    user = await scim.create_user(
+        "merge",
+        name={"givenName": "Barbara", "familyName": "Jensen"},
+        **{enterprise: {"department": "Sales", "costCenter": "CC1"}},
+    )
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": op, "path": "name", "value": {"givenName": "qwer"}})
+    )
     assert patched["name"] == {"givenName": "qwer", "familyName": "Jensen"}
-    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "value": {"name": {"familyName": "J"}}}))
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": op, "value": {"name": {"familyName": "J"}}})
+    )
     assert patched["name"] == {"givenName": "qwer", "familyName": "J"}
-    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "path": enterprise, "value": {"department": "Ops"}}))
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": op, "path": enterprise, "value": {"department": "Ops"}})
+    )
     assert patched[enterprise] == {"department": "Ops", "costCenter": "CC1"}
-    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "value": {enterprise: {"costCenter": "CC2"}}}))
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": op, "value": {enterprise: {"costCenter": "CC2"}}})
+    )
     assert patched[enterprise] == {"department": "Ops", "costCenter": "CC2"}

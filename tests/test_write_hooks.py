@@ -51,7 +51,9 @@ async def test_write_hooks(aiohttp_client, storage_url, caplog):
     assert (await scim.json("GET", "/Users"))["totalResults"] == 0
 
     user = await scim.create_user("x")
-    await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "add", "path": "title", "value": "forbidden"}), expect=400)
+    await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "add", "path": "title", "value": "forbidden"}), expect=400
+    )
     await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "add", "path": "title", "value": "fine"}))
     await scim.json("DELETE", f"/Users/{user['id']}", expect=204)
     assert events == [("create", "User", 'W/"1"'), ("patch", "User", 'W/"2"'), ("delete", "User", None)]

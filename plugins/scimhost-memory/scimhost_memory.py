@@ -14,7 +14,7 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,9 +22,9 @@ from scimhost.hookspecs import hookimpl
 from scimhost.scim.query import IndexEntry, ResourceQuery, SortKey
 from scimhost.scim.query_eval import Candidate, matches
 from scimhost.storage.backend import (
-    KEEP,
     ClaimedDelivery,
     EventDraft,
+    Keep,
     MemberChange,
     ResourceNotFound,
     ResourcePage,
@@ -77,7 +77,7 @@ class _Delivery:
     key: str
     state: str = "pending"
     attempts: int = 0
-    next_attempt: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    next_attempt: datetime = field(default_factory=lambda: datetime.now(UTC))
     lease_until: datetime | None = None
     last_status: int | None = None
     last_error: str | None = None
@@ -161,8 +161,14 @@ class MemoryBackend(StorageBackend):
     # --- per-source activity -------------------------------------------------------------------
 
     async def record_activity(
-        self, source: str, minute: datetime, *, requests: int, errors: int,
-        last_error_at: datetime | None = None, last_error: str | None = None,
+        self,
+        source: str,
+        minute: datetime,
+        *,
+        requests: int,
+        errors: int,
+        last_error_at: datetime | None = None,
+        last_error: str | None = None,
     ) -> None:
         row = self._activity.setdefault((source, minute), [0, 0, None, None])
         row[0] += requests
@@ -176,9 +182,11 @@ class MemoryBackend(StorageBackend):
         errors = [row for _, row in rows if row[2] is not None]
         last_error = max(errors, key=lambda row: row[2]) if errors else None
         return SourceActivity(
-            requests=sum(row[0] for row in recent), errors=sum(row[1] for row in recent),
+            requests=sum(row[0] for row in recent),
+            errors=sum(row[1] for row in recent),
             last_request=max((minute for minute, _ in rows), default=None),
-            last_error_at=last_error[2] if last_error else None, last_error=last_error[3] if last_error else None,
+            last_error_at=last_error[2] if last_error else None,
+            last_error=last_error[3] if last_error else None,
         )
 
     async def prune_activity(self, *, before: datetime) -> int:
@@ -192,33 +200,36 @@ class MemoryBackend(StorageBackend):
         for key in [k for k in self._resources if k[0] == source]:
             kind = {"User": "users", "Group": "groups"}.get(self._resources.pop(key).type, "other resources")
             deleted[kind] += 1
-        for store in (self._unique, self._members):
-            for key in [k for k in store if k[0] == source]:
-                del store[key]
+        self._unique = {k: v for k, v in self._unique.items() if k[0] != source}
+        self._members = {k: v for k, v in self._members.items() if k[0] != source}
         seqs = {seq for seq, event in self._events.items() if event.source == source}
         deleted["deliveries"] = len([k for k in self._deliveries if k[1] in seqs])
         self._deliveries = {k: d for k, d in self._deliveries.items() if k[1] not in seqs}
         deleted["events"] = len(seqs)
         self._events = {seq: e for seq, e in self._events.items() if seq not in seqs}
-        activity = [k for k in self._activity if k[0] == source]
-        for key in activity:
-            del self._activity[key]
-        deleted["activity rows"] = len(activity)
+        activity = {k: v for k, v in self._activity.items() if k[0] != source}
+        deleted["activity rows"] = len(self._activity) - len(activity)
+        self._activity = activity
         deleted["service accounts"] = 1 if self._accounts.pop(source, None) else 0
         return deleted
 
     # --- resources -------------------------------------------------------------------------------
 
     async def create_resource(
-        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = (),
-        *, event: EventDraft | None = None,
+        self,
+        source: str,
+        resource_type: str,
+        write: ResourceWrite,
+        members: Sequence[str] = (),
+        *,
+        event: EventDraft | None = None,
     ) -> StoredResource:
         resource_id = str(uuid.uuid4())
         # Check everything first, then change: a refused write leaves no trace.
         self._check_unique(source, resource_type, resource_id, write.unique_values)
         self._check_members(source, resource_id, members)
         now = _now()
-        password = None if write.password_hash is KEEP else write.password_hash
+        password = None if isinstance(write.password_hash, Keep) else write.password_hash
         resource = _Resource(resource_id, source, resource_type, copy.deepcopy(write), password, 1, now, now)
         self._resources[(source, resource_id)] = resource
         self._set_unique(source, resource_type, resource_id, write.unique_values)
@@ -234,7 +245,9 @@ class MemoryBackend(StorageBackend):
         resource = self._find(source, resource_type, resource_id)
         return self._stored(resource, members=members, groups=groups) if resource else None
 
-    async def iter_members(self, source: str, group_id: str, *, batch: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+    async def iter_members(
+        self, source: str, group_id: str, *, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         rows = self._member_rows(source, group_id)
         for start in range(0, len(rows), batch):
             yield rows[start : start + batch]
@@ -244,8 +257,15 @@ class MemoryBackend(StorageBackend):
         return copy.deepcopy(resource.write.record) if resource else None
 
     async def update_resource(
-        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None,
-        write: ResourceWrite | None, member_changes: Sequence[MemberChange] = (), event: EventDraft | None = None,
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        expected_version: int | None,
+        write: ResourceWrite | None,
+        member_changes: Sequence[MemberChange] = (),
+        event: EventDraft | None = None,
     ) -> StoredResource:
         resource = self._found(source, resource_type, resource_id, expected_version)
         if write is not None:
@@ -257,7 +277,7 @@ class MemoryBackend(StorageBackend):
         if write is not None:
             self._clear_unique(source, resource_type, resource_id)
             self._set_unique(source, resource_type, resource_id, write.unique_values)
-            password = resource.password_hash if write.password_hash is KEEP else write.password_hash
+            password = resource.password_hash if isinstance(write.password_hash, Keep) else write.password_hash
             resource.write, resource.password_hash = copy.deepcopy(write), password
         self._apply_members(source, resource_id, member_changes)
         resource.version += 1
@@ -267,7 +287,12 @@ class MemoryBackend(StorageBackend):
         return self._stored(resource, members=False, groups=True)
 
     async def delete_resource(
-        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None,
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        expected_version: int | None = None,
         event: EventDraft | None = None,
     ) -> None:
         resource = self._found(source, resource_type, resource_id, expected_version)
@@ -288,11 +313,12 @@ class MemoryBackend(StorageBackend):
         total = len(found)
         if query.count <= 0:
             return ResourcePage(total, [])
-        if query.sort is not None:
+        sort = query.sort
+        if sort is not None:
             found.sort(key=lambda r: (r.created, r.id))
-            present = [r for r in found if self._sort_value(r, query.sort) is not None]
-            absent = [r for r in found if self._sort_value(r, query.sort) is None]
-            present.sort(key=lambda r: self._sort_value(r, query.sort), reverse=query.sort.descending)
+            present = [r for r in found if self._sort_value(r, sort) is not None]
+            absent = [r for r in found if self._sort_value(r, sort) is None]
+            present.sort(key=lambda r: self._sort_value(r, sort), reverse=sort.descending)
             found = present + absent  # stable sorts: ties keep creation order
         else:
             found.sort(key=lambda r: (r.created, r.id))
@@ -302,8 +328,9 @@ class MemoryBackend(StorageBackend):
 
         if query.after is not None:
             following = [r for r in found if (r.created, r.id) > query.after]
-            return ResourcePage(total, page(following[: query.count]), more_after=len(following) > query.count,
-                                more_before=True)
+            return ResourcePage(
+                total, page(following[: query.count]), more_after=len(following) > query.count, more_before=True
+            )
         if query.before is not None:
             preceding = [r for r in found if (r.created, r.id) < query.before]
             shown = preceding[-query.count :]
@@ -316,22 +343,35 @@ class MemoryBackend(StorageBackend):
     # --- the event log -------------------------------------------------------------------------
 
     async def list_events(
-        self, source: str, *, resource_type: str | None = None, resource_id: str | None = None,
-        since: datetime | None = None, after_seq: int | None = None, before_seq: int | None = None,
-        newest_first: bool = False, limit: int = 100,
+        self,
+        source: str,
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: datetime | None = None,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
+        limit: int = 100,
     ) -> list[StoredEvent]:
         chosen = [
-            e for e in self._events.values()
-            if e.source == source and (resource_type is None or e.resource_type == resource_type)
-            and (resource_id is None or e.resource_id == resource_id) and (since is None or e.created >= since)
-            and (after_seq is None or e.seq > after_seq) and (before_seq is None or e.seq < before_seq)
+            e
+            for e in self._events.values()
+            if e.source == source
+            and (resource_type is None or e.resource_type == resource_type)
+            and (resource_id is None or e.resource_id == resource_id)
+            and (since is None or e.created >= since)
+            and (after_seq is None or e.seq > after_seq)
+            and (before_seq is None or e.seq < before_seq)
         ]
         chosen.sort(key=lambda e: e.seq, reverse=newest_first)
         return chosen[: max(limit, 0)]
 
     async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:
         for event in self._events.values():
-            if event.source == source and (event.seq == event_id if isinstance(event_id, int) else event.id == event_id):
+            if event.source == source and (
+                event.seq == event_id if isinstance(event_id, int) else event.id == event_id
+            ):
                 return event
         return None
 
@@ -348,7 +388,8 @@ class MemoryBackend(StorageBackend):
     async def claim_deliveries(
         self, sink: str, *, now: datetime, limit: int, lease_seconds: float
     ) -> list[ClaimedDelivery]:
-        claimed, seen_keys = [], set()
+        claimed: list[ClaimedDelivery] = []
+        seen_keys: set[str] = set()
         for (name, seq), delivery in sorted(self._deliveries.items(), key=lambda item: item[0][1]):
             if name != sink or delivery.state not in UNFINISHED or len(claimed) >= limit:
                 continue
@@ -366,8 +407,15 @@ class MemoryBackend(StorageBackend):
         return claimed
 
     async def finish_delivery(
-        self, sink: str, event_seq: int, *, state: Literal["done", "pending", "dead"], now: datetime,
-        next_attempt: datetime | None = None, status: int | None = None, error: str | None = None,
+        self,
+        sink: str,
+        event_seq: int,
+        *,
+        state: Literal["done", "pending", "dead"],
+        now: datetime,
+        next_attempt: datetime | None = None,
+        status: int | None = None,
+        error: str | None = None,
     ) -> None:
         delivery = self._deliveries.get((sink, event_seq))
         if delivery is None:
@@ -381,9 +429,16 @@ class MemoryBackend(StorageBackend):
 
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
         return [
-            {"sink": sink, "state": d.state, "attempts": d.attempts, "last_status": d.last_status,
-             "last_error": d.last_error, "done_at": d.done_at}
-            for (sink, seq), d in sorted(self._deliveries.items()) if seq == event_seq and d.source == source
+            {
+                "sink": sink,
+                "state": d.state,
+                "attempts": d.attempts,
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "done_at": d.done_at,
+            }
+            for (sink, seq), d in sorted(self._deliveries.items())
+            if seq == event_seq and d.source == source
         ]
 
     async def reclaim_inflight(self, sink: str, *, now: datetime) -> int:
@@ -393,12 +448,20 @@ class MemoryBackend(StorageBackend):
         return len(inflight)
 
     async def requeue_deliveries(
-        self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        states: Sequence[str],
+        since: datetime | None = None,
         seqs: Sequence[int] | None = None,
     ) -> int:
         chosen = [
-            d for (name, seq), d in self._deliveries.items()
-            if name == sink and d.state in states and (since is None or self._events[seq].created >= since)
+            d
+            for (name, seq), d in self._deliveries.items()
+            if name == sink
+            and d.state in states
+            and (since is None or self._events[seq].created >= since)
             and (seqs is None or seq in seqs)
         ]
         for delivery in chosen:
@@ -411,9 +474,14 @@ class MemoryBackend(StorageBackend):
         unfinished = [self._events[seq].created for seq, d in mine if d.state in UNFINISHED]
         errors = [d.last_error for _, d in mine if d.last_error is not None]
         return SinkStats(
-            sink=sink, pending=states.count("pending"), inflight=states.count("inflight"), dead=states.count("dead"),
-            done=states.count("done"), oldest_pending=min(unfinished, default=None),
-            last_error=errors[-1] if errors else None, paused=sink in self._paused,
+            sink=sink,
+            pending=states.count("pending"),
+            inflight=states.count("inflight"),
+            dead=states.count("dead"),
+            done=states.count("done"),
+            oldest_pending=min(unfinished, default=None),
+            last_error=errors[-1] if errors else None,
+            paused=sink in self._paused,
             paused_reason=self._paused.get(sink),
         )
 
@@ -465,7 +533,9 @@ class MemoryBackend(StorageBackend):
             self._unique[(source, resource_type, attribute, value)] = resource_id
 
     def _clear_unique(self, source: str, resource_type: str, resource_id: str) -> None:
-        for key in [k for k, holder in self._unique.items() if holder == resource_id and k[:2] == (source, resource_type)]:
+        for key in [
+            k for k, holder in self._unique.items() if holder == resource_id and k[:2] == (source, resource_type)
+        ]:
             del self._unique[key]
 
     def _check_members(self, source: str, group_id: str, ids: Sequence[str]) -> None:
@@ -491,22 +561,32 @@ class MemoryBackend(StorageBackend):
 
     def _member_rows(self, source: str, group_id: str) -> list[dict[str, Any]]:
         rows = sorted(self._members.get((source, group_id), {}).items(), key=lambda item: item[1][0])
-        return [_without_none({"value": member, "type": member_type,
-                               "display": self._resources[(source, member)].write.display})
-                for member, (_, member_type) in rows]
+        return [
+            _without_none(
+                {"value": member, "type": member_type, "display": self._resources[(source, member)].write.display}
+            )
+            for member, (_, member_type) in rows
+        ]
 
     def _group_rows(self, source: str, member_id: str) -> list[dict[str, Any]]:
         rows = sorted(
-            (rows[member_id][0], group_id) for (s, group_id), rows in self._members.items()
+            (rows[member_id][0], group_id)
+            for (s, group_id), rows in self._members.items()
             if s == source and member_id in rows
         )
-        return [_without_none({"value": group_id, "display": self._resources[(source, group_id)].write.display})
-                for _, group_id in rows]
+        return [
+            _without_none({"value": group_id, "display": self._resources[(source, group_id)].write.display})
+            for _, group_id in rows
+        ]
 
     def _stored(self, resource: _Resource, *, members: bool, groups: bool) -> StoredResource:
         return StoredResource(
-            resource.id, resource.type, copy.deepcopy(resource.write.document), resource.version,
-            resource.created, resource.last_modified,
+            resource.id,
+            resource.type,
+            copy.deepcopy(resource.write.document),
+            resource.version,
+            resource.created,
+            resource.last_modified,
             members=self._member_rows(resource.source, resource.id) if members else None,
             groups=self._group_rows(resource.source, resource.id) if groups else None,
         )
@@ -514,8 +594,11 @@ class MemoryBackend(StorageBackend):
     def _candidate(self, resource: _Resource) -> Candidate:
         rows = self._members.get((resource.source, resource.id), {})
         return Candidate(
-            id=resource.id, created=resource.created, last_modified=resource.last_modified,
-            entries=resource.write.index, members=[(m, t) for m, (_, t) in rows.items()],
+            id=resource.id,
+            created=resource.created,
+            last_modified=resource.last_modified,
+            entries=resource.write.index,
+            members=[(m, t) for m, (_, t) in rows.items()],
             groups=[g["value"] for g in self._group_rows(resource.source, resource.id)],
         )
 
@@ -536,18 +619,29 @@ class MemoryBackend(StorageBackend):
     def _record_event(self, resource: _Resource, draft: EventDraft, now: datetime, *, deleted: bool = False) -> None:
         seq = next(self._seqs)
         self._events[seq] = StoredEvent(
-            seq=seq, id=f"evt_{uuid.uuid4().hex}", created=now, source=resource.source,
-            resource_type=resource.type, resource_id=resource.id, external_id=resource.write.external_id,
-            action=draft.action, version=None if deleted else resource.version, actor=copy.deepcopy(draft.actor),
-            changed=copy.deepcopy(draft.changed), members=copy.deepcopy(draft.members),
-            resource=copy.deepcopy(draft.resource), record=copy.deepcopy(draft.record),
+            seq=seq,
+            id=f"evt_{uuid.uuid4().hex}",
+            created=now,
+            source=resource.source,
+            resource_type=resource.type,
+            resource_id=resource.id,
+            external_id=resource.write.external_id,
+            action=draft.action,
+            version=None if deleted else resource.version,
+            actor=copy.deepcopy(draft.actor),
+            changed=copy.deepcopy(draft.changed),
+            members=copy.deepcopy(draft.members),
+            resource=copy.deepcopy(draft.resource),
+            record=copy.deepcopy(draft.record),
         )
         for sink in draft.sinks:
-            self._deliveries[(sink, seq)] = _Delivery(resource.source, f"{resource.type}/{resource.id}", next_attempt=now)
+            self._deliveries[(sink, seq)] = _Delivery(
+                resource.source, f"{resource.type}/{resource.id}", next_attempt=now
+            )
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _without_none(item: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import nats
 import orjson
+from nats.aio.client import Client
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -56,7 +57,7 @@ class NatsSink(EventSink):
     settings_type = NatsSettings
 
     async def start(self) -> None:
-        self._connection = None
+        self._connection: Client | None = None
         self._lock = asyncio.Lock()
 
     async def close(self) -> None:
@@ -71,19 +72,29 @@ class NatsSink(EventSink):
                 # A few reconnect attempts only: a connection that gives up closes, and the next
                 # delivery connects afresh (an unbounded count would also retry the first
                 # connect forever, holding the deliveries instead of answering "retry").
-                connection = await asyncio.wait_for(nats.connect(
-                    servers=list(self.options.servers), connect_timeout=self.options.timeout_seconds,
-                    allow_reconnect=True, max_reconnect_attempts=3, reconnect_time_wait=0.5,
-                ), self.options.timeout_seconds * 2)
+                connection = await asyncio.wait_for(
+                    nats.connect(
+                        servers=list(self.options.servers),
+                        connect_timeout=self.options.timeout_seconds,
+                        allow_reconnect=True,
+                        max_reconnect_attempts=3,
+                        reconnect_time_wait=0.5,
+                    ),
+                    self.options.timeout_seconds * 2,
+                )
                 jetstream = connection.jetstream(timeout=self.options.timeout_seconds)
                 if self.options.create_stream:
                     try:
                         await jetstream.stream_info(self.options.stream)
                     except NotFoundError:
-                        await jetstream.add_stream(StreamConfig(
-                            name=self.options.stream, subjects=[self.options.subjects], storage=StorageType.FILE,
-                            duplicate_window=self.options.duplicate_window_seconds,
-                        ))
+                        await jetstream.add_stream(
+                            StreamConfig(
+                                name=self.options.stream,
+                                subjects=[self.options.subjects],
+                                storage=StorageType.FILE,
+                                duplicate_window=self.options.duplicate_window_seconds,
+                            )
+                        )
                 self._connection, self._js = connection, jetstream
             return self._js
 
@@ -100,12 +111,18 @@ class NatsSink(EventSink):
     async def _publish(self, jetstream, envelope: dict[str, Any]) -> Outcome:
         data = envelope["data"]
         subject = self.options.subject.format(  # (a `scimhost webhooks test` ping has no resource)
-            source=data.get("source") or "none", resource_type=(data.get("resourceType") or "none").lower(),
-            action=data.get("action") or "none", resource_id=data.get("resourceId") or "none",
+            source=data.get("source") or "none",
+            resource_type=(data.get("resourceType") or "none").lower(),
+            action=data.get("action") or "none",
+            resource_id=data.get("resourceId") or "none",
         )
         try:
-            ack = await jetstream.publish(subject, orjson.dumps(envelope), headers={"Nats-Msg-Id": data["id"]},
-                                          timeout=self.options.timeout_seconds)
+            ack = await jetstream.publish(
+                subject,
+                orjson.dumps(envelope),
+                headers={"Nats-Msg-Id": data["id"]},
+                timeout=self.options.timeout_seconds,
+            )
         except Exception as exc:  # no ack: it may or may not be stored; the retry dedups
             return Outcome.retry(f"no JetStream acknowledgement: {type(exc).__name__}: {exc}")
         return Outcome.delivered(None) if ack.stream else Outcome.retry("an acknowledgement without a stream")

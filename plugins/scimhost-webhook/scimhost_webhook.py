@@ -10,7 +10,7 @@ import hmac
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,7 +56,7 @@ def decode_secret(value: str, name: str) -> bytes:
     if not value.startswith(SECRET_PREFIX):
         raise ValueError(f"secret_env: {name} must hold a secret starting with {SECRET_PREFIX}")
     try:
-        key = base64.b64decode(value[len(SECRET_PREFIX):], validate=True)
+        key = base64.b64decode(value[len(SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"secret_env: {name} is not {SECRET_PREFIX} followed by base64") from None
     if len(key) < 16:
@@ -67,9 +67,7 @@ def decode_secret(value: str, name: str) -> bytes:
 def sign(keys: list[bytes], message_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` header: `v1,<base64 HMAC-SHA256>` for each key."""
     signed = f"{message_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode() for key in keys
-    )
+    return " ".join("v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode() for key in keys)
 
 
 class WebhookSink(EventSink):
@@ -99,10 +97,12 @@ class WebhookSink(EventSink):
             "webhook-signature": sign(self._keys, message_id, timestamp, body),
         }
         try:
-            async with self._session.post(self.options.url, data=body, headers=headers, allow_redirects=False) as response:
+            async with self._session.post(
+                self.options.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return Outcome.retry(f"no answer within {self.options.timeout_seconds:g}s")
         except aiohttp.ClientError as exc:
             return Outcome.retry(f"{type(exc).__name__}: {exc}")
@@ -127,7 +127,7 @@ def _retry_after(value: str | None) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max((moment - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 @hookimpl

@@ -36,7 +36,9 @@ def build_admin_app(host: Host, environ: Mapping[str, str] | None = None) -> web
     app[HOST] = host
     app[ADMIN_TOKEN] = admin_token(host.settings, environ)
     env = aiohttp_jinja2.setup(
-        app, loader=jinja2.PackageLoader("scimhost.admin", "templates"), autoescape=True,
+        app,
+        loader=jinja2.PackageLoader("scimhost.admin", "templates"),
+        autoescape=True,
         context_processors=[_common_context],
     )
     env.filters["pretty"] = _pretty

@@ -50,7 +50,7 @@ def authenticated(request: web.Request) -> bool:
     if scheme.lower() == "bearer" and presented.strip():
         return token_valid(token, presented.strip())
     cookie = request.cookies.get(COOKIE)
-    return bool(cookie) and session_valid(token, cookie)
+    return cookie is not None and bool(cookie) and session_valid(token, cookie)
 
 
 @web.middleware
@@ -60,7 +60,8 @@ async def admin_auth(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     if request.path.startswith("/api/") or request.path == "/metrics" or "Authorization" in request.headers:
         return web.json_response(
-            {"error": "the admin token is required"}, status=401,
+            {"error": "the admin token is required"},
+            status=401,
             headers={"WWW-Authenticate": 'Bearer realm="scimhost-admin"'},
         )
     return await login_form(request, status=401)
@@ -86,8 +87,13 @@ async def login(request: web.Request) -> web.StreamResponse:
         return await login_form(request, status=401, message="That is not the admin token.")
     response = web.HTTPSeeOther(target)
     response.set_cookie(
-        COOKIE, session_cookie(token), max_age=SESSION_SECONDS, httponly=True, samesite="Strict",
-        secure=request.secure, path="/",
+        COOKIE,
+        session_cookie(token),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
     )
     raise response
 

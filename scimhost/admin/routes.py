@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp_jinja2
 import orjson
@@ -71,9 +71,7 @@ def _page(template: str, load):
         except views.NotFound as exc:
             return aiohttp_jinja2.render_template("error.html", request, {"message": str(exc)}, status=404)
         except StorageError as exc:
-            return aiohttp_jinja2.render_template(
-                "error.html", request, {"message": f"storage: {exc}"}, status=503
-            )
+            return aiohttp_jinja2.render_template("error.html", request, {"message": f"storage: {exc}"}, status=503)
         return aiohttp_jinja2.render_template(template, request, {"data": data})
 
     return page
@@ -96,7 +94,7 @@ async def metrics(request: web.Request) -> web.Response:
     host = request.app[HOST]
     gauges = []
     try:
-        for sink in await views.sinks(host, datetime.now(timezone.utc)):
+        for sink in await views.sinks(host, datetime.now(UTC)):
             gauges.append(SinkGauges(sink["name"], sink["pending"], sink["dead"], sink["oldest_pending_age_seconds"]))
     except StorageError:
         pass  # the request and write metrics are still worth reading

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scimhost.delivery.dispatcher import LEASE
@@ -48,7 +48,7 @@ async def overview(host: Host) -> dict[str, Any]:
     except StorageError as exc:
         storage.update(reachable=False, error=str(exc))
         return {"storage": storage, "sources": [], "sinks": [], "dispatcher": None}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     accounts = {a.source: a for a in await host.storage.service_accounts()}
     sources = []
     for source in host.sources.values():
@@ -62,21 +62,27 @@ async def overview(host: Host) -> dict[str, Any]:
         else:
             token = {"state": "none", "issued": None}
         token["command"] = f"scimhost sources token {source.slug}"
-        expires = account.previous_expires if account and account.previous_expires and account.previous_expires > now else None
+        expires = (
+            account.previous_expires
+            if account and account.previous_expires and account.previous_expires > now
+            else None
+        )
         token["previous_expires"] = _time(expires)
-        sources.append({
-            "slug": source.slug,
-            "name": source.name,
-            "base_url": source.base_url,
-            "token": token,
-            "counts": {name: await _count(host, source, name) for name in source.catalog.resource_types},
-            "last_write": _time(newest[0].created) if newest else None,
-            "last_request": _time(activity.last_request),
-            "requests_last_hour": activity.requests,
-            "errors_last_hour": activity.errors,
-            "last_error": activity.last_error,
-            "last_error_at": _time(activity.last_error_at),
-        })
+        sources.append(
+            {
+                "slug": source.slug,
+                "name": source.name,
+                "base_url": source.base_url,
+                "token": token,
+                "counts": {name: await _count(host, source, name) for name in source.catalog.resource_types},
+                "last_write": _time(newest[0].created) if newest else None,
+                "last_request": _time(activity.last_request),
+                "requests_last_hour": activity.requests,
+                "errors_last_hour": activity.errors,
+                "last_error": activity.last_error,
+                "last_error_at": _time(activity.last_error_at),
+            }
+        )
     return {
         "storage": storage,
         "sources": sources,
@@ -90,18 +96,20 @@ async def sinks(host: Host, now: datetime) -> list[dict[str, Any]]:
     for settings in host.settings.events.sinks:
         stats = await host.storage.sink_stats(settings.name)
         age = (now - stats.oldest_pending).total_seconds() if stats.oldest_pending else 0.0
-        result.append({
-            "name": settings.name,
-            "type": settings.type,
-            "pending": stats.pending + stats.inflight,
-            "inflight": stats.inflight,
-            "dead": stats.dead,
-            "done": stats.done,
-            "oldest_pending_age_seconds": round(max(age, 0.0), 3),
-            "paused": stats.paused,
-            "paused_reason": stats.paused_reason,
-            "last_error": stats.last_error,
-        })
+        result.append(
+            {
+                "name": settings.name,
+                "type": settings.type,
+                "pending": stats.pending + stats.inflight,
+                "inflight": stats.inflight,
+                "dead": stats.dead,
+                "done": stats.done,
+                "oldest_pending_age_seconds": round(max(age, 0.0), 3),
+                "paused": stats.paused,
+                "paused_reason": stats.paused_reason,
+                "last_error": stats.last_error,
+            }
+        )
     return result
 
 
@@ -154,13 +162,15 @@ async def resources(host: Host, slug: str, type_name: str, filter_text: str, cur
     result["next_cursor"] = listing.get("nextCursor")
     result["previous_cursor"] = listing.get("previousCursor")
     for doc in listing["Resources"]:
-        result["resources"].append({
-            "id": doc["id"],
-            "name": doc.get("userName") or doc.get("displayName") or doc.get("externalId") or doc["id"],
-            "external_id": doc.get("externalId"),
-            "active": doc.get("active"),
-            "last_modified": doc.get("meta", {}).get("lastModified"),
-        })
+        result["resources"].append(
+            {
+                "id": doc["id"],
+                "name": doc.get("userName") or doc.get("displayName") or doc.get("externalId") or doc["id"],
+                "external_id": doc.get("externalId"),
+                "active": doc.get("active"),
+                "last_modified": doc.get("meta", {}).get("lastModified"),
+            }
+        )
     return result
 
 
@@ -218,7 +228,8 @@ def diff(event: StoredEvent) -> list[dict[str, Any]]:
     changed = hidden(event.changed)
     return [
         {"attribute": name, "old": change.get("old"), "new": change.get("new")}
-        if isinstance(change, dict) else {"attribute": name, "old": None, "new": change}
+        if isinstance(change, dict)
+        else {"attribute": name, "old": None, "new": change}
         for name, change in changed.items()
     ]
 
@@ -249,14 +260,15 @@ async def event(host: Host, slug: str, seq: int) -> dict[str, Any]:
         "resource": hidden(found.resource),
         "record": hidden(found.record),
         "deliveries": [
-            {key: _time(value) if isinstance(value, datetime) else value for key, value in d.items()} for d in deliveries
+            {key: _time(value) if isinstance(value, datetime) else value for key, value in d.items()}
+            for d in deliveries
         ],
     }
 
 
 def as_json(value: Any) -> Any:
     """Dataclasses and times in a view as JSON values."""
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return as_json(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {k: as_json(v) for k, v in value.items()}

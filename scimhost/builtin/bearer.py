@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from scimhost.auth import AuthScheme, Principal
 from scimhost.config import SettingsTable
@@ -72,7 +72,7 @@ class BearerTokenScheme(AuthScheme):
         cached = self._hashes.get(slug)
         if not fresh and cached is not None and now - cached[1] < self.options.cache_seconds:
             return cached[0]
-        stored = await self.storage.token_hashes(slug, now=datetime.now(timezone.utc))
+        stored = await self.storage.token_hashes(slug, now=datetime.now(UTC))
         self._hashes[slug] = (stored, now)
         return stored
 

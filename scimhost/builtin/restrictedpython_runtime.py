@@ -32,12 +32,30 @@ MAX_SOURCE_LENGTH = 10_000
 JSON_TYPES = (dict, list, tuple, str, int, float, bool, type(None))
 BLOCKED_ATTRIBUTES = frozenset(
     {
-        "format", "format_map", "mro",
+        "format",
+        "format_map",
+        "mro",
         # mutation of inputs through methods
-        "append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "popitem",
-        "sort", "reverse",
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "remove",
+        "clear",
+        "update",
+        "setdefault",
+        "popitem",
+        "sort",
+        "reverse",
         # frames and code of generators and functions, in case one is reached
-        "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "f_globals", "f_locals", "f_back", "func_globals",
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "f_globals",
+        "f_locals",
+        "f_back",
+        "func_globals",
     }
 )
 
@@ -89,11 +107,29 @@ def _builtins(budget: _Budget) -> dict[str, Any]:
         return wrapper
 
     names = {
-        "len": len, "str": str, "int": int, "float": float, "bool": bool, "abs": abs, "round": round,
-        "min": min, "max": max, "isinstance": isinstance, "enumerate": enumerate, "zip": zip,
-        "dict": dict, "list": counted(list), "tuple": counted(tuple), "sorted": counted(sorted),
-        "sum": counted(sum), "any": counted(any), "all": counted(all), "range": limited_range,
-        "None": None, "True": True, "False": False,
+        "len": len,
+        "str": str,
+        "int": int,
+        "float": float,
+        "bool": bool,
+        "abs": abs,
+        "round": round,
+        "min": min,
+        "max": max,
+        "isinstance": isinstance,
+        "enumerate": enumerate,
+        "zip": zip,
+        "dict": dict,
+        "list": counted(list),
+        "tuple": counted(tuple),
+        "sorted": counted(sorted),
+        "sum": counted(sum),
+        "any": counted(any),
+        "all": counted(all),
+        "range": limited_range,
+        "None": None,
+        "True": True,
+        "False": False,
     }
     return names
 
@@ -142,7 +178,8 @@ class RestrictedPythonRuntime(MappingRuntime):
         if names is None:
             self._code(expression, "mapping")  # refuses what does not compile
             tree = ast.parse(expression.strip(), mode="eval")
-            loaded, bound = set(), set()
+            loaded: set[str] = set()
+            bound: set[str] = set()
             for node in ast.walk(tree):
                 if isinstance(node, ast.Name):
                     (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)

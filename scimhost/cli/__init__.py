@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from scimhost import __version__
-from scimhost.cli.common import EXIT_FAILED, moment, setup_logging
 from scimhost.cli.checks import cmd_check, cmd_migrate, cmd_plugins
+from scimhost.cli.common import EXIT_FAILED, moment, setup_logging
 from scimhost.cli.deliveries import (
     cmd_deliveries_pause,
     cmd_deliveries_replay,
@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
     serve.add_argument("--workers", type=int, help="worker processes sharing the port (default: [server] workers)")
     serve.add_argument(
-        "--no-migrate", dest="migrate", action="store_false",
+        "--no-migrate",
+        dest="migrate",
+        action="store_false",
         help="refuse to start if migrations are pending, instead of applying them",
     )
     serve.set_defaults(func=cmd_serve)
@@ -136,11 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=cmd_events_list)
-    show = event_commands.add_parser("show", parents=[common], help="one event: the change, who made it, the resource after it")
+    show = event_commands.add_parser(
+        "show", parents=[common], help="one event: the change, who made it, the resource after it"
+    )
     show.add_argument("event", metavar="ID_OR_SEQ", help="an event id (evt_...) or sequence number")
     show.add_argument("--json", action="store_true", help="print the event on one line")
     show.set_defaults(func=cmd_events_show)
-    prune = event_commands.add_parser("prune", parents=[common], help="delete events older than [events] retention_days")
+    prune = event_commands.add_parser(
+        "prune", parents=[common], help="delete events older than [events] retention_days"
+    )
     prune.add_argument("--json", action="store_true", help="print JSON")
     prune.set_defaults(func=cmd_events_prune)
     dispatch = event_commands.add_parser("dispatch", parents=[common], help="run only the dispatcher, until stopped")

@@ -7,7 +7,7 @@ import argparse
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from scimhost.config import ConfigError, config_path_from
@@ -52,9 +52,7 @@ async def open_existing(host: Host) -> None:
         raise
     if pending:
         await host.storage.close()
-        raise StorageError(
-            f"{host.storage.describe()} needs {len(pending)} migration(s) first: run `scimhost migrate`"
-        )
+        raise StorageError(f"{host.storage.describe()} needs {len(pending)} migration(s) first: run `scimhost migrate`")
 
 
 async def with_storage(host: Host, work):
@@ -70,7 +68,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -85,7 +83,7 @@ def moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def setup_logging(level: str, format: str = "text") -> None:

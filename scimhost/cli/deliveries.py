@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import base64
+import json
 import secrets
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, sink_names, with_storage
 from scimhost.host import load_host
@@ -20,16 +20,26 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
     types = {s.name: s.type for s in host.settings.events.sinks}
 
     async def read(storage):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = []
         for name in names:
             stats = await storage.sink_stats(name)
-            rows.append({
-                "name": name, "type": types[name], "pending": stats.pending, "inflight": stats.inflight,
-                "dead": stats.dead, "done": stats.done, "paused": stats.paused, "paused_reason": stats.paused_reason,
-                "oldest_pending_seconds": (now - stats.oldest_pending).total_seconds() if stats.oldest_pending else None,
-                "last_error": stats.last_error,
-            })
+            rows.append(
+                {
+                    "name": name,
+                    "type": types[name],
+                    "pending": stats.pending,
+                    "inflight": stats.inflight,
+                    "dead": stats.dead,
+                    "done": stats.done,
+                    "paused": stats.paused,
+                    "paused_reason": stats.paused_reason,
+                    "oldest_pending_seconds": (now - stats.oldest_pending).total_seconds()
+                    if stats.oldest_pending
+                    else None,
+                    "last_error": stats.last_error,
+                }
+            )
         return rows, await storage.lease_holder("dispatcher", now=now)
 
     rows, holder = asyncio.run(with_storage(host, read))
@@ -38,10 +48,16 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"dispatcher: {holder or 'none running'}")
     for row in rows:
-        age = f", oldest pending {row['oldest_pending_seconds']:.0f}s" if row["oldest_pending_seconds"] is not None else ""
+        age = (
+            f", oldest pending {row['oldest_pending_seconds']:.0f}s"
+            if row["oldest_pending_seconds"] is not None
+            else ""
+        )
         paused = f" PAUSED ({row['paused_reason']})" if row["paused"] else ""
-        print(f"{row['name']:<16} {row['type']:<10} pending {row['pending']}, in flight {row['inflight']}, "
-              f"dead {row['dead']}, done {row['done']}{age}{paused}")
+        print(
+            f"{row['name']:<16} {row['type']:<10} pending {row['pending']}, in flight {row['inflight']}, "
+            f"dead {row['dead']}, done {row['done']}{age}{paused}"
+        )
         if row["last_error"]:
             print(f"{'':<16} last error: {row['last_error']}")
     return EXIT_OK
@@ -50,8 +66,12 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
 def cmd_deliveries_retry(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     [name] = sink_names(host, args.sink)
-    count = asyncio.run(with_storage(host, lambda storage: storage.requeue_deliveries(
-        name, now=datetime.now(timezone.utc), states=("dead",), seqs=args.seq)))
+    count = asyncio.run(
+        with_storage(
+            host,
+            lambda storage: storage.requeue_deliveries(name, now=datetime.now(UTC), states=("dead",), seqs=args.seq),
+        )
+    )
     print(f"{count} dead deliveries of {name} will be sent again")
     return EXIT_OK
 
@@ -59,8 +79,14 @@ def cmd_deliveries_retry(args: argparse.Namespace) -> int:
 def cmd_deliveries_replay(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     [name] = sink_names(host, args.sink)
-    count = asyncio.run(with_storage(host, lambda storage: storage.requeue_deliveries(
-        name, now=datetime.now(timezone.utc), states=("done", "dead"), since=args.since)))
+    count = asyncio.run(
+        with_storage(
+            host,
+            lambda storage: storage.requeue_deliveries(
+                name, now=datetime.now(UTC), states=("done", "dead"), since=args.since
+            ),
+        )
+    )
     print(f"{count} events since {args.since.isoformat()} will be sent to {name} again (with the same event ids)")
     return EXIT_OK
 
@@ -69,16 +95,19 @@ def cmd_deliveries_pause(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     [name] = sink_names(host, args.sink)
     reason = "paused by an operator" if args.paused else None
-    asyncio.run(with_storage(host, lambda storage: storage.set_sink_paused(
-        name, args.paused, reason=reason, now=datetime.now(timezone.utc))))
+    asyncio.run(
+        with_storage(
+            host,
+            lambda storage: storage.set_sink_paused(name, args.paused, reason=reason, now=datetime.now(UTC)),
+        )
+    )
     print(f"{name}: {'paused' if args.paused else 'resumed'}")
     return EXIT_OK
 
 
 def cmd_webhooks_secret(args: argparse.Namespace) -> int:
     print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
-    print("Give it to the receiver and put it in the sink's secret_env variable; it is not stored.",
-          file=sys.stderr)
+    print("Give it to the receiver and put it in the sink's secret_env variable; it is not stored.", file=sys.stderr)
     return EXIT_OK
 
 
@@ -89,9 +118,19 @@ def cmd_webhooks_test(args: argparse.Namespace) -> int:
     [name] = sink_names(host, args.sink)
     settings = next(s for s in host.settings.events.sinks if s.name == name)
     sink = host.registry.event_sinks[settings.type](settings.options, sink_name=name)
-    ping = {"type": "scimhost.ping", "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "data": {"id": f"evt_{secrets.token_hex(16)}", "seq": None, "source": None, "resourceType": None,
-                     "resourceId": None, "action": "ping", "version": None}}
+    ping = {
+        "type": "scimhost.ping",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "data": {
+            "id": f"evt_{secrets.token_hex(16)}",
+            "seq": None,
+            "source": None,
+            "resourceType": None,
+            "resourceId": None,
+            "action": "ping",
+            "version": None,
+        },
+    }
 
     async def send():
         await sink.start()

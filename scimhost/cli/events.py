@@ -9,10 +9,10 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, open_existing
 from scimhost.app import run_dispatcher
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, open_existing
 from scimhost.host import Host, load_host
 from scimhost.storage.backend import StoredEvent
 
@@ -22,10 +22,20 @@ log = logging.getLogger("scimhost")
 def event_json(event: StoredEvent) -> dict:
     """An event as the commands print it."""
     return {
-        "seq": event.seq, "id": event.id, "created": event.created.isoformat(), "source": event.source,
-        "resourceType": event.resource_type, "resourceId": event.resource_id, "externalId": event.external_id,
-        "action": event.action, "version": event.version, "actor": event.actor, "changed": event.changed,
-        "members": event.members, "resource": event.resource, "record": event.record,
+        "seq": event.seq,
+        "id": event.id,
+        "created": event.created.isoformat(),
+        "source": event.source,
+        "resourceType": event.resource_type,
+        "resourceId": event.resource_id,
+        "externalId": event.external_id,
+        "action": event.action,
+        "version": event.version,
+        "actor": event.actor,
+        "changed": event.changed,
+        "members": event.members,
+        "resource": event.resource,
+        "record": event.record,
     }
 
 
@@ -41,8 +51,10 @@ def cmd_events_list(args: argparse.Namespace) -> int:
             print(json.dumps(event_json(event)))
         else:
             changed = ", ".join(event.changed) or "-"
-            print(f"{event.seq:>8} {event.created.isoformat(timespec='seconds')} {event.source:<12} "
-                  f"{event.action:<8} {event.resource_type} {event.resource_id} v{event.version or '-'} changed: {changed}")
+            print(
+                f"{event.seq:>8} {event.created.isoformat(timespec='seconds')} {event.source:<12} "
+                f"{event.action:<8} {event.resource_type} {event.resource_id} v{event.version or '-'} changed: {changed}"
+            )
     return EXIT_OK
 
 
@@ -66,8 +78,10 @@ def cmd_events_show(args: argparse.Namespace) -> int:
         print(f"error: no event {args.event!r} in any configured source", file=sys.stderr)
         return EXIT_FAILED
     event, deliveries = found
-    shown = {**event_json(event), "deliveries": [
-        {**d, "done_at": d["done_at"].isoformat() if d["done_at"] else None} for d in deliveries]}
+    shown = {
+        **event_json(event),
+        "deliveries": [{**d, "done_at": d["done_at"].isoformat() if d["done_at"] else None} for d in deliveries],
+    }
     print(json.dumps(shown) if args.json else json.dumps(shown, indent=2))
     return EXIT_OK
 
@@ -88,7 +102,7 @@ async def _find_event(host: Host, wanted: str | int):
 def cmd_events_prune(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     days = host.settings.events.retention_days
-    before = datetime.now(timezone.utc) - timedelta(days=days)
+    before = datetime.now(UTC) - timedelta(days=days)
     pruned = asyncio.run(_prune_events(host, before))
     if args.json:
         print(json.dumps({"before": before.isoformat(), "pruned": pruned}))

@@ -13,7 +13,6 @@ from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
 from scimhost.scim.listing import ListParams, encode_cursor
 
-
 RECORD_PAGE = 200
 
 
@@ -22,8 +21,11 @@ def cmd_records_show(args: argparse.Namespace) -> int:
     source, resource_type = source_and_type(host, args.slug, args.resource_type)
     record = asyncio.run(_read_record(host, source.slug, resource_type.name, args.id))
     if record is None:
-        print(f"error: {resource_type.name} {args.id} of source {source.slug!r} has no record "
-              "(no such resource, or it was stored before records existed)", file=sys.stderr)
+        print(
+            f"error: {resource_type.name} {args.id} of source {source.slug!r} has no record "
+            "(no such resource, or it was stored before records existed)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     print(json.dumps(record) if args.json else json.dumps(record, indent=2))
     return EXIT_OK
@@ -52,7 +54,7 @@ async def _list_records(host: Host, service: ResourceService, filter_text: str |
     """Every matching resource's record, walked by cursor a page at a time (bounded memory)."""
     await open_existing(host)
     try:
-        cursor = ""
+        cursor: str | None = ""
         while cursor is not None:
             query = service.query(ListParams(filter=filter_text, count=RECORD_PAGE, cursor=cursor))
             page = await host.storage.list_resources(

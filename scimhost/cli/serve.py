@@ -153,7 +153,9 @@ async def serve_host(host: Host, scim_socket: socket.socket, admin_socket: socke
         if admin_socket is not None:
             logs_admin = access_log is not None and host.settings.logging.log_health_and_metrics
             admin_runner = web.AppRunner(
-                build_admin_app(host), handle_signals=False, shutdown_timeout=5,
+                build_admin_app(host),
+                handle_signals=False,
+                shutdown_timeout=5,
                 access_log_class=access_logger_for(host.settings.logging),
                 access_log=access_log if logs_admin else None,
             )
@@ -214,7 +216,7 @@ def _run_workers(config: Path | None, address: str, port: int, admin, workers: i
     while any(p.is_alive() for p in processes):
         for process in processes:
             process.join(timeout=0.5)
-            if not process.is_alive() and process.pid not in dead:
+            if not process.is_alive() and process.pid is not None and process.pid not in dead:
                 dead.add(process.pid)
                 multiprocess.mark_process_dead(process.pid)  # its live gauges stop counting
             if not process.is_alive() and not stopping:

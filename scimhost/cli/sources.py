@@ -7,7 +7,7 @@ import asyncio
 import json
 import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, open_existing, with_storage
 from scimhost.config import ConfigError
@@ -22,7 +22,11 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            grace = f" (previous token works until {row['previous_token_expires']})" if row["previous_token_expires"] else ""
+            grace = (
+                f" (previous token works until {row['previous_token_expires']})"
+                if row["previous_token_expires"]
+                else ""
+            )
             print(f"{row['slug']:<20} {row['token']:<10} {row['base_url']}  ({row['name']}){grace}")
     return EXIT_OK
 
@@ -34,7 +38,7 @@ async def _source_rows(host: Host) -> list[dict]:
         accounts = {a.source: a for a in await host.storage.service_accounts()}
     finally:
         await host.storage.close()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for source in host.sources.values():
         account = accounts[source.slug]
@@ -61,19 +65,28 @@ async def _source_rows(host: Host) -> list[dict]:
 def cmd_sources_token(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     source = _stored_token_source(host, args.slug)
-    grace_until = datetime.now(timezone.utc) + args.grace if args.grace else None
+    grace_until = datetime.now(UTC) + args.grace if args.grace else None
     token = asyncio.run(with_storage(host, lambda _: host.issue_token(source.slug, grace_until=grace_until)))
     if args.json:
-        print(json.dumps({
-            "slug": source.slug, "name": source.name, "base_url": source.base_url, "token": token,
-            "previous_token_expires": grace_until.isoformat() if grace_until else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "slug": source.slug,
+                    "name": source.name,
+                    "base_url": source.base_url,
+                    "token": token,
+                    "previous_token_expires": grace_until.isoformat() if grace_until else None,
+                }
+            )
+        )
     else:
         print(f"Source:   {source.slug} ({source.name})")
         print(f"Base URL: {source.base_url}")
         print(f"Token:    {token}")
         if grace_until:
-            print(f"The token is shown only this once; the previous token keeps working until {grace_until.isoformat()}.")
+            print(
+                f"The token is shown only this once; the previous token keeps working until {grace_until.isoformat()}."
+            )
         else:
             print("The token is shown only this once; any earlier token of this source no longer works.")
     return EXIT_OK
@@ -115,9 +128,11 @@ def _stored_token_source(host: Host, slug: str) -> Source:
     if source is None:
         raise ConfigError([f"no source {slug!r} is configured (sources: {', '.join(host.sources) or 'none'})"])
     if source.token_from_env:
-        raise ConfigError([
-            f"source {source.slug!r} reads its token from ${source.settings.token_env}; change that variable to rotate it"
-        ])
+        raise ConfigError(
+            [
+                f"source {source.slug!r} reads its token from ${source.settings.token_env}; change that variable to rotate it"
+            ]
+        )
     return source
 
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from scimhost.delivery.envelope import envelope
 from scimhost.delivery.schedule import RetrySchedule
@@ -36,7 +36,7 @@ class DispatchSettings:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Dispatcher:
@@ -117,7 +117,9 @@ class Dispatcher:
     async def run_once(self) -> int:
         """One pass over every sink: claim its due heads and deliver them; how many were tried."""
         paused = await self.storage.paused_sinks()
-        passes = [self._deliver_due(name, sink, limit) for name, (sink, limit) in self.sinks.items() if name not in paused]
+        passes = [
+            self._deliver_due(name, sink, limit) for name, (sink, limit) in self.sinks.items() if name not in paused
+        ]
         return sum(await asyncio.gather(*passes))
 
     async def _deliver_due(self, name: str, sink: EventSink, limit: int) -> int:
@@ -134,7 +136,7 @@ class Dispatcher:
             log.exception("sink %s failed to deliver %d events", name, len(claimed))
             outcomes = [Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")] * len(claimed)
         self.after_send()
-        for delivery, outcome in zip(claimed, outcomes):
+        for delivery, outcome in zip(claimed, outcomes, strict=False):
             await self._record(name, delivery, outcome)
         return len(claimed)
 
@@ -149,19 +151,31 @@ class Dispatcher:
             self.outcome(sink, "paused")
             log.warning("sink %s paused: %s", sink, outcome.detail)
             await self.storage.set_sink_paused(sink, True, reason=outcome.detail, now=now)
-            await self.storage.finish_delivery(sink, seq, state="pending", now=now, next_attempt=now,
-                                               status=outcome.status, error=outcome.detail)
+            await self.storage.finish_delivery(
+                sink, seq, state="pending", now=now, next_attempt=now, status=outcome.status, error=outcome.detail
+            )
             return
         retry_at = None
         if outcome.kind == "retry":
             retry_at = self.schedule.next_attempt(delivery.attempts, now, retry_after=outcome.after)
         if retry_at is None:
-            why = outcome.detail if outcome.kind == "permanent" else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
-            log.warning("sink %s: event %s (%s %s) is dead: %s", sink, delivery.event.id,
-                        delivery.event.resource_type, delivery.event.resource_id, why)
+            why = (
+                outcome.detail
+                if outcome.kind == "permanent"
+                else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+            )
+            log.warning(
+                "sink %s: event %s (%s %s) is dead: %s",
+                sink,
+                delivery.event.id,
+                delivery.event.resource_type,
+                delivery.event.resource_id,
+                why,
+            )
             await self.storage.finish_delivery(sink, seq, state="dead", now=now, status=outcome.status, error=why)
             self.outcome(sink, "dead")
         else:
             self.outcome(sink, "retry")
-            await self.storage.finish_delivery(sink, seq, state="pending", now=now, next_attempt=retry_at,
-                                               status=outcome.status, error=outcome.detail)
+            await self.storage.finish_delivery(
+                sink, seq, state="pending", now=now, next_attempt=retry_at, status=outcome.status, error=outcome.detail
+            )

@@ -19,8 +19,9 @@ class RetrySchedule:
     delays: tuple[float, ...] = STANDARD_DELAYS
     jitter: float = 0.2
 
-    def next_attempt(self, attempts: int, now: datetime, *, retry_after: float | None = None,
-                     rng: random.Random | None = None) -> datetime | None:
+    def next_attempt(
+        self, attempts: int, now: datetime, *, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> datetime | None:
         """When to try again after `attempts` failed attempts; None: give up.
 
         A receiver's `Retry-After` can lengthen the wait, never shorten it."""

@@ -68,7 +68,9 @@ async def _read_arriving_body(request: web.Request) -> bytes:
 
 
 def _shutting_down() -> ScimError:
-    return ScimError(503, "The server is shutting down; send the request again", headers={"Retry-After": "1", "Connection": "close"})
+    return ScimError(
+        503, "The server is shutting down; send the request again", headers={"Retry-After": "1", "Connection": "close"}
+    )
 
 
 def if_match_version(request: web.Request) -> int | None:

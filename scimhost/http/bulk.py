@@ -43,7 +43,9 @@ async def bulk(request: web.Request) -> web.Response:
             pending.remove(op)
             if op.references & failed_bulk_ids:
                 failed = ", ".join(sorted(op.references & failed_bulk_ids))
-                result = _failure(op, ScimError(409, f"the operation it references failed (bulkId {failed})", "invalidValue"))
+                result = _failure(
+                    op, ScimError(409, f"the operation it references failed (bulkId {failed})", "invalidValue")
+                )
             else:
                 result = await _run(request, op, created, actor)
             results[op.index] = result
@@ -60,7 +62,9 @@ async def bulk(request: web.Request) -> web.Response:
     return scim_json({"schemas": [BULK_RESPONSE_SCHEMA], "Operations": [results[i] for i in sorted(results)]})
 
 
-async def _run(request: web.Request, op: BulkOperation, created: dict[str, str], actor: dict[str, Any]) -> dict[str, Any]:
+async def _run(
+    request: web.Request, op: BulkOperation, created: dict[str, str], actor: dict[str, Any]
+) -> dict[str, Any]:
     source = request[SOURCE]
     actor = {**actor, "bulk_id": op.bulk_id} if op.bulk_id else actor
     path = substitute(op.path, created)
@@ -74,7 +78,8 @@ async def _run(request: web.Request, op: BulkOperation, created: dict[str, str],
         service = ResourceService(request.app[HOST], source, resource_type, actor)
         if op.method == "POST":
             stored = await service.create(data)
-            created[op.bulk_id] = stored.id
+            if op.bulk_id is not None:
+                created[op.bulk_id] = stored.id
             return _success(op, "201", service.location(stored.id), etag(stored.version))
         resource_id = parts[1]
         location = service.location(resource_id)

@@ -10,6 +10,7 @@ from scimhost.scim.discovery import Capabilities, service_provider_config
 from scimhost.scim.errors import ScimError
 from scimhost.scim.render import LIST_RESPONSE_SCHEMA
 
+
 def capabilities(request: web.Request) -> Capabilities:
     """What this build implements, with the configured limits; a flag turns true in the change
     that implements the feature."""
@@ -57,7 +58,10 @@ async def service_provider_config_handler(request: web.Request) -> web.Response:
 
 
 def _schema_json(source, schema) -> dict:
-    return {**schema.to_json(), "meta": {"resourceType": "Schema", "location": f"{source.base_url}/Schemas/{schema.id}"}}
+    return {
+        **schema.to_json(),
+        "meta": {"resourceType": "Schema", "location": f"{source.base_url}/Schemas/{schema.id}"},
+    }
 
 
 async def schemas(request: web.Request) -> web.Response:

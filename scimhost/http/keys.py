@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from scimhost.auth import Principal
 from scimhost.host import Host
 from scimhost.sources import Source
-
-import asyncio
 
 HOST = web.AppKey("host", Host)
 # Set when the server starts shutting down (before it waits for in-flight requests).

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from scimhost.http.actor import actor_of
 from scimhost.http.bodies import if_match_version, none_match, read_json
 from scimhost.http.keys import HOST, SOURCE
 from scimhost.http.responses import scim_json
 from scimhost.resource_service import ResourceService
-from scimhost.source_search import search_source
 from scimhost.scim.listing import params_from_query, params_from_search
 from scimhost.scim.render import Projection, etag, parse_attribute_list
+from scimhost.source_search import search_source
 
 
 def _service(request: web.Request, type_name: str) -> ResourceService:
@@ -34,7 +35,11 @@ async def _streamed(request: web.Request, service: ResourceService, projection: 
     if none_match(request, current):
         return web.Response(status=304, headers={"ETag": current})
     response = web.StreamResponse(
-        headers={"ETag": current, "Location": service.location(stored.id), "Content-Type": "application/scim+json; charset=utf-8"}
+        headers={
+            "ETag": current,
+            "Location": service.location(stored.id),
+            "Content-Type": "application/scim+json; charset=utf-8",
+        }
     )
     await response.prepare(request)
     async for piece in pieces:
@@ -54,7 +59,7 @@ def _resource_response(service: ResourceService, stored, projection: Projection,
     return scim_json(service.render(stored, projection), status=status, headers=headers)
 
 
-def resource_handlers(type_name: str) -> dict[str, object]:
+def resource_handlers(type_name: str) -> dict[str, Handler]:
     """The handlers of one resource type's collection and item endpoints."""
 
     async def create(request: web.Request) -> web.Response:
@@ -104,7 +109,12 @@ def resource_handlers(type_name: str) -> dict[str, object]:
         return web.Response(status=204)
 
     return {
-        "create": create, "list": list_, "search": search, "get": get, "replace": replace, "patch": patch,
+        "create": create,
+        "list": list_,
+        "search": search,
+        "get": get,
+        "replace": replace,
+        "patch": patch,
         "delete": delete,
     }
 

@@ -82,7 +82,9 @@ class _Worker:
         parent, child = ctx.Pipe()
         self.connection = parent
         self.process = ctx.Process(
-            target=_worker, args=(child, runtime_path, settings.memory_mb, limits_of(settings)), daemon=True,
+            target=_worker,
+            args=(child, runtime_path, settings.memory_mb, limits_of(settings)),
+            daemon=True,
             name="scimhost-mapping-worker",
         )
         self.process.start()
@@ -194,6 +196,7 @@ class WorkerPool:
             return
         worker.retired = True
         self._workers = [fresh if w is worker else w for w in self._workers]
+        assert self._idle is not None, "the pool is started"
         self._idle.put_nowait(fresh)
 
     async def _round_trip(self, worker: _Worker, batch: Batch, variables: dict[str, Any]) -> list:
@@ -205,11 +208,16 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         answered = loop.create_future()
         fd = worker.connection.fileno()
-        loop.add_reader(fd, lambda: answered.done() or answered.set_result(None))
+
+        def readable() -> None:
+            if not answered.done():
+                answered.set_result(None)
+
+        loop.add_reader(fd, readable)
         try:
             worker.connection.send((batch, variables))
             await asyncio.wait_for(answered, self.settings.timeout_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise EvaluationTimeout(f"the evaluation took longer than {self.settings.timeout_seconds}s") from None
         finally:
             loop.remove_reader(fd)

@@ -75,7 +75,9 @@ class MappingService:
     """Evaluates each source's mappings with its runtime, in the worker pool (or inline)."""
 
     def __init__(
-        self, settings: Settings, runtimes: Mapping[str, type[MappingRuntime]],
+        self,
+        settings: Settings,
+        runtimes: Mapping[str, type[MappingRuntime]],
         outcome: Callable[[str, str], None] = lambda source, outcome: None,
     ) -> None:
         """`outcome(source, "ok" | "error" | "timeout" | "saturated")` is told of each evaluation."""
@@ -93,7 +95,9 @@ class MappingService:
             where = f"sources[{index}]"
             if source.mapping_runtime not in runtimes:
                 known = ", ".join(sorted(runtimes)) or "none"
-                problems.append(f"{where}.mapping_runtime: no mapping runtime named {source.mapping_runtime!r} (registered: {known})")
+                problems.append(
+                    f"{where}.mapping_runtime: no mapping runtime named {source.mapping_runtime!r} (registered: {known})"
+                )
                 continue
             runtime = self.runtime(source.mapping_runtime)
             self._source_runtime[source.slug] = source.mapping_runtime
@@ -154,7 +158,9 @@ class MappingService:
                 self._tables[cache_key] = table
         return table
 
-    def variables(self, slug: str, resource_type: ResourceType, document: Mapping[str, Any] | None = None) -> list[Variable]:
+    def variables(
+        self, slug: str, resource_type: ResourceType, document: Mapping[str, Any] | None = None
+    ) -> list[Variable]:
         """The variables an expression of this source sees for this resource type: the declared
         schemas' keys, and with a document the keys it brings (undeclared ones included)."""
         keys = (*schema_keys(resource_type), *(document or {}))
@@ -182,7 +188,12 @@ class MappingService:
         return warnings
 
     async def record(
-        self, source: Any, resource_type: str, document: dict[str, Any], *, expressions: list[tuple[str, str]] | None = None
+        self,
+        source: Any,
+        resource_type: str,
+        document: dict[str, Any],
+        *,
+        expressions: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
         """The directory record for a document: defaults, then each mapping's dict merged in order.
 
@@ -191,7 +202,9 @@ class MappingService:
         document = orjson.loads(orjson.dumps(document))
         record = default_record(resource_type, document)
         if expressions is None:
-            batch = [(m.name, m.expression) for m in self._mappings.get(source.slug, []) if m.resource_type == resource_type]
+            batch = [
+                (m.name, m.expression) for m in self._mappings.get(source.slug, []) if m.resource_type == resource_type
+            ]
         else:
             batch = expressions
         if not batch:
@@ -201,8 +214,11 @@ class MappingService:
         types = source.catalog.resource_types
         known = schema_keys(types[resource_type]) if resource_type in types else []
         variables = bind(
-            document, self._variable_table(runtime_name, runtime, (*known, *document)), data=document,
-            source={"slug": source.slug, "name": source.name}, resource_type=resource_type,
+            document,
+            self._variable_table(runtime_name, runtime, (*known, *document)),
+            data=document,
+            source={"slug": source.slug, "name": source.name},
+            resource_type=resource_type,
         )
         pool = self._pools.get(runtime_name)
         try:
@@ -212,11 +228,13 @@ class MappingService:
                 results = evaluate_batch(runtime, batch, variables, self.limits)
         except PoolSaturated:
             self._outcome(source.slug, "saturated")
-            raise ScimError(503, "The mapping workers are saturated; retry shortly", headers={"Retry-After": "1"}) from None
+            raise ScimError(
+                503, "The mapping workers are saturated; retry shortly", headers={"Retry-After": "1"}
+            ) from None
         except MappingError as exc:
             self._outcome(source.slug, "timeout" if isinstance(exc, EvaluationTimeout) else "error")
             raise MappingFailed(source.slug, batch[0][0] if len(batch) == 1 else "(batch)", str(exc)) from None
-        for (name, _), result in zip(batch, results):
+        for (name, _), result in zip(batch, results, strict=False):
             if result[0] == "error":
                 self._outcome(source.slug, "error")
                 raise MappingFailed(source.slug, name, result[2])

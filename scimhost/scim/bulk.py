@@ -49,9 +49,13 @@ def parse_bulk_request(body: Any, *, max_operations: int) -> tuple[list[BulkOper
     if not isinstance(operations, list) or not operations:
         raise invalid("'Operations' must be a non-empty array")
     if len(operations) > max_operations:
-        raise ScimError(413, f"The bulk request has {len(operations)} operations; at most {max_operations} are accepted")
+        raise ScimError(
+            413, f"The bulk request has {len(operations)} operations; at most {max_operations} are accepted"
+        )
     fail_on_errors = fields.get("failonerrors")
-    if fail_on_errors is not None and (isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1):
+    if fail_on_errors is not None and (
+        isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1
+    ):
         raise ScimError(400, "failOnErrors must be a positive integer", "invalidValue")
     parsed = []
     seen_ids: set[str] = set()
@@ -80,8 +84,15 @@ def parse_bulk_request(body: Any, *, max_operations: int) -> tuple[list[BulkOper
             raise invalid(f"Operations[{index}]: {method} needs a data object")
         version = op.get("version")
         parsed.append(
-            BulkOperation(index, method, path, bulk_id, version if isinstance(version, str) else None, data,
-                          references(path) | references(data))
+            BulkOperation(
+                index,
+                method,
+                path,
+                bulk_id,
+                version if isinstance(version, str) else None,
+                data,
+                references(path) | references(data),
+            )
         )
     return parsed, fail_on_errors
 

@@ -8,7 +8,7 @@ value filters and is the reference the SQL translation is tested against.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scimhost.scim.filter import And, AttrPath, Compare, Node, Not, Or, Present, ValuePath, invalid_filter
@@ -45,7 +45,7 @@ def match_resource(node: Node, doc: dict[str, Any], resource_type: ResourceType)
         resolved = resource_type.resolve(path)
         if resolved is None or resolved.attribute is None:
             raise invalid_filter(f"unknown attribute '{path}'")
-        container = doc.get(resolved.extension_urn, {}) if resolved.is_extension else doc
+        container = doc.get(resolved.extension_urn, {}) if resolved.extension_urn else doc
         if resolved.schema is None and resolved.attribute.name == "meta":
             container = doc
         value = container.get(resolved.attribute.name) if isinstance(container, dict) else None
@@ -61,7 +61,7 @@ def match_resource(node: Node, doc: dict[str, Any], resource_type: ResourceType)
         resolved = resource_type.resolve(path)
         if resolved is None or resolved.attribute is None or resolved.sub is not None:
             raise invalid_filter(f"unknown attribute '{path}'")
-        container = doc.get(resolved.extension_urn, {}) if resolved.is_extension else doc
+        container = doc.get(resolved.extension_urn, {}) if resolved.extension_urn else doc
         values = _values(container.get(resolved.attribute.name))
         return any(match_value(inner, item, resolved.attribute) for item in values)
 
@@ -74,7 +74,7 @@ def _values(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _evaluate(node: Node, lookup: Lookup, value_path=None) -> bool:
+def _evaluate(node: Node, lookup: Lookup, value_path: Callable[[AttrPath, Node], bool] | None = None) -> bool:
     if isinstance(node, And):
         return all(_evaluate(term, lookup, value_path) for term in node.terms)
     if isinstance(node, Or):
@@ -132,7 +132,7 @@ def comparable(attribute: Attribute, value: Any, op: str) -> Any:
             raise invalid_filter(f"{value!r} is not a dateTime") from None
         if op in ("co", "sw", "ew"):
             raise invalid_filter(f"'{op}' does not apply to the dateTime '{attribute.name}'")
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)
@@ -143,19 +143,19 @@ def comparable(attribute: Attribute, value: Any, op: str) -> Any:
 
 def _compare(op: str, actual: Any, expected: Any) -> bool:
     if op == "eq":
-        return actual == expected
+        return bool(actual == expected)
     if op == "co":
-        return expected in actual
+        return bool(expected in actual)
     if op == "sw":
-        return actual.startswith(expected)
+        return bool(actual.startswith(expected))
     if op == "ew":
-        return actual.endswith(expected)
+        return bool(actual.endswith(expected))
     if op == "gt":
-        return actual > expected
+        return bool(actual > expected)
     if op == "ge":
-        return actual >= expected
+        return bool(actual >= expected)
     if op == "lt":
-        return actual < expected
+        return bool(actual < expected)
     if op == "le":
-        return actual <= expected
+        return bool(actual <= expected)
     raise invalid_filter(f"unknown operator '{op}'")  # pragma: no cover

@@ -17,4 +17,4 @@ class SchemaExtension:
     @property
     def urn(self) -> str:
         """The extension schema's id, its URN."""
-        return self.schema["id"]
+        return str(self.schema["id"])

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
-from scimhost.scim.errors import ScimError
+from scimhost.scim.errors import ErrorFactory, ScimError
 
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "lt", "ge", "le"})
 MAX_FILTER_LENGTH = 4096
@@ -70,7 +70,7 @@ class ValuePath:
     filter: Node
 
 
-Node = Union[Compare, Present, And, Or, Not, ValuePath]
+Node = Compare | Present | And | Or | Not | ValuePath
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +111,14 @@ class Token:
     pos: int
 
 
-def _tokenize(text: str, error) -> list[Token]:
+def _tokenize(text: str, error: ErrorFactory) -> list[Token]:
     tokens = []
     pos = 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
             raise error(f"unexpected character {text[pos]!r} at position {pos + 1}")
-        kind = match.lastgroup
+        kind = match.lastgroup or ""
         if kind != "ws":
             tokens.append(Token(kind, match.group(), pos))
         pos = match.end()
@@ -131,7 +131,7 @@ _ATTR_PATH = re.compile(rf"^(?:(?P<urn>urn:[^\s\[\]()\"]+):)?(?P<attr>{_ATTR})(?
 _SUB_ATTR = re.compile(rf"^\.({_ATTR})$")
 
 
-def parse_attr_path(text: str, error=invalid_filter) -> AttrPath:
+def parse_attr_path(text: str, error: ErrorFactory = invalid_filter) -> AttrPath:
     """`name`, `name.givenName`, `urn:...:User:name.givenName` (URN split at its last colon)."""
     match = _ATTR_PATH.match(text)
     if match is None:
@@ -143,7 +143,7 @@ def parse_attr_path(text: str, error=invalid_filter) -> AttrPath:
 
 
 class _Parser:
-    def __init__(self, text: str, error, max_depth: int) -> None:
+    def __init__(self, text: str, error: ErrorFactory, max_depth: int) -> None:
         self.error = error
         self.tokens = _tokenize(text, error)
         self.index = 0
@@ -175,7 +175,7 @@ class _Parser:
         token = self.token
         return self.error(f"expected {expected} at position {token.pos + 1}, found {_describe(token)}")
 
-    def nested(self):
+    def nested(self) -> None:
         self.depth += 1
         if self.depth > self.max_depth:
             raise self.error(f"filter is nested deeper than {self.max_depth} levels")

@@ -51,7 +51,8 @@ def check_index_entries(entries: Iterable[IndexEntry], unique_values: dict[str, 
     for path, text in [(e.path, e.text) for e in entries] + list(unique_values.items()):
         if text is not None and len(text) * 4 > MAX_INDEXED_BYTES and len(text.encode()) > MAX_INDEXED_BYTES:
             raise ScimError(
-                400, f"'{path}' is longer than {MAX_INDEXED_BYTES} bytes (UTF-8), the limit of a searchable value",
+                400,
+                f"'{path}' is longer than {MAX_INDEXED_BYTES} bytes (UTF-8), the limit of a searchable value",
                 "invalidValue",
             )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,7 +60,7 @@ def _integer(name: str, raw: Any, default: int) -> int:
     return int(text)
 
 
-def _params(get, max_count: int, default_count: int) -> ListParams:
+def _params(get: Callable[[str], Any], max_count: int, default_count: int) -> ListParams:
     # RFC 7644 §3.4.2.4: startIndex below 1 is 1; a negative count is 0; above the maximum, the
     # maximum (ServiceProviderConfig filter.maxResults).
     start_index = min(max(_integer("startIndex", get("startIndex"), 1), 1), MAX_START_INDEX)

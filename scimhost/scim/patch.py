@@ -103,7 +103,8 @@ def parse_patch_request(body: Any, *, max_operations: int = MAX_OPERATIONS) -> l
 def _copy(document: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of a JSON document; a JSON round trip is several times faster than deepcopy."""
     try:
-        return orjson.loads(orjson.dumps(document))
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(document))
+        return copied
     except (TypeError, orjson.JSONEncodeError):  # not JSON-shaped (a huge integer, say)
         return copy.deepcopy(document)
 
@@ -133,8 +134,13 @@ def apply_patch(
 
 
 class _Engine:
-    def __init__(self, doc: dict[str, Any], resource_type: ResourceType, members_attribute: str | None,
-                 keep_unknown: bool = False) -> None:
+    def __init__(
+        self,
+        doc: dict[str, Any],
+        resource_type: ResourceType,
+        members_attribute: str | None,
+        keep_unknown: bool = False,
+    ) -> None:
         self.doc = doc
         self.type = resource_type
         self.members_attribute = members_attribute.lower() if members_attribute else None
@@ -169,16 +175,16 @@ class _Engine:
 
     def apply_key(self, op: str, key: str, value: Any) -> None:
         """One key of a path-less add/replace: plain, dotted, URN-qualified or an extension URN."""
-        if self.type.extension(key) is not None:
-            resolved = Resolved(self.type.extension(key), None, is_extension=True)
-            self.apply_extension(op, resolved, value, None, pathless=True)
+        extension = self.type.extension(key)
+        if extension is not None:
+            self.apply_extension(op, Resolved(extension, None, is_extension=True), value, None, pathless=True)
             return
         try:
             attr_path = parse_attr_path(key, invalid_path)
         except ScimError:
             attr_path = None
         resolved = self.type.resolve(attr_path) if attr_path is not None else None
-        if resolved is None or resolved.attribute is None:
+        if attr_path is None or resolved is None or resolved.attribute is None:
             if self.keep_unknown and is_undeclared(key, self.type):
                 self.apply_kept(op, key, value)
             return  # else unknown attributes are ignored, as in a POST body
@@ -189,9 +195,12 @@ class _Engine:
             return
         self.apply_plain(op, resolved, value)
 
-    def apply_extension(self, op: str, resolved: Resolved, value: Any, parsed: PatchPath | None,
-                        pathless: bool = False) -> None:
-        urn = resolved.schema.id
+    def apply_extension(
+        self, op: str, resolved: Resolved, value: Any, parsed: PatchPath | None, pathless: bool = False
+    ) -> None:
+        schema = resolved.schema
+        assert schema is not None, "an extension path has its schema"
+        urn = schema.id
         if parsed is not None and parsed.filter is not None:
             raise invalid_path(f"'{urn}' is a schema, not a multi-valued attribute")
         if op == "remove":
@@ -204,10 +213,10 @@ class _Engine:
         if not isinstance(value, dict):
             raise invalid_value(f"the value for '{urn}' must be an object")
         for key, item in value.items():
-            attribute = resolved.schema.attribute(key)
+            attribute = schema.attribute(key)
             if attribute is None:
                 continue
-            inner = Resolved(resolved.schema, attribute, None, True)
+            inner = Resolved(schema, attribute, None, True)
             if attribute.mutability == "readOnly":
                 continue
             self.apply_plain(op, inner, item)
@@ -215,7 +224,7 @@ class _Engine:
     # --- plain attribute paths -------------------------------------------------------------------
 
     def apply_plain(self, op: str, resolved: Resolved, value: Any) -> None:
-        attribute, sub = resolved.attribute, resolved.sub
+        attribute, sub = _attribute(resolved), resolved.sub
         container = self.container(resolved, create=(op != "remove"))
         if self.unchanged_read_only(resolved, container, value, op):
             return
@@ -296,7 +305,8 @@ class _Engine:
     # --- value filters ---------------------------------------------------------------------------
 
     def apply_filtered(self, op: str, resolved: Resolved, parsed: PatchPath, value: Any) -> None:
-        attribute = resolved.attribute
+        attribute, node = _attribute(resolved), parsed.filter
+        assert node is not None, "only a path with a value filter comes here"
         if not attribute.multi_valued or resolved.sub is not None:
             raise invalid_path(f"'{parsed.attr}' is not a multi-valued attribute")
         sub = attribute.sub(parsed.sub) if parsed.sub else None
@@ -306,7 +316,7 @@ class _Engine:
             raise mutability(f"'{attribute.name}' is readOnly")
         container = self.container(resolved, create=(op != "remove"))
         items = (container or {}).get(attribute.name) or []
-        matched = [item for item in items if match_value(parsed.filter, item, attribute)]
+        matched = [item for item in items if match_value(node, item, attribute)]
         if op == "remove":
             if not matched:
                 raise no_target(f"no value of '{attribute.name}' matches the filter")
@@ -321,7 +331,7 @@ class _Engine:
             return
         if not matched:
             # Entra: add/replace emails[type eq "work"].value creates the work email.
-            created = _entry_from_filter(parsed.filter, attribute)
+            created = _entry_from_filter(node, attribute)
             if created is None:
                 raise no_target(f"no value of '{attribute.name}' matches the filter")
             container.setdefault(attribute.name, []).append(created)
@@ -396,7 +406,7 @@ class _Engine:
         return None
 
     @staticmethod
-    def set_kept(container: dict, key: str, op: str, value: Any) -> None:
+    def set_kept(container: dict[str, Any], key: str, op: str, value: Any) -> None:
         if op == "remove":
             if key not in container:
                 raise no_target(f"'{key}' has no value")
@@ -427,23 +437,26 @@ class _Engine:
         )
 
     def target(self, resolved: Resolved) -> Attribute:
-        return resolved.sub or resolved.attribute
+        return resolved.sub or _attribute(resolved)
 
-    def container(self, resolved: Resolved, create: bool) -> dict | None:
-        if not resolved.is_extension:
+    def container(self, resolved: Resolved, create: bool) -> dict[str, Any]:
+        """The object holding the attribute: the document, or its extension's object (added to
+        the document when absent and `create`; else an empty object outside the document)."""
+        urn = resolved.extension_urn
+        if urn is None:
             return self.doc
-        urn = resolved.schema.id
         if urn not in self.doc:
             if not create:
-                return None
+                return {}
             self.doc[urn] = {}
-        return self.doc[urn]
+        return self.doc[urn]  # type: ignore[no-any-return]
 
     def drop_empty_extension(self, resolved: Resolved) -> None:
-        if resolved.is_extension and self.doc.get(resolved.schema.id) == {}:
-            del self.doc[resolved.schema.id]
+        urn = resolved.extension_urn
+        if urn is not None and self.doc.get(urn) == {}:
+            del self.doc[urn]
 
-    def unchanged_read_only(self, resolved: Resolved, container: dict | None, value: Any, op: str) -> bool:
+    def unchanged_read_only(self, resolved: Resolved, container: dict[str, Any], value: Any, op: str) -> bool:
         """True for a readOnly attribute "set" to its own value (Okta echoes `id`): no change.
         Raises for any real change of a readOnly attribute."""
         for attribute in (resolved.attribute, resolved.sub):
@@ -455,16 +468,20 @@ class _Engine:
         return False
 
 
-def _current(container: dict | None, resolved: Resolved) -> Any:
-    if container is None:
-        return None
-    value = container.get(resolved.attribute.name)
+def _attribute(resolved: Resolved) -> Attribute:
+    """The attribute a path resolved to (callers have ruled out a whole-extension path)."""
+    assert resolved.attribute is not None, "a whole extension has no attribute"
+    return resolved.attribute
+
+
+def _current(container: dict[str, Any], resolved: Resolved) -> Any:
+    value = container.get(_attribute(resolved).name)
     if resolved.sub is not None and isinstance(value, dict):
         return value.get(resolved.sub.name)
     return value
 
 
-def _listed(item: Any, listed: list) -> bool:
+def _listed(item: Any, listed: list[Any]) -> bool:
     """Whether a value is among those listed for removal (by `value` for complex values)."""
     for candidate in listed:
         if isinstance(item, dict) and isinstance(candidate, dict) and "value" in candidate:

@@ -9,9 +9,10 @@ to its query language; it never sees attribute names it would have to interpret.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Union
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import And, AttrPath, Node, Not, Or, Present, ValuePath, invalid_filter, parse_attr_path
@@ -71,7 +72,7 @@ class QValuePath:
     membership: bool = False
 
 
-QNode = Union[QCompare, QPresent, QAnd, QOr, QNot, QValuePath]
+QNode = QCompare | QPresent | QAnd | QOr | QNot | QValuePath
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,9 @@ def index_entries(document: dict[str, Any], resource_type: ResourceType) -> list
     return entries
 
 
-def _add_schema_entries(entries: list[IndexEntry], container: dict, attributes, prefix: str) -> None:
+def _add_schema_entries(
+    entries: list[IndexEntry], container: dict[str, Any], attributes: Iterable[Attribute], prefix: str
+) -> None:
     for attribute in attributes:
         value = container.get(attribute.name)
         if value is None or attribute.returned == "never" or attribute.mutability == "writeOnly":
@@ -176,17 +179,17 @@ def normalise_datetime(value: Any) -> str:
     try:
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         # (In UTC, 0001-01-01T00:00:00-01:00 falls before the first representable moment.)
         # isoformat, not strftime("%Y"), which writes the year 1 as "1", out of text order.
-        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     except (ValueError, OverflowError):
         raise invalid_filter(f"{value!r} is not a dateTime this server can compare") from None
 
 
 # --- filter resolution ----------------------------------------------------------------------------
 
-_META_COLUMNS = {"created": "created", "lastmodified": "lastModified"}
+_META_COLUMNS: dict[str, FieldKind] = {"created": "created", "lastmodified": "lastModified"}
 
 
 def resolve_filter(node: Node, resource_type: ResourceType) -> QNode:
@@ -226,8 +229,10 @@ def _resolve_field(path: AttrPath, resource_type: ResourceType) -> tuple[Field, 
         if name in ("members", "groups"):
             # Membership rows hold the id and the member's type; the rest (display, $ref) would
             # need every member read.
-            return _membership_field(name, sub or attribute.sub("value")), sub or attribute.sub("value")
-    prefix = resolved.extension_urn.lower() + ":" if resolved.is_extension else ""
+            value = sub or attribute.sub("value")
+            assert value is not None, "members and groups have a value sub-attribute"
+            return _membership_field(name, value), value
+    prefix = resolved.extension_urn.lower() + ":" if resolved.extension_urn else ""
     if attribute.type == "complex":
         if sub is None:
             # RFC 7644 §3.4.2.2: a complex multi-valued attribute compares its `value`.
@@ -295,7 +300,7 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
     attribute = resolved.attribute
     if not attribute.multi_valued:
         raise invalid_filter(f"'{node.path}' is not multi-valued; write '{node.path}.sub op value' instead")
-    prefix = resolved.extension_urn.lower() + ":" if resolved.is_extension else ""
+    prefix = resolved.extension_urn.lower() + ":" if resolved.extension_urn else ""
     base = prefix + attribute.name.lower()
     membership = not resolved.is_extension and base in ("members", "groups") and attribute.type == "complex"
 
@@ -327,7 +332,9 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
             node = _compare(field, target, sub_node.op, sub_node.value)
             if field.kind == "member_type" and isinstance(node, QCompare):
                 # Stored as the resource type's name; the schema's canonical values say "User".
-                node = QCompare(field, node.op, {"user": "User", "group": "Group"}.get(str(node.value).lower(), node.value))
+                node = QCompare(
+                    field, node.op, {"user": "User", "group": "Group"}.get(str(node.value).lower(), node.value)
+                )
             return node
         field = Field("attr", key, numeric=target.type in ("integer", "decimal"))
         if isinstance(sub_node, Present):
@@ -344,8 +351,9 @@ def _membership_field(base: str, sub: Attribute) -> Field:
         return Field("member" if base == "members" else "group")
     if name == "type" and base == "members":
         return Field("member_type")
-    raise invalid_filter(f"a {base}[...] filter can compare value" + (" and type" if base == "members" else "")
-                         + f", not {sub.name}")
+    raise invalid_filter(
+        f"a {base}[...] filter can compare value" + (" and type" if base == "members" else "") + f", not {sub.name}"
+    )
 
 
 def resolve_sort(sort_by: str, sort_order: str | None, resource_type: ResourceType) -> SortKey:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scimhost.scim.query import IndexEntry, QAnd, QNode, QNot, QOr, QPresent, QValuePath, millisecond_range
+from scimhost.scim.query import IndexEntry, QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath, millisecond_range
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ def _membership_row_matches(node: QNode, row: tuple[str, str]) -> bool:
         return any(_membership_row_matches(term, row) for term in node.terms)
     if isinstance(node, QNot):
         return not _membership_row_matches(node.expr, row)
+    assert isinstance(node, (QCompare, QPresent)), "a value filter holds no other"
     value = row[1] if node.field.kind == "member_type" else row[0]
     if isinstance(node, QPresent):
         return value is not None
@@ -101,23 +102,23 @@ def _compare(stored: Any, op: str, value: Any, *, text: bool) -> bool:
     if stored is None:
         return False
     if op == "eq":
-        return stored == value
+        return bool(stored == value)
     if op == "gt":
-        return stored > value
+        return bool(stored > value)
     if op == "ge":
-        return stored >= value
+        return bool(stored >= value)
     if op == "lt":
-        return stored < value
+        return bool(stored < value)
     if op == "le":
-        return stored <= value
+        return bool(stored <= value)
     if not text:
         return False
     if op == "co":
-        return value in stored
+        return bool(value in stored)
     if op == "sw":
-        return stored.startswith(value)
+        return bool(stored.startswith(value))
     if op == "ew":
-        return stored.endswith(value)
+        return bool(stored.endswith(value))
     raise ValueError(f"unknown comparison {op!r}")
 
 

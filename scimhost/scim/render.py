@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from scimhost.scim.filter import parse_attr_path
 from scimhost.scim.resource_types import ResourceType
@@ -21,8 +21,8 @@ def etag(version: int) -> str:
 
 def timestamp(moment: datetime) -> str:
     """An xsd:dateTime in UTC with millisecond precision."""
-    if moment.tzinfo is not timezone.utc:
-        moment = moment.astimezone(timezone.utc)
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
@@ -96,13 +96,14 @@ class Projection:
             if resolved is None:
                 continue
             if resolved.attribute is None:  # a whole extension
+                assert resolved.schema is not None
                 requests[(resolved.schema.id, "*")] = None
                 continue
             key = (resolved.extension_urn, resolved.attribute.name.lower())
             if resolved.sub is None:
                 requests[key] = None
             elif key not in requests or requests[key] is not None:
-                requests.setdefault(key, set()).add(resolved.sub.name.lower())
+                requests[key] = {*(requests.get(key) or ()), resolved.sub.name.lower()}
         return requests
 
     def wants_attribute(self, name: str) -> bool:
@@ -161,7 +162,7 @@ class Projection:
                 part[name] = selected
         return part
 
-    def _selection(self, attribute: Attribute, schema_id: str | None) -> set[str] | None | bool:
+    def _selection(self, attribute: Attribute, schema_id: str | None) -> set[str] | None | Literal[False]:
         """False: leave out; None: the whole value; a set: only these sub-attributes."""
         if attribute.returned == "never":
             return False

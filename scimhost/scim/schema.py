@@ -106,7 +106,7 @@ def schema_from_json(doc: Any, where: str = "schema") -> Schema:
     return Schema(id=urn, name=name, description=description, attributes=parsed)
 
 
-def _attributes(items: list, where: str, depth: int) -> dict[str, Attribute]:
+def _attributes(items: list[Any], where: str, depth: int) -> dict[str, Attribute]:
     result: dict[str, Attribute] = {}
     for index, item in enumerate(items):
         attribute = _attribute(item, f"{where}[{index}]", depth)
@@ -185,8 +185,9 @@ COMMON_ATTRIBUTES: dict[str, Attribute] = {
                 Attribute("resourceType", case_exact=True, mutability="readOnly"),
                 Attribute("created", type="dateTime", mutability="readOnly"),
                 Attribute("lastModified", type="dateTime", mutability="readOnly"),
-                Attribute("location", type="reference", case_exact=True, mutability="readOnly",
-                          reference_types=("uri",)),
+                Attribute(
+                    "location", type="reference", case_exact=True, mutability="readOnly", reference_types=("uri",)
+                ),
                 Attribute("version", case_exact=True, mutability="readOnly"),
             )
         },

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scimhost.scim.errors import ScimError
@@ -134,12 +134,15 @@ def validated_document(
     if existing is not None:
         _check_immutable(result, existing, core, "")
         for extension, _ in resource_type.extensions:
-            _check_immutable(result.get(extension.id, {}), existing.get(extension.id, {}), extension,
-                             extension.id + ":")
+            _check_immutable(
+                result.get(extension.id, {}), existing.get(extension.id, {}), extension, extension.id + ":"
+            )
     result["schemas"] = [core.id] + [s.id for s, _ in resource_type.extensions if s.id in result]
     if kept:
         result.update(kept)
-        result["schemas"] += [key for key, value in kept.items() if key.lower().startswith("urn:") and isinstance(value, dict)]
+        result["schemas"] += [
+            key for key, value in kept.items() if key.lower().startswith("urn:") and isinstance(value, dict)
+        ]
     return result
 
 
@@ -155,7 +158,7 @@ def _check_depth(value: Any, where: str, depth: int = 1) -> None:
             _check_depth(item, where, depth + 1)
 
 
-def _validate_object(value: dict, schema: Schema, where: str) -> dict[str, Any]:
+def _validate_object(value: dict[str, Any], schema: Schema, where: str) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     for key, item in value.items():
         if item is None:
@@ -166,7 +169,7 @@ def _validate_object(value: dict, schema: Schema, where: str) -> dict[str, Any]:
     return cleaned
 
 
-def _put(target: dict, attribute: Attribute, value: Any, where: str) -> None:
+def _put(target: dict[str, Any], attribute: Attribute, value: Any, where: str) -> None:
     if attribute.mutability == "readOnly":
         return
     converted = coerce_attribute(attribute, value, where)
@@ -240,7 +243,7 @@ def coerce_value(attribute: Attribute, value: Any, where: str) -> Any:
         try:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is not None:
-                moment.astimezone(timezone.utc)  # stored and compared in UTC: it must have one
+                moment.astimezone(UTC)  # stored and compared in UTC: it must have one
         except (ValueError, OverflowError):
             raise invalid_value(f"'{where}' must be an xsd:dateTime such as 2024-05-01T12:00:00Z") from None
     elif kind == "binary":
@@ -256,11 +259,12 @@ def coerce_value(attribute: Attribute, value: Any, where: str) -> Any:
     return value
 
 
-def _check_required(doc: dict, schema: Schema, prefix: str) -> None:
+def _check_required(doc: dict[str, Any], schema: Schema, prefix: str) -> None:
     for attribute in schema.attributes.values():
         if attribute.required and attribute.mutability != "readOnly" and _blank(doc.get(attribute.name)):
-            raise invalid_value(f"'{prefix}{attribute.name}' is required" + (
-                " and must not be empty" if attribute.name in doc else ""))
+            raise invalid_value(
+                f"'{prefix}{attribute.name}' is required" + (" and must not be empty" if attribute.name in doc else "")
+            )
 
 
 def _blank(value: Any) -> bool:
@@ -268,8 +272,12 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _check_immutable(new: dict, old: dict, schema: Schema, prefix: str) -> None:
+def _check_immutable(new: dict[str, Any], old: dict[str, Any], schema: Schema, prefix: str) -> None:
     """An immutable attribute, once set, keeps its value (RFC 7643 §2.2)."""
     for attribute in schema.attributes.values():
-        if attribute.mutability == "immutable" and attribute.name in old and new.get(attribute.name) != old[attribute.name]:
+        if (
+            attribute.mutability == "immutable"
+            and attribute.name in old
+            and new.get(attribute.name) != old[attribute.name]
+        ):
             raise ScimError(400, f"'{prefix}{attribute.name}' is immutable", "mutability")

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal
 
 from scimhost.scim.query import IndexEntry, ResourceQuery
 
+# What a write did, as the event log records it.
+Action = Literal["create", "replace", "patch", "delete"]
 
 # `sort`: list_resources honours ResourceQuery.sort (sortBy). `cursor_paging`: it honours
 # cursor_paging, after and before (RFC 9865).
@@ -107,7 +109,7 @@ class EventDraft:
     (so a write that does not commit records nothing). The host builds it; the store adds the
     sequence number, the event id, the time, the resource id and the version after the write."""
 
-    action: Literal["create", "replace", "patch", "delete"]
+    action: Action
     # Who: {"scheme", "account", "request_id", "client"}.
     actor: dict[str, Any]
     # What changed: attribute -> {"old", "new"} (writeOnly values only as {"changed": true}).
@@ -270,8 +272,14 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def record_activity(
-        self, source: str, minute: datetime, *, requests: int, errors: int,
-        last_error_at: datetime | None = None, last_error: str | None = None,
+        self,
+        source: str,
+        minute: datetime,
+        *,
+        requests: int,
+        errors: int,
+        last_error_at: datetime | None = None,
+        last_error: str | None = None,
     ) -> None:
         """Add one process's counts of a minute to the source's activity (each process adds
         its own; the newest error of the minute wins)."""
@@ -295,8 +303,13 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def create_resource(
-        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = (),
-        *, event: EventDraft | None = None,
+        self,
+        source: str,
+        resource_type: str,
+        write: ResourceWrite,
+        members: Sequence[str] = (),
+        *,
+        event: EventDraft | None = None,
     ) -> StoredResource:
         """Store a new resource (and its members, and `event` in the event log) in one
         transaction.
@@ -347,7 +360,12 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def delete_resource(
-        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None,
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        expected_version: int | None = None,
         event: EventDraft | None = None,
     ) -> None:
         """Delete the resource and every membership row naming it (and record `event`), in one
@@ -402,8 +420,15 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def finish_delivery(
-        self, sink: str, event_seq: int, *, state: Literal["done", "pending", "dead"], now: datetime,
-        next_attempt: datetime | None = None, status: int | None = None, error: str | None = None,
+        self,
+        sink: str,
+        event_seq: int,
+        *,
+        state: Literal["done", "pending", "dead"],
+        now: datetime,
+        next_attempt: datetime | None = None,
+        status: int | None = None,
+        error: str | None = None,
     ) -> None:
         """Record the outcome of an attempt: done, pending again from `next_attempt`, or dead."""
 
@@ -420,7 +445,12 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def requeue_deliveries(
-        self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        states: Sequence[str],
+        since: datetime | None = None,
         seqs: Sequence[int] | None = None,
     ) -> int:
         """Make the sink's deliveries in `states` (narrowed to events since `since`, or these

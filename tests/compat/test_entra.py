@@ -46,13 +46,17 @@ async def test_entra_default_cycle(scim):
     assert [u["id"] for u in found["Resources"]] == [uid]
     # profile update: capitalised ops, value paths, URN paths, manager as a bare id, string booleans
     manager = await scim.create_user("boss@testuser.com")
-    await scim.json("PATCH", f"/Users/{uid}", ops(
-        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "updated@testuser.com"},
-        {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 555 0100"},
-        {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
-        {"op": "Add", "path": f"{ENT}:manager", "value": manager["id"]},
-        {"op": "Replace", "path": f"{ENT}:department", "value": "Devices"},
-    ))
+    await scim.json(
+        "PATCH",
+        f"/Users/{uid}",
+        ops(
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "updated@testuser.com"},
+            {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 555 0100"},
+            {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+            {"op": "Add", "path": f"{ENT}:manager", "value": manager["id"]},
+            {"op": "Replace", "path": f"{ENT}:department", "value": "Devices"},
+        ),
+    )
     # deactivate with a string boolean; the user stays readable by id and by filter
     await scim.json("PATCH", f"/Users/{uid}", ops({"op": "Replace", "path": "active", "value": "False"}))
     user = await scim.json("GET", f"/Users/{uid}")
@@ -65,19 +69,34 @@ async def test_entra_default_cycle(scim):
     await scim.json("PATCH", f"/Users/{uid}", ops({"op": "Replace", "path": "active", "value": "True"}))
 
     # groups: create, look up without members, add and remove a member
-    group = await scim.json("POST", "/Groups", {
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "externalId": "8aa1a0c0",
-        "displayName": "Group1936", "meta": {"resourceType": "Group"},
-    }, expect=201)
+    group = await scim.json(
+        "POST",
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "externalId": "8aa1a0c0",
+            "displayName": "Group1936",
+            "meta": {"resourceType": "Group"},
+        },
+        expect=201,
+    )
     gid = group["id"]
     found = await scim.json("GET", "/Groups?excludedAttributes=members&filter=displayName%20eq%20%22Group1936%22")
     assert [g["id"] for g in found["Resources"]] == [gid] and "members" not in found["Resources"][0]
-    await scim.json("PATCH", f"/Groups/{gid}", ops({"op": "Add", "path": "members", "value": [{"value": uid}]}), expect=204)
-    member_filter = f"/Groups?filter=id%20eq%20%22{gid}%22%20and%20members.value%20eq%20%22{uid}%22&excludedAttributes=members"
+    await scim.json(
+        "PATCH", f"/Groups/{gid}", ops({"op": "Add", "path": "members", "value": [{"value": uid}]}), expect=204
+    )
+    member_filter = (
+        f"/Groups?filter=id%20eq%20%22{gid}%22%20and%20members.value%20eq%20%22{uid}%22&excludedAttributes=members"
+    )
     assert (await scim.json("GET", member_filter))["totalResults"] == 1
-    await scim.json("PATCH", f"/Groups/{gid}", ops({"op": "Remove", "path": "members", "value": [{"value": uid}]}), expect=204)
+    await scim.json(
+        "PATCH", f"/Groups/{gid}", ops({"op": "Remove", "path": "members", "value": [{"value": uid}]}), expect=204
+    )
     assert (await scim.json("GET", member_filter))["totalResults"] == 0
-    await scim.json("PATCH", f"/Groups/{gid}", ops({"op": "Replace", "path": "displayName", "value": "1879db59"}), expect=204)
+    await scim.json(
+        "PATCH", f"/Groups/{gid}", ops({"op": "Replace", "path": "displayName", "value": "1879db59"}), expect=204
+    )
     await scim.json("DELETE", f"/Groups/{gid}", expect=204)
     await scim.json("DELETE", f"/Users/{uid}", expect=204)
     await scim.json("GET", f"/Users/{uid}", expect=404)
@@ -89,16 +108,29 @@ async def test_entra_feature_flag_cycle(scim):
     await connection_test(scim)
     user = await scim.json("POST", "/Users", entra_user("flag@testuser.com", "ext-flag"), expect=201)
     uid = user["id"]
-    await scim.json("PATCH", f"/Users/{uid}", ops({"op": "replace", "value": {
-        "displayName": "Flag User", "name.givenName": "Flag", "name.familyName": "User",
-        f"{ENT}:employeeNumber": "42",
-    }}))
+    await scim.json(
+        "PATCH",
+        f"/Users/{uid}",
+        ops(
+            {
+                "op": "replace",
+                "value": {
+                    "displayName": "Flag User",
+                    "name.givenName": "Flag",
+                    "name.familyName": "User",
+                    f"{ENT}:employeeNumber": "42",
+                },
+            }
+        ),
+    )
     user = await scim.json("GET", f"/Users/{uid}")
     assert user["displayName"] == "Flag User" and user["name"]["givenName"] == "Flag"
     assert user[ENT]["employeeNumber"] == "42"
     await scim.json("PATCH", f"/Users/{uid}", ops({"op": "replace", "path": "active", "value": False}))
     assert (await scim.json("GET", f"/Users/{uid}"))["active"] is False
     group = await scim.create_group("FlagGroup", [uid])
-    await scim.json("PATCH", f"/Groups/{group['id']}", ops({"op": "remove", "path": f'members[value eq "{uid}"]'}), expect=204)
+    await scim.json(
+        "PATCH", f"/Groups/{group['id']}", ops({"op": "remove", "path": f'members[value eq "{uid}"]'}), expect=204
+    )
     assert "members" not in (await scim.json("GET", f"/Groups/{group['id']}?excludedAttributes=members"))
     assert (await scim.json("GET", f"/Groups/{group['id']}"))["members"] == []

@@ -89,9 +89,17 @@ def test_value_path_add_creates_the_missing_entry():
 def test_pathless_keys_plain_dotted_and_urn_qualified():
     result = patch(
         {"userName": "x", "name": {"givenName": "A"}},
-        {"op": "replace", "value": {"name.familyName": "B", f"{ENT}:department": "D", "displayName": "AB", "id": "ignored"}},
+        {
+            "op": "replace",
+            "value": {"name.familyName": "B", f"{ENT}:department": "D", "displayName": "AB", "id": "ignored"},
+        },
     )
-    assert result.document == {"userName": "x", "name": {"givenName": "A", "familyName": "B"}, ENT: {"department": "D"}, "displayName": "AB"}
+    assert result.document == {
+        "userName": "x",
+        "name": {"givenName": "A", "familyName": "B"},
+        ENT: {"department": "D"},
+        "displayName": "AB",
+    }
 
 
 def test_the_input_document_is_never_modified():
@@ -121,7 +129,12 @@ def test_members_become_ordered_row_operations():
 
 def test_members_filter_other_than_value_is_refused():
     with pytest.raises(ScimError) as excinfo:
-        patch({"displayName": "G"}, {"op": "remove", "path": 'members[display eq "x"]'}, resource_type=GROUP, row="members")
+        patch(
+            {"displayName": "G"},
+            {"op": "remove", "path": 'members[display eq "x"]'},
+            resource_type=GROUP,
+            row="members",
+        )
     assert excinfo.value.scim_type == "invalidPath"
 
 
@@ -135,12 +148,21 @@ def test_adding_a_primary_value_demotes_the_old_primary():
 
 def test_validation_normalises_and_checks():
     doc = validated_document(
-        {"USERNAME": "x", "Active": "TRUE", "emails": [{"value": "a", "TYPE": "Work", "display": None}],
-         ENT.upper(): {"MANAGER": "m1"}},
+        {
+            "USERNAME": "x",
+            "Active": "TRUE",
+            "emails": [{"value": "a", "TYPE": "Work", "display": None}],
+            ENT.upper(): {"MANAGER": "m1"},
+        },
         USER,
     )
-    assert doc == {"userName": "x", "active": True, "emails": [{"value": "a", "type": "work"}],
-                   ENT: {"manager": {"value": "m1"}}, "schemas": [USER.schema.id, ENT]}
+    assert doc == {
+        "userName": "x",
+        "active": True,
+        "emails": [{"value": "a", "type": "work"}],
+        ENT: {"manager": {"value": "m1"}},
+        "schemas": [USER.schema.id, ENT],
+    }
     with pytest.raises(ScimError, match="userName"):
         validated_document({"displayName": "x"}, USER)
 

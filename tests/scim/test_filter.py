@@ -65,17 +65,29 @@ def shape(node):
         ),
         (
             'a eq "1" or b eq "2" and c eq "3"',
-            ("or", ("cmp", path("a"), "eq", "1"), ("and", ("cmp", path("b"), "eq", "2"), ("cmp", path("c"), "eq", "3"))),
+            (
+                "or",
+                ("cmp", path("a"), "eq", "1"),
+                ("and", ("cmp", path("b"), "eq", "2"), ("cmp", path("c"), "eq", "3")),
+            ),
         ),
         (
             '(a eq "1" or b eq "2") and c eq "3"',
-            ("and", ("or", ("cmp", path("a"), "eq", "1"), ("cmp", path("b"), "eq", "2")), ("cmp", path("c"), "eq", "3")),
+            (
+                "and",
+                ("or", ("cmp", path("a"), "eq", "1"), ("cmp", path("b"), "eq", "2")),
+                ("cmp", path("c"), "eq", "3"),
+            ),
         ),
         ('not (a eq "1")', ("not", ("cmp", path("a"), "eq", "1"))),
         ('not(a eq "1") and b pr', ("and", ("not", ("cmp", path("a"), "eq", "1")), ("pr", path("b")))),
         (
             'emails[type eq "work" and value co "@example.com"]',
-            ("vp", path("emails"), ("and", ("cmp", path("type"), "eq", "work"), ("cmp", path("value"), "co", "@example.com"))),
+            (
+                "vp",
+                path("emails"),
+                ("and", ("cmp", path("type"), "eq", "work"), ("cmp", path("value"), "co", "@example.com")),
+            ),
         ),
         (
             'emails[type eq "work"].value eq "x@y"',  # Entra's form
@@ -86,10 +98,17 @@ def shape(node):
             (
                 "and",
                 ("cmp", path("userType"), "eq", "Employee"),
-                ("or", ("cmp", path("emails"), "co", "example.com"), ("cmp", path("emails", "value"), "co", "example.org")),
+                (
+                    "or",
+                    ("cmp", path("emails"), "co", "example.com"),
+                    ("cmp", path("emails", "value"), "co", "example.org"),
+                ),
             ),
         ),
-        ('meta.lastModified gt "2011-05-13T04:42:34Z"', ("cmp", path("meta", "lastModified"), "gt", "2011-05-13T04:42:34Z")),
+        (
+            'meta.lastModified gt "2011-05-13T04:42:34Z"',
+            ("cmp", path("meta", "lastModified"), "gt", "2011-05-13T04:42:34Z"),
+        ),
     ],
 )
 def test_filters_parse(text, expected):
@@ -103,7 +122,7 @@ def test_filters_parse(text, expected):
         ("userName", "expected an operator"),
         ('userName xx "a"', "expected an operator"),
         ("userName eq", "expected a value"),
-        ('userName eq bjensen', "expected a value"),
+        ("userName eq bjensen", "expected a value"),
         ('(userName eq "a"', "expected ')'"),
         ('userName eq "a")', "position 16"),
         ('userName eq "a" and', "expected an attribute name"),
@@ -143,7 +162,9 @@ def test_patch_paths_parse(text, attr, has_filter, sub):
     assert parsed.sub == sub
 
 
-@pytest.mark.parametrize("text", ["", "   ", "a..b", 'emails[type eq "x"', 'emails[type eq "x"]value', "name.givenName[x pr]"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "a..b", 'emails[type eq "x"', 'emails[type eq "x"]value', "name.givenName[x pr]"]
+)
 def test_bad_patch_paths(text):
     with pytest.raises(ScimError) as excinfo:
         parse_path(text)

@@ -20,30 +20,47 @@ class TestMemoryBackend(StorageContract):
 
 
 async def test_the_memory_backend_serves_scim(aiohttp_client):
-    app = create_app({
-        "server": {"public_url": "https://scim.example.test"},
-        "storage": {"backend": "memory"},
-        "sources": [{"slug": "demo", "name": "Demo"}],
-    })
+    app = create_app(
+        {
+            "server": {"public_url": "https://scim.example.test"},
+            "storage": {"backend": "memory"},
+            "sources": [{"slug": "demo", "name": "Demo"}],
+        }
+    )
     client = await aiohttp_client(app)
     token = await app[HOST].issue_token("demo")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
     base = "/source/scim/demo/v2"
-    user = await (await client.post(base + "/Users", json={
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bjensen", "title": "Boss"
-    }, headers=headers)).json()
-    group = await (await client.post(base + "/Groups", json={
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng",
-        "members": [{"value": user["id"]}],
-    }, headers=headers)).json()
+    user = await (
+        await client.post(
+            base + "/Users",
+            json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bjensen", "title": "Boss"},
+            headers=headers,
+        )
+    ).json()
+    group = await (
+        await client.post(
+            base + "/Groups",
+            json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Eng",
+                "members": [{"value": user["id"]}],
+            },
+            headers=headers,
+        )
+    ).json()
     found = await (await client.get(base + '/Users?filter=userName eq "BJENSEN"', headers=headers)).json()
     assert [u["id"] for u in found["Resources"]] == [user["id"]]
     read = await (await client.get(base + f"/Users/{user['id']}", headers=headers)).json()
     assert [g["value"] for g in read["groups"]] == [group["id"]]
-    patched = await client.patch(base + f"/Users/{user['id']}", json={
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "path": "title", "value": "CEO"}],
-    }, headers=headers)
+    patched = await client.patch(
+        base + f"/Users/{user['id']}",
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": "CEO"}],
+        },
+        headers=headers,
+    )
     assert patched.status == 200 and (await patched.json())["title"] == "CEO"
     assert (await client.delete(base + f"/Users/{user['id']}", headers=headers)).status == 204
     members = await (await client.get(base + f"/Groups/{group['id']}", headers=headers)).json()
@@ -76,9 +93,13 @@ async def test_missing_features_are_declared_and_refused_with_400(aiohttp_client
     from scimhost.hookspecs import hookimpl
 
     plugin = types.SimpleNamespace(register_storage_backends=hookimpl(lambda: [BasicMemoryBackend]))
-    app = create_app({
-        "storage": {"backend": "memory-basic"}, "sources": [{"slug": "demo", "name": "Demo"}],
-    }, plugins=[("basic", plugin)])
+    app = create_app(
+        {
+            "storage": {"backend": "memory-basic"},
+            "sources": [{"slug": "demo", "name": "Demo"}],
+        },
+        plugins=[("basic", plugin)],
+    )
     client = await aiohttp_client(app)
     headers = {"Authorization": f"Bearer {await app[HOST].issue_token('demo')}"}
     base = "/source/scim/demo/v2"
@@ -99,7 +120,10 @@ def test_the_contract_names_the_feature_it_skips(pytestconfig):
     here = Path(__file__)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"{here}::TestBasicMemoryBackend"],
-        capture_output=True, text=True, cwd=here.parent.parent, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=here.parent.parent,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout[-2000:]
     assert "the backend does not declare the 'sort' feature" in result.stdout

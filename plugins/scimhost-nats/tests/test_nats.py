@@ -7,16 +7,17 @@ import asyncio
 import json
 import os
 import uuid
+from datetime import UTC
 
 import nats
 import pytest
+from scimhost_nats import NatsSettings, NatsSink
 
 from scimhost.app import create_app
 from scimhost.delivery.envelope import envelope
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
 from scimhost.storage.backend import StoredEvent
-from scimhost_nats import NatsSettings, NatsSink
 
 NATS_URL = os.environ.get("SCIMHOST_TEST_NATS", "nats://127.0.0.1:4222")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -46,30 +47,52 @@ async def stream():
 
 async def stored(jetstream, name: str) -> list:
     info = await jetstream.stream_info(name)
-    return [await jetstream.get_msg(name, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)
-            if info.state.messages]
+    return [
+        await jetstream.get_msg(name, seq)
+        for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        if info.state.messages
+    ]
 
 
 def event(seq: int = 1) -> StoredEvent:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return StoredEvent(seq, f"evt_{uuid.uuid4().hex}", datetime.now(timezone.utc), "demo", "User", "u1", None,
-                       "create", 1, {}, {}, None, {"userName": "u"}, {})
+    return StoredEvent(
+        seq,
+        f"evt_{uuid.uuid4().hex}",
+        datetime.now(UTC),
+        "demo",
+        "User",
+        "u1",
+        None,
+        "create",
+        1,
+        {},
+        {},
+        None,
+        {"userName": "u"},
+        {},
+    )
 
 
 async def test_a_write_is_published_to_the_stream(tmp_path, stream, aiohttp_client):
     name, subject, jetstream = stream
     config = {
         "storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
-        "events": {"poll_seconds": 0.05, "sinks": [
-            {"name": "bus", "type": "nats", "servers": [NATS_URL], "stream": name, "subject": subject}]},
+        "events": {
+            "poll_seconds": 0.05,
+            "sinks": [{"name": "bus", "type": "nats", "servers": [NATS_URL], "stream": name, "subject": subject}],
+        },
         "sources": [{"slug": "demo", "name": "Demo"}],
     }
     app = create_app(config)
     client = await aiohttp_client(app)
     token = await app[HOST].issue_token("demo")
-    response = await client.post("/source/scim/demo/v2/Users", data=json.dumps({"userName": "bjensen"}),
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"})
+    response = await client.post(
+        "/source/scim/demo/v2/Users",
+        data=json.dumps({"userName": "bjensen"}),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+    )
     user = await response.json()
     for _ in range(200):
         if (await app[HOST].storage.sink_stats("bus")).done == 1:
@@ -109,9 +132,11 @@ async def test_an_unreachable_nats_makes_deliveries_wait(unused_tcp_port):
 def test_the_plugin_is_found_and_its_settings_checked(tmp_path):
     from scimhost.config import ConfigError
 
-    config = {"storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
-              "events": {"sinks": [{"name": "bus", "type": "nats", "subject": "x.{nosuch}"}]},
-              "sources": [{"slug": "demo", "name": "Demo"}]}
+    config = {
+        "storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
+        "events": {"sinks": [{"name": "bus", "type": "nats", "subject": "x.{nosuch}"}]},
+        "sources": [{"slug": "demo", "name": "Demo"}],
+    }
     with pytest.raises(ConfigError, match="unknown placeholders nosuch"):
         load_host(config)
     config["events"]["sinks"][0]["subject"] = "x.{source}"

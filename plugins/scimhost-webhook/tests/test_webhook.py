@@ -7,9 +7,11 @@ import asyncio
 import base64
 import json
 import secrets
+from datetime import UTC
 
 import pytest
 from aiohttp import web
+from scimhost_webhook import WebhookSettings, WebhookSink
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from scimhost.app import create_app
@@ -18,7 +20,6 @@ from scimhost.delivery.envelope import envelope
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
 from scimhost.storage.backend import StoredEvent
-from scimhost_webhook import WebhookSettings, WebhookSink
 
 
 def new_secret() -> str:
@@ -72,8 +73,10 @@ async def receiver(aiohttp_server, monkeypatch):
 def config(tmp_path, url: str, **sink) -> dict:
     return {
         "storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
-        "events": {"poll_seconds": 0.05, "sinks": [
-            {"name": "hr", "type": "webhook", "url": url, "secret_env": "TEST_WEBHOOK_SECRET", **sink}]},
+        "events": {
+            "poll_seconds": 0.05,
+            "sinks": [{"name": "hr", "type": "webhook", "url": url, "secret_env": "TEST_WEBHOOK_SECRET", **sink}],
+        },
         "sources": [{"slug": "demo", "name": "Demo"}],
     }
 
@@ -89,11 +92,15 @@ async def test_a_write_reaches_the_receiver_signed_and_in_order(tmp_path, receiv
     client = await aiohttp_client(app)
     token = await app[HOST].issue_token("demo")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
-    response = await client.post("/source/scim/demo/v2/Users", data=json.dumps({"userName": "bjensen"}), headers=headers)
+    response = await client.post(
+        "/source/scim/demo/v2/Users", data=json.dumps({"userName": "bjensen"}), headers=headers
+    )
     user = await response.json()
     for title in ("a", "b", "c"):
-        patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                 "Operations": [{"op": "replace", "path": "title", "value": title}]}
+        patch = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": title}],
+        }
         await client.patch(f"/source/scim/demo/v2/Users/{user['id']}", data=json.dumps(patch), headers=headers)
     for _ in range(200):
         if len(receiver.received) == 4:
@@ -106,15 +113,30 @@ async def test_a_write_reaches_the_receiver_signed_and_in_order(tmp_path, receiv
 
 
 def event(seq: int = 1) -> StoredEvent:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return StoredEvent(seq, f"evt_{seq:032x}", datetime.now(timezone.utc), "demo", "User", "u1", None, "create", 1,
-                       {}, {}, None, {"userName": "u"}, {})
+    return StoredEvent(
+        seq,
+        f"evt_{seq:032x}",
+        datetime.now(UTC),
+        "demo",
+        "User",
+        "u1",
+        None,
+        "create",
+        1,
+        {},
+        {},
+        None,
+        {"userName": "u"},
+        {},
+    )
 
 
 async def sink_for(url: str, **options) -> WebhookSink:
-    sink = WebhookSink(WebhookSettings(url=url, secret_env=options.pop("secret_env", "TEST_WEBHOOK_SECRET"), **options),
-                       sink_name="hr")
+    sink = WebhookSink(
+        WebhookSettings(url=url, secret_env=options.pop("secret_env", "TEST_WEBHOOK_SECRET"), **options), sink_name="hr"
+    )
     await sink.start()
     return sink
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from scimhost.builtin.tortoise_storage.database import Database
-from scimhost.builtin.tortoise_storage.rows import as_datetime
+from scimhost.builtin.tortoise_storage.rows import as_datetime, moment
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import Params, Row
 from scimhost.storage.backend import ServiceAccount, SourceActivity, StorageError
@@ -24,10 +24,12 @@ class Accounts:
 
     async def ensure_service_account(self, source: str, username: str) -> ServiceAccount:
         p = self.params()
-        await self.database.execute(p.command(
-            "INSERT INTO scimhost_service_account (source, username, created) "
-            f"VALUES ({p.each((source, username, _now()))}) ON CONFLICT (source) DO NOTHING"
-        ))
+        await self.database.execute(
+            p.command(
+                "INSERT INTO scimhost_service_account (source, username, created) "
+                f"VALUES ({p.each((source, username, _now()))}) ON CONFLICT (source) DO NOTHING"
+            )
+        )
         p = self.params()
         rows = await self.database.rows(
             p.query(f"SELECT {ACCOUNT_COLUMNS} FROM scimhost_service_account WHERE source = {p(source)}")
@@ -36,15 +38,19 @@ class Accounts:
 
     async def service_accounts(self) -> list[ServiceAccount]:
         p = self.params()
-        rows = await self.database.rows(p.query(f"SELECT {ACCOUNT_COLUMNS} FROM scimhost_service_account ORDER BY source"))
+        rows = await self.database.rows(
+            p.query(f"SELECT {ACCOUNT_COLUMNS} FROM scimhost_service_account ORDER BY source")
+        )
         return [_service_account(row) for row in rows]
 
     async def token_hashes(self, source: str, *, now: datetime) -> tuple[str, ...]:
         p = self.params()
-        rows = await self.database.rows(p.query(
-            "SELECT token_hash, previous_hash, previous_expires FROM scimhost_service_account "
-            f"WHERE source = {p(source)}"
-        ))
+        rows = await self.database.rows(
+            p.query(
+                "SELECT token_hash, previous_hash, previous_expires FROM scimhost_service_account "
+                f"WHERE source = {p(source)}"
+            )
+        )
         if not rows:
             return ()
         row = rows[0]
@@ -57,11 +63,15 @@ class Accounts:
     async def set_token_hash(self, source: str, token_hash: str, *, grace_until: datetime | None) -> None:
         p = self.params()
         if grace_until is None:
-            assignments = (f"token_hash = {p(token_hash)}, token_created = {p(_now())}, previous_hash = NULL, "
-                           "previous_expires = NULL")
+            assignments = (
+                f"token_hash = {p(token_hash)}, token_created = {p(_now())}, previous_hash = NULL, "
+                "previous_expires = NULL"
+            )
         else:
-            assignments = (f"previous_hash = token_hash, previous_expires = {p(grace_until)}, "
-                           f"token_hash = {p(token_hash)}, token_created = {p(_now())}")
+            assignments = (
+                f"previous_hash = token_hash, previous_expires = {p(grace_until)}, "
+                f"token_hash = {p(token_hash)}, token_created = {p(_now())}"
+            )
         changed = await self.database.execute(
             p.command(f"UPDATE scimhost_service_account SET {assignments} WHERE source = {p(source)}")
         )
@@ -70,51 +80,67 @@ class Accounts:
 
     async def revoke_tokens(self, source: str) -> None:
         p = self.params()
-        await self.database.execute(p.command(
-            "UPDATE scimhost_service_account SET token_hash = NULL, token_created = NULL, previous_hash = NULL, "
-            f"previous_expires = NULL WHERE source = {p(source)}"
-        ))
+        await self.database.execute(
+            p.command(
+                "UPDATE scimhost_service_account SET token_hash = NULL, token_created = NULL, previous_hash = NULL, "
+                f"previous_expires = NULL WHERE source = {p(source)}"
+            )
+        )
 
     # --- per-source activity ---------------------------------------------------------------------
 
     async def record_activity(
-        self, source: str, minute: datetime, *, requests: int, errors: int,
-        last_error_at: datetime | None, last_error: str | None,
+        self,
+        source: str,
+        minute: datetime,
+        *,
+        requests: int,
+        errors: int,
+        last_error_at: datetime | None,
+        last_error: str | None,
     ) -> None:
         p = self.params()
         newer_error = (
             "excluded.last_error_at IS NOT NULL AND (scimhost_source_activity.last_error_at IS NULL "
             "OR excluded.last_error_at > scimhost_source_activity.last_error_at)"
         )
-        await self.database.execute(p.command(
-            "INSERT INTO scimhost_source_activity (source, minute, requests, errors, last_error_at, last_error) "
-            f"VALUES ({p.each((source, minute, requests, errors, last_error_at, last_error))}) "
-            "ON CONFLICT (source, minute) DO UPDATE SET "
-            "requests = scimhost_source_activity.requests + excluded.requests, "
-            "errors = scimhost_source_activity.errors + excluded.errors, "
-            f"last_error = CASE WHEN {newer_error} THEN excluded.last_error "
-            "ELSE scimhost_source_activity.last_error END, "
-            f"last_error_at = CASE WHEN {newer_error} THEN excluded.last_error_at "
-            "ELSE scimhost_source_activity.last_error_at END"
-        ))
+        await self.database.execute(
+            p.command(
+                "INSERT INTO scimhost_source_activity (source, minute, requests, errors, last_error_at, last_error) "
+                f"VALUES ({p.each((source, minute, requests, errors, last_error_at, last_error))}) "
+                "ON CONFLICT (source, minute) DO UPDATE SET "
+                "requests = scimhost_source_activity.requests + excluded.requests, "
+                "errors = scimhost_source_activity.errors + excluded.errors, "
+                f"last_error = CASE WHEN {newer_error} THEN excluded.last_error "
+                "ELSE scimhost_source_activity.last_error END, "
+                f"last_error_at = CASE WHEN {newer_error} THEN excluded.last_error_at "
+                "ELSE scimhost_source_activity.last_error_at END"
+            )
+        )
 
     async def source_activity(self, source: str, *, since: datetime) -> SourceActivity:
         scope = Scope(source)
         p = self.params()
-        totals = await self.database.rows(p.query(
-            "SELECT SUM(a.requests) AS requests, SUM(a.errors) AS errors FROM scimhost_source_activity a "
-            f"WHERE {scope.where(p, 'a', f'a.minute >= {p(since)}', typed=False)}"
-        ))
+        totals = await self.database.rows(
+            p.query(
+                "SELECT SUM(a.requests) AS requests, SUM(a.errors) AS errors FROM scimhost_source_activity a "
+                f"WHERE {scope.where(p, 'a', f'a.minute >= {p(since)}', typed=False)}"
+            )
+        )
         p = self.params()
-        last = await self.database.rows(p.query(
-            f"SELECT MAX(a.minute) AS minute FROM scimhost_source_activity a WHERE {scope.where(p, 'a', typed=False)}"
-        ))
+        last = await self.database.rows(
+            p.query(
+                f"SELECT MAX(a.minute) AS minute FROM scimhost_source_activity a WHERE {scope.where(p, 'a', typed=False)}"
+            )
+        )
         p = self.params()
-        error = await self.database.rows(p.query(
-            "SELECT a.last_error_at, a.last_error FROM scimhost_source_activity a "
-            f"WHERE {scope.where(p, 'a', 'a.last_error_at IS NOT NULL', typed=False)} "
-            "ORDER BY a.last_error_at DESC LIMIT 1"
-        ))
+        error = await self.database.rows(
+            p.query(
+                "SELECT a.last_error_at, a.last_error FROM scimhost_source_activity a "
+                f"WHERE {scope.where(p, 'a', 'a.last_error_at IS NOT NULL', typed=False)} "
+                "ORDER BY a.last_error_at DESC LIMIT 1"
+            )
+        )
         return SourceActivity(
             requests=int(totals[0]["requests"] or 0),
             errors=int(totals[0]["errors"] or 0),
@@ -125,18 +151,20 @@ class Accounts:
 
     async def prune_activity(self, *, before: datetime) -> int:
         p = self.params()
-        return await self.database.execute(p.command(f"DELETE FROM scimhost_source_activity WHERE minute < {p(before)}"))
+        return await self.database.execute(
+            p.command(f"DELETE FROM scimhost_source_activity WHERE minute < {p(before)}")
+        )
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _service_account(row: Row) -> ServiceAccount:
     return ServiceAccount(
         source=row["source"],
         username=row["username"],
-        created=as_datetime(row["created"]),
+        created=moment(row["created"]),
         token_created=as_datetime(row["token_created"]),
         previous_expires=as_datetime(row.get("previous_expires")),
     )

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -263,7 +263,6 @@ class TortoiseBackend(StorageBackend):
             raise StorageError("storage is not open")
         return self._ctx.db()
 
-
     # --- credentials and activity (accounts.py) ------------------------------------------------
 
     async def ensure_service_account(self, source: str, username: str) -> ServiceAccount:
@@ -282,8 +281,14 @@ class TortoiseBackend(StorageBackend):
         await self._accounts.revoke_tokens(source)
 
     async def record_activity(
-        self, source: str, minute: datetime, *, requests: int, errors: int,
-        last_error_at: datetime | None = None, last_error: str | None = None,
+        self,
+        source: str,
+        minute: datetime,
+        *,
+        requests: int,
+        errors: int,
+        last_error_at: datetime | None = None,
+        last_error: str | None = None,
     ) -> None:
         await self._accounts.record_activity(
             source, minute, requests=requests, errors=errors, last_error_at=last_error_at, last_error=last_error
@@ -301,8 +306,13 @@ class TortoiseBackend(StorageBackend):
     # --- resources (writes.py, reads.py) ------------------------------------------------------
 
     async def create_resource(
-        self, source: str, resource_type: str, write: ResourceWrite, members: Sequence[str] = (),
-        *, event: EventDraft | None = None,
+        self,
+        source: str,
+        resource_type: str,
+        write: ResourceWrite,
+        members: Sequence[str] = (),
+        *,
+        event: EventDraft | None = None,
     ) -> StoredResource:
         resource_id, now = str(uuid.uuid4()), _now()
         work = self._writes.create(Scope(source, resource_type), resource_id, write, members, event, now)
@@ -346,7 +356,12 @@ class TortoiseBackend(StorageBackend):
         return stored_resource(row, groups=True)
 
     async def delete_resource(
-        self, source: str, resource_type: str, resource_id: str, *, expected_version: int | None = None,
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        expected_version: int | None = None,
         event: EventDraft | None = None,
     ) -> None:
         scope = Scope(source, resource_type)
@@ -356,10 +371,12 @@ class TortoiseBackend(StorageBackend):
             # which SQLite must not run on the event loop's thread.
             p = Params(self.database.dialect)
             where = scope.members(p, "m", f"m.group_id = {p(resource_id)}")
-            many = await self.database.rows(p.query(
-                f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member m WHERE {where} "
-                f"LIMIT {p(SMALL_WRITE_ROWS + 1)}) AS c"
-            ))
+            many = await self.database.rows(
+                p.query(
+                    f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM scimhost_member m WHERE {where} "
+                    f"LIMIT {p(SMALL_WRITE_ROWS + 1)}) AS c"
+                )
+            )
             small = int(many[0]["n"]) <= SMALL_WRITE_ROWS
         await self.database.run(self._writes.delete(scope, resource_id, expected_version, event, _now()), small=small)
 
@@ -383,8 +400,13 @@ class TortoiseBackend(StorageBackend):
         limit: int = 100,
     ) -> list[StoredEvent]:
         return await self._reads.list_events(
-            Scope(source, resource_type), resource_id=resource_id, since=since, after_seq=after_seq,
-            before_seq=before_seq, newest_first=newest_first, limit=limit,
+            Scope(source, resource_type),
+            resource_id=resource_id,
+            since=since,
+            after_seq=after_seq,
+            before_seq=before_seq,
+            newest_first=newest_first,
+            limit=limit,
         )
 
     async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:
@@ -408,8 +430,15 @@ class TortoiseBackend(StorageBackend):
         return await self._deliveries.claim_deliveries(sink, now=now, limit=limit, lease_seconds=lease_seconds)
 
     async def finish_delivery(
-        self, sink: str, event_seq: int, *, state: Literal["done", "pending", "dead"], now: datetime,
-        next_attempt: datetime | None = None, status: int | None = None, error: str | None = None,
+        self,
+        sink: str,
+        event_seq: int,
+        *,
+        state: Literal["done", "pending", "dead"],
+        now: datetime,
+        next_attempt: datetime | None = None,
+        status: int | None = None,
+        error: str | None = None,
     ) -> None:
         await self._deliveries.finish_delivery(
             sink, event_seq, state=state, now=now, next_attempt=next_attempt, status=status, error=error
@@ -422,7 +451,12 @@ class TortoiseBackend(StorageBackend):
         return await self._deliveries.reclaim_inflight(sink, now=now)
 
     async def requeue_deliveries(
-        self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        states: Sequence[str],
+        since: datetime | None = None,
         seqs: Sequence[int] | None = None,
     ) -> int:
         return await self._deliveries.requeue_deliveries(sink, now=now, states=states, since=since, seqs=seqs)
@@ -447,4 +481,4 @@ class TortoiseBackend(StorageBackend):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

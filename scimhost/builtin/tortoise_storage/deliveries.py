@@ -89,38 +89,59 @@ class DeliveryQueue:
         await self.database.execute(Command("ANALYZE scimhost_delivery", []))
 
     async def finish_delivery(
-        self, sink: str, event_seq: int, *, state: str, now: datetime,
-        next_attempt: datetime | None = None, status: int | None = None, error: str | None = None,
+        self,
+        sink: str,
+        event_seq: int,
+        *,
+        state: str,
+        now: datetime,
+        next_attempt: datetime | None = None,
+        status: int | None = None,
+        error: str | None = None,
     ) -> None:
         p = self.params()
-        assignments = (f"state = {p(state)}, lease_until = NULL, last_status = {p(status)}, "
-                       f"last_error = {p(error[:2000] if error else None)}")
+        assignments = (
+            f"state = {p(state)}, lease_until = NULL, last_status = {p(status)}, "
+            f"last_error = {p(error[:2000] if error else None)}"
+        )
         if state == "done":
             assignments += f", done_at = {p(now)}"
         if state == "pending":
             assignments += f", next_attempt = {p(next_attempt or now)}"
-        await self.database.execute(p.command(
-            f"UPDATE scimhost_delivery SET {assignments} WHERE sink = {p(sink)} AND event_seq = {p(event_seq)}"
-        ))
+        await self.database.execute(
+            p.command(
+                f"UPDATE scimhost_delivery SET {assignments} WHERE sink = {p(sink)} AND event_seq = {p(event_seq)}"
+            )
+        )
 
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
         p = self.params()
         where = Scope(source).where(p, "d", f"d.event_seq = {p(event_seq)}", typed=False)
-        rows = await self.database.rows(p.query(
-            "SELECT d.sink, d.state, d.attempts, d.last_status, d.last_error, d.done_at FROM scimhost_delivery d "
-            f"WHERE {where} ORDER BY d.sink"
-        ))
+        rows = await self.database.rows(
+            p.query(
+                "SELECT d.sink, d.state, d.attempts, d.last_status, d.last_error, d.done_at FROM scimhost_delivery d "
+                f"WHERE {where} ORDER BY d.sink"
+            )
+        )
         return [{**row, "done_at": as_datetime(row["done_at"])} for row in rows]
 
     async def reclaim_inflight(self, sink: str, *, now: datetime) -> int:
         p = self.params()
-        return await self.database.execute(p.command(
-            f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL "
-            f"WHERE sink = {p(sink)} AND state = 'inflight'"
-        ), small=False)
+        return await self.database.execute(
+            p.command(
+                f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL "
+                f"WHERE sink = {p(sink)} AND state = 'inflight'"
+            ),
+            small=False,
+        )
 
     async def requeue_deliveries(
-        self, sink: str, *, now: datetime, states: Sequence[str], since: datetime | None = None,
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        states: Sequence[str],
+        since: datetime | None = None,
         seqs: Sequence[int] | None = None,
     ) -> int:
         p = self.params()
@@ -129,53 +150,68 @@ class DeliveryQueue:
             conditions.append(f"event_seq IN (SELECT e.seq FROM scimhost_event e WHERE e.created >= {p(since)})")
         if seqs is not None:
             conditions.append(f"event_seq IN ({p.each(seqs)})" if seqs else "1 = 0")
-        return await self.database.execute(p.command(
-            f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL, "
-            f"attempts = 0 WHERE sink = {p(sink)} AND {' AND '.join(conditions)}"
-        ), small=False)
+        return await self.database.execute(
+            p.command(
+                f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL, "
+                f"attempts = 0 WHERE sink = {p(sink)} AND {' AND '.join(conditions)}"
+            ),
+            small=False,
+        )
 
     async def sink_stats(self, sink: str) -> SinkStats:
         p = self.params()
         counts = {
             row["state"]: int(row["n"])
-            for row in await self.database.rows(p.query(
-                f"SELECT state, COUNT(*) AS n FROM scimhost_delivery WHERE sink = {p(sink)} GROUP BY state"
-            ))
+            for row in await self.database.rows(
+                p.query(f"SELECT state, COUNT(*) AS n FROM scimhost_delivery WHERE sink = {p(sink)} GROUP BY state")
+            )
         }
         p = self.params()
-        oldest = await self.database.rows(p.query(
-            "SELECT MIN(e.created) AS oldest FROM scimhost_delivery d JOIN scimhost_event e ON e.seq = d.event_seq "
-            f"WHERE d.sink = {p(sink)} AND d.state IN {UNFINISHED}"
-        ))
+        oldest = await self.database.rows(
+            p.query(
+                "SELECT MIN(e.created) AS oldest FROM scimhost_delivery d JOIN scimhost_event e ON e.seq = d.event_seq "
+                f"WHERE d.sink = {p(sink)} AND d.state IN {UNFINISHED}"
+            )
+        )
         p = self.params()
-        error = await self.database.rows(p.query(
-            f"SELECT last_error FROM scimhost_delivery WHERE sink = {p(sink)} AND last_error IS NOT NULL "
-            "ORDER BY event_seq DESC LIMIT 1"
-        ))
+        error = await self.database.rows(
+            p.query(
+                f"SELECT last_error FROM scimhost_delivery WHERE sink = {p(sink)} AND last_error IS NOT NULL "
+                "ORDER BY event_seq DESC LIMIT 1"
+            )
+        )
         p = self.params()
         paused = await self.database.rows(
             p.query(f"SELECT paused, reason FROM scimhost_sink_state WHERE name = {p(sink)}")
         )
         return SinkStats(
-            sink=sink, pending=counts.get("pending", 0), inflight=counts.get("inflight", 0),
-            dead=counts.get("dead", 0), done=counts.get("done", 0),
+            sink=sink,
+            pending=counts.get("pending", 0),
+            inflight=counts.get("inflight", 0),
+            dead=counts.get("dead", 0),
+            done=counts.get("done", 0),
             oldest_pending=as_datetime(oldest[0]["oldest"]) if oldest else None,
             last_error=error[0]["last_error"] if error else None,
-            paused=bool(paused and paused[0]["paused"]), paused_reason=paused[0]["reason"] if paused else None,
+            paused=bool(paused and paused[0]["paused"]),
+            paused_reason=paused[0]["reason"] if paused else None,
         )
 
     async def paused_sinks(self) -> dict[str, str | None]:
         p = self.params()
-        rows = await self.database.rows(p.query(f"SELECT name, reason FROM scimhost_sink_state WHERE paused = {p(True)}"))
+        rows = await self.database.rows(
+            p.query(f"SELECT name, reason FROM scimhost_sink_state WHERE paused = {p(True)}")
+        )
         return {row["name"]: row["reason"] for row in rows}
 
     async def set_sink_paused(self, sink: str, paused: bool, *, reason: str | None, now: datetime) -> None:
         p = self.params()
-        await self.database.execute(p.command(
-            f"INSERT INTO scimhost_sink_state (name, paused, reason, updated) VALUES ({p.each((sink, paused, reason, now))}) "
-            "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, reason = excluded.reason, "
-            "updated = excluded.updated"
-        ))
+        await self.database.execute(
+            p.command(
+                f"INSERT INTO scimhost_sink_state (name, paused, reason, updated) VALUES ({p.each((sink, paused, reason, now))}) "
+                "ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, reason = excluded.reason, "
+                "updated = excluded.updated"
+            )
+        )
 
     async def take_lease(self, name: str, owner: str, *, now: datetime, seconds: float) -> bool:
         until = now + timedelta(seconds=seconds)

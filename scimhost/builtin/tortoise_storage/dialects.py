@@ -102,12 +102,8 @@ class PostgreSQL(Dialect):
         )
 
     def id_list(self, p: Params, ids: list[str]) -> str:
-        return (
-            f"SELECT member_id, position FROM unnest({p(ids)}::varchar[]) "
-            "WITH ORDINALITY AS u(member_id, position)"
-        )
+        return f"SELECT member_id, position FROM unnest({p(ids)}::varchar[]) WITH ORDINALITY AS u(member_id, position)"
 
 
 SQLITE = SQLite()
 POSTGRES = PostgreSQL()
-

@@ -141,7 +141,9 @@ class FilterSQL:
     def _compare_driver(self, node: QCompare) -> Fragment | None:
         scope, field, value = self.scope, node.field, node.value
         if field.kind == "id" and node.op == "eq":
-            return lambda p: f"SELECT r.id AS resource_id FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(value)}')}"
+            return lambda p: (
+                f"SELECT r.id AS resource_id FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(value)}')}"
+            )
         if field.kind in ("member", "group") and node.op == "eq":
             this, other = ("group_id", "member_id") if field.kind == "member" else ("member_id", "group_id")
             return lambda p: (

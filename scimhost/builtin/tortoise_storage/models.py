@@ -53,7 +53,7 @@ class UniqueValue(models.Model):
     resource_type = fields.CharField(max_length=64)
     attribute = fields.CharField(max_length=255)
     value = fields.TextField()
-    resource = fields.ForeignKeyField(
+    resource: fields.ForeignKeyRelation[Resource] = fields.ForeignKeyField(
         "scimhost.Resource", related_name=False, on_delete=fields.CASCADE, db_index=True
     )
 
@@ -66,8 +66,10 @@ class Member(models.Model):
     """One member of one group (membership is rows, never a JSON array)."""
 
     id = fields.BigIntField(primary_key=True)
-    group = fields.ForeignKeyField("scimhost.Resource", related_name=False, on_delete=fields.CASCADE)
-    member = fields.ForeignKeyField(
+    group: fields.ForeignKeyRelation[Resource] = fields.ForeignKeyField(
+        "scimhost.Resource", related_name=False, on_delete=fields.CASCADE
+    )
+    member: fields.ForeignKeyRelation[Resource] = fields.ForeignKeyField(
         "scimhost.Resource", related_name=False, on_delete=fields.CASCADE, db_index=True
     )
     member_type = fields.CharField(max_length=64)
@@ -87,7 +89,9 @@ class AttributeValue(models.Model):
     """One value of one attribute of a resource, normalised, for filters pushed into SQL."""
 
     id = fields.BigIntField(primary_key=True)
-    resource = fields.ForeignKeyField("scimhost.Resource", related_name=False, on_delete=fields.CASCADE)
+    resource: fields.ForeignKeyRelation[Resource] = fields.ForeignKeyField(
+        "scimhost.Resource", related_name=False, on_delete=fields.CASCADE
+    )
     source = fields.CharField(max_length=63)
     resource_type = fields.CharField(max_length=64)
     # Lower-cased attribute path, urn-qualified for extensions: emails.value, name.givenname

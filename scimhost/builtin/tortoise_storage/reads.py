@@ -16,7 +16,7 @@ import orjson
 
 from scimhost.builtin.tortoise_storage.database import Database
 from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL, Fragment
-from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, as_datetime, stored_event
+from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, moment, stored_event
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import Params, Row
 from scimhost.builtin.tortoise_storage.writes import RESOURCE_COLUMNS, chunks
@@ -40,9 +40,11 @@ class Reads:
         p = self.params()
         # The groups a user is in come in the same statement, as one JSON array.
         columns = RESOURCE_COLUMNS + (f", {self.dialect.groups_of('r')} AS groups" if groups else "")
-        rows = await self.database.rows(p.query(
-            f"SELECT {columns} FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(resource_id)}')}"
-        ))
+        rows = await self.database.rows(
+            p.query(
+                f"SELECT {columns} FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(resource_id)}')}"
+            )
+        )
         if not rows:
             return None
         stored = stored_resource(rows[0], groups=groups)
@@ -52,9 +54,9 @@ class Reads:
 
     async def get_record(self, scope: Scope, resource_id: str) -> dict[str, Any] | None:
         p = self.params()
-        rows = await self.database.rows(p.query(
-            f"SELECT r.record FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(resource_id)}')}"
-        ))
+        rows = await self.database.rows(
+            p.query(f"SELECT r.record FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(resource_id)}')}")
+        )
         return orjson.loads(rows[0]["record"]) if rows and rows[0]["record"] else None
 
     async def iter_members(self, scope: Scope, group_id: str, batch: int) -> AsyncIterator[list[dict[str, Any]]]:
@@ -62,11 +64,13 @@ class Reads:
         while True:
             p = self.params()
             where = scope.members(p, "m", f"m.group_id = {p(group_id)} AND m.id > {p(last)}")
-            rows = await self.database.rows(p.query(
-                "SELECT m.id, m.member_id, m.member_type, r.display FROM scimhost_member m "
-                f"JOIN scimhost_resource r ON r.id = m.member_id AND r.source = m.source WHERE {where} "
-                f"ORDER BY m.id LIMIT {p(batch)}"
-            ))
+            rows = await self.database.rows(
+                p.query(
+                    "SELECT m.id, m.member_id, m.member_type, r.display FROM scimhost_member m "
+                    f"JOIN scimhost_resource r ON r.id = m.member_id AND r.source = m.source WHERE {where} "
+                    f"ORDER BY m.id LIMIT {p(batch)}"
+                )
+            )
             if not rows:
                 return
             last = rows[-1]["id"]
@@ -80,18 +84,18 @@ class Reads:
         for chunk in chunks(list(by_group)):
             p = self.params()
             where = scope.members(p, "m", f"m.group_id IN ({p.each(chunk)})")
-            for row in await self.database.rows(p.query(
-                "SELECT m.group_id, m.member_id, m.member_type, r.display FROM scimhost_member m "
-                f"JOIN scimhost_resource r ON r.id = m.member_id AND r.source = m.source WHERE {where} ORDER BY m.id"
-            )):
+            for row in await self.database.rows(
+                p.query(
+                    "SELECT m.group_id, m.member_id, m.member_type, r.display FROM scimhost_member m "
+                    f"JOIN scimhost_resource r ON r.id = m.member_id AND r.source = m.source WHERE {where} ORDER BY m.id"
+                )
+            ):
                 by_group[row["group_id"]].append(_member(row))
         return [dataclasses.replace(r, members=by_group[r.id]) for r in resources]
 
     # --- pages -------------------------------------------------------------------------------------
 
-    async def list_resources(
-        self, scope: Scope, query: ResourceQuery, *, members: bool, groups: bool
-    ) -> ResourcePage:
+    async def list_resources(self, scope: Scope, query: ResourceQuery, *, members: bool, groups: bool) -> ResourcePage:
         condition: Fragment | None = None
         if query.filter is not None:
             condition = await FilterSQL(self.dialect, scope).where(query.filter, self._estimate)
@@ -107,7 +111,9 @@ class Reads:
                     p.query(f"SELECT c.count AS n FROM scimhost_count c WHERE {scope.where(p, 'c')}")
                 )
                 return int(counted[0]["n"]) if counted else 0
-            counted = await self.database.rows(p.query(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where(p)}"))
+            counted = await self.database.rows(
+                p.query(f"SELECT COUNT(*) AS n FROM scimhost_resource r WHERE {where(p)}")
+            )
             return int(counted[0]["n"])
 
         if query.count <= 0:
@@ -133,13 +139,19 @@ class Reads:
             limit, offset = query.count + 1, 0
         else:
             limit, offset = query.count, max(query.start_index, 1) - 1
-        rows = await self.database.rows(p.query(
-            f"SELECT {columns} FROM scimhost_resource r WHERE {page_where} ORDER BY {order} "
-            f"LIMIT {p(limit)} OFFSET {p(offset)}"
-        ))
+        rows = await self.database.rows(
+            p.query(
+                f"SELECT {columns} FROM scimhost_resource r WHERE {page_where} ORDER BY {order} "
+                f"LIMIT {p(limit)} OFFSET {p(offset)}"
+            )
+        )
         # A page that starts at the first match and is not full holds every match: no count.
-        if query.after is None and query.before is None and offset == 0 and len(rows) <= query.count and (
-            query.cursor_paging or len(rows) < query.count
+        if (
+            query.after is None
+            and query.before is None
+            and offset == 0
+            and len(rows) <= query.count
+            and (query.cursor_paging or len(rows) < query.count)
         ):
             total = len(rows)
         else:
@@ -170,7 +182,9 @@ class Reads:
         primary_first = ""
         if sort.primary_path:
             primary = scope.where(
-                p, "p", "p.resource_id = a.resource_id AND p.item = a.item "
+                p,
+                "p",
+                "p.resource_id = a.resource_id AND p.item = a.item "
                 f"AND p.path = {p(sort.primary_path)} AND p.value_text = 'true'",
             )
             primary_first = f"(SELECT COUNT(*) FROM scimhost_attr p WHERE {primary}) DESC, "
@@ -180,8 +194,15 @@ class Reads:
     # --- the event log ---------------------------------------------------------------------------
 
     async def list_events(
-        self, scope: Scope, *, resource_id: str | None, since: datetime | None, after_seq: int | None,
-        before_seq: int | None, newest_first: bool, limit: int,
+        self,
+        scope: Scope,
+        *,
+        resource_id: str | None,
+        since: datetime | None,
+        after_seq: int | None,
+        before_seq: int | None,
+        newest_first: bool,
+        limit: int,
     ) -> list[StoredEvent]:
         p = self.params()
         narrowing = {"e.resource_id": ("=", resource_id), "e.created": (">=", since), "e.seq": (">", after_seq)}
@@ -190,18 +211,22 @@ class Reads:
         if before_seq is not None:
             conditions.append(f"e.seq < {p(before_seq)}")
         order = "DESC" if newest_first else "ASC"
-        rows = await self.database.rows(p.query(
-            f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {scope.where(p, 'e', ' AND '.join(conditions))} "
-            f"ORDER BY e.seq {order} LIMIT {p(max(limit, 0))}"
-        ))
+        rows = await self.database.rows(
+            p.query(
+                f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {scope.where(p, 'e', ' AND '.join(conditions))} "
+                f"ORDER BY e.seq {order} LIMIT {p(max(limit, 0))}"
+            )
+        )
         return [stored_event(row) for row in rows]
 
     async def get_event(self, scope: Scope, event_id: str | int) -> StoredEvent | None:
         p = self.params()
         column = "e.seq" if isinstance(event_id, int) else "e.id"
-        rows = await self.database.rows(p.query(
-            f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {scope.where(p, 'e', f'{column} = {p(event_id)}')}"
-        ))
+        rows = await self.database.rows(
+            p.query(
+                f"SELECT {EVENT_COLUMNS} FROM scimhost_event e WHERE {scope.where(p, 'e', f'{column} = {p(event_id)}')}"
+            )
+        )
         return stored_event(rows[0]) if rows else None
 
 
@@ -212,8 +237,8 @@ def stored_resource(row: Row, *, groups: bool = False) -> StoredResource:
         resource_type=row["resource_type"],
         document=orjson.loads(row["data"]),
         version=row["version"],
-        created=as_datetime(row["created"]),
-        last_modified=as_datetime(row["last_modified"]),
+        created=moment(row["created"]),
+        last_modified=moment(row["last_modified"]),
         groups=[_without_none(group) for group in orjson.loads(row["groups"])] if groups else None,
     )
 

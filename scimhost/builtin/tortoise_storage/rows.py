@@ -3,7 +3,7 @@ in different forms)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -12,8 +12,23 @@ from scimhost.storage.backend import StoredEvent
 
 # The columns of an event, as `stored_event` reads them (table alias `e`).
 EVENT_COLUMNS = ", ".join(
-    "e." + c for c in ("seq", "id", "created", "source", "resource_type", "resource_id", "external_id", "action",
-                       "version", "actor", "changed", "members", "resource", "record")
+    "e." + c
+    for c in (
+        "seq",
+        "id",
+        "created",
+        "source",
+        "resource_type",
+        "resource_id",
+        "external_id",
+        "action",
+        "version",
+        "actor",
+        "changed",
+        "members",
+        "resource",
+        "record",
+    )
 )
 
 
@@ -22,7 +37,15 @@ def as_datetime(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def moment(value: Any) -> datetime:
+    """A timestamp of a NOT NULL column."""
+    parsed = as_datetime(value)
+    if parsed is None:
+        raise ValueError("a NOT NULL timestamp column held NULL")
+    return parsed
 
 
 def stored_event(row: dict[str, Any]) -> StoredEvent:
@@ -30,8 +53,18 @@ def stored_event(row: dict[str, Any]) -> StoredEvent:
         return orjson.loads(row[name]) if row[name] is not None else None
 
     return StoredEvent(
-        seq=int(row["seq"]), id=row["id"], created=as_datetime(row["created"]), source=row["source"],
-        resource_type=row["resource_type"], resource_id=row["resource_id"], external_id=row["external_id"],
-        action=row["action"], version=row["version"], actor=loaded("actor"), changed=loaded("changed"),
-        members=loaded("members"), resource=loaded("resource"), record=loaded("record"),
+        seq=int(row["seq"]),
+        id=row["id"],
+        created=moment(row["created"]),
+        source=row["source"],
+        resource_type=row["resource_type"],
+        resource_id=row["resource_id"],
+        external_id=row["external_id"],
+        action=row["action"],
+        version=row["version"],
+        actor=loaded("actor"),
+        changed=loaded("changed"),
+        members=loaded("members"),
+        resource=loaded("resource"),
+        record=loaded("record"),
     )

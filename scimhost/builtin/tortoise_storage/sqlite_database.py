@@ -278,7 +278,7 @@ def _rows(connection: sqlite3.Connection, query: str, values: Sequence[Any]) -> 
     if not rows:
         return []
     names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row)) for row in rows]
+    return [dict(zip(names, row, strict=False)) for row in rows]
 
 
 def _busy(exc: Exception) -> bool:

@@ -48,13 +48,29 @@ class Writes:
     # --- resources -------------------------------------------------------------------------------
 
     def create(
-        self, scope: Scope, resource_id: str, write: ResourceWrite, members: Sequence[str],
-        event: EventDraft | None, now: datetime,
+        self,
+        scope: Scope,
+        resource_id: str,
+        write: ResourceWrite,
+        members: Sequence[str],
+        event: EventDraft | None,
+        now: datetime,
     ) -> Work[None]:
         p = self.params()
         password = None if write.password_hash is KEEP else write.password_hash
-        row = (resource_id, scope.source, scope.resource_type, write.external_id, write.display,
-               orjson.dumps(write.document).decode(), json_or_none(write.record), password, 1, now, now)
+        row = (
+            resource_id,
+            scope.source,
+            scope.resource_type,
+            write.external_id,
+            write.display,
+            orjson.dumps(write.document).decode(),
+            json_or_none(write.record),
+            password,
+            1,
+            now,
+            now,
+        )
         yield p.command(
             "INSERT INTO scimhost_resource (id, source, resource_type, external_id, display, data, record, "
             f"password_hash, version, created, last_modified) VALUES ({p.each(row)})"
@@ -68,8 +84,14 @@ class Writes:
             yield from self._insert_event(scope, resource_id, 1, write.external_id, event, now)
 
     def update(
-        self, scope: Scope, resource_id: str, expected_version: int | None, write: ResourceWrite | None,
-        member_changes: Sequence[MemberChange], event: EventDraft | None, now: datetime,
+        self,
+        scope: Scope,
+        resource_id: str,
+        expected_version: int | None,
+        write: ResourceWrite | None,
+        member_changes: Sequence[MemberChange],
+        event: EventDraft | None,
+        now: datetime,
     ) -> Work[Row]:
         """The resource's row after the update, with its groups (`groups` column) and external id."""
         # Adding and removing members touch only membership rows, so the version is bumped last:
@@ -95,10 +117,14 @@ class Writes:
         )
         if event is not None:  # after the version bump: the row is held until the commit
             yield from self._insert_event(scope, resource_id, row["version"], row["external_id"], event, now)
-        return row  # type: ignore[no-any-return]
+        return row
 
     def _bump_version(
-        self, scope: Scope, resource_id: str, expected_version: int | None, write: ResourceWrite | None,
+        self,
+        scope: Scope,
+        resource_id: str,
+        expected_version: int | None,
+        write: ResourceWrite | None,
         now: datetime,
     ) -> Work[None]:
         p = self.params()
@@ -120,7 +146,11 @@ class Writes:
             raise (yield from self._why_unchanged(scope, resource_id))
 
     def delete(
-        self, scope: Scope, resource_id: str, expected_version: int | None, event: EventDraft | None,
+        self,
+        scope: Scope,
+        resource_id: str,
+        expected_version: int | None,
+        event: EventDraft | None,
         now: datetime,
     ) -> Work[None]:
         p = self.params()
@@ -175,10 +205,12 @@ class Writes:
         PATCH cost a millisecond on SQLite; the difference is usually one row."""
         stale: dict[tuple[Any, ...], list[int]] = {}
         p = self.params()
-        for row in (yield p.query(
-            "SELECT a.id, a.path, a.item, a.value_text, a.value_num FROM scimhost_attr a "
-            f"WHERE {scope.where(p, 'a', f'a.resource_id = {p(resource_id)}')}"
-        )):
+        for row in (
+            yield p.query(
+                "SELECT a.id, a.path, a.item, a.value_text, a.value_num FROM scimhost_attr a "
+                f"WHERE {scope.where(p, 'a', f'a.resource_id = {p(resource_id)}')}"
+            )
+        ):
             key = (row["path"], row["item"], row["value_text"], _float_or_none(row["value_num"]))
             stale.setdefault(key, []).append(row["id"])
         added = []
@@ -201,10 +233,12 @@ class Writes:
         p = self.params()
         current = {
             row["attribute"]: (row["id"], row["value"])
-            for row in (yield p.query(
-                "SELECT u.id, u.attribute, u.value FROM scimhost_unique u "
-                f"WHERE {scope.where(p, 'u', f'u.resource_id = {p(resource_id)}')}"
-            ))
+            for row in (
+                yield p.query(
+                    "SELECT u.id, u.attribute, u.value FROM scimhost_unique u "
+                    f"WHERE {scope.where(p, 'u', f'u.resource_id = {p(resource_id)}')}"
+                )
+            )
         }
         for attribute, (row_id, value) in current.items():
             if values.get(attribute) != value:
@@ -238,7 +272,9 @@ class Writes:
             if change.kind == "remove":
                 for chunk in chunks(ids):
                     p = self.params()
-                    where = scope.members(p, "scimhost_member", f"group_id = {p(group_id)} AND member_id IN ({p.each(chunk)})")
+                    where = scope.members(
+                        p, "scimhost_member", f"group_id = {p(group_id)} AND member_id IN ({p.each(chunk)})"
+                    )
                     yield p.command(f"DELETE FROM scimhost_member WHERE {where}")
             elif change.kind == "set":
                 yield from self._set_members(scope, group_id, ids)
@@ -279,13 +315,15 @@ class Writes:
         p = self.params()
         wanted = self.dialect.id_list(p, ids)
         where = scope.members(
-            p, "scimhost_member",
+            p,
+            "scimhost_member",
             f"group_id = {p(group_id)} AND member_id NOT IN (SELECT member_id FROM ({wanted}) AS w)",
         )
         yield p.command(f"DELETE FROM scimhost_member WHERE {where}")
         p = self.params()
         new = scope.where(
-            p, "r",
+            p,
+            "r",
             f"NOT EXISTS (SELECT 1 FROM scimhost_member m WHERE m.group_id = {p(group_id)} AND m.member_id = w.member_id)",
             typed=False,
         )
@@ -313,13 +351,30 @@ class Writes:
     # --- the event log ---------------------------------------------------------------------------
 
     def _insert_event(
-        self, scope: Scope, resource_id: str, version: int | None, external_id: str | None,
-        event: EventDraft, now: datetime,
+        self,
+        scope: Scope,
+        resource_id: str,
+        version: int | None,
+        external_id: str | None,
+        event: EventDraft,
+        now: datetime,
     ) -> Work[None]:
         p = self.params()
-        row = (f"evt_{uuid.uuid4().hex}", now, scope.source, scope.resource_type, resource_id, external_id,
-               event.action, version, orjson.dumps(event.actor).decode(), orjson.dumps(event.changed).decode(),
-               json_or_none(event.members), json_or_none(event.resource), json_or_none(event.record))
+        row = (
+            f"evt_{uuid.uuid4().hex}",
+            now,
+            scope.source,
+            scope.resource_type,
+            resource_id,
+            external_id,
+            event.action,
+            version,
+            orjson.dumps(event.actor).decode(),
+            orjson.dumps(event.changed).decode(),
+            json_or_none(event.members),
+            json_or_none(event.resource),
+            json_or_none(event.record),
+        )
         [inserted] = yield p.query(
             "INSERT INTO scimhost_event (id, created, source, resource_type, resource_id, external_id, action, "
             f"version, actor, changed, members, resource, record) VALUES ({p.each(row)}) RETURNING seq"
@@ -343,7 +398,9 @@ class Writes:
         receive, with their finished deliveries; how many events went."""
         p = self.params()
         where = Scope(source).where(
-            p, "e", f"e.created < {p(before)} AND NOT EXISTS (SELECT 1 FROM scimhost_delivery d "
+            p,
+            "e",
+            f"e.created < {p(before)} AND NOT EXISTS (SELECT 1 FROM scimhost_delivery d "
             "WHERE d.event_seq = e.seq AND d.state IN ('pending', 'inflight'))",
         )
         rows = yield p.query(f"SELECT e.seq FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT {p(batch)}")
@@ -363,11 +420,19 @@ class Writes:
         scope = Scope(source)
         deleted: dict[str, int] = {}
         # Rows that name resources first, then the resources themselves.
-        tables = [(None, "scimhost_member"), (None, "scimhost_attr"), (None, "scimhost_unique"),
-                  (None, "scimhost_count"), ("users", "User"), ("groups", "Group"),
-                  ("other resources", "scimhost_resource"), ("deliveries", "scimhost_delivery"),
-                  ("events", "scimhost_event"), ("activity rows", "scimhost_source_activity"),
-                  ("service accounts", "scimhost_service_account")]
+        tables = [
+            (None, "scimhost_member"),
+            (None, "scimhost_attr"),
+            (None, "scimhost_unique"),
+            (None, "scimhost_count"),
+            ("users", "User"),
+            ("groups", "Group"),
+            ("other resources", "scimhost_resource"),
+            ("deliveries", "scimhost_delivery"),
+            ("events", "scimhost_event"),
+            ("activity rows", "scimhost_source_activity"),
+            ("service accounts", "scimhost_service_account"),
+        ]
         for kind, table in tables:
             p = self.params()
             if table in ("User", "Group"):
