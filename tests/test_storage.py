@@ -129,7 +129,7 @@ async def test_unreachable_postgres_is_a_storage_error():
 
 def test_sqlite_pragmas_make_a_concurrent_store(tmp_path):
     store = backend(f"sqlite://{tmp_path}/db.sqlite3")
-    credentials = store._tortoise_config()["credentials"]
+    credentials = store._config["credentials"]
     assert credentials["journal_mode"] == "WAL"
     assert credentials["busy_timeout"] == "5000"
 

@@ -6,13 +6,10 @@ import fcntl
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
-from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext
 from tortoise.migrations.executor import MigrationExecutor
 
@@ -20,9 +17,11 @@ from scimhost.builtin.tortoise_storage.accounts import Accounts
 from scimhost.builtin.tortoise_storage.database import Database
 from scimhost.builtin.tortoise_storage.deliveries import DeliveryQueue
 from scimhost.builtin.tortoise_storage.dialects import POSTGRES, SQLITE, Dialect
-from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase, release_connection
+from scimhost.builtin.tortoise_storage.housekeeping import Housekeeping
+from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase
 from scimhost.builtin.tortoise_storage.reads import Reads, stored_resource
 from scimhost.builtin.tortoise_storage.scope import Scope
+from scimhost.builtin.tortoise_storage.settings import TortoiseSettings, describe, tortoise_config
 from scimhost.builtin.tortoise_storage.sqlite_database import SqliteDatabase
 from scimhost.builtin.tortoise_storage.statements import Params
 from scimhost.builtin.tortoise_storage.writes import SMALL_WRITE_ROWS, Writes
@@ -58,31 +57,6 @@ APPS = {
 PG_MIGRATION_LOCK = 0x5C1A_0057
 
 
-@dataclass(frozen=True)
-class TortoiseSettings:
-    """The `[storage.tortoise]` table."""
-
-    # sqlite://PATH (relative paths resolve against the config file's folder) or
-    # postgres://user:password@host:5432/database
-    url: str = "sqlite://./scimhost.sqlite3"
-    # PostgreSQL connection pool bounds, per host process.
-    min_connections: int = 1
-    max_connections: int = 10
-    # SQLite: how long a writer waits for the lock held by another process.
-    busy_timeout_ms: int = 5000
-
-    def __post_init__(self) -> None:
-        scheme = urlsplit(self.url).scheme
-        if scheme not in ("sqlite", "postgres", "postgresql", "asyncpg"):
-            raise ValueError("url: must start with sqlite:// or postgres://")
-        if not 1 <= self.min_connections <= self.max_connections:
-            raise ValueError("max_connections: must be at least min_connections (and both at least 1)")
-        if self.busy_timeout_ms < 0:
-            raise ValueError("busy_timeout_ms: must not be negative")
-        if scheme == "sqlite" and self.url[len("sqlite://") :].split("?", 1)[0] == ":memory:":
-            raise ValueError("url: an in-memory SQLite database is not supported (the memory backend is one)")
-
-
 class TortoiseBackend(StorageBackend):
     """State in one SQL database reached through tortoise-orm."""
 
@@ -92,54 +66,18 @@ class TortoiseBackend(StorageBackend):
 
     def __init__(self, options: TortoiseSettings, *, base_dir: Path) -> None:
         super().__init__(options, base_dir=base_dir)
-        self._config = self._tortoise_config()
+        self._config = tortoise_config(options, base_dir)
         self.dialect: Dialect = SQLITE if self._config["engine"].endswith("sqlite") else POSTGRES
         self._ctx: TortoiseContext | None = None
         self._database: Database | None = None
         self._accounts: Accounts
         self._reads: Reads
         self._writes: Writes
+        self._housekeeping: Housekeeping
         self._deliveries: DeliveryQueue
 
-    # --- configuration -----------------------------------------------------------------------
-
-    def _tortoise_config(self) -> dict[str, Any]:
-        url = self.options.url
-        parts = urlsplit(url)
-        if parts.scheme == "sqlite":
-            raw_path = url[len("sqlite://") :].split("?", 1)[0]
-            path = Path(raw_path).expanduser()
-            if not path.is_absolute():
-                path = (self.base_dir / path).resolve()
-            raw_path = str(path)
-            # Pragmas, applied in this order: the busy timeout first, so that a second process
-            # waits for the write lock (switching to WAL takes it) instead of failing at once;
-            # WAL lets readers run beside the writer.
-            credentials: dict[str, Any] = {
-                "file_path": raw_path,
-                "busy_timeout": str(self.options.busy_timeout_ms),
-            }
-            credentials.update(dict(parse_qsl(parts.query)))
-            credentials.setdefault("journal_mode", "WAL")
-            credentials.setdefault("synchronous", "NORMAL")
-            credentials.setdefault("foreign_keys", "ON")
-            return {"engine": "tortoise.backends.sqlite", "credentials": credentials}
-        if parts.scheme in ("postgresql", "asyncpg"):
-            url = "postgres" + url[len(parts.scheme) :]
-        config = expand_db_url(url)
-        config["credentials"].setdefault("minsize", self.options.min_connections)
-        config["credentials"].setdefault("maxsize", self.options.max_connections)
-        config["credentials"]["reset"] = release_connection
-        return config
-
     def describe(self) -> str:
-        credentials = self._config["credentials"]
-        if self.dialect is SQLITE:
-            return f"SQLite {credentials['file_path']}"
-        host = credentials.get("host") or "localhost"
-        port = credentials.get("port") or 5432
-        schema = f" (schema {credentials['schema']})" if credentials.get("schema") else ""
-        return f"PostgreSQL {credentials.get('user') or ''}@{host}:{port}/{credentials.get('database')}{schema}"
+        return describe(self._config)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -175,6 +113,7 @@ class TortoiseBackend(StorageBackend):
         self._accounts = Accounts(database)
         self._reads = Reads(database)
         self._writes = Writes(database.dialect)
+        self._housekeeping = Housekeeping(database.dialect)
         self._deliveries = DeliveryQueue(database)
 
     @property
@@ -301,7 +240,7 @@ class TortoiseBackend(StorageBackend):
         return await self._accounts.prune_activity(before=before)
 
     async def purge_source(self, source: str) -> dict[str, int]:
-        return await self.database.run(self._writes.purge_source(source), small=False)
+        return await self.database.run(self._housekeeping.purge_source(source), small=False)
 
     # --- resources (writes.py, reads.py) ------------------------------------------------------
 
@@ -416,7 +355,7 @@ class TortoiseBackend(StorageBackend):
         pruned = 0
         while True:
             changed = await self.database.run(
-                self._writes.prune_events(source, before, batch), small=batch <= SMALL_WRITE_ROWS
+                self._housekeeping.prune_events(source, before, batch), small=batch <= SMALL_WRITE_ROWS
             )
             pruned += changed
             if changed < batch:

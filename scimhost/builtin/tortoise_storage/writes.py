@@ -393,58 +393,6 @@ class Writes:
                 f"VALUES {rows}"
             )
 
-    def prune_events(self, source: str, before: datetime, batch: int) -> Work[int]:
-        """Up to `batch` of a source's events older than `before` that no sink still has to
-        receive, with their finished deliveries; how many events went."""
-        p = self.params()
-        where = Scope(source).where(
-            p,
-            "e",
-            f"e.created < {p(before)} AND NOT EXISTS (SELECT 1 FROM scimhost_delivery d "
-            "WHERE d.event_seq = e.seq AND d.state IN ('pending', 'inflight'))",
-        )
-        rows = yield p.query(f"SELECT e.seq FROM scimhost_event e WHERE {where} ORDER BY e.seq LIMIT {p(batch)}")
-        seqs = [row["seq"] for row in rows]
-        if not seqs:
-            return 0
-        p = self.params()
-        yield p.command(f"DELETE FROM scimhost_delivery WHERE event_seq IN ({p.each(seqs)})")
-        p = self.params()
-        changed: int = yield p.command(f"DELETE FROM scimhost_event WHERE seq IN ({p.each(seqs)})")
-        return changed
-
-    # --- a whole source ------------------------------------------------------------------------------
-
-    def purge_source(self, source: str) -> Work[dict[str, int]]:
-        """Delete everything a source holds; how many rows of each kind went."""
-        scope = Scope(source)
-        deleted: dict[str, int] = {}
-        # Rows that name resources first, then the resources themselves.
-        tables = [
-            (None, "scimhost_member"),
-            (None, "scimhost_attr"),
-            (None, "scimhost_unique"),
-            (None, "scimhost_count"),
-            ("users", "User"),
-            ("groups", "Group"),
-            ("other resources", "scimhost_resource"),
-            ("deliveries", "scimhost_delivery"),
-            ("events", "scimhost_event"),
-            ("activity rows", "scimhost_source_activity"),
-            ("service accounts", "scimhost_service_account"),
-        ]
-        for kind, table in tables:
-            p = self.params()
-            if table in ("User", "Group"):
-                where = scope.of_type(table).where(p, "t")
-                table = "scimhost_resource"
-            else:
-                where = scope.where(p, "t", typed=False)
-            changed = yield p.command(f"DELETE FROM {table} AS t WHERE {where}")
-            if kind is not None:
-                deleted[kind] = deleted.get(kind, 0) + changed
-        return deleted
-
 
 def json_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
