@@ -34,6 +34,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0007_event_log",
             "scimhost.0008_deliveries",
             "scimhost.0009_token_grace_and_activity",
+            "scimhost.0010_sqlite_planner_statistics",
         ]
     finally:
         await store.close()
@@ -308,3 +309,36 @@ async def test_memberships_made_before_migration_0006_take_their_groups_source(s
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def test_a_fresh_sqlite_database_reads_one_resources_rows_by_its_id(tmp_path):
+    """Without statistics SQLite walked every index row of the source to find one resource's
+    (a PATCH and every filter grew with the directory); migration 0010 gives it the shape."""
+    from scimhost.builtin.tortoise_storage.dialects import SQLITE
+    from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL
+    from scimhost.builtin.tortoise_storage.scope import Scope
+    from scimhost.builtin.tortoise_storage.writes import Writes
+    from scimhost.scim.filter import parse_filter
+    from scimhost.scim.query import resolve_filter
+    from scimhost.testing import USER
+
+    store = sqlite_backend(tmp_path)
+    await store.open()
+    try:
+        scope = Scope("demo", "User")
+        writes = Writes(SQLITE)
+        p = Params(SQLITE)
+        condition = FilterSQL(SQLITE, scope).condition(p, resolve_filter(parse_filter('title eq "x"'), USER))
+        statements = [
+            next(writes._update_index(scope, "some-id", [])),  # the index rows of one resource
+            next(writes._update_unique(scope, "some-id", {})),  # its unique values
+            p.query(f"SELECT r.id FROM scimhost_resource r WHERE r.id = {p('some-id')} AND {condition}"),
+        ]
+        for statement in statements:
+            plan = " ".join(
+                row["detail"]
+                for row in await store.database.rows(Query("EXPLAIN QUERY PLAN " + statement.sql, statement.values))
+            )
+            assert "(resource_id=?" in plan, (statement.sql, plan)
+    finally:
+        await store.close()
