@@ -14,10 +14,12 @@ machine does with both, not a server-only number.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,20 @@ async def handler(request):
 app = web.Application()
 app.router.add_get("/{tail:.*}", handler)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), reuse_port=True, print=None, access_log=None)
+"""
+
+# The webhook sink's receiver (bench.toml's `bench-sink`): accepts every event.
+RECEIVER_APP = """
+import sys
+from aiohttp import web
+
+async def accept(request):
+    await request.read()
+    return web.Response(status=204)
+
+app = web.Application()
+app.router.add_post("/events", accept)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
 LUA_COMMON = """
@@ -69,6 +85,11 @@ SCENARIOS = {
         'function request() counter = counter + 1; return wrk.format("POST", "{base}/Users", nil, '
         '\'{{"userName": "load-\' .. prefix .. "-" .. counter .. \'@example.com", "name": {{"givenName": "Load"}}}}\') end'
     ),
+    "POST /Users (no mapping)": (
+        'function request() counter = counter + 1; return wrk.format("POST", "{plain}/Users", '
+        '{{["Authorization"] = "Bearer {plain_token}", ["Content-Type"] = "application/scim+json"}}, '
+        '\'{{"userName": "plain-\' .. prefix .. "-" .. counter .. \'@example.com", "name": {{"givenName": "Load"}}}}\') end'
+    ),
     "PATCH one attribute": (
         'function request() return wrk.format("PATCH", "{base}/Users/" .. ids[math.random(#ids)], nil, '
         '\'{{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{{"op": "replace", "path": "title", "value": "t\' .. math.random(1000) .. \'"}}]}}\') end'
@@ -77,7 +98,7 @@ SCENARIOS = {
         'function request() return wrk.format("GET", string.format("{base}/Users?filter=userName%%20eq%%20%%22user%07d%%40example.com%%22", '
         "math.random(0, users - 1))) end"
     ),
-    "member add, 100 000-member group": (
+    "member add (one member, seeded group)": (
         'function request() return wrk.format("PATCH", "{base}/Groups/{group}", nil, '
         '\'{{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{{"op": "add", "path": "members", "value": [{{"value": "\' .. ids[math.random(#ids)] .. \'"}}]}}]}}\') end'
     ),
@@ -152,19 +173,23 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        token = json.loads(
-            subprocess.run(
-                [sys.executable, "-m", "scimhost", "-c", args.config, "sources", "token", args.source, "--json"],
-                check=True,
-                capture_output=True,
-            ).stdout
-        )["token"]
+        # The webhook sink's secret, as the operator would set it; the server and the commands get it.
+        env = {**os.environ, "SCIMHOST_BENCH_SECRET": "whsec_" + base64.b64encode(os.urandom(32)).decode()}
+
+        def issue_token(source: str) -> str:
+            command = [sys.executable, "-m", "scimhost", "-c", args.config, "sources", "token", source, "--json"]
+            return json.loads(subprocess.run(command, check=True, capture_output=True, env=env).stdout)["token"]
+
+        token, plain_token = issue_token(args.source), issue_token("plain")
         base = f"/source/scim/{args.source}/v2"
 
         def script_for(name: str, ids: list[str], group: str) -> str:
             script = Path(tmp) / "scenario.lua"
             common = LUA_COMMON.format(token=token, ids=", ".join(f'"{i}"' for i in ids), users=args.users)
-            script.write_text(common + SCENARIOS[name].format(base=base, group=group))
+            scenario = SCENARIOS[name].format(
+                base=base, group=group, plain="/source/scim/plain/v2", plain_token=plain_token
+            )
+            script.write_text(common + scenario)
             return str(script)
 
         # The ceiling is driven by the same Lua request function as the GET scenario: wrk
@@ -175,6 +200,12 @@ def main() -> None:
         ceiling_file.write_text(CEILING_APP)
 
         def measure_ceiling():
+            # The ceiling listens with reuse_port: a leftover one from an interrupted run would
+            # silently take half the requests and none of the measured CPU.
+            for port in (8095, 8096, args.port):
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        raise SystemExit(f"port {port} is already in use (a leftover benchmark process?)")
             # One parent process whose children serve: CPU is counted over the whole tree.
             command = " & ".join(f"{sys.executable} {ceiling_file} 8095" for _ in range(args.workers)) + " & wait"
             ceilings = subprocess.Popen(["sh", "-c", command], start_new_session=True)
@@ -199,6 +230,9 @@ def main() -> None:
 
         ceiling_before, fixed_before = measure_ceiling()
 
+        receiver_file = Path(tmp) / "receiver.py"
+        receiver_file.write_text(RECEIVER_APP)
+        receiver = subprocess.Popen([sys.executable, str(receiver_file), "8096"])
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -213,7 +247,8 @@ def main() -> None:
                 str(args.workers),
                 "--port",
                 str(args.port),
-            ]
+            ],
+            env=env,
         )
         try:
             root = f"http://127.0.0.1:{args.port}"
@@ -239,6 +274,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=60)
+            receiver.terminate()
+            receiver.wait(timeout=10)
         ceiling_after, fixed_after = measure_ceiling()
         ceiling = max(ceiling_before, ceiling_after)
         print(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -46,6 +48,8 @@ def user_document(i: int) -> dict:
 
 
 async def seed(config: str, slug: str, users: int, groups: int, batch: int, members: int = 0) -> None:
+    # bench.toml names a webhook sink whose secret bench/load.py sets; seeding delivers nothing.
+    os.environ.setdefault("SCIMHOST_BENCH_SECRET", "whsec_" + base64.b64encode(os.urandom(32)).decode())
     host = load_host(config, strict=False)
     storage = host.storage
     await storage.open(migrate=True)
