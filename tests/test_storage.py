@@ -35,6 +35,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0008_deliveries",
             "scimhost.0009_token_grace_and_activity",
             "scimhost.0010_sqlite_planner_statistics",
+            "scimhost.0011_numbers_index",
         ]
     finally:
         await store.close()
@@ -320,7 +321,7 @@ async def test_a_fresh_sqlite_database_reads_one_resources_rows_by_its_id(tmp_pa
     from scimhost.builtin.tortoise_storage.writes import Writes
     from scimhost.scim.filter import parse_filter
     from scimhost.scim.query import resolve_filter
-    from scimhost.testing import USER
+    from scimhost.testing import KIT, USER
 
     store = sqlite_backend(tmp_path)
     await store.open()
@@ -340,5 +341,14 @@ async def test_a_fresh_sqlite_database_reads_one_resources_rows_by_its_id(tmp_pa
                 for row in await store.database.rows(Query("EXPLAIN QUERY PLAN " + statement.sql, statement.values))
             )
             assert "(resource_id=?" in plan, (statement.sql, plan)
+        # A comparison of numbers is served by the index of the rows that have one (0011).
+        number = resolve_filter(parse_filter(f"{KIT}:level gt 2"), USER)
+        p = Params(SQLITE)
+        driver = FilterSQL(SQLITE, scope).driver(number, estimate=None)
+        sql = (await driver)(p)
+        plan = " ".join(
+            row["detail"] for row in await store.database.rows(Query("EXPLAIN QUERY PLAN " + sql, p.values))
+        )
+        assert "idx_scimhost_attr_number" in plan, plan
     finally:
         await store.close()

@@ -104,9 +104,9 @@ class AttributeValue(models.Model):
     class Meta:
         table = "scimhost_attr"
         indexes = (
-            # drivers: equality, prefixes and ranges on one attribute
+            # drivers: equality, prefixes and ranges on one attribute (numbers: a partial index of
+            # the rows with a number, which migration 0011 creates in SQL)
             ("source", "resource_type", "path", "value_text"),
-            ("source", "resource_type", "path", "value_num"),
             # conditions: the index rows of one resource (and the cascade on delete)
             ("resource_id", "path", "item"),
         )
