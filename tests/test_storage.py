@@ -352,3 +352,23 @@ async def test_a_fresh_sqlite_database_reads_one_resources_rows_by_its_id(tmp_pa
         assert "idx_scimhost_attr_number" in plan, plan
     finally:
         await store.close()
+
+
+async def test_deleting_a_resource_deletes_its_index_rows(storage_url):
+    """No index row outlives its resource (a filter would still not match it, but it would cost)."""
+    from scimhost.testing import user_write as indexed_user
+
+    store = backend(storage_url)
+    await store.open()
+    try:
+        kept = await store.create_resource("demo", "User", indexed_user("kept"))
+        gone = await store.create_resource("demo", "User", indexed_user("gone"))
+        await store.delete_resource("demo", "User", gone.id)
+        p = Params(store.dialect)
+        count = f"SELECT COUNT(*) AS n FROM scimhost_attr WHERE resource_id = {p(gone.id)}"
+        assert (await store.database.rows(p.query(count)))[0]["n"] == 0
+        p = Params(store.dialect)
+        count = f"SELECT COUNT(*) AS n FROM scimhost_attr WHERE resource_id = {p(kept.id)}"
+        assert (await store.database.rows(p.query(count)))[0]["n"] > 0
+    finally:
+        await store.close()
