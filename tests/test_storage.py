@@ -372,35 +372,3 @@ async def test_deleting_a_resource_deletes_its_index_rows(storage_url):
         assert (await store.database.rows(p.query(count)))[0]["n"] > 0
     finally:
         await store.close()
-
-
-async def test_sqlite_writes_ready_together_share_one_commit_and_fail_alone(tmp_path):
-    """Small writes ready in one turn of the event loop run in savepoints of one transaction:
-    one commit, yet a refused write changes nothing and the others are stored."""
-    from scimhost.storage.backend import UniquenessConflict
-
-    store = sqlite_backend(tmp_path)
-    await store.open()
-    try:
-        commits = store.database._commits_since_checkpoint
-        results = await asyncio.gather(
-            *(store.create_resource("demo", "User", user_write(name)) for name in ("a", "b", "a", "c")),
-            return_exceptions=True,
-        )
-        assert store.database._commits_since_checkpoint == commits + 1
-        assert [type(r).__name__ for r in results] == [
-            "StoredResource",
-            "StoredResource",
-            "UniquenessConflict",
-            "StoredResource",
-        ]
-        assert isinstance(results[2], UniquenessConflict)
-        # Answered only once committed: another connection sees every stored write.
-        other = sqlite3.connect(tmp_path / "db.sqlite3")
-        try:
-            names = sorted(row[0] for row in other.execute("SELECT display FROM scimhost_resource"))
-        finally:
-            other.close()
-        assert names == ["a", "b", "c"]
-    finally:
-        await store.close()

@@ -11,16 +11,15 @@ SQLite only (docs/decisions.md, "SQLite hot paths"):
   within it; a read that is cut off (or finds SQLite busy) runs again on one of a small pool
   of reader threads, each with its own connection, beside each other and beside a write (WAL);
 - a write transaction runs whole without a hand-off per statement: a unit of work
-  (statements.py) is a generator of statements, answered here synchronously on one cursor. A
-  small one (one resource's rows, a few hundred microseconds)
+  (statements.py) is a generator of statements, answered here synchronously on one cursor from
+  BEGIN to COMMIT. A small one (one resource's rows, a few hundred microseconds)
   runs right on the loop's thread when the write lock is free, and is tried again about a
   millisecond later while another process holds it; a large one, or one that kept finding the
   lock taken, runs on a writer thread that waits for the lock. (A writer thread alone was
   measured too: the hand-off plus the contention for the GIL with the busy loop thread cost
-  more than the statements.) Small writes ready in the same turn of the event loop share one
-  commit, each in its own savepoint (`transaction`). `BEGIN IMMEDIATE` takes the write lock up
-  front, so two processes never deadlock upgrading a read lock. The loop's connection leaves
-  checkpoints to the writer thread, so the loop never waits for their writes and fsync.
+  more than the statements.) `BEGIN IMMEDIATE` takes the write lock up front, so two
+  processes never deadlock upgrading a read lock. The loop's connection leaves checkpoints to
+  the writer thread, so the loop never waits for their writes and fsync.
 
 Tortoise keeps the schema and the migrations.
 """
@@ -88,8 +87,6 @@ class SqliteDatabase(Database):
         self._commits_since_checkpoint = 0
         self._checkpoint: asyncio.Future | None = None
         self._inline_paused = False
-        # The commit of the loop writer's open transaction, which small writes join (_join_group).
-        self._group: asyncio.Future[None] | None = None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="scimhost-sqlite-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="scimhost-sqlite-write")
 
@@ -162,72 +159,27 @@ class SqliteDatabase(Database):
         write lock is free, tried again about a millisecond later while it is taken; a large
         one, one that kept finding the lock taken (by another process, or a large transaction
         of this one), or any while a RESTART checkpoint is under way, runs on the writer thread,
-        which waits for the lock up to the busy timeout.
-
-        Small ones are grouped: each runs in a savepoint of the loop connection's open
-        transaction, and the transaction commits once, after every write that was ready in the
-        same turn of the event loop has run (see `_join_group`). Each write still succeeds or
-        fails alone, and returns (so its response is sent) only once the commit is done."""
+        which waits for the lock up to the busy timeout."""
         for _ in range(INLINE_ATTEMPTS if small else 0):
             if self._inline_paused:
                 break
             try:
-                committed = self._join_group()
+                result = _transaction(self._loop_writer, work, inline=True)
             except _LockTaken:
                 # Another process's write holds the lock for a fraction of a millisecond: try
                 # again shortly rather than in SQLite's busy handler, whose sleeps grow to
                 # 100 ms and gave writes with two workers a p99 of half a second.
                 await asyncio.sleep(random.uniform(0.2, 1.0) / 1000)
                 continue
-            try:
-                result = _savepoint(self._loop_writer, work)
-            finally:
-                # Also before an error is answered: what the failed write read was only final
-                # once the group is committed. Shielded: the commit is every member's.
-                await asyncio.shield(committed)
+            self._commits_since_checkpoint += 1
+            if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
+                self._checkpoint_soon()
             return result
 
         def run() -> T:
             return _transaction(self._thread_connection(query_only=False), work)
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)
-
-    def _join_group(self) -> asyncio.Future[None]:
-        """The commit of the loop connection's open transaction, beginning it (and scheduling
-        its commit for the end of this turn of the event loop) if none is open; _LockTaken if
-        another process holds the write lock.
-
-        A commit per write spent a third of a small write's time writing the same index pages
-        to the WAL again; the writes ready together (requests on several connections) now share
-        them. Nothing is answered before its commit, so a response still means a durable
-        write that every later read sees."""
-        if self._group is not None:
-            return self._group
-        try:
-            self._loop_writer.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if _busy(exc) and not self._loop_writer.in_transaction:
-                raise _LockTaken() from None
-            raise
-        loop = asyncio.get_running_loop()
-        self._group = loop.create_future()
-        loop.call_soon(self._commit_group)
-        return self._group
-
-    def _commit_group(self) -> None:
-        group, self._group = self._group, None
-        assert group is not None
-        try:
-            self._loop_writer.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._loop_writer.in_transaction:
-                self._loop_writer.execute("ROLLBACK")
-            group.set_exception(exc)  # nothing of the group was answered: every write fails
-            return
-        group.set_result(None)
-        self._commits_since_checkpoint += 1
-        if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
-            self._checkpoint_soon()
 
     def _checkpoint_soon(self) -> None:
         """Copy the WAL back into the database on the writer thread, so the loop never waits for
@@ -290,9 +242,14 @@ class _LockTaken(Exception):
     """BEGIN IMMEDIATE found the write lock taken."""
 
 
-def _transaction(connection: sqlite3.Connection, work: Work[T]) -> T:
-    """Run `work` in a transaction of its own on `connection` (a writer thread's)."""
-    connection.execute("BEGIN IMMEDIATE")
+def _transaction(connection: sqlite3.Connection, work: Work[T], *, inline: bool = False) -> T:
+    """Run `work` in one transaction on `connection`; inline, _LockTaken if the lock is taken."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if inline and _busy(exc) and not connection.in_transaction:
+            raise _LockTaken() from None
+        raise
     try:
         result = run(work, lambda statement: _answer(connection, statement))
         connection.execute("COMMIT")
@@ -300,20 +257,6 @@ def _transaction(connection: sqlite3.Connection, work: Work[T]) -> T:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
-    return result
-
-
-def _savepoint(connection: sqlite3.Connection, work: Work[T]) -> T:
-    """Run `work` in a savepoint of the open transaction: kept when it returns, undone (and
-    only it) when it raises."""
-    connection.execute("SAVEPOINT work")
-    try:
-        result = run(work, lambda statement: _answer(connection, statement))
-    except BaseException:
-        connection.execute("ROLLBACK TO work")
-        connection.execute("RELEASE work")
-        raise
-    connection.execute("RELEASE work")
     return result
 
 
