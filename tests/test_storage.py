@@ -36,6 +36,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0009_token_grace_and_activity",
             "scimhost.0010_sqlite_planner_statistics",
             "scimhost.0011_numbers_index",
+            "scimhost.0012_unfinished_deliveries_index",
         ]
     finally:
         await store.close()
@@ -370,5 +371,32 @@ async def test_deleting_a_resource_deletes_its_index_rows(storage_url):
         p = Params(store.dialect)
         count = f"SELECT COUNT(*) AS n FROM scimhost_attr WHERE resource_id = {p(kept.id)}"
         assert (await store.database.rows(p.query(count)))[0]["n"] > 0
+    finally:
+        await store.close()
+
+
+async def test_the_claim_reads_only_unfinished_deliveries(tmp_path, monkeypatch):
+    """The dispatcher's claim walked every delivery a sink ever had; migration 0012's indexes of
+    the unfinished ones keep it proportional to the backlog."""
+    from scimhost.builtin.tortoise_storage import sqlite_database
+
+    store = sqlite_backend(tmp_path)
+    await store.open()
+    try:
+        seen = []
+        answer = sqlite_database._answer
+
+        def recording(connection, statement):
+            seen.append(statement)
+            return answer(connection, statement)
+
+        monkeypatch.setattr(sqlite_database, "_answer", recording)
+        await store.claim_deliveries("hook", now=datetime.now(UTC), limit=10, lease_seconds=30)
+        claim = seen[0]
+        plan = " ".join(
+            row["detail"] for row in await store.database.rows(Query("EXPLAIN QUERY PLAN " + claim.sql, claim.values))
+        )
+        assert "idx_scimhost_delivery_unfinished (sink=?)" in plan, plan
+        assert "idx_scimhost_delivery_unfinished_key" in plan, plan
     finally:
         await store.close()

@@ -1,0 +1,37 @@
+"""Indexes of the unfinished deliveries only, for the dispatcher's claim.
+
+The claim walked a sink's deliveries in event order from the first one ever written, done ones
+included, to find the due heads: its cost grew with the sink's history (80% of the server's CPU
+after 15 000 writes in a benchmark, the dispatcher falling further behind as it grew). Indexes
+of the pending and in-flight rows make it proportional to the backlog; the claim names
+`state IN ('pending', 'inflight')` so that both databases can use them.
+"""
+
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+
+UNFINISHED = "\"state\" IN ('pending', 'inflight')"
+INDEXES = {
+    "idx_scimhost_delivery_unfinished": '"sink", "event_seq"',
+    "idx_scimhost_delivery_unfinished_key": '"sink", "key", "event_seq"',
+}
+
+
+async def create_indexes(apps, schema_editor):
+    for name, columns in INDEXES.items():
+        await schema_editor.client.execute_script(
+            f'CREATE INDEX "{name}" ON "scimhost_delivery" ({columns}) WHERE {UNFINISHED}'
+        )
+
+
+async def drop_indexes(apps, schema_editor):
+    for name in INDEXES:
+        await schema_editor.client.execute_script(f'DROP INDEX IF EXISTS "{name}"')
+
+
+class Migration(migrations.Migration):
+    dependencies = [("scimhost", "0011_numbers_index")]
+
+    initial = False
+
+    operations = [ops.RunPython(create_indexes, drop_indexes)]
