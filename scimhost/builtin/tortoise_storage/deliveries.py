@@ -49,18 +49,21 @@ class DeliveryQueue:
         lease_until = now + timedelta(seconds=lease_seconds)
 
         def claim() -> Work[list[Row]]:
-            # Due: pending and its time has come, or in flight with a lapsed lease (its
-            # dispatcher died). Head: no earlier unfinished delivery of the same key.
+            # Head: the earliest unfinished delivery of its key (resource), found once per key
+            # by one pass over the unfinished deliveries' index (migration 0012); checking each
+            # unfinished delivery for an earlier one of its key cost a lookup per delivery, and
+            # with a backlog of several per resource, each claim walked all of them. Due:
+            # pending and its time has come, or in flight with a lapsed lease (its dispatcher
+            # died). `state IN` lets the partial indexes serve both.
             p = self.params()
+            sink_value = p(sink)
             heads = yield p.query(
-                "SELECT d.id, d.event_seq, d.attempts FROM scimhost_delivery d "
-                # `state IN` (implied by what follows) lets the unfinished deliveries' index
-                # (migration 0012) serve the claim, whatever the sink's history.
-                f"WHERE d.sink = {p(sink)} AND d.state IN {UNFINISHED} "
-                f"AND ((d.state = 'pending' AND d.next_attempt <= {p(now)}) "
-                f"OR (d.state = 'inflight' AND d.lease_until < {p(now)})) "
-                "AND NOT EXISTS (SELECT 1 FROM scimhost_delivery p WHERE p.sink = d.sink AND p.key = d.key "
-                f"AND p.event_seq < d.event_seq AND p.state IN {UNFINISHED}) "
+                "SELECT d.id, d.event_seq, d.attempts FROM "
+                "(SELECT u.key, MIN(u.event_seq) AS event_seq FROM scimhost_delivery u "
+                f"WHERE u.sink = {sink_value} AND u.state IN {UNFINISHED} GROUP BY u.key) AS h "
+                f"JOIN scimhost_delivery d ON d.sink = {sink_value} AND d.event_seq = h.event_seq "
+                f"WHERE (d.state = 'pending' AND d.next_attempt <= {p(now)}) "
+                f"OR (d.state = 'inflight' AND d.lease_until < {p(now)}) "
                 f"ORDER BY d.event_seq LIMIT {p(limit)}"
             )
             if not heads:
