@@ -400,3 +400,9 @@ async def test_the_claim_reads_only_unfinished_deliveries(tmp_path, monkeypatch)
         assert "SCAN d" not in plan, plan
     finally:
         await store.close()
+
+
+def test_an_in_memory_sqlite_url_is_refused_naming_the_memory_backend():
+    """Each of the backend's own connections would open a different empty database."""
+    with pytest.raises(ValueError, match="memory backend"):
+        TortoiseSettings(url="sqlite://:memory:")

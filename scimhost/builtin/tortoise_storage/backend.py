@@ -19,7 +19,8 @@ from scimhost.builtin.tortoise_storage.deliveries import DeliveryQueue
 from scimhost.builtin.tortoise_storage.dialects import POSTGRES, SQLITE, Dialect
 from scimhost.builtin.tortoise_storage.housekeeping import Housekeeping
 from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase
-from scimhost.builtin.tortoise_storage.reads import Reads, stored_resource
+from scimhost.builtin.tortoise_storage.reads import Reads
+from scimhost.builtin.tortoise_storage.rows import stored_resource
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.settings import TortoiseSettings, describe, tortoise_config
 from scimhost.builtin.tortoise_storage.sqlite_database import SqliteDatabase

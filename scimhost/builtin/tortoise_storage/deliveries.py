@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from scimhost.builtin.tortoise_storage.database import Database
+from scimhost.builtin.tortoise_storage.dialects import POSTGRES
 from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, as_datetime, stored_event
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import Command, Params, Row, Work
@@ -83,7 +84,7 @@ class DeliveryQueue:
 
         started = time.monotonic()
         rows = await self.database.run(claim())
-        if self.database.dialect.name == "postgres" and time.monotonic() - started > SLOW_CLAIM_SECONDS:
+        if self.database.dialect is POSTGRES and time.monotonic() - started > SLOW_CLAIM_SECONDS:
             await self._refresh_queue_statistics()
         return [ClaimedDelivery(stored_event(row), int(row["attempts"])) for row in rows]
 

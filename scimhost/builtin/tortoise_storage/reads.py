@@ -16,10 +16,15 @@ import orjson
 
 from scimhost.builtin.tortoise_storage.database import Database
 from scimhost.builtin.tortoise_storage.filter_sql import FilterSQL, Fragment
-from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, moment, stored_event
+from scimhost.builtin.tortoise_storage.rows import (
+    EVENT_COLUMNS,
+    RESOURCE_COLUMNS,
+    member,
+    stored_event,
+    stored_resource,
+)
 from scimhost.builtin.tortoise_storage.scope import Scope
-from scimhost.builtin.tortoise_storage.statements import Params, Row
-from scimhost.builtin.tortoise_storage.writes import RESOURCE_COLUMNS, chunks
+from scimhost.builtin.tortoise_storage.statements import Params, chunks
 from scimhost.scim.query import ResourceQuery, SortKey
 from scimhost.storage.backend import ResourcePage, StoredEvent, StoredResource
 
@@ -74,7 +79,7 @@ class Reads:
             if not rows:
                 return
             last = rows[-1]["id"]
-            yield [_member(row) for row in rows]
+            yield [member(row) for row in rows]
             if len(rows) < batch:
                 return
 
@@ -90,7 +95,7 @@ class Reads:
                     f"JOIN scimhost_resource r ON r.id = m.member_id AND r.source = m.source WHERE {where} ORDER BY m.id"
                 )
             ):
-                by_group[row["group_id"]].append(_member(row))
+                by_group[row["group_id"]].append(member(row))
         return [dataclasses.replace(r, members=by_group[r.id]) for r in resources]
 
     # --- pages -------------------------------------------------------------------------------------
@@ -228,24 +233,3 @@ class Reads:
             )
         )
         return stored_event(rows[0]) if rows else None
-
-
-def stored_resource(row: Row, *, groups: bool = False) -> StoredResource:
-    """A resource row (RESOURCE_COLUMNS, and `groups` when asked) as the interface's type."""
-    return StoredResource(
-        id=row["id"],
-        resource_type=row["resource_type"],
-        document=orjson.loads(row["data"]),
-        version=row["version"],
-        created=moment(row["created"]),
-        last_modified=moment(row["last_modified"]),
-        groups=[_without_none(group) for group in orjson.loads(row["groups"])] if groups else None,
-    )
-
-
-def _member(row: Row) -> dict[str, Any]:
-    return _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
-
-
-def _without_none(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if v is not None}

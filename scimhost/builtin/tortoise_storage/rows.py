@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from scimhost.storage.backend import StoredEvent
+from scimhost.builtin.tortoise_storage.statements import Row
+from scimhost.storage.backend import StoredEvent, StoredResource
 
 # The columns of an event, as `stored_event` reads them (table alias `e`).
 EVENT_COLUMNS = ", ".join(
@@ -40,6 +41,10 @@ def as_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# The columns of a resource, as `stored_resource` reads them (table alias `r`).
+RESOURCE_COLUMNS = "r.id, r.resource_type, r.data, r.version, r.created, r.last_modified"
+
+
 def moment(value: Any) -> datetime:
     """A timestamp of a NOT NULL column."""
     parsed = as_datetime(value)
@@ -68,3 +73,25 @@ def stored_event(row: dict[str, Any]) -> StoredEvent:
         resource=loaded("resource"),
         record=loaded("record"),
     )
+
+
+def stored_resource(row: Row, *, groups: bool = False) -> StoredResource:
+    """A resource row (RESOURCE_COLUMNS, and `groups` when asked) as the interface's type."""
+    return StoredResource(
+        id=row["id"],
+        resource_type=row["resource_type"],
+        document=orjson.loads(row["data"]),
+        version=row["version"],
+        created=moment(row["created"]),
+        last_modified=moment(row["last_modified"]),
+        groups=[_without_none(group) for group in orjson.loads(row["groups"])] if groups else None,
+    )
+
+
+def member(row: Row) -> dict[str, Any]:
+    """A membership row joined with its member (`member_id`, `member_type`, `display`)."""
+    return _without_none({"value": row["member_id"], "type": row["member_type"], "display": row["display"]})
+
+
+def _without_none(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if v is not None}

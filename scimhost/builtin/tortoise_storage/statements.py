@@ -22,6 +22,8 @@ from scimhost.builtin.tortoise_storage.dialects import Dialect
 
 T = TypeVar("T")
 Row = dict[str, Any]
+# Ids per statement: well under SQLite's and PostgreSQL's limits on bound parameters.
+CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +108,8 @@ async def run_async(work: Work[T], answer: Callable[[Statement], Awaitable[Any]]
             reply, refused = await answer(statement), None
         except ConstraintViolation as exc:
             reply, refused = None, exc
+
+
+def chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
+    """`items` in slices of CHUNK, a statement each."""
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from scimhost.builtin.tortoise_storage.dialects import Dialect
+from scimhost.builtin.tortoise_storage.rows import RESOURCE_COLUMNS
 from scimhost.builtin.tortoise_storage.scope import Scope
-from scimhost.builtin.tortoise_storage.statements import ConstraintViolation, Params, Row, Work
+from scimhost.builtin.tortoise_storage.statements import CHUNK, ConstraintViolation, Params, Row, Work, chunks
 from scimhost.scim.query import IndexEntry
 from scimhost.storage.backend import (
     KEEP,
@@ -29,11 +30,8 @@ from scimhost.storage.backend import (
     VersionMismatch,
 )
 
-# Ids per statement: well under SQLite's and PostgreSQL's limits on bound parameters.
-CHUNK = 500
 # Rows a write may change and still count as small (run on SQLite's fast path, sqlite_database.py).
 SMALL_WRITE_ROWS = 200
-RESOURCE_COLUMNS = "r.id, r.resource_type, r.data, r.version, r.created, r.last_modified"
 
 
 class Writes:
@@ -396,10 +394,6 @@ class Writes:
 
 def json_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
-
-
-def chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
 def _float_or_none(value: Any) -> float | None:

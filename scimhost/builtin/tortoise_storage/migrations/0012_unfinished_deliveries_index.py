@@ -10,20 +10,18 @@ of the pending and in-flight rows by key makes it one pass over the backlog; the
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
-UNFINISHED = "\"state\" IN ('pending', 'inflight')"
-INDEXES = {"idx_scimhost_delivery_unfinished_key": '"sink", "key", "event_seq"'}
+NAME = "idx_scimhost_delivery_unfinished_key"
 
 
-async def create_indexes(apps, schema_editor):
-    for name, columns in INDEXES.items():
-        await schema_editor.client.execute_script(
-            f'CREATE INDEX "{name}" ON "scimhost_delivery" ({columns}) WHERE {UNFINISHED}'
-        )
+async def create_index(apps, schema_editor):
+    await schema_editor.client.execute_script(
+        f'CREATE INDEX "{NAME}" ON "scimhost_delivery" ("sink", "key", "event_seq") '
+        "WHERE \"state\" IN ('pending', 'inflight')"
+    )
 
 
-async def drop_indexes(apps, schema_editor):
-    for name in INDEXES:
-        await schema_editor.client.execute_script(f'DROP INDEX IF EXISTS "{name}"')
+async def drop_index(apps, schema_editor):
+    await schema_editor.client.execute_script(f'DROP INDEX IF EXISTS "{NAME}"')
 
 
 class Migration(migrations.Migration):
@@ -31,4 +29,4 @@ class Migration(migrations.Migration):
 
     initial = False
 
-    operations = [ops.RunPython(create_indexes, drop_indexes)]
+    operations = [ops.RunPython(create_index, drop_index)]
