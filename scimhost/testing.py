@@ -57,6 +57,7 @@ from scimhost.scim.validation import validated_document
 from scimhost.storage.backend import (
     Action,
     EventDraft,
+    FinishedDelivery,
     MemberChange,
     ResourceNotFound,
     ResourceWrite,
@@ -888,6 +889,53 @@ class StorageContract:
         await store.finish_delivery("hook", successor.event.seq, state="done", now=_at(2), status=200)
         [again] = await store.claim_deliveries("hook", now=_at(3), limit=10, lease_seconds=60)
         assert again.event.id == head.event.id and again.attempts == 1
+
+    async def test_finishing_a_claimed_batch_records_each_outcome(self, backend: StorageBackend) -> None:
+        store = backend
+        users = [
+            await store.create_resource(SOURCE, "User", user_write(f"b{i}"), event=draft("create", sinks=("hook",)))
+            for i in range(3)
+        ]
+        for user in users:
+            await _versions_of(store, SOURCE, user, 2)
+        done, retried, dead = sorted(
+            await store.claim_deliveries("hook", now=_at(1), limit=10, lease_seconds=60), key=lambda c: c.event.seq
+        )
+        await store.finish_deliveries(
+            "hook",
+            [
+                FinishedDelivery(done.event.seq, "done", status=204),
+                FinishedDelivery(retried.event.seq, "pending", next_attempt=_at(100), status=503, error="busy"),
+                FinishedDelivery(dead.event.seq, "dead", status=400, error="bad request"),
+            ],
+            now=_at(1),
+        )
+        stats = await store.sink_stats("hook")
+        assert (stats.done, stats.dead, stats.inflight, stats.pending) == (1, 1, 0, 4)
+        # The done and the dead let their resources' version 2 go; the retry holds its back.
+        after = await store.claim_deliveries("hook", now=_at(2), limit=10, lease_seconds=60)
+        assert sorted((c.event.resource_id, c.event.version) for c in after) == sorted(
+            [(done.event.resource_id, 2), (dead.event.resource_id, 2)]
+        )
+
+    async def test_a_requeued_event_goes_before_its_resources_waiting_ones(self, backend: StorageBackend) -> None:
+        store = backend
+        user = await store.create_resource(SOURCE, "User", user_write("q"), event=draft("create", sinks=("hook",)))
+        [first] = await store.claim_deliveries("hook", now=_at(1), limit=5, lease_seconds=60)
+        await store.finish_delivery("hook", first.event.seq, state="done", now=_at(1), status=204)
+        await _versions_of(store, SOURCE, user, 2)
+        [second] = await store.claim_deliveries("hook", now=_at(2), limit=5, lease_seconds=60)
+        await store.finish_delivery(
+            "hook", second.event.seq, state="pending", now=_at(2), next_attempt=_at(10), error="503"
+        )
+        # Version 1 sent again: it is the oldest unfinished of the user now, and goes first.
+        assert await store.requeue_deliveries("hook", now=_at(3), states=("done",), seqs=[first.event.seq]) == 1
+        [again] = await store.claim_deliveries("hook", now=_at(20), limit=5, lease_seconds=60)
+        assert again.event.version == 1
+        assert await store.claim_deliveries("hook", now=_at(21), limit=5, lease_seconds=60) == []
+        await store.finish_delivery("hook", again.event.seq, state="done", now=_at(21), status=204)
+        [then] = await store.claim_deliveries("hook", now=_at(22), limit=5, lease_seconds=60)
+        assert then.event.version == 2
 
     async def test_a_lapsed_lease_makes_a_delivery_due_again(self, backend: StorageBackend) -> None:
         store = backend

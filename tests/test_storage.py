@@ -37,6 +37,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0010_sqlite_planner_statistics",
             "scimhost.0011_numbers_index",
             "scimhost.0012_unfinished_deliveries_index",
+            "scimhost.0013_delivery_heads",
         ]
     finally:
         await store.close()
@@ -375,9 +376,9 @@ async def test_deleting_a_resource_deletes_its_index_rows(storage_url):
         await store.close()
 
 
-async def test_the_claim_reads_only_unfinished_deliveries(tmp_path, monkeypatch):
-    """The dispatcher's claim walked every delivery a sink ever had; migration 0012's index of
-    the unfinished ones keeps it to one pass over the backlog."""
+async def test_a_claim_reads_index_ranges_of_new_and_due_deliveries_not_the_backlog(tmp_path, monkeypatch):
+    """A claim walked every delivery a sink ever had, then (0012) the whole backlog; with heads
+    marked (0013) it reads the deliveries written since the last claim and the due heads."""
     from scimhost.builtin.tortoise_storage import sqlite_database
 
     store = sqlite_backend(tmp_path)
@@ -392,12 +393,16 @@ async def test_the_claim_reads_only_unfinished_deliveries(tmp_path, monkeypatch)
 
         monkeypatch.setattr(sqlite_database, "_answer", recording)
         await store.claim_deliveries("hook", now=datetime.now(UTC), limit=10, lease_seconds=30)
-        claim = seen[0]
-        plan = " ".join(
-            row["detail"] for row in await store.database.rows(Query("EXPLAIN QUERY PLAN " + claim.sql, claim.values))
-        )
-        assert "idx_scimhost_delivery_unfinished_key (sink=?)" in plan, plan
-        assert "SCAN d" not in plan, plan
+        plans = []
+        for statement in seen:
+            rows = await store.database.rows(Query("EXPLAIN QUERY PLAN " + statement.sql, statement.values))
+            plans.append(" ".join(row["detail"] for row in rows))
+        examine, lapsed, due = plans
+        assert "idx_scimhost_delivery_unexamined (sink=?)" in examine, examine
+        assert "idx_scimhost_delivery_unfinished_key (sink=? AND key=? AND event_seq<?)" in examine, examine
+        assert "(sink=? AND state=?" in lapsed, lapsed
+        assert "idx_scimhost_delivery_due_heads (sink=? AND next_attempt<?)" in due, due
+        assert not [plan for plan in plans if "SCAN" in plan], plans
     finally:
         await store.close()
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from scimhost.delivery.envelope import envelope
 from scimhost.delivery.schedule import RetrySchedule
 from scimhost.delivery.sink import EventSink, Outcome
-from scimhost.storage.backend import ClaimedDelivery, StorageBackend, StorageError
+from scimhost.storage.backend import ClaimedDelivery, FinishedDelivery, StorageBackend, StorageError
 
 log = logging.getLogger("scimhost.delivery")
 LEASE = "dispatcher"
@@ -136,46 +136,50 @@ class Dispatcher:
             log.exception("sink %s failed to deliver %d events", name, len(claimed))
             outcomes = [Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")] * len(claimed)
         self.after_send()
-        for delivery, outcome in zip(claimed, outcomes, strict=False):
-            await self._record(name, delivery, outcome)
+        now = self.clock()
+        recorded = [
+            self._finished(name, delivery, outcome) for delivery, outcome in zip(claimed, outcomes, strict=True)
+        ]
+        pause = next((outcome for outcome in outcomes if outcome.kind == "pause"), None)
+        if pause is not None:
+            log.warning("sink %s paused: %s", name, pause.detail)
+            await self.storage.set_sink_paused(name, True, reason=pause.detail, now=now)
+        # One call (one transaction in the built-in store) records the whole batch.
+        await self.storage.finish_deliveries(name, [finished for finished, _ in recorded], now=now)
+        for _, label in recorded:
+            self.outcome(name, label)
         return len(claimed)
 
-    async def _record(self, sink: str, delivery: ClaimedDelivery, outcome: Outcome) -> None:
+    def _finished(self, sink: str, delivery: ClaimedDelivery, outcome: Outcome) -> tuple[FinishedDelivery, str]:
+        """What to record of one attempt, and its outcome's label (done, retry, dead, paused)."""
         now = self.clock()
         seq = delivery.event.seq
         if outcome.kind == "delivered":
-            await self.storage.finish_delivery(sink, seq, state="done", now=now, status=outcome.status)
-            self.outcome(sink, "done")
-            return
+            return FinishedDelivery(seq, "done", status=outcome.status), "done"
         if outcome.kind == "pause":
-            self.outcome(sink, "paused")
-            log.warning("sink %s paused: %s", sink, outcome.detail)
-            await self.storage.set_sink_paused(sink, True, reason=outcome.detail, now=now)
-            await self.storage.finish_delivery(
-                sink, seq, state="pending", now=now, next_attempt=now, status=outcome.status, error=outcome.detail
-            )
-            return
+            # The event stays pending, due at once when an operator resumes the sink.
+            return FinishedDelivery(
+                seq, "pending", next_attempt=now, status=outcome.status, error=outcome.detail
+            ), "paused"
         retry_at = None
         if outcome.kind == "retry":
             retry_at = self.schedule.next_attempt(delivery.attempts, now, retry_after=outcome.after)
-        if retry_at is None:
-            why = (
-                outcome.detail
-                if outcome.kind == "permanent"
-                else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+        if retry_at is not None:
+            finished = FinishedDelivery(
+                seq, "pending", next_attempt=retry_at, status=outcome.status, error=outcome.detail
             )
-            log.warning(
-                "sink %s: event %s (%s %s) is dead: %s",
-                sink,
-                delivery.event.id,
-                delivery.event.resource_type,
-                delivery.event.resource_id,
-                why,
-            )
-            await self.storage.finish_delivery(sink, seq, state="dead", now=now, status=outcome.status, error=why)
-            self.outcome(sink, "dead")
-        else:
-            self.outcome(sink, "retry")
-            await self.storage.finish_delivery(
-                sink, seq, state="pending", now=now, next_attempt=retry_at, status=outcome.status, error=outcome.detail
-            )
+            return finished, "retry"
+        why = (
+            outcome.detail
+            if outcome.kind == "permanent"
+            else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+        )
+        log.warning(
+            "sink %s: event %s (%s %s) is dead: %s",
+            sink,
+            delivery.event.id,
+            delivery.event.resource_type,
+            delivery.event.resource_id,
+            why,
+        )
+        return FinishedDelivery(seq, "dead", status=outcome.status, error=why), "dead"

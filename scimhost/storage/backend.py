@@ -153,6 +153,18 @@ class ClaimedDelivery:
 
 
 @dataclass(frozen=True)
+class FinishedDelivery:
+    """The outcome of one attempt, to record (`finish_deliveries`): done, pending again from
+    `next_attempt`, or dead."""
+
+    event_seq: int
+    state: Literal["done", "pending", "dead"]
+    next_attempt: datetime | None = None
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class SinkStats:
     """The state of one sink's deliveries."""
 
@@ -431,6 +443,21 @@ class StorageBackend(ABC):
         error: str | None = None,
     ) -> None:
         """Record the outcome of an attempt: done, pending again from `next_attempt`, or dead."""
+
+    async def finish_deliveries(self, sink: str, finished: Sequence[FinishedDelivery], *, now: datetime) -> None:
+        """Record the outcomes of a claim's attempts. The dispatcher calls this once per claimed
+        batch; a backend that can record them in one transaction overrides it (this default
+        records them one by one)."""
+        for outcome in finished:
+            await self.finish_delivery(
+                sink,
+                outcome.event_seq,
+                state=outcome.state,
+                now=now,
+                next_attempt=outcome.next_attempt,
+                status=outcome.status,
+                error=outcome.error,
+            )
 
     @abstractmethod
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:

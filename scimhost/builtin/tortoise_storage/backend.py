@@ -30,6 +30,7 @@ from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import (
     ClaimedDelivery,
     EventDraft,
+    FinishedDelivery,
     MemberChange,
     ResourceNotFound,
     ResourcePage,
@@ -380,9 +381,11 @@ class TortoiseBackend(StorageBackend):
         status: int | None = None,
         error: str | None = None,
     ) -> None:
-        await self._deliveries.finish_delivery(
-            sink, event_seq, state=state, now=now, next_attempt=next_attempt, status=status, error=error
-        )
+        finished = FinishedDelivery(event_seq, state, next_attempt=next_attempt, status=status, error=error)
+        await self._deliveries.finish_deliveries(sink, [finished], now=now)
+
+    async def finish_deliveries(self, sink: str, finished: Sequence[FinishedDelivery], *, now: datetime) -> None:
+        await self._deliveries.finish_deliveries(sink, finished, now=now)
 
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
         return await self._deliveries.deliveries_of(source, event_seq)

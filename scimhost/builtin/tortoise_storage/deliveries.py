@@ -23,9 +23,11 @@ from scimhost.builtin.tortoise_storage.dialects import POSTGRES
 from scimhost.builtin.tortoise_storage.rows import EVENT_COLUMNS, as_datetime, stored_event
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import Command, Params, Row, Work
-from scimhost.storage.backend import ClaimedDelivery, SinkStats
+from scimhost.storage.backend import ClaimedDelivery, FinishedDelivery, SinkStats
 
 UNFINISHED = "('pending', 'inflight')"
+# How many newly written deliveries a claim looks at, at most (a burst is marked over a few).
+EXAMINE_BATCH = 500
 # PostgreSQL plans the head-of-key claim from table statistics. A queue that filled up faster than
 # autovacuum analyzes it (an initial sync) looks empty to the planner, which then scans every
 # unfinished row once per candidate: 500 ms a claim at 2 000 pending, against 2 ms once analyzed.
@@ -50,26 +52,36 @@ class DeliveryQueue:
         lease_until = now + timedelta(seconds=lease_seconds)
 
         def claim() -> Work[list[Row]]:
-            # Head: the earliest unfinished delivery of its key (resource), found once per key
-            # by one pass over the unfinished deliveries' index (migration 0012); checking each
-            # unfinished delivery for an earlier one of its key cost a lookup per delivery, and
-            # with a backlog of several per resource, each claim walked all of them. Due:
-            # pending and its time has come, or in flight with a lapsed lease (its dispatcher
-            # died). `state IN` lets the partial indexes serve both.
+            # First look at the deliveries written since the last claim (migration 0013): a
+            # delivery is a head when no earlier one of its key (resource) is unfinished.
+            # The test reads states only, so a batch marks correctly in any order, and a later
+            # delivery of a key never becomes visible before an earlier one (a resource's
+            # writes commit in sequence order), so none is marked a head too early.
             p = self.params()
-            sink_value = p(sink)
-            heads = yield p.query(
-                "SELECT d.id, d.event_seq, d.attempts FROM "
-                "(SELECT u.key, MIN(u.event_seq) AS event_seq FROM scimhost_delivery u "
-                f"WHERE u.sink = {sink_value} AND u.state IN {UNFINISHED} GROUP BY u.key) AS h "
-                f"JOIN scimhost_delivery d ON d.sink = {sink_value} AND d.event_seq = h.event_seq "
-                f"WHERE (d.state = 'pending' AND d.next_attempt <= {p(now)}) "
-                f"OR (d.state = 'inflight' AND d.lease_until < {p(now)}) "
-                f"ORDER BY d.event_seq LIMIT {p(limit)}"
+            yield p.command(
+                "UPDATE scimhost_delivery SET head = CASE WHEN EXISTS (SELECT 1 FROM scimhost_delivery e "
+                "WHERE e.sink = scimhost_delivery.sink AND e.key = scimhost_delivery.key "
+                f"AND e.state IN {UNFINISHED} AND e.event_seq < scimhost_delivery.event_seq) THEN 0 ELSE 1 END "
+                f"WHERE id IN (SELECT u.id FROM scimhost_delivery u WHERE u.sink = {p(sink)} AND u.head IS NULL "
+                f"AND u.state = 'pending' ORDER BY u.event_seq LIMIT {p(EXAMINE_BATCH)})"
             )
-            if not heads:
+            # Due: in flight with a lapsed lease (its dispatcher died; always a head), or a
+            # pending head whose time has come, read from the due heads' index. (No order for
+            # the lapsed: SQLite would walk the sink's whole history in event order for it.)
+            p = self.params()
+            due: list[Row] = yield p.query(
+                f"SELECT id FROM scimhost_delivery WHERE sink = {p(sink)} AND state = 'inflight' "
+                f"AND lease_until < {p(now)} LIMIT {p(limit)}"
+            )
+            if len(due) < limit:
+                p = self.params()
+                due += yield p.query(
+                    f"SELECT id FROM scimhost_delivery WHERE sink = {p(sink)} AND head = 1 AND state = 'pending' "
+                    f"AND next_attempt <= {p(now)} ORDER BY next_attempt, event_seq LIMIT {p(limit - len(due))}"
+                )
+            if not due:
                 return []
-            ids = [row["id"] for row in heads]
+            ids = [row["id"] for row in due]
             p = self.params()
             yield p.command(
                 f"UPDATE scimhost_delivery SET state = 'inflight', lease_until = {p(lease_until)}, "
@@ -95,31 +107,34 @@ class DeliveryQueue:
         self._analyzed = now
         await self.database.execute(Command("ANALYZE scimhost_delivery", []))
 
-    async def finish_delivery(
-        self,
-        sink: str,
-        event_seq: int,
-        *,
-        state: str,
-        now: datetime,
-        next_attempt: datetime | None = None,
-        status: int | None = None,
-        error: str | None = None,
-    ) -> None:
-        p = self.params()
-        assignments = (
-            f"state = {p(state)}, lease_until = NULL, last_status = {p(status)}, "
-            f"last_error = {p(error[:2000] if error else None)}"
-        )
-        if state == "done":
-            assignments += f", done_at = {p(now)}"
-        if state == "pending":
-            assignments += f", next_attempt = {p(next_attempt or now)}"
-        await self.database.execute(
-            p.command(
-                f"UPDATE scimhost_delivery SET {assignments} WHERE sink = {p(sink)} AND event_seq = {p(event_seq)}"
-            )
-        )
+    async def finish_deliveries(self, sink: str, finished: Sequence[FinishedDelivery], *, now: datetime) -> None:
+        def finish() -> Work[None]:
+            for outcome in finished:
+                p = self.params()
+                assignments = (
+                    f"state = {p(outcome.state)}, lease_until = NULL, last_status = {p(outcome.status)}, "
+                    f"last_error = {p(outcome.error[:2000] if outcome.error else None)}"
+                )
+                if outcome.state == "done":
+                    assignments += f", done_at = {p(now)}"
+                if outcome.state == "pending":
+                    assignments += f", next_attempt = {p(outcome.next_attempt or now)}"
+                yield p.command(
+                    f"UPDATE scimhost_delivery SET {assignments} "
+                    f"WHERE sink = {p(sink)} AND event_seq = {p(outcome.event_seq)}"
+                )
+                if outcome.state != "pending":
+                    # Finished: the next unfinished delivery of its key becomes the head (one
+                    # not looked at yet is left to the next claim, which will find it one).
+                    p = self.params()
+                    yield p.command(
+                        "UPDATE scimhost_delivery SET head = 1 WHERE head = 0 AND id = (SELECT n.id "
+                        "FROM scimhost_delivery f JOIN scimhost_delivery n ON n.sink = f.sink AND n.key = f.key "
+                        f"WHERE f.sink = {p(sink)} AND f.event_seq = {p(outcome.event_seq)} "
+                        f"AND n.state IN {UNFINISHED} AND n.event_seq > f.event_seq ORDER BY n.event_seq LIMIT 1)"
+                    )
+
+        await self.database.run(finish())
 
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
         p = self.params()
@@ -157,13 +172,20 @@ class DeliveryQueue:
             conditions.append(f"event_seq IN (SELECT e.seq FROM scimhost_event e WHERE e.created >= {p(since)})")
         if seqs is not None:
             conditions.append(f"event_seq IN ({p.each(seqs)})" if seqs else "1 = 0")
-        return await self.database.execute(
-            p.command(
-                f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL, "
-                f"attempts = 0 WHERE sink = {p(sink)} AND {' AND '.join(conditions)}"
-            ),
-            small=False,
+        requeue = p.command(
+            f"UPDATE scimhost_delivery SET state = 'pending', next_attempt = {p(now)}, lease_until = NULL, "
+            f"attempts = 0 WHERE sink = {p(sink)} AND {' AND '.join(conditions)}"
         )
+
+        def work() -> Work[int]:
+            count: int = yield requeue
+            # An event sent again may be older than a resource's waiting head: every waiting
+            # delivery of the sink is looked at again, oldest first, by the next claims.
+            p = self.params()
+            yield p.command(f"UPDATE scimhost_delivery SET head = NULL WHERE sink = {p(sink)} AND state = 'pending'")
+            return count
+
+        return await self.database.run(work(), small=False)
 
     async def sink_stats(self, sink: str) -> SinkStats:
         p = self.params()

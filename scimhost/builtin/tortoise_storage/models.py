@@ -178,6 +178,9 @@ class Delivery(models.Model):
     last_status = fields.IntField(null=True)
     last_error = fields.TextField(null=True)
     done_at = fields.DatetimeField(null=True)
+    # Whether every earlier delivery of its key is finished, as the dispatcher has found:
+    # 1 it may be sent, 0 it waits for an earlier one, NULL not yet looked at (as written).
+    head = fields.SmallIntField(null=True)
 
     class Meta:
         table = "scimhost_delivery"
