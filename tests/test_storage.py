@@ -378,7 +378,8 @@ async def test_deleting_a_resource_deletes_its_index_rows(storage_url):
 
 async def test_a_claim_reads_index_ranges_of_new_and_due_deliveries_not_the_backlog(tmp_path, monkeypatch):
     """A claim walked every delivery a sink ever had, then (0012) the whole backlog; with heads
-    marked (0013) it reads the deliveries written since the last claim and the due heads."""
+    marked (0013) it reads the deliveries written since the last claim and the due heads, and
+    finishing one promotes its resource's next by the unfinished deliveries' index."""
     from scimhost.builtin.tortoise_storage import sqlite_database
 
     store = sqlite_backend(tmp_path)
@@ -393,15 +394,17 @@ async def test_a_claim_reads_index_ranges_of_new_and_due_deliveries_not_the_back
 
         monkeypatch.setattr(sqlite_database, "_answer", recording)
         await store.claim_deliveries("hook", now=datetime.now(UTC), limit=10, lease_seconds=30)
+        await store.finish_delivery("hook", 1, state="done", now=datetime.now(UTC))
         plans = []
         for statement in seen:
             rows = await store.database.rows(Query("EXPLAIN QUERY PLAN " + statement.sql, statement.values))
             plans.append(" ".join(row["detail"] for row in rows))
-        examine, lapsed, due = plans
+        examine, lapsed, due, _finish, promote = plans
         assert "idx_scimhost_delivery_unexamined (sink=?)" in examine, examine
         assert "idx_scimhost_delivery_unfinished_key (sink=? AND key=? AND event_seq<?)" in examine, examine
         assert "(sink=? AND state=?" in lapsed, lapsed
         assert "idx_scimhost_delivery_due_heads (sink=? AND next_attempt<?)" in due, due
+        assert "idx_scimhost_delivery_unfinished_key (sink=? AND key=? AND event_seq>?)" in promote, promote
         assert not [plan for plan in plans if "SCAN" in plan], plans
     finally:
         await store.close()

@@ -126,12 +126,14 @@ class DeliveryQueue:
                 if outcome.state != "pending":
                     # Finished: the next unfinished delivery of its key becomes the head (one
                     # not looked at yet is left to the next claim, which will find it one).
+                    # (The key is a value, not a join: joined, SQLite walked every later delivery.)
                     p = self.params()
+                    sink_value, seq = p(sink), p(outcome.event_seq)
                     yield p.command(
                         "UPDATE scimhost_delivery SET head = 1 WHERE head = 0 AND id = (SELECT n.id "
-                        "FROM scimhost_delivery f JOIN scimhost_delivery n ON n.sink = f.sink AND n.key = f.key "
-                        f"WHERE f.sink = {p(sink)} AND f.event_seq = {p(outcome.event_seq)} "
-                        f"AND n.state IN {UNFINISHED} AND n.event_seq > f.event_seq ORDER BY n.event_seq LIMIT 1)"
+                        f"FROM scimhost_delivery n WHERE n.sink = {sink_value} AND n.key = (SELECT f.key "
+                        f"FROM scimhost_delivery f WHERE f.sink = {sink_value} AND f.event_seq = {seq}) "
+                        f"AND n.state IN {UNFINISHED} AND n.event_seq > {seq} ORDER BY n.event_seq LIMIT 1)"
                     )
 
         await self.database.run(finish())
