@@ -347,3 +347,16 @@ async def test_a_worker_that_cannot_start_is_reported():
     with pytest.raises(MappingError, match="did not start within 0.5s"):
         await pool.start()
     await pool.close()
+
+
+def test_an_evaluation_is_sent_only_the_variables_its_expressions_read():
+    """`data` is the whole document again: copying it to the worker for an expression that
+    never reads it doubled what every write pickled."""
+    from scimhost.mapping.service import _used
+
+    variables = {"userName": "a", "name": {"givenName": "G"}, "data": {"userName": "a"}, "title": None}
+    runtime = RestrictedPythonRuntime()
+    batch = [("display", "{'display': (name or {}).get('givenName', '') + ' ' + userName}")]
+    assert _used(variables, runtime, batch) == {"userName": "a", "name": {"givenName": "G"}}
+    both = [*batch, ("raw", "{'raw': data['userName']}")]
+    assert set(_used(variables, runtime, both)) == {"userName", "name", "data"}

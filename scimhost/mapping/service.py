@@ -198,8 +198,6 @@ class MappingService:
         """The directory record for a document: defaults, then each mapping's dict merged in order.
 
         `expressions` replaces the source's mappings (the `mappings test --expression` CLI)."""
-        # The document as JSON again: expressions get copies, never the caller's objects.
-        document = orjson.loads(orjson.dumps(document))
         record = default_record(resource_type, document)
         if expressions is None:
             batch = [
@@ -220,11 +218,14 @@ class MappingService:
             source={"slug": source.slug, "name": source.name},
             resource_type=resource_type,
         )
+        variables = _used(variables, runtime, batch)
         pool = self._pools.get(runtime_name)
         try:
-            if pool is not None:
+            if pool is not None:  # the worker gets copies (pickled)
                 results = await pool.evaluate(batch, variables)
             else:
+                # Inline (tests): expressions get copies, never the caller's objects.
+                variables = orjson.loads(orjson.dumps(variables))
                 results = evaluate_batch(runtime, batch, variables, self.limits)
         except PoolSaturated:
             self._outcome(source.slug, "saturated")
@@ -245,3 +246,15 @@ class MappingService:
             record = merge(record, value)
         self._outcome(source.slug, "ok")
         return record
+
+
+def _used(variables: dict[str, Any], runtime: MappingRuntime, batch: list[tuple[str, str]]) -> dict[str, Any]:
+    """Only the variables the batch's expressions read, when the runtime can tell which: the
+    rest would be copied to the worker for nothing (`data` alone is the whole document)."""
+    used: set[str] = set()
+    for _, expression in batch:
+        names = runtime.variable_names(expression)
+        if names is None:
+            return variables
+        used |= names
+    return {name: value for name, value in variables.items() if name in used}
