@@ -184,6 +184,39 @@ async def test_sqlite_write_waits_for_another_process_holding_the_lock(tmp_path)
         await store.close()
 
 
+async def test_sqlite_writes_ready_together_commit_together_and_one_that_fails_alone_is_undone(tmp_path, monkeypatch):
+    """Grouped commits: small writes of one turn of the loop share a transaction, each in a
+    savepoint; a uniqueness conflict rolls back that write only, and every caller hears its own
+    outcome after the commit."""
+    from scimhost.builtin.tortoise_storage import sqlite_database
+    from scimhost.storage.backend import UniquenessConflict
+
+    store = sqlite_backend(tmp_path)
+    await store.open()
+    try:
+        groups = []
+        group = sqlite_database._group
+
+        def recording(connection, works):
+            groups.append(len(works))
+            return group(connection, works)
+
+        monkeypatch.setattr(sqlite_database, "_group", recording)
+        names = ["a", "b", "taken", "c", "taken", "d"]
+        outcomes = await asyncio.gather(
+            *(store.create_resource("demo", "User", user_write(name)) for name in names), return_exceptions=True
+        )
+        assert groups == [6]
+        assert [type(o).__name__ for o in outcomes].count("UniquenessConflict") == 1
+        assert isinstance(outcomes[4], UniquenessConflict)  # the second of the two, in order
+        stored = await store.list_resources("demo", "User", ResourceQuery(count=100), members=False, groups=False)
+        assert sorted(r.document["userName"] for r in stored.resources) == ["a", "b", "c", "d", "taken"]
+        unique = await store.database.rows(Query("SELECT COUNT(*) AS n FROM scimhost_unique", []))
+        assert unique[0]["n"] == 5  # the failed write left no row behind
+    finally:
+        await store.close()
+
+
 async def test_sqlite_write_gives_up_after_the_busy_timeout_and_stores_nothing(tmp_path):
     store = sqlite_backend(tmp_path, busy_timeout_ms=100)
     await store.open()
