@@ -432,11 +432,12 @@ async def test_a_claim_reads_index_ranges_of_new_and_due_deliveries_not_the_back
         for statement in seen:
             rows = await store.database.rows(Query("EXPLAIN QUERY PLAN " + statement.sql, statement.values))
             plans.append(" ".join(row["detail"] for row in rows))
-        examine, lapsed, due, _finish, promote = plans
+        examine, lapsed, due, finish, promote = plans
         assert "idx_scimhost_delivery_unexamined (sink=?)" in examine, examine
         assert "idx_scimhost_delivery_unfinished_key (sink=? AND key=? AND event_seq<?)" in examine, examine
         assert "(sink=? AND state=?" in lapsed, lapsed
         assert "idx_scimhost_delivery_due_heads (sink=? AND next_attempt<?)" in due, due
+        assert "(sink=? AND event_seq=?)" in finish, finish
         assert "idx_scimhost_delivery_unfinished_key (sink=? AND key=? AND event_seq>?)" in promote, promote
         assert not [plan for plan in plans if "SCAN" in plan], plans
     finally:

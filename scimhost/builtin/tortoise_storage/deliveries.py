@@ -109,7 +109,12 @@ class DeliveryQueue:
 
     async def finish_deliveries(self, sink: str, finished: Sequence[FinishedDelivery], *, now: datetime) -> None:
         def finish() -> Work[None]:
+            # The usual outcome, delivered with one status, is one statement for the batch.
+            delivered: dict[int | None, list[int]] = {}
             for outcome in finished:
+                if outcome.state == "done" and not outcome.error:
+                    delivered.setdefault(outcome.status, []).append(outcome.event_seq)
+                    continue
                 p = self.params()
                 assignments = (
                     f"state = {p(outcome.state)}, lease_until = NULL, last_status = {p(outcome.status)}, "
@@ -123,6 +128,13 @@ class DeliveryQueue:
                     f"UPDATE scimhost_delivery SET {assignments} "
                     f"WHERE sink = {p(sink)} AND event_seq = {p(outcome.event_seq)}"
                 )
+            for status, seqs in delivered.items():
+                p = self.params()
+                yield p.command(
+                    f"UPDATE scimhost_delivery SET state = 'done', lease_until = NULL, last_status = {p(status)}, "
+                    f"last_error = NULL, done_at = {p(now)} WHERE sink = {p(sink)} AND event_seq IN ({p.each(seqs)})"
+                )
+            for outcome in finished:
                 if outcome.state != "pending":
                     # Finished: the next unfinished delivery of its key becomes the head (one
                     # not looked at yet is left to the next claim, which will find it one).
