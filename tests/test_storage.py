@@ -432,7 +432,8 @@ async def test_a_claim_reads_index_ranges_of_new_and_due_deliveries_not_the_back
         for statement in seen:
             rows = await store.database.rows(Query("EXPLAIN QUERY PLAN " + statement.sql, statement.values))
             plans.append(" ".join(row["detail"] for row in rows))
-        examine, lapsed, due, finish, promote = plans
+        sweep, examine, lapsed, due, finish, promote = plans
+        assert "idx_scimhost_delivery_waiting (sink=?)" in sweep, sweep
         assert "idx_scimhost_delivery_unexamined (sink=?)" in examine, examine
         assert "idx_scimhost_delivery_unfinished_key (sink=? AND key=? AND event_seq<?)" in examine, examine
         assert "(sink=? AND state=?" in lapsed, lapsed
@@ -440,6 +441,33 @@ async def test_a_claim_reads_index_ranges_of_new_and_due_deliveries_not_the_back
         assert "(sink=? AND event_seq=?)" in finish, finish
         assert "idx_scimhost_delivery_unfinished_key (sink=? AND key=? AND event_seq>?)" in promote, promote
         assert not [plan for plan in plans if "SCAN" in plan], plans
+    finally:
+        await store.close()
+
+
+async def test_a_waiting_delivery_left_without_a_head_is_found_again(storage_url):
+    """Two dispatchers at once (one whose lease lapsed while it still ran) could leave a
+    delivery marked waiting with nothing unfinished before it; the claim's periodic check
+    finds it, so it is delivered rather than held forever."""
+    from scimhost.testing import draft
+    from scimhost.testing import user_write as indexed_user
+
+    store = backend(storage_url)
+    await store.open()
+    try:
+        user = await store.create_resource("demo", "User", indexed_user("u"), event=draft("create", sinks=("hook",)))
+        [first] = await store.claim_deliveries("hook", now=datetime.now(UTC), limit=5, lease_seconds=60)
+        await store.finish_delivery("hook", first.event.seq, state="done", now=datetime.now(UTC), status=204)
+        write = ResourceWrite({"userName": "u", "title": "2"}, None, "u", unique_values={"userName": "u"})
+        await store.update_resource(
+            "demo", "User", user.id, expected_version=None, write=write, event=draft("patch", sinks=("hook",))
+        )
+        p = Params(store.dialect)
+        await store.database.execute(p.command(f"UPDATE scimhost_delivery SET head = 0 WHERE state = {p('pending')}"))
+        assert await store.claim_deliveries("hook", now=datetime.now(UTC), limit=5, lease_seconds=60) == []
+        store._deliveries._swept = float("-inf")  # the check's time has come
+        [second] = await store.claim_deliveries("hook", now=datetime.now(UTC), limit=5, lease_seconds=60)
+        assert second.event.version == 2
     finally:
         await store.close()
 

@@ -6,7 +6,8 @@ deliveries read all of them, the dispatcher spent most of the server's time clai
 further behind. Now the dispatcher marks deliveries as it first sees them (`head` 1 when no
 earlier delivery of the resource is unfinished, else 0) and promotes the next one when a head
 finishes; writes leave `head` NULL and never touch another delivery. A claim is then a range
-of the due heads' index, whatever the backlog.
+of the due heads' index, whatever the backlog. (The waiting deliveries' index serves the
+claim's periodic check that each of them still has an unfinished delivery before it.)
 """
 
 from tortoise import fields, migrations
@@ -14,6 +15,7 @@ from tortoise.migrations import operations as ops
 
 UNEXAMINED = "idx_scimhost_delivery_unexamined"
 DUE_HEADS = "idx_scimhost_delivery_due_heads"
+WAITING = "idx_scimhost_delivery_waiting"
 
 
 async def create_indexes(apps, schema_editor):
@@ -21,13 +23,15 @@ async def create_indexes(apps, schema_editor):
         f'CREATE INDEX "{UNEXAMINED}" ON "scimhost_delivery" ("sink", "event_seq") '
         "WHERE \"head\" IS NULL AND \"state\" = 'pending';\n"
         f'CREATE INDEX "{DUE_HEADS}" ON "scimhost_delivery" ("sink", "next_attempt", "event_seq") '
-        "WHERE \"head\" = 1 AND \"state\" = 'pending'"
+        "WHERE \"head\" = 1 AND \"state\" = 'pending';\n"
+        f'CREATE INDEX "{WAITING}" ON "scimhost_delivery" ("sink", "event_seq") '
+        "WHERE \"head\" = 0 AND \"state\" = 'pending'"
     )
 
 
 async def drop_indexes(apps, schema_editor):
     await schema_editor.client.execute_script(
-        f'DROP INDEX IF EXISTS "{UNEXAMINED}";\nDROP INDEX IF EXISTS "{DUE_HEADS}"'
+        f'DROP INDEX IF EXISTS "{UNEXAMINED}";\nDROP INDEX IF EXISTS "{DUE_HEADS}";\nDROP INDEX IF EXISTS "{WAITING}"'
     )
 
 
