@@ -89,19 +89,17 @@ class DeliveryQueue:
             # pending head whose time has come, read from the due heads' index. (No order for
             # the lapsed: SQLite would walk the sink's whole history in event order for it.)
             p = self.params()
+            sink_value, now_value, limit_value = p(sink), p(now), p(limit)
             due: list[Row] = yield p.query(
-                f"SELECT id FROM scimhost_delivery WHERE sink = {p(sink)} AND state = 'inflight' "
-                f"AND lease_until < {p(now)} LIMIT {p(limit)}"
+                "SELECT id FROM (SELECT id FROM scimhost_delivery WHERE sink = "
+                f"{sink_value} AND state = 'inflight' AND lease_until < {now_value} LIMIT {limit_value}) AS l "
+                "UNION ALL SELECT id FROM (SELECT id FROM scimhost_delivery WHERE sink = "
+                f"{sink_value} AND head = 1 AND state = 'pending' AND next_attempt <= {now_value} "
+                f"ORDER BY next_attempt, event_seq LIMIT {limit_value}) AS h"
             )
-            if len(due) < limit:
-                p = self.params()
-                due += yield p.query(
-                    f"SELECT id FROM scimhost_delivery WHERE sink = {p(sink)} AND head = 1 AND state = 'pending' "
-                    f"AND next_attempt <= {p(now)} ORDER BY next_attempt, event_seq LIMIT {p(limit - len(due))}"
-                )
             if not due:
                 return []
-            ids = [row["id"] for row in due]
+            ids = [row["id"] for row in due[:limit]]
             p = self.params()
             yield p.command(
                 f"UPDATE scimhost_delivery SET state = 'inflight', lease_until = {p(lease_until)}, "
@@ -154,19 +152,21 @@ class DeliveryQueue:
                     f"UPDATE scimhost_delivery SET state = 'done', lease_until = NULL, last_status = {p(status)}, "
                     f"last_error = NULL, done_at = {p(now)} WHERE sink = {p(sink)} AND event_seq IN ({p.each(seqs)})"
                 )
-            for outcome in finished:
-                if outcome.state != "pending":
-                    # Finished: the next unfinished delivery of its key becomes the head (one
-                    # not looked at yet is left to the next claim, which will find it one).
-                    # (The key is a value, not a join: joined, SQLite walked every later delivery.)
-                    p = self.params()
-                    sink_value, seq = p(sink), p(outcome.event_seq)
-                    yield p.command(
-                        "UPDATE scimhost_delivery SET head = 1 WHERE head = 0 AND id = (SELECT n.id "
-                        f"FROM scimhost_delivery n WHERE n.sink = {sink_value} AND n.key = (SELECT f.key "
-                        f"FROM scimhost_delivery f WHERE f.sink = {sink_value} AND f.event_seq = {seq}) "
-                        f"AND n.state IN {UNFINISHED} AND n.event_seq > {seq} ORDER BY n.event_seq LIMIT 1)"
-                    )
+            ended = [outcome.event_seq for outcome in finished if outcome.state != "pending"]
+            if ended:
+                # Each ended delivery's resource: its next unfinished delivery becomes the head
+                # (one not looked at yet is left to the next claim, which will find it one).
+                # CROSS JOIN keeps SQLite reading the ended ones by their key, not walking
+                # the sink's deliveries (the list of a claim holds one per resource).
+                p = self.params()
+                sink_value = p(sink)
+                yield p.command(
+                    "UPDATE scimhost_delivery SET head = 1 WHERE head = 0 AND id IN (SELECT (SELECT n.id "
+                    "FROM scimhost_delivery n WHERE n.sink = f.sink AND n.key = f.key "
+                    f"AND n.state IN {UNFINISHED} AND n.event_seq > f.event_seq ORDER BY n.event_seq LIMIT 1) "
+                    f"FROM ({self.database.dialect.number_list(p, ended)}) AS s CROSS JOIN scimhost_delivery f "
+                    f"WHERE f.sink = {sink_value} AND f.event_seq = s.value)"
+                )
 
         await self.database.run(finish())
 

@@ -46,6 +46,10 @@ class Dialect:
         """A subquery of (member_id, position) rows from `ids`, bound as one value."""
         raise NotImplementedError
 
+    def number_list(self, p: Params, numbers: list[int]) -> str:
+        """A subquery of (value) rows from `numbers`, bound as one value."""
+        raise NotImplementedError
+
 
 class SQLite(Dialect):
     name = "sqlite"
@@ -72,6 +76,9 @@ class SQLite(Dialect):
 
     def id_list(self, p: Params, ids: list[str]) -> str:
         return f"SELECT value AS member_id, key AS position FROM json_each({p(orjson.dumps(ids).decode())})"
+
+    def number_list(self, p: Params, numbers: list[int]) -> str:
+        return f"SELECT value FROM json_each({p(orjson.dumps(numbers).decode())})"
 
 
 class PostgreSQL(Dialect):
@@ -103,6 +110,9 @@ class PostgreSQL(Dialect):
 
     def id_list(self, p: Params, ids: list[str]) -> str:
         return f"SELECT member_id, position FROM unnest({p(ids)}::varchar[]) WITH ORDINALITY AS u(member_id, position)"
+
+    def number_list(self, p: Params, numbers: list[int]) -> str:
+        return f"SELECT value FROM unnest({p(numbers)}::bigint[]) AS u(value)"
 
 
 SQLITE = SQLite()
