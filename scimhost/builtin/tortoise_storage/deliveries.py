@@ -44,7 +44,7 @@ class DeliveryQueue:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._analyzed = float("-inf")
-        self._swept = float("-inf")
+        self._swept: dict[str, float] = {}  # per sink: when a claim last checked the waiting ones
 
     def params(self) -> Params:
         return Params(self.database.dialect)
@@ -54,9 +54,9 @@ class DeliveryQueue:
     ) -> list[ClaimedDelivery]:
         lease_until = now + timedelta(seconds=lease_seconds)
 
-        sweep = time.monotonic() - self._swept >= SWEEP_EVERY
+        sweep = time.monotonic() - self._swept.get(sink, float("-inf")) >= SWEEP_EVERY
         if sweep:
-            self._swept = time.monotonic()
+            self._swept[sink] = time.monotonic()
 
         def claim() -> Work[list[Row]]:
             if sweep:
