@@ -268,7 +268,10 @@ class SqliteDatabase(Database):
             self._inline_paused = False
 
     async def close(self) -> None:
-        """Let a running checkpoint finish, stop the threads, close every connection."""
+        """Let queued writes and a running checkpoint finish, stop the threads, close every
+        connection."""
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
         if self._checkpoint is not None:
             await asyncio.gather(self._checkpoint, return_exceptions=True)
         await asyncio.to_thread(self._close)
