@@ -360,3 +360,14 @@ def test_an_evaluation_is_sent_only_the_variables_its_expressions_read():
     assert _used(variables, runtime, batch) == {"userName": "a", "name": {"givenName": "G"}}
     both = [*batch, ("raw", "{'raw': data['userName']}")]
     assert set(_used(variables, runtime, both)) == {"userName", "name", "data"}
+
+
+def test_a_name_bound_in_a_comprehension_is_still_read_outside_it():
+    """`variable_names` decides what a worker is sent: a comprehension's target shadows a
+    variable only inside the comprehension."""
+    runtime = RestrictedPythonRuntime()
+    assert runtime.variable_names("[e for e in emails] + [e]") == {"e", "emails"}
+    assert runtime.variable_names("(lambda x: x + y)(z)") == {"y", "z"}
+    assert runtime.variable_names("[a for a in xs for b in a]") == {"xs"}
+    limits = EvaluationLimits()
+    assert runtime.evaluate("[e for e in emails] + [e]", {"e": 3, "emails": [1]}, limits) == [1, 3]

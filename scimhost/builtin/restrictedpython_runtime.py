@@ -178,14 +178,7 @@ class RestrictedPythonRuntime(MappingRuntime):
         if names is None:
             self._code(expression, "mapping")  # refuses what does not compile
             tree = ast.parse(expression.strip(), mode="eval")
-            loaded: set[str] = set()
-            bound: set[str] = set()
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Name):
-                    (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-                elif isinstance(node, ast.arg):
-                    bound.add(node.arg)
-            names = frozenset(loaded - bound - BUILTIN_NAMES)
+            names = frozenset(_free_names(tree.body, frozenset()) - BUILTIN_NAMES)
             if len(self._names) < 1024:
                 self._names[expression] = names
         return names
@@ -241,3 +234,30 @@ def _short(exc: Exception) -> str:
 @hookimpl
 def register_mapping_runtimes():
     return [RestrictedPythonRuntime]
+
+
+def _free_names(node: ast.AST, bound: frozenset[str]) -> set[str]:
+    """The names `node` reads that are not bound around it: a comprehension's targets and a
+    lambda's arguments are bound only inside them, so `[e for e in emails] + [e]` reads the
+    outer `e` once."""
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) and node.id not in bound else set()
+    if isinstance(node, ast.Lambda):
+        arguments = node.args
+        every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+        defaults = [d for d in (*arguments.defaults, *arguments.kw_defaults) if d is not None]
+        read = set().union(*(_free_names(d, bound) for d in defaults))
+        return read | _free_names(node.body, bound | {a.arg for a in every})
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        found: set[str] = set()
+        inner = bound
+        for generator in node.generators:
+            # The first iterable is read outside the comprehension; later ones see earlier targets.
+            found |= _free_names(generator.iter, inner)
+            inner = inner | {n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
+            for condition in generator.ifs:
+                found |= _free_names(condition, inner)
+        results = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        return found.union(*(_free_names(r, inner) for r in results))
+    return set().union(*(_free_names(child, bound) for child in ast.iter_child_nodes(node)))

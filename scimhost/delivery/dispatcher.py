@@ -138,7 +138,7 @@ class Dispatcher:
         self.after_send()
         now = self.clock()
         recorded = [
-            self._finished(name, delivery, outcome) for delivery, outcome in zip(claimed, outcomes, strict=True)
+            self._finished(name, delivery, outcome, now) for delivery, outcome in zip(claimed, outcomes, strict=True)
         ]
         pause = next((outcome for outcome in outcomes if outcome.kind == "pause"), None)
         if pause is not None:
@@ -150,9 +150,10 @@ class Dispatcher:
             self.outcome(name, label)
         return len(claimed)
 
-    def _finished(self, sink: str, delivery: ClaimedDelivery, outcome: Outcome) -> tuple[FinishedDelivery, str]:
+    def _finished(
+        self, sink: str, delivery: ClaimedDelivery, outcome: Outcome, now: datetime
+    ) -> tuple[FinishedDelivery, str]:
         """What to record of one attempt, and its outcome's label (done, retry, dead, paused)."""
-        now = self.clock()
         seq = delivery.event.seq
         if outcome.kind == "delivered":
             return FinishedDelivery(seq, "done", status=outcome.status), "done"
