@@ -20,9 +20,13 @@ class Dialect:
 
     name: str
 
-    def mark(self, number: int) -> str:
-        """The placeholder of the `number`th bound value (from 1)."""
-        raise NotImplementedError
+    # Placeholders are this and the bound value's number (from 1).
+    prefix: str
+
+    def marks(self, first: int, count: int) -> str:
+        """The comma-separated placeholders of `count` values bound from the `first`th on."""
+        prefix = self.prefix
+        return ", ".join([f"{prefix}{number}" for number in range(first, first + count)])
 
     def code_point_order(self, column: str) -> str:
         """`column` compared as text by code point (SCIM's order, the reference evaluator's)."""
@@ -54,8 +58,7 @@ class Dialect:
 class SQLite(Dialect):
     name = "sqlite"
 
-    def mark(self, number: int) -> str:
-        return f"?{number}"  # numbered: a value may be used twice, in any order
+    prefix = "?"  # numbered (?3): a value may be used twice, in any order
 
     def contains(self, column: str, p: Params, value: str) -> str:
         return f"instr({column}, {p(value)}) > 0"
@@ -84,8 +87,7 @@ class SQLite(Dialect):
 class PostgreSQL(Dialect):
     name = "postgres"
 
-    def mark(self, number: int) -> str:
-        return f"${number}"
+    prefix = "$"
 
     def code_point_order(self, column: str) -> str:
         # Migration 0003 indexes value_text in the "C" collation for these comparisons.

@@ -61,12 +61,15 @@ class Params:
         self.values: list[Any] = []
 
     def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return self.dialect.mark(len(self.values))
+        values = self.values
+        values.append(value)
+        return f"{self.dialect.prefix}{len(values)}"
 
     def each(self, values: Iterable[Any]) -> str:
         """Placeholders of several values, comma-separated (an IN list, a row of VALUES)."""
-        return ", ".join(self(value) for value in values)
+        first = len(self.values) + 1
+        self.values.extend(values)
+        return self.dialect.marks(first, len(self.values) - first + 1)
 
     def query(self, sql: str) -> Query:
         return Query(sql, self.values)
