@@ -243,6 +243,20 @@ def _at(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
+async def _users_with_versions(
+    store: StorageBackend, prefix: str, count: int, *, versions: int
+) -> list[StoredResource]:
+    """`count` users, each created and then updated to `versions`, every write with its event for
+    the sink `hook`."""
+    users = [
+        await store.create_resource(SOURCE, "User", user_write(f"{prefix}{i}"), event=draft("create", sinks=("hook",)))
+        for i in range(count)
+    ]
+    for user in users:
+        await _versions_of(store, SOURCE, user, versions)
+    return users
+
+
 async def _versions_of(
     store: StorageBackend, source: str, user: StoredResource, count: int, sinks: tuple[str, ...] = ("hook",)
 ) -> None:
@@ -848,12 +862,7 @@ class StorageContract:
         self, backend: StorageBackend
     ) -> None:
         store = backend
-        users = [
-            await store.create_resource(SOURCE, "User", user_write(f"k{i}"), event=draft("create", sinks=("hook",)))
-            for i in range(3)
-        ]
-        for user in users:
-            await _versions_of(store, SOURCE, user, 3)
+        users = await _users_with_versions(store, "k", 3, versions=3)
         first = await store.claim_deliveries("hook", now=_at(1), limit=10, lease_seconds=60)
         assert sorted((c.event.resource_id, c.event.version) for c in first) == sorted((u.id, 1) for u in users)
         # While each head is in flight, nothing else of its resource is handed out.
@@ -892,12 +901,7 @@ class StorageContract:
 
     async def test_finishing_a_claimed_batch_records_each_outcome(self, backend: StorageBackend) -> None:
         store = backend
-        users = [
-            await store.create_resource(SOURCE, "User", user_write(f"b{i}"), event=draft("create", sinks=("hook",)))
-            for i in range(3)
-        ]
-        for user in users:
-            await _versions_of(store, SOURCE, user, 2)
+        await _users_with_versions(store, "b", 3, versions=2)
         done, retried, dead = sorted(
             await store.claim_deliveries("hook", now=_at(1), limit=10, lease_seconds=60), key=lambda c: c.event.seq
         )

@@ -198,9 +198,9 @@ async def test_sqlite_writes_ready_together_commit_together_and_one_that_fails_a
         groups = []
         group = sqlite_database._group
 
-        def recording(connection, works):
+        def recording(connection, works, **options):
             groups.append(len(works))
-            return group(connection, works)
+            return group(connection, works, **options)
 
         monkeypatch.setattr(sqlite_database, "_group", recording)
         names = ["a", "b", "taken", "c", "taken", "d"]

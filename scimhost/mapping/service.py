@@ -198,6 +198,9 @@ class MappingService:
         """The directory record for a document: defaults, then each mapping's dict merged in order.
 
         `expressions` replaces the source's mappings (the `mappings test --expression` CLI)."""
+        # The document as JSON again: expressions get copies, never the caller's objects, and
+        # the record's `attributes` is not the caller's document either.
+        document = orjson.loads(orjson.dumps(document))
         record = default_record(resource_type, document)
         if expressions is None:
             batch = [
@@ -221,11 +224,9 @@ class MappingService:
         variables = _used(variables, runtime, batch)
         pool = self._pools.get(runtime_name)
         try:
-            if pool is not None:  # the worker gets copies (pickled)
+            if pool is not None:
                 results = await pool.evaluate(batch, variables)
             else:
-                # Inline (tests): expressions get copies, never the caller's objects.
-                variables = orjson.loads(orjson.dumps(variables))
                 results = evaluate_batch(runtime, batch, variables, self.limits)
         except PoolSaturated:
             self._outcome(source.slug, "saturated")

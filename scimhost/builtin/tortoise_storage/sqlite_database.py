@@ -187,19 +187,22 @@ class SqliteDatabase(Database):
         version mismatch) is rolled back alone and the others commit; each caller is answered
         after the COMMIT. The write lock is held only while a group runs, which never awaits
         (units of work cannot), as for a single transaction: another process waits no longer.
-        While it holds the lock, the group is tried again about a millisecond later; after
-        INLINE_ATTEMPTS tries, or during a RESTART checkpoint, the queued units go to the
-        writer thread one by one."""
+        While another process holds the lock, the group is tried again about a millisecond
+        later; after INLINE_ATTEMPTS tries, or during a RESTART checkpoint, it runs on the
+        writer thread, which waits for the lock (and queues behind the checkpoint)."""
         attempts = 0
         while self._queued:
             group, self._queued = self._queued, []
-            if attempts >= INLINE_ATTEMPTS or self._inline_paused:
-                for work, answered in group:
-                    _chain(asyncio.ensure_future(self._on_writer_thread(work)), answered)
-                attempts = 0
-                continue
+            works = [work for work, _ in group]
+            on_thread = attempts >= INLINE_ATTEMPTS or self._inline_paused
             try:
-                outcomes = _group(self._loop_writer, [work for work, _ in group])
+                if on_thread:
+                    attempts = 0
+                    outcomes = await asyncio.get_running_loop().run_in_executor(
+                        self._writer, self._group_waiting, works
+                    )
+                else:
+                    outcomes = _group(self._loop_writer, works, inline=True)
             except _LockTaken:
                 # Another process's write holds the lock for a fraction of a millisecond: try
                 # again shortly rather than in SQLite's busy handler, whose sleeps grow to
@@ -221,9 +224,14 @@ class SqliteDatabase(Database):
                     answered.set_exception(error)
                 else:
                     answered.set_result(result)
-            self._commits_since_checkpoint += 1
-            if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
-                self._checkpoint_soon()
+            if not on_thread:  # the writer thread's connection checkpoints by itself
+                self._commits_since_checkpoint += 1
+                if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
+                    self._checkpoint_soon()
+
+    def _group_waiting(self, works: list[Work[Any]]) -> list[tuple[Any, Exception | None]]:
+        """`_group` on the writer thread's connection, which waits for the lock."""
+        return _group(self._thread_connection(query_only=False), works, inline=False)
 
     def _checkpoint_soon(self) -> None:
         """Copy the WAL back into the database on the writer thread, so the loop never waits for
@@ -289,13 +297,15 @@ class _LockTaken(Exception):
     """BEGIN IMMEDIATE found the write lock taken."""
 
 
-def _group(connection: sqlite3.Connection, works: list[Work[Any]]) -> list[tuple[Any, Exception | None]]:
+def _group(
+    connection: sqlite3.Connection, works: list[Work[Any]], *, inline: bool
+) -> list[tuple[Any, Exception | None]]:
     """Run `works` in one transaction on `connection`, each in a savepoint: (result, None) or
-    (None, the exception it raised, its statements rolled back) for each. _LockTaken if the
-    lock is taken; an error outside the units rolls back all of them."""
+    (None, the exception it raised, its statements rolled back) for each. Inline, _LockTaken if
+    the lock is taken; an error outside the units rolls back all of them."""
     if len(works) == 1:  # no savepoint needed
         try:
-            return [(_transaction(connection, works[0], inline=True), None)]
+            return [(_transaction(connection, works[0], inline=inline), None)]
         except _LockTaken:
             raise
         except Exception as exc:  # rolled back
@@ -303,7 +313,7 @@ def _group(connection: sqlite3.Connection, works: list[Work[Any]]) -> list[tuple
     try:
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        if _busy(exc) and not connection.in_transaction:
+        if inline and _busy(exc) and not connection.in_transaction:
             raise _LockTaken() from None
         raise
     outcomes: list[tuple[Any, Exception | None]] = []
@@ -326,20 +336,6 @@ def _group(connection: sqlite3.Connection, works: list[Work[Any]]) -> list[tuple
             connection.execute("ROLLBACK")
         raise
     return outcomes
-
-
-def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
-    """Answer `target` with `source`'s outcome when it has one."""
-
-    def copy(done: asyncio.Future[Any]) -> None:
-        if target.done():
-            return
-        if done.exception() is not None:
-            target.set_exception(done.exception())  # type: ignore[arg-type]
-        else:
-            target.set_result(done.result())
-
-    source.add_done_callback(copy)
 
 
 def _transaction(connection: sqlite3.Connection, work: Work[T], *, inline: bool = False) -> T:
