@@ -25,7 +25,7 @@ from scimhost.scim.filter import parse_filter
 from scimhost.scim.limits import check_index_entries, plausible_id
 from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
 from scimhost.scim.patch import apply_patch, parse_patch_request
-from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
+from scimhost.scim.query import ResourceQuery, Undefined, fold, index_entries, resolve_filter, resolve_sort
 from scimhost.scim.render import Projection, etag, member_reference, resource_document
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.validation import undeclared_keys, validated_document
@@ -112,11 +112,21 @@ class ResourceService:
 
     def query(self, params: ListParams) -> ResourceQuery:
         """The store query for list parameters; 400 for a bad filter, sortBy or cursor."""
+        query = self.query_across_types(params, None)
+        assert query is not None, "a filter resolved strictly is never known to match nothing"
+        return query
+
+    def query_across_types(self, params: ListParams, undefined: Undefined | None) -> ResourceQuery | None:
+        """The store query of this type's part of a search across resource types: attributes the
+        type does not define are recorded in `undefined` and have no value here (RFC 7644
+        §3.4.2.2); None when the filter then matches nothing. Without `undefined`, `query`."""
         limits = self.host.settings.limits
-        query_filter = None
+        query_filter, matches_nothing = None, False
         if params.filter:
             parsed = parse_filter(params.filter, max_length=limits.max_filter_length, max_depth=limits.max_filter_depth)
-            query_filter = resolve_filter(parsed, self.type)
+            folded = fold(resolve_filter(parsed, self.type, undefined))
+            query_filter = None if isinstance(folded, bool) else folded
+            matches_nothing = folded is False
         features = self.storage.features
         if params.sort_by and "sort" not in features:
             raise ScimError(400, "sorting is not supported by this server (ServiceProviderConfig sort)", "invalidValue")
@@ -124,7 +134,7 @@ class ResourceService:
             raise ScimError(
                 400, "cursor paging is not supported by this server (ServiceProviderConfig pagination)", "invalidValue"
             )
-        sort = resolve_sort(params.sort_by, params.sort_order, self.type) if params.sort_by else None
+        sort = resolve_sort(params.sort_by, params.sort_order, self.type, undefined) if params.sort_by else None
         after = before = None
         if params.cursor:
             direction, created, resource_id = decode_cursor(params.cursor)
@@ -136,6 +146,8 @@ class ResourceService:
             raise ScimError(
                 400, "cursor paging follows creation order; it cannot be combined with sortBy", "invalidValue"
             )
+        if matches_nothing:
+            return None  # (only once sortBy is resolved too: a search across types judges both)
         return ResourceQuery(
             filter=query_filter,
             sort=sort,
@@ -146,9 +158,11 @@ class ResourceService:
             before=before,
         )
 
-    async def list(self, params: ListParams) -> dict[str, Any]:
-        """A ListResponse for list parameters, filtered and paged in the store."""
-        query = self.query(params)
+    async def list(self, params: ListParams, query: ResourceQuery | None = None) -> dict[str, Any]:
+        """A ListResponse for list parameters (or the store query made of them), filtered and
+        paged in the store."""
+        if query is None:
+            query = self.query(params)
         projection = self.projection(params)
         page = await self.storage.list_resources(self.source.slug, self.type.name, query, **self.relations(projection))
         resources = [self.render(item, projection) for item in page.resources]

@@ -21,7 +21,7 @@ pyproject (plugins/scimhost-memory) does.
 
 Every test of the class then runs against that backend: CRUD, versions, uniqueness, membership
 (read in batches), filters (every operator on every attribute type, checked against the core's
-reference evaluator `scimhost.scim.query_eval`), sorting, index and cursor paging, tokens,
+reference evaluator `scimhost.scim.query_eval`; searches across resource types), sorting, index and cursor paging, tokens,
 activity, transactions, concurrency, the event log and the delivery queue, purging a source,
 and source isolation. The built-in tortoise backend keeps it on SQLite and PostgreSQL
 (tests/test_conformance.py), the memory backend in plugins/scimhost-memory.
@@ -427,7 +427,7 @@ class StorageContract:
         page = await store.list_resources(SOURCE, "User", query('not (title eq "odd")', count=0))
         assert page.total == 3 and page.resources == []
 
-    async def test_sorting_puts_missing_values_last_and_keeps_creation_order_on_ties(
+    async def test_sorting_puts_missing_values_last_ascending_first_descending_and_ties_in_creation_order(
         self, backend: StorageBackend
     ) -> None:
         store = requiring(backend, "sort")
@@ -440,7 +440,8 @@ class StorageContract:
 
         # Case-insensitive attributes sort by their lower-cased value, by code point.
         assert await names("title") == ["u2", "u0", "u3", "u4", "u1"]
-        assert await names("title", "descending") == ["u4", "u0", "u3", "u2", "u1"]  # ties stay in creation order
+        # RFC 7644 §3.4.2.3: no value sorts last when ascending, first when descending.
+        assert await names("title", "descending") == ["u1", "u4", "u0", "u3", "u2"]  # ties stay in creation order
         assert await names("userName", "descending") == ["u4", "u3", "u2", "u1", "u0"]
         assert await names("meta.created") == ["u0", "u1", "u2", "u3", "u4"]
 
@@ -611,6 +612,63 @@ class StorageContract:
                 expected = sorted(c.id for c in candidates if matches(node, c))
                 page = await store.list_resources(SOURCE, type_name, ResourceQuery(filter=node, count=100))
                 assert sorted(r.id for r in page.resources) == expected, text
+
+    async def test_a_search_across_types_gives_attributes_a_type_lacks_no_value(self, backend: StorageBackend) -> None:
+        """RFC 7644 §3.4.2.2: in a search across resource types, a comparison on an attribute a
+        type does not define is false in that type (its `not` true) and the rest of the filter
+        decides. The core folds such comparisons out (`scim.query.fold`); the backend answers
+        what remains as the reference evaluator answers the whole filter."""
+        from scimhost.scim.query import Undefined, fold
+        from scimhost.scim.query_eval import Candidate, matches
+
+        store = backend
+        users = [
+            (await store.create_resource(SOURCE, "User", user_write(f"u{i}", **attributes))).id
+            for i, attributes in enumerate(
+                [
+                    {"title": "x", "emails": [{"value": "a@x", "type": "work"}]},
+                    {"displayName": "Guide"},
+                    {},
+                ]
+            )
+        ]
+        await store.create_resource(SOURCE, "Group", group_write("g-empty"))
+        await store.create_resource(SOURCE, "Group", group_write("g-full"), members=users[:2])
+        await store.create_resource(OTHER, "Group", group_write("g-other"))
+        filters = [
+            'userName sw "u1" or displayName sw "g"',
+            "not (userName pr)",
+            'userName ne "u0"',
+            "userName eq null",
+            'members pr or title eq "x"',
+            'emails[type eq "work"] or members[type eq "User"]',
+            'not (emails[type eq "work"]) and displayName pr',
+            '(userName eq "u2" or members pr) and not (title pr)',
+            'title eq "x" and not (members pr)',
+        ]
+        for type_name, resource_type in (("User", USER), ("Group", GROUP)):
+            everyone = (await store.list_resources(SOURCE, type_name, ResourceQuery(count=100))).resources
+            candidates = [
+                Candidate(
+                    r.id,
+                    r.created,
+                    r.last_modified,
+                    index_entries(r.document, resource_type),
+                    members=[(m["value"], m["type"]) for m in r.members or []],
+                    groups=[g["value"] for g in r.groups or []],
+                )
+                for r in everyone
+            ]
+            for text in filters:
+                node = resolve_filter(parse_filter(text), resource_type, Undefined())
+                expected = sorted(c.id for c in candidates if matches(node, c))
+                folded = fold(node)
+                if folded is False:
+                    found: list[str] = []
+                else:
+                    narrowed = ResourceQuery(filter=None if folded is True else folded, count=100)
+                    found = sorted(r.id for r in (await store.list_resources(SOURCE, type_name, narrowed)).resources)
+                assert found == expected, (type_name, text)
 
     async def test_concurrent_member_changes_lose_nothing(self, backend: StorageBackend) -> None:
         store = backend

@@ -84,13 +84,92 @@ async def test_search_at_the_root_spans_resource_types(scim):
     found = await scim.json("POST", "/.search", {"schemas": [SEARCH], "filter": 'displayName eq "team"'})
     assert found["totalResults"] == 2
     assert sorted(r["meta"]["resourceType"] for r in found["Resources"]) == ["Group", "User"]
-    # userName exists only on Users: Groups contribute nothing rather than failing
+    # userName exists only on Users: Groups have no value, so `eq` on it is false for them
     found = await scim.json("POST", "/.search", {"schemas": [SEARCH], "filter": 'userName eq "other"'})
     assert found["totalResults"] == 1
     paged = await scim.json("POST", "/.search", {"schemas": [SEARCH], "startIndex": 2, "count": 2})
     assert paged["totalResults"] == 3 and len(paged["Resources"]) == 2
     error = await scim.json("POST", "/.search", {"schemas": [SEARCH], "filter": 'nosuch eq "x"'}, expect=400)
     assert error["scimType"] == "invalidFilter"
+
+
+def _found(page: dict) -> list[tuple[str, str]]:
+    return [(r["meta"]["resourceType"], r.get("userName") or r["displayName"]) for r in page["Resources"]]
+
+
+async def test_root_search_treats_an_attribute_a_type_lacks_as_without_value(scim):
+    """RFC 7644 §3.4.2.2: per resource type, a comparison on an attribute the type does not
+    define is false (`not` of it true) and the rest of the filter still decides."""
+    await scim.create_user("xavier", displayName="Xavier")
+    await scim.create_user("yvonne")
+    await scim.create_group("xenon")
+    await scim.create_group("Yak")
+
+    async def search(filter_text: str, **extra) -> dict:
+        return await scim.json("POST", "/.search", {"schemas": [SEARCH], "filter": filter_text, **extra})
+
+    either = await search('userName sw "x" or displayName sw "x"')
+    assert sorted(_found(either)) == [("Group", "xenon"), ("User", "xavier")] and either["totalResults"] == 2
+    assert sorted(_found(await search("not (userName pr)"))) == [("Group", "Yak"), ("Group", "xenon")]
+    assert sorted(_found(await search('userName ne "xavier"'))) == [
+        ("Group", "Yak"),
+        ("Group", "xenon"),
+        ("User", "yvonne"),
+    ]
+    assert _found(await search('members[value eq "nobody"] or userName eq "yvonne"')) == [("User", "yvonne")]
+    assert _found(await search('emails[type eq "work"] and displayName sw "y"')) == []
+    assert (await search('userName sw "x" or displayName sw "x"', count=0))["totalResults"] == 2
+    # a path that no resource type defines is still an error, even beside a known one
+    for bad in ('userName eq "x" or nosuch eq "y"', 'emails[nosuch eq "x"]', "name.nosuch pr"):
+        error = await scim.json("POST", "/.search", {"schemas": [SEARCH], "filter": bad}, expect=400)
+        assert error["scimType"] == "invalidFilter", bad
+    # a comparison a type cannot make on an attribute it does define stays an error
+    error = await scim.json("POST", "/.search", {"schemas": [SEARCH], "filter": "userName gt true"}, expect=400)
+    assert error["scimType"] == "invalidFilter"
+
+
+async def test_root_search_sorts_across_resource_types(scim, monkeypatch):
+    """sortBy at the root merges the types; a type lacking the attribute has no values, which
+    sort last when ascending and first when descending (RFC 7644 §3.4.2.3)."""
+    await scim.create_user("bob", displayName="Delta")
+    await scim.create_group("Bravo")
+    await scim.create_user("amy", displayName="alpha")
+    await scim.create_group("Charlie")
+    await scim.create_user("cid")  # no displayName
+
+    async def search(**body) -> list[tuple[str, str]]:
+        return _found(await scim.json("POST", "/.search", {"schemas": [SEARCH], **body}))
+
+    users = [("User", "amy"), ("User", "bob"), ("User", "cid")]
+    groups = [("Group", "Bravo"), ("Group", "Charlie")]
+    assert await search(sortBy="userName") == users + groups
+    assert await search(sortBy="userName", sortOrder="descending") == groups + users[::-1]
+    merged = [("User", "amy"), ("Group", "Bravo"), ("Group", "Charlie"), ("User", "bob"), ("User", "cid")]
+    assert await search(sortBy="displayName") == merged
+    assert await search(sortBy="displayName", sortOrder="descending") == [("User", "cid")] + merged[3::-1]
+    assert await search(sortBy="displayName", startIndex=2, count=2) == merged[1:3]
+    assert await search(sortBy="displayName", startIndex=5, count=5) == merged[4:]
+    assert await search(sortBy="displayName", startIndex=6) == []
+    assert await search(sortBy="meta.created", sortOrder="descending") == [
+        ("User", "cid"),
+        ("Group", "Charlie"),
+        ("User", "amy"),
+        ("Group", "Bravo"),
+        ("User", "bob"),
+    ]
+    only = await scim.json(
+        "POST", "/.search", {"schemas": [SEARCH], "sortBy": "displayName", "filter": 'displayName sw "b"'}
+    )
+    assert _found(only) == [("Group", "Bravo")] and only["totalResults"] == 1
+    error = await scim.json("POST", "/.search", {"schemas": [SEARCH], "sortBy": "nosuch"}, expect=400)
+    assert error["scimType"] == "invalidValue"
+    # past the end: an empty page; deeper than the merge reads: refused, not slow
+    assert await search(sortBy="displayName", startIndex=10_000) == []
+    monkeypatch.setattr("scimhost.source_search.MAX_SORTED_DEPTH", 3)
+    error = await scim.json(
+        "POST", "/.search", {"schemas": [SEARCH], "sortBy": "displayName", "startIndex": 2, "count": 3}, expect=400
+    )
+    assert error["scimType"] == "invalidValue"
 
 
 @pytest.mark.parametrize("query", ["count=abc", "startIndex=1.5"])

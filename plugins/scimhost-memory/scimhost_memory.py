@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scimhost.hookspecs import hookimpl
-from scimhost.scim.query import IndexEntry, ResourceQuery, SortKey
-from scimhost.scim.query_eval import Candidate, matches
+from scimhost.scim.query import ResourceQuery
+from scimhost.scim.query_eval import Candidate, in_sort_order, matches
 from scimhost.storage.backend import (
     ClaimedDelivery,
     EventDraft,
@@ -313,15 +313,7 @@ class MemoryBackend(StorageBackend):
         total = len(found)
         if query.count <= 0:
             return ResourcePage(total, [])
-        sort = query.sort
-        if sort is not None:
-            found.sort(key=lambda r: (r.created, r.id))
-            present = [r for r in found if self._sort_value(r, sort) is not None]
-            absent = [r for r in found if self._sort_value(r, sort) is None]
-            present.sort(key=lambda r: self._sort_value(r, sort), reverse=sort.descending)
-            found = present + absent  # stable sorts: ties keep creation order
-        else:
-            found.sort(key=lambda r: (r.created, r.id))
+        found = in_sort_order(found, self._candidate, query.sort)
 
         def page(items: list[_Resource]) -> list[StoredResource]:
             return [self._stored(r, members=members, groups=groups) for r in items]
@@ -601,20 +593,6 @@ class MemoryBackend(StorageBackend):
             members=[(m, t) for m, (_, t) in rows.items()],
             groups=[g["value"] for g in self._group_rows(resource.source, resource.id)],
         )
-
-    def _sort_value(self, resource: _Resource, sort: SortKey) -> Any:
-        field = sort.field
-        if field.kind != "attr":
-            return {"id": resource.id, "created": resource.created, "lastModified": resource.last_modified}[field.kind]
-        entries: list[IndexEntry] = [e for e in resource.write.index if e.path == field.key]
-        if sort.primary_path:  # the primary value of a multi-valued attribute sorts, else its first
-            primary = {e.item for e in resource.write.index if e.path == sort.primary_path and e.text == "true"}
-            entries.sort(key=lambda e: (e.item not in primary, e.item))
-        else:
-            entries.sort(key=lambda e: e.item)
-        if not entries:
-            return None
-        return entries[0].number if field.numeric else entries[0].text
 
     def _record_event(self, resource: _Resource, draft: EventDraft, now: datetime, *, deleted: bool = False) -> None:
         seq = next(self._seqs)

@@ -10,12 +10,23 @@ to its query language; it never sees attribute names it would have to interpret.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from scimhost.scim.errors import ScimError
-from scimhost.scim.filter import And, AttrPath, Node, Not, Or, Present, ValuePath, invalid_filter, parse_attr_path
+from scimhost.scim.filter import (
+    And,
+    AttrPath,
+    Compare,
+    Node,
+    Not,
+    Or,
+    Present,
+    ValuePath,
+    invalid_filter,
+    parse_attr_path,
+)
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.schema import Attribute
 
@@ -72,7 +83,16 @@ class QValuePath:
     membership: bool = False
 
 
-QNode = QCompare | QPresent | QAnd | QOr | QNot | QValuePath
+@dataclass(frozen=True, slots=True)
+class QConstant:
+    """A comparison whose answer is known without the store: one on an attribute the resource
+    type does not define (RFC 7644 §3.4.2.2: as if the attribute had no value, so `pr` and `eq`
+    are false). `fold` removes these before a query reaches a backend."""
+
+    value: bool
+
+
+QNode = QCompare | QPresent | QAnd | QOr | QNot | QValuePath | QConstant
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +119,15 @@ class ResourceQuery:
     cursor_paging: bool = False
     after: tuple[datetime, str] | None = None
     before: tuple[datetime, str] | None = None
+
+
+@dataclass
+class Undefined:
+    """The attribute paths of a search across resource types that one type does not define;
+    that type treats them as having no value (RFC 7644 §3.4.2.2), in the filter and for sorting."""
+
+    filter_paths: set[str] = field(default_factory=set)
+    sort_path: str | None = None
 
 
 # --- index entries ------------------------------------------------------------------------------
@@ -192,17 +221,25 @@ def normalise_datetime(value: Any) -> str:
 _META_COLUMNS: dict[str, FieldKind] = {"created": "created", "lastmodified": "lastModified"}
 
 
-def resolve_filter(node: Node, resource_type: ResourceType) -> QNode:
+def resolve_filter(node: Node, resource_type: ResourceType, undefined: Undefined | None = None) -> QNode:
     """The filter with its paths resolved against `resource_type`; 400 invalidFilter on an
-    unknown attribute or a comparison the attribute's type does not support."""
+    unsupported comparison, and on an unknown attribute unless `undefined` is given.
+
+    With `undefined` (a search across resource types), a path the type does not define is
+    recorded there and treated as having no value (RFC 7644 §3.4.2.2): the comparison becomes a
+    `QConstant`, false for `pr` and `eq`, true for `ne`, which `fold` removes."""
     if isinstance(node, And):
-        return QAnd(tuple(resolve_filter(t, resource_type) for t in node.terms))
+        return QAnd(tuple(resolve_filter(t, resource_type, undefined) for t in node.terms))
     if isinstance(node, Or):
-        return QOr(tuple(resolve_filter(t, resource_type) for t in node.terms))
+        return QOr(tuple(resolve_filter(t, resource_type, undefined) for t in node.terms))
     if isinstance(node, Not):
-        return QNot(resolve_filter(node.expr, resource_type))
+        return QNot(resolve_filter(node.expr, resource_type, undefined))
     if isinstance(node, ValuePath):
-        return _resolve_value_path(node, resource_type)
+        return _resolve_value_path(node, resource_type, undefined)
+    # (An attribute the type defines but that cannot be filtered on stays an error.)
+    if undefined is not None and resource_type.resolve(node.path) is None:
+        undefined.filter_paths.add(str(node.path))
+        return _absent(node)
     field, attribute = _resolve_field(node.path, resource_type)
     if field.kind == "member_type":  # `members.type eq "User"` is `members[type eq "User"]`
         inner = replace(node, path=AttrPath(None, node.path.sub or "type"))
@@ -210,6 +247,43 @@ def resolve_filter(node: Node, resource_type: ResourceType) -> QNode:
     if isinstance(node, Present):
         return QPresent(field)
     return _compare(field, attribute, node.op, node.value)
+
+
+def _absent(node: Compare | Present) -> QConstant:
+    """A comparison on an attribute without a value: `pr`, `eq` and the others false; `ne` (not
+    `eq`) and `eq null` (not `pr`) true."""
+    if isinstance(node, Present):
+        return QConstant(False)
+    if node.value is None:
+        if node.op not in ("eq", "ne"):
+            raise invalid_filter(f"'{node.op}' cannot compare with null")
+        return QConstant(node.op == "eq")
+    return QConstant(node.op == "ne")
+
+
+def fold(node: QNode) -> QNode | bool:
+    """The filter without `QConstant`s: True when it matches every resource, False when none,
+    else an equivalent tree a backend translates."""
+    if isinstance(node, QConstant):
+        return node.value
+    if isinstance(node, QNot):
+        inner = fold(node.expr)
+        return (not inner) if isinstance(inner, bool) else QNot(inner)
+    if isinstance(node, (QAnd, QOr)):
+        # `and`: a false term decides, true ones drop out; `or` the other way round.
+        deciding = isinstance(node, QOr)
+        terms = []
+        for term in node.terms:
+            folded = fold(term)
+            if folded is deciding:
+                return deciding
+            if not isinstance(folded, bool):
+                terms.append(folded)
+        if not terms:
+            return not deciding
+        return terms[0] if len(terms) == 1 else type(node)(tuple(terms))
+    # A value path holds no constants: _resolve_value_path folds its filter.
+    return node
 
 
 def _resolve_field(path: AttrPath, resource_type: ResourceType) -> tuple[Field, Attribute]:
@@ -293,8 +367,13 @@ def _negated(op: str, node: QCompare) -> QNode:
     return QNot(node) if op == "ne" else node
 
 
-def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
+def _resolve_value_path(node: ValuePath, resource_type: ResourceType, undefined: Undefined | None = None) -> QNode:
     resolved = resource_type.resolve(node.path)
+    if undefined is not None and resolved is None:
+        # Recorded as each path it compares, so that `emails[nosuch eq "x"]` is known to name
+        # an attribute no type defines however many types lack `emails` altogether.
+        undefined.filter_paths.update(f"{node.path}.{leaf}" for leaf in _compared_paths(node.filter))
+        return QConstant(False)  # no value of an attribute without values matches anything
     if resolved is None or resolved.attribute is None or resolved.sub is not None:
         raise invalid_filter(f"unknown attribute '{node.path}' in {resource_type.name}")
     attribute = resolved.attribute
@@ -303,6 +382,7 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
     prefix = resolved.extension_urn.lower() + ":" if resolved.extension_urn else ""
     base = prefix + attribute.name.lower()
     membership = not resolved.is_extension and base in ("members", "groups") and attribute.type == "complex"
+    value_path = str(node.path)
 
     def inner(sub_node: Node) -> QNode:
         if isinstance(sub_node, And):
@@ -318,10 +398,16 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
             raise invalid_filter(f"'{path}' is not a sub-attribute of '{attribute.name}'")
         if attribute.type == "complex":
             sub = attribute.sub(path.attr)
+            if sub is None and undefined is not None:
+                undefined.filter_paths.add(f"{value_path}.{path.attr}")
+                return _absent(sub_node)
             if sub is None:
                 raise invalid_filter(f"'{attribute.name}' has no sub-attribute '{path.attr}'")
             target, key = sub, f"{base}.{sub.name.lower()}"
         else:
+            if path.attr.lower() != "value" and undefined is not None:
+                undefined.filter_paths.add(f"{value_path}.{path.attr}")
+                return _absent(sub_node)
             if path.attr.lower() != "value":
                 raise invalid_filter(f"'{attribute.name}' has no sub-attribute '{path.attr}'")
             target, key = attribute, base
@@ -341,7 +427,31 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType) -> QNode:
             return QPresent(field)
         return _compare(field, target, sub_node.op, sub_node.value)
 
-    return QValuePath(base, inner(node.filter), membership=membership)
+    resolved_filter = inner(node.filter)
+    if undefined is None:
+        return QValuePath(base, resolved_filter, membership=membership)
+    folded = fold(resolved_filter)
+    if folded is True:  # true of any value: the attribute has some value
+        if membership:
+            return QPresent(Field("member" if base == "members" else "group"))
+        if attribute.type != "complex":
+            return QPresent(Field("attr", base))
+        subs = [s for s in attribute.sub_attributes.values() if s.returned != "never" and s.mutability != "writeOnly"]
+        return QOr(tuple(QPresent(Field("attr", f"{base}.{s.name.lower()}")) for s in subs))
+    if folded is False:
+        return QConstant(False)
+    return QValuePath(base, folded, membership=membership)
+
+
+def _compared_paths(node: Node) -> list[str]:
+    """The paths a filter's comparisons name."""
+    if isinstance(node, (And, Or)):
+        return [path for term in node.terms for path in _compared_paths(term)]
+    if isinstance(node, Not):
+        return _compared_paths(node.expr)
+    if isinstance(node, ValuePath):
+        return [f"{node.path}.{path}" for path in _compared_paths(node.filter)]
+    return [str(node.path)]
 
 
 def _membership_field(base: str, sub: Attribute) -> Field:
@@ -356,8 +466,12 @@ def _membership_field(base: str, sub: Attribute) -> Field:
     )
 
 
-def resolve_sort(sort_by: str, sort_order: str | None, resource_type: ResourceType) -> SortKey:
-    """`sortBy` / `sortOrder` resolved; 400 invalidValue for an attribute that cannot sort."""
+def resolve_sort(
+    sort_by: str, sort_order: str | None, resource_type: ResourceType, undefined: Undefined | None = None
+) -> SortKey | None:
+    """`sortBy` / `sortOrder` resolved; 400 invalidValue for an attribute that cannot sort, and
+    for one the type does not define unless `undefined` is given: then it is recorded there and
+    the answer is None (no resource of the type has a value to sort by)."""
 
     def invalid(detail: str) -> ScimError:
         return ScimError(400, detail, "invalidValue")
@@ -366,6 +480,9 @@ def resolve_sort(sort_by: str, sort_order: str | None, resource_type: ResourceTy
     if order not in ("ascending", "descending"):
         raise invalid("sortOrder must be ascending or descending")
     path = parse_attr_path(sort_by.strip(), lambda detail: invalid(f"sortBy: {detail}"))
+    if undefined is not None and resource_type.resolve(path) is None:
+        undefined.sort_path = str(path)
+        return None
     try:
         field, attribute = _resolve_field(path, resource_type)
     except ScimError as exc:

@@ -15,16 +15,35 @@ attribute apart) and its membership rows. The rules, which the built-in SQL foll
 - A value path (`emails[type eq "work" and value co "x"]`) needs its whole filter true of one
   value (one `item`); `members[...]` / `groups[...]` of one membership row.
 - `not` negates exactly (there is no unknown).
+- In a search across resource types, a comparison on an attribute the type does not define is
+  as if the attribute had no value (`QConstant`: `pr` and `eq` false, `ne` true).
+- Sorting (`in_sort_order`): the primary value of a multi-valued attribute, else its first;
+  resources without a value last when ascending, first when descending (RFC 7644 §3.4.2.3);
+  ties keep creation order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from scimhost.scim.query import IndexEntry, QAnd, QCompare, QNode, QNot, QOr, QPresent, QValuePath, millisecond_range
+from scimhost.scim.query import (
+    IndexEntry,
+    QAnd,
+    QCompare,
+    QConstant,
+    QNode,
+    QNot,
+    QOr,
+    QPresent,
+    QValuePath,
+    SortKey,
+    millisecond_range,
+)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,8 @@ def matches(node: QNode, candidate: Candidate) -> bool:
 
 
 def _matches(node: QNode, candidate: Candidate, item: int | None) -> bool:
+    if isinstance(node, QConstant):
+        return node.value
     if isinstance(node, QAnd):
         return all(_matches(term, candidate, item) for term in node.terms)
     if isinstance(node, QOr):
@@ -135,3 +156,51 @@ def _compare_moment(stored: datetime, op: str, value: datetime) -> bool:
     if op == "le":
         return stored < end
     raise ValueError(f"unknown comparison {op!r}")
+
+
+def sort_value(candidate: Candidate, sort: SortKey) -> Any:
+    """The value a resource sorts by (None when it has none): for a multi-valued attribute its
+    primary value, else its first."""
+    field = sort.field
+    if field.kind == "id":
+        return candidate.id
+    if field.kind == "created":
+        return candidate.created
+    if field.kind == "lastModified":
+        return candidate.last_modified
+    entries = [e for e in candidate.entries if e.path == field.key]
+    if sort.primary_path:
+        primary = {e.item for e in candidate.entries if e.path == sort.primary_path and e.text == "true"}
+        entries.sort(key=lambda e: (e.item not in primary, e.item))
+    else:
+        entries.sort(key=lambda e: e.item)
+    if not entries:
+        return None
+    return entries[0].number if field.numeric else entries[0].text
+
+
+def in_sort_order(items: Sequence[T], candidate: Callable[[T], Candidate], sort: SortKey | None) -> list[T]:
+    """`items` in the order a list answers them: by creation (then id) without a sort; with one,
+    by `sort_value`, missing values last when ascending and first when descending, ties in
+    creation order."""
+    seen = [(candidate(i), i) for i in items]
+    seen.sort(key=lambda pair: (pair[0].created, pair[0].id))
+    if sort is None:
+        return [i for _, i in seen]
+    ordered = sorted_by_value(seen, lambda pair: sort_value(pair[0], sort), descending=sort.descending)
+    return [i for _, i in ordered]
+
+
+def sorted_by_value(items: Sequence[T], value: Callable[[T], Any], *, descending: bool) -> list[T]:
+    """Items already in their tie order, sorted by `value` (None: no value) the RFC's way: stable,
+    so ties keep their order; the valueless last when ascending, first when descending."""
+    valued, valueless = [], []
+    for item in items:
+        v = value(item)
+        if v is None:
+            valueless.append(item)
+        else:
+            valued.append((v, item))
+    valued.sort(key=lambda pair: pair[0], reverse=descending)
+    ordered = [i for _, i in valued]
+    return valueless + ordered if descending else ordered + valueless

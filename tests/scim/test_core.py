@@ -179,3 +179,43 @@ def test_immutable_attributes_cannot_change():
     with pytest.raises(ScimError) as excinfo:
         validated_document({"userName": "y", "urn:x:ext": {"badge": "2"}}, user_type, existing=existing)
     assert excinfo.value.scim_type == "mutability"
+
+
+@pytest.mark.parametrize(
+    "text, on_groups, lacking",
+    [
+        ('userName eq "x"', False, {"userName"}),
+        ("userName pr", False, {"userName"}),
+        ('not (userName eq "x")', True, {"userName"}),
+        ('userName ne "x"', True, {"userName"}),
+        ("userName eq null", True, {"userName"}),
+        ('userName eq "x" or displayName eq "g"', "displayname", {"userName"}),
+        ('userName eq "x" and displayName eq "g"', False, {"userName"}),
+        ('emails[type eq "work"]', False, {"emails.type"}),
+        ('not (emails[type eq "work" or value pr]) and displayName pr', "displayname", {"emails.type", "emails.value"}),
+        ('displayName eq "g"', "displayname", set()),
+    ],
+)
+def test_a_search_across_types_folds_attributes_a_type_lacks(text, on_groups, lacking):
+    """RFC 7644 §3.4.2.2: resolved for Group, User-only attributes have no value; `fold` leaves
+    True (every group), False (none) or the part a backend must still decide."""
+    from scimhost.scim.query import Undefined, fold, resolve_filter
+
+    undefined = Undefined()
+    folded = fold(resolve_filter(parse_filter(text), GROUP, undefined))
+    assert undefined.filter_paths == lacking
+    if isinstance(on_groups, bool):
+        assert folded is on_groups
+    else:
+        assert not isinstance(folded, bool) and folded.field.key == on_groups
+
+
+def test_a_value_filter_true_of_any_value_means_the_attribute_has_one():
+    from scimhost.scim.query import QOr, QPresent, Undefined, fold, resolve_filter
+
+    folded = fold(resolve_filter(parse_filter('emails[nosuch ne "x"]'), USER, Undefined()))
+    assert isinstance(folded, QOr) and all(isinstance(t, QPresent) for t in folded.terms)
+    assert {t.field.key for t in folded.terms} >= {"emails.value", "emails.type"}
+    with pytest.raises(ScimError) as raised:
+        resolve_filter(parse_filter('userName eq "x"'), GROUP)
+    assert raised.value.scim_type == "invalidFilter"

@@ -130,8 +130,11 @@ class Reads:
         backwards = query.before is not None
         if query.sort is not None:
             key = self._sort_expression(p, scope, query.sort)
-            direction = "DESC" if query.sort.descending else "ASC"
-            order = f"({key}) IS NULL, ({key}) {direction}, r.created, r.id"
+            # RFC 7644 §3.4.2.3: resources without a value last when ascending, first when descending.
+            if query.sort.descending:
+                order = f"({key}) IS NOT NULL, ({key}) DESC, r.created, r.id"
+            else:
+                order = f"({key}) IS NULL, ({key}) ASC, r.created, r.id"
         else:
             order = "r.created DESC, r.id DESC" if backwards else "r.created, r.id"
         page_where = where(p)
