@@ -622,15 +622,14 @@ class StorageContract:
         from scimhost.scim.query_eval import Candidate, matches
 
         store = backend
+        kinds: list[dict[str, Any]] = [
+            {"title": "x", "emails": [{"value": "a@x", "type": "work"}]},
+            {"displayName": "Guide"},
+            {},
+        ]
         users = [
             (await store.create_resource(SOURCE, "User", user_write(f"u{i}", **attributes))).id
-            for i, attributes in enumerate(
-                [
-                    {"title": "x", "emails": [{"value": "a@x", "type": "work"}]},
-                    {"displayName": "Guide"},
-                    {},
-                ]
-            )
+            for i, attributes in enumerate(kinds)
         ]
         await store.create_resource(SOURCE, "Group", group_write("g-empty"))
         await store.create_resource(SOURCE, "Group", group_write("g-full"), members=users[:2])
