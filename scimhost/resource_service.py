@@ -305,7 +305,7 @@ class ResourceService:
                 keep_unknown=True,  # undeclared keys reach _validated, which keeps, refuses or drops them
             )
             changes = [MemberChange(op.kind, tuple(v["value"] for v in op.values)) for op in result.member_ops]
-            doc = self._validated(result.document, current.document)
+            doc = self._validated(result.document, current.document, patched=True)
             write = None
             if doc != current.document:
                 write = await self._prepare(doc, current.document, create=False)
@@ -355,9 +355,10 @@ class ResourceService:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _validated(self, body: Any, existing: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _validated(self, body: Any, existing: dict[str, Any] | None = None, *, patched: bool = False) -> dict[str, Any]:
         """The document to store, with undeclared attributes kept, refused or dropped as the
-        source's `unknown_attributes` says."""
+        source's `unknown_attributes` says (`patched`: the body is `existing` after a PATCH,
+        whose kept keys it left alone are not judged again)."""
         policy = self.source.settings.unknown_attributes
         if policy != "keep":
             unknown = undeclared_keys(body, self.type)
@@ -372,7 +373,13 @@ class ResourceService:
                     self.type.name,
                     _shown(unknown),
                 )
-        return validated_document(body, self.type, existing=existing, keep_unknown=policy == "keep")
+        return validated_document(
+            body,
+            self.type,
+            existing=existing,
+            keep_unknown=policy == "keep",
+            unchanged=existing if patched else None,
+        )
 
     def _known_id(self, resource_id: str) -> None:
         """404 at once for an id no store could hold (a NUL, a control character, too long)."""

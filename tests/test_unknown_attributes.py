@@ -7,7 +7,7 @@ import logging
 from urllib.parse import quote
 
 import pytest
-from conftest import ScimClient, make_config, patch_op
+from conftest import ScimClient, make_config, patch_op, snapshot
 
 from scimhost.app import create_app
 from scimhost.http.keys import HOST
@@ -159,6 +159,121 @@ async def test_drop_ignores_undeclared_attributes_and_logs_them(aiohttp_client, 
     assert created["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:User"]
     logged = [r.getMessage() for r in caplog.records if "no schema declares" in r.getMessage()]
     assert logged and "demo" in logged[0] and "urn:scim:schemas:extension:enterprise:2.0" in logged[0]
+
+
+NOT_NAMES = ["../../x", "a b", "<script>", "$ref", "1abc", "urn:x:", "x.y", "urn:a:b:c.d.e", ""]
+
+
+async def test_kept_keys_must_be_attribute_names_or_urns(aiohttp_client, storage_url):
+    """RFC 7643 §2.1 ATTRNAME, or a schema URN: any other key is 400 invalidSyntax naming it, on
+    POST and PUT, at the top or inside a kept object, and nothing is stored."""
+    scim = await source(aiohttp_client, storage_url)
+    user = await scim.create_user("kept", nickname2="n", **{OKTA: {"tier": "gold"}})
+    before = await snapshot(scim)
+    bodies = [({"userName": "bad", key: "x"}, key) for key in NOT_NAMES]
+    bodies += [
+        ({"userName": "bad", OKTA: {"a b": 1}}, "a b"),
+        ({"userName": "bad", "custom": {"ok": {"<b>": 1}}}, "<b>"),
+    ]
+    bodies += [({"userName": "bad", "custom": [{"x.y": 1}]}, "x.y")]
+    for body, named in bodies:
+        for method, path in (("POST", "/Users"), ("PUT", f"/Users/{user['id']}")):
+            response = await scim.request(method, path, body)
+            error = await response.json(content_type=None)
+            assert (response.status, error["scimType"]) == (400, "invalidSyntax"), (method, body)
+            assert repr(named) in error["detail"], error["detail"]
+    assert await snapshot(scim) == before
+    # What is a name is kept: letters, digits, '-' and '_'; URNs with versions; `$ref` inside.
+    fine = {"userName": "fine", "x-y_2": 1, "urn:okta:custom:user:1.0": {"ref": {"$ref": "https://x", "v": 1}}}
+    created = await scim.json("POST", "/Users", fine, expect=201)
+    assert created["x-y_2"] == 1 and created["urn:okta:custom:user:1.0"] == fine["urn:okta:custom:user:1.0"]
+
+
+@pytest.mark.parametrize(
+    "path", ["x.y.z", "../../id", "a b", "$ref", "1abc", "urn:x:", "nickname2.a.b", f"{OKTA}:tier.a.b", "<x>"]
+)
+async def test_a_patch_path_that_is_no_attribute_path_is_invalid_path(aiohttp_client, storage_url, path):
+    """RFC 7644 §3.10: `attrPath` is a name with at most one sub-attribute (URN-qualified or not);
+    anything else is 400 invalidPath, and the stored resource is as it was."""
+    scim = await source(aiohttp_client, storage_url)
+    user = await scim.create_user("patched", nickname2="n", **{OKTA: {"tier": "gold"}})
+    for op in ("add", "replace", "remove"):
+        response = await scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": op, "path": path, "value": "x"}))
+        error = await response.json(content_type=None)
+        assert (response.status, error["scimType"]) == (400, "invalidPath"), (op, error)
+    response = await scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": "add", "value": {path: "x"}}))
+    assert response.status == 400 and (await response.json(content_type=None))["scimType"] in (
+        "invalidSyntax",
+        "invalidPath",
+    )
+    assert await scim.json("GET", f"/Users/{user['id']}") == user
+
+
+async def test_patch_reaches_one_sub_attribute_of_a_kept_object(aiohttp_client, storage_url):
+    scim = await source(aiohttp_client, storage_url)
+    user = await scim.create_user("subs")
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "add", "path": "badge.colour", "value": "red"})
+    )
+    assert patched["badge"] == {"colour": "red"} and "badge.colour" not in patched
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "add", "path": "Badge.size", "value": 3})
+    )
+    assert patched["badge"] == {"colour": "red", "size": 3}
+    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "remove", "path": "badge.colour"}))
+    assert patched["badge"] == {"size": 3}
+    patched = await scim.json("PATCH", f"/Users/{user['id']}", patch_op({"op": "remove", "path": "badge.size"}))
+    assert "badge" not in patched  # an object left empty goes
+    response = await scim.request("PATCH", f"/Users/{user['id']}", patch_op({"op": "remove", "path": "badge.size"}))
+    assert (await response.json(content_type=None))["scimType"] == "noTarget"
+
+
+async def test_drop_drops_keys_that_are_not_names_and_logs_them(aiohttp_client, storage_url, caplog):
+    scim = await source(aiohttp_client, storage_url, policy="drop")
+    with caplog.at_level(logging.INFO, logger="scimhost.resource_service"):
+        created = await scim.json("POST", "/Users", {"userName": "d", "a b": 1, "../../x": 2}, expect=201)
+    assert "a b" not in created and "../../x" not in created
+    stored = await storage_of(scim).get_resource("demo", "User", created["id"])
+    assert "a b" not in stored.document and "../../x" not in stored.document
+    assert any("'a b'" in r.getMessage() and "'../../x'" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_patch_leaves_a_key_kept_before_the_name_rule_alone(aiohttp_client, storage_url):
+    """A key an earlier version kept stays readable and does not block PATCHes that leave it be."""
+    from dataclasses import replace
+
+    scim = await source(aiohttp_client, storage_url)
+    user = await scim.create_user("legacy")
+    storage = storage_of(scim)
+    stored = await storage.get_resource("demo", "User", user["id"])
+    service_write = __import__("scimhost.testing", fromlist=["user_write"]).user_write("legacy")
+    legacy = replace(service_write, document={**stored.document, "old key": 1})
+    await storage.update_resource("demo", "User", user["id"], expected_version=None, write=legacy)
+    patched = await scim.json(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "title", "value": "T"})
+    )
+    assert patched["title"] == "T" and patched["old key"] == 1
+    response = await scim.request(
+        "PATCH", f"/Users/{user['id']}", patch_op({"op": "replace", "path": "old key", "value": 2})
+    )
+    assert (await response.json(content_type=None))["scimType"] == "invalidPath"
+
+
+def test_check_reports_declared_keys_that_share_a_variable(tmp_path, capsys):
+    from scimhost.cli import main
+
+    config = cli_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3", "{}")
+    extension = {"name": "Twin", "description": "", "attributes": []}
+    with open(config, "a") as file:
+        for urn in ("urn:example:twin:2.0:User", "urn:example:twin:2_0:User"):
+            file.write(
+                f'[[schema_extensions]]\nresource_type = "User"\nschema = {{ id = "{urn}", name = "{extension["name"]}", description = "", attributes = [] }}\n'
+            )
+    assert main(["-c", config, "migrate"]) == 0
+    assert main(["-c", config, "check"]) == 0
+    err = capsys.readouterr().err
+    assert "'urn:example:twin:2.0:User' is no expression variable" in err
+    assert "'urn:example:twin:2_0:User' also becomes 'urn_example_twin_2_0_User'" in err
 
 
 async def test_mistakes_about_declared_schemas_are_not_kept(aiohttp_client, storage_url):

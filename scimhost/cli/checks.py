@@ -20,7 +20,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     host = load_host(config_of(args))
     print(f"config: ok ({host.settings.path or 'built-in defaults'})")
     print(f"plugins: {len(host.plugin_report.loaded)} loaded: {', '.join(p.name for p in host.plugin_report.loaded)}")
-    for warning in host.mappings.unknown_name_warnings(host.sources.values()):
+    sources = host.sources.values()
+    for warning in host.mappings.ambiguous_name_warnings(sources) + host.mappings.unknown_name_warnings(sources):
         print(f"warning: {warning}", file=sys.stderr)
     return asyncio.run(_check_storage(host))
 

@@ -166,6 +166,21 @@ class MappingService:
         keys = (*schema_keys(resource_type), *(document or {}))
         return variable_table(keys, self.runtime_of(slug).is_valid_name)
 
+    def ambiguous_name_warnings(self, sources: Iterable[Any]) -> list[str]:
+        """One line per declared top-level key that has no variable because another key (or a
+        host variable) sanitizes to the same name; a document's undeclared keys are judged the
+        same way when it arrives, and `scimhost mappings variables` shows them."""
+        warnings = []
+        for source in sources:
+            for resource_type in source.catalog.resource_types.values():
+                for variable in self.variables(source.slug, resource_type):
+                    if not variable.bound:
+                        warnings.append(
+                            f"source {source.slug!r} {resource_type.name} attribute {variable.key!r} is no "
+                            f"expression variable: {variable.unbound_because}"
+                        )
+        return warnings
+
     def unknown_name_warnings(self, sources: Iterable[Any]) -> list[str]:
         """One line per name a mapping reads that is neither a builtin nor a variable of any
         declared schema: usually a typo (an undeclared attribute the client sends works, and

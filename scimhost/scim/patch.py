@@ -30,6 +30,7 @@ import orjson
 from scimhost.scim.errors import ScimError
 from scimhost.scim.evaluate import match_value
 from scimhost.scim.filter import And, AttrPath, Compare, Node, Or, PatchPath, parse_attr_path, parse_path
+from scimhost.scim.names import is_attribute_name, is_kept_key, is_schema_urn, is_sub_attribute_name
 from scimhost.scim.resource_types import Resolved, ResourceType
 from scimhost.scim.schema import Attribute
 from scimhost.scim.validation import is_undeclared
@@ -186,7 +187,10 @@ class _Engine:
         resolved = self.type.resolve(attr_path) if attr_path is not None else None
         if attr_path is None or resolved is None or resolved.attribute is None:
             if self.keep_unknown and is_undeclared(key, self.type):
-                self.apply_kept(op, key, value)
+                if is_kept_key(key) or _is_attr_path(key):
+                    self.apply_kept(op, key, value)
+                else:  # not a name: validation refuses it (or drops it) as in a POST body
+                    self.doc[key] = value
             return  # else unknown attributes are ignored, as in a POST body
         if self.target(resolved).mutability == "readOnly" or resolved.attribute.mutability == "readOnly":
             return  # Okta sends id (and Entra meta) back in path-less replaces
@@ -371,31 +375,55 @@ class _Engine:
     # --- kept (undeclared) attributes ------------------------------------------------------------
 
     def apply_kept(self, op: str, path: str, value: Any) -> bool:
-        """Apply an operation to a kept key if `path` names no declared attribute: the key
-        itself, or `KEY:sub` inside a kept object; False when the path is a declared one's."""
+        """Apply an operation to a kept key if `path` names no declared attribute (`kept_chain`);
+        False when the path is a declared one's."""
         path = path.strip()
         if "[" in path or not is_undeclared(path, self.type):
             return False
-        existing = self.kept_key(path)
-        if existing is None:
-            parent, _, sub = path.rpartition(":")
-            parent_key = self.kept_key(parent) if parent else None
-            if parent_key is not None and isinstance(self.doc[parent_key], dict):
-                return self.apply_kept_sub(op, parent_key, sub, value)
-            if op == "remove":
-                raise no_target(f"'{path}' has no value")
-        self.set_kept(self.doc, existing or path, op, value)
+        chain = self.kept_chain(path)
+        top = self.kept_key(chain[0]) or chain[0]
+        container, parents = self.doc, []
+        for depth, key in enumerate(chain[:-1]):
+            name = top if depth == 0 else _key_in(container, key)
+            child = container.get(name)
+            if child is None:
+                if op == "remove":
+                    raise no_target(f"'{path}' has no value")
+                child = container[name] = {}
+            elif not isinstance(child, dict):
+                raise invalid_path(f"'{path}': '{name}' has no sub-attributes")
+            parents.append((container, name))
+            container = child
+        last = top if len(chain) == 1 else _key_in(container, chain[-1])
+        self.set_kept(container, last, op, value)
+        for parent, name in reversed(parents):  # a kept object left empty goes with its last value
+            if not parent[name]:
+                del parent[name]
         return True
 
-    def apply_kept_sub(self, op: str, parent_key: str, sub: str, value: Any) -> bool:
-        container = self.doc[parent_key]
-        name = next((k for k in container if k.lower() == sub.lower()), sub)
-        if op == "remove" and name not in container:
-            raise no_target(f"'{parent_key}:{sub}' has no value")
-        self.set_kept(container, name, op, value)
-        if not container:
-            del self.doc[parent_key]
-        return True
+    def kept_chain(self, path: str) -> list[str]:
+        """The keys from the document down to what a kept path names: `key` or `key.sub`; a URN
+        (a kept object, or a URN-qualified key); `URN:attr` inside the kept object of that URN;
+        `URN:attr.sub`. 400 invalidPath for a path that is not an attribute path (RFC 7644
+        §3.10: `../../id`, `a b`), or goes more than one sub-attribute deep (`x.y.z`)."""
+        if is_schema_urn(path) and (self.kept_key(path) is not None or not _is_attr_path(path)):
+            return [path]
+        parsed = parse_attr_path(path, invalid_path)
+        if parsed.urn is None:
+            if not is_attribute_name(parsed.attr):
+                raise invalid_path(f"{path!r} is not an attribute path")
+            chain = [parsed.attr]
+        else:
+            base, parent = f"{parsed.urn}:{parsed.attr}", self.kept_key(parsed.urn)
+            if self.kept_key(base) is None and parent is not None and isinstance(self.doc[parent], dict):
+                chain = [parent, parsed.attr]
+            else:
+                chain = [base]
+        if parsed.sub is not None:
+            if not is_sub_attribute_name(parsed.sub):
+                raise invalid_path(f"{path!r} is not an attribute path")
+            chain.append(parsed.sub)
+        return chain
 
     def kept_key(self, path: str) -> str | None:
         """The top-level key of the document that `path` names (any case), unless declared."""
@@ -534,3 +562,18 @@ def _member_values(value: Any) -> tuple[dict[str, Any], ...]:
             raise invalid_value(f"members[{index}] must be an object with a string 'value'")
         result.append(item)
     return tuple(result)
+
+
+def _key_in(container: dict[str, Any], name: str) -> str:
+    """The key of `container` that `name` names in any case (attribute names are
+    case-insensitive), or `name` itself when there is none."""
+    lowered = name.lower()
+    return next((key for key in container if key.lower() == lowered), name)
+
+
+def _is_attr_path(text: str) -> bool:
+    try:
+        parse_attr_path(text, invalid_path)
+    except ScimError:
+        return False
+    return True

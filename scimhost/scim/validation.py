@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scimhost.scim.errors import ScimError
+from scimhost.scim.names import is_kept_key, is_sub_attribute_name
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.schema import Attribute, Schema
 
@@ -25,6 +26,7 @@ MAX_MULTI_VALUES = 100_000
 MAX_KEPT_DEPTH = 16
 # Top-level keys that are not attributes of the document but are never "unknown" either.
 _PROTOCOL_KEYS = frozenset({"schemas", "id", "meta", "externalid"})
+_ABSENT = object()
 
 
 def invalid_value(detail: str) -> ScimError:
@@ -76,12 +78,20 @@ def _declared(key: str, resource_type: ResourceType) -> tuple[Schema, Attribute 
 
 
 def validated_document(
-    body: Any, resource_type: ResourceType, *, existing: dict[str, Any] | None = None, keep_unknown: bool = False
+    body: Any,
+    resource_type: ResourceType,
+    *,
+    existing: dict[str, Any] | None = None,
+    keep_unknown: bool = False,
+    unchanged: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The document to store for `body`; `existing` is the stored document on replace.
 
     `keep_unknown`: top-level keys no schema declares are kept as sent (undeclared_keys), and
     those holding an object under a URN are listed in `schemas`; otherwise they are dropped.
+    A kept key must be an attribute name or a URN, and the keys inside it attribute names
+    (`check_kept`), unless `unchanged` (the stored document a PATCH starts from) holds it with
+    the same value: what an earlier version kept is not refused because the PATCH left it alone.
     Raises ScimError 400 (invalidValue, invalidSyntax or mutability).
     """
     if not isinstance(body, dict):
@@ -99,7 +109,8 @@ def validated_document(
         declared = _declared(key, resource_type)
         if declared is None:
             if keep_unknown and is_undeclared(key, resource_type):
-                _check_depth(value, key)
+                if unchanged is None or unchanged.get(key, _ABSENT) != value:
+                    check_kept(key, value)
                 kept[key] = value
             continue
         schema, attribute = declared
@@ -146,16 +157,31 @@ def validated_document(
     return result
 
 
-def _check_depth(value: Any, where: str, depth: int = 1) -> None:
-    """An undeclared value is kept as sent, but not nested without bound."""
+def check_kept(key: str, value: Any) -> None:
+    """A key no schema declares may be kept with this value: the key an attribute name or a URN,
+    every key inside the value an attribute name (or `$ref`), nested at most MAX_KEPT_DEPTH deep;
+    else 400 invalidSyntax (invalidValue for the depth) naming the key."""
+    if not is_kept_key(key):
+        raise ScimError(
+            400,
+            f"{key!r} is not an attribute name (a letter, then letters, digits, '-' or '_') "
+            "nor a schema URN (urn:namespace:part...)",
+            "invalidSyntax",
+        )
+    _check_kept_value(value, key, key, 1)
+
+
+def _check_kept_value(value: Any, key: str, where: str, depth: int) -> None:
     if depth > MAX_KEPT_DEPTH:
-        raise invalid_value(f"'{where}' is nested more than {MAX_KEPT_DEPTH} levels deep")
+        raise invalid_value(f"'{key}' is nested more than {MAX_KEPT_DEPTH} levels deep")
     if isinstance(value, dict):
-        for item in value.values():
-            _check_depth(item, where, depth + 1)
+        for name, item in value.items():
+            if not is_sub_attribute_name(name):
+                raise ScimError(400, f"{name!r} in '{where}' is not an attribute name", "invalidSyntax")
+            _check_kept_value(item, key, f"{where}.{name}", depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check_depth(item, where, depth + 1)
+            _check_kept_value(item, key, where, depth + 1)
 
 
 def _validate_object(value: dict[str, Any], schema: Schema, where: str) -> dict[str, Any]:
