@@ -131,6 +131,10 @@ def load_host(
     used_schemes = {name for source in settings.sources for name in source.auth}
     auth_schemes = {name: registry.auth_schemes[name](settings, storage) for name in sorted(used_schemes)}
     metrics = Metrics()
+    metrics.start_series(
+        [(source.slug, list(source.catalog.resource_types)) for source in sources.values()],
+        [sink.name for sink in settings.events.sinks],
+    )
     mappings = MappingService(
         settings,
         registry.mapping_runtimes,

@@ -20,6 +20,13 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Request durations: a SCIM call takes a millisecond to a few seconds (a large group's PUT).
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The fixed label values of the counters an operator alerts on; `start_series` makes each
+# (with every configured source and sink) a series at zero, so that `rate()` and absence
+# alerts work on a host that has seen nothing yet.
+AUTH_FAILURE_REASONS = ("missing_credentials", "invalid_credentials")
+WRITE_ACTIONS = ("create", "replace", "patch", "delete")
+MAPPING_OUTCOMES = ("ok", "error", "timeout", "saturated")
+DELIVERY_OUTCOMES = ("done", "retry", "dead", "paused")
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,21 @@ class Metrics:
         # (source, route, method, status) -> the counter's and the histogram's children: every
         # request records both, and looking children up by label values costs more than using them.
         self._request_series: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+    def start_series(self, sources: Iterable[tuple[str, Iterable[str]]], sinks: Iterable[str]) -> None:
+        """Every series of the alerting counters whose labels are known at start, at zero:
+        `sources` as (slug, its resource type names), `sinks` by name."""
+        for slug, resource_types in sources:
+            for reason in AUTH_FAILURE_REASONS:
+                self.auth_failures.labels(slug, reason)
+            for resource_type in resource_types:
+                for action in WRITE_ACTIONS:
+                    self.resource_writes.labels(slug, resource_type, action)
+            for outcome in MAPPING_OUTCOMES:
+                self.mapping_evaluations.labels(slug, outcome)
+        for sink in sinks:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(sink, outcome)
 
     def request(self, source: str, route: str, method: str, status: str, seconds: float) -> None:
         """One SCIM request answered."""

@@ -227,6 +227,40 @@ async def test_metrics_count_requests_writes_auth_failures_and_mapping_outcomes(
     assert "scimhost_mapping_pool_busy_workers" in text and "scimhost_mapping_pool_queue" in text
 
 
+async def test_alerting_counters_have_every_known_series_at_zero_before_any_request(
+    aiohttp_client, storage_url, monkeypatch
+):
+    """`rate()` and absence alerts need a series from the start: each configured source and
+    sink with each fixed label value is exposed at 0 on a host that has answered nothing."""
+    pytest.importorskip("scimhost_webhook")
+    monkeypatch.setenv("ADMIN_TEST_HOOK_SECRET", WEBHOOK_SECRET)
+    config = make_config(storage_url)
+    config["events"] = {
+        "sinks": [
+            {"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/x", "secret_env": "ADMIN_TEST_HOOK_SECRET"}
+        ]
+    }
+    client = await aiohttp_client(create_app(config))
+    text = await (await (await admin_for(aiohttp_client, client)).get("/metrics")).text()
+    samples = set(re.findall(r"^(scimhost_\w+_total)\{([^}]*)\} 0\.0$", text, re.MULTILINE))
+
+    def present(name: str, **labels: str) -> bool:
+        return any(n == name and dict(re.findall(r'(\w+)="([^"]*)"', found)) == labels for n, found in samples)
+
+    for slug in ("demo", "other"):
+        for reason in ("missing_credentials", "invalid_credentials"):
+            assert present("scimhost_auth_failures_total", source=slug, reason=reason)
+        for resource_type in ("User", "Group"):
+            for action in ("create", "replace", "patch", "delete"):
+                assert present(
+                    "scimhost_resource_writes_total", source=slug, resource_type=resource_type, action=action
+                )
+        for outcome in ("ok", "error", "timeout", "saturated"):
+            assert present("scimhost_mapping_evaluations_total", source=slug, outcome=outcome)
+    for outcome in ("done", "retry", "dead", "paused"):
+        assert present("scimhost_deliveries_total", sink="hook", outcome=outcome)
+
+
 async def test_outbox_gauges_grow_while_the_webhook_receiver_is_down(aiohttp_client, storage_url, monkeypatch):
     pytest.importorskip("scimhost_webhook")
     monkeypatch.setenv("ADMIN_TEST_HOOK_SECRET", WEBHOOK_SECRET)

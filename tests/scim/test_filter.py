@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import (
@@ -169,3 +171,36 @@ def test_bad_patch_paths(text):
     with pytest.raises(ScimError) as excinfo:
         parse_path(text)
     assert excinfo.value.scim_type in ("invalidPath", "invalidFilter")
+
+
+# --- every refused filter says why ------------------------------------------------------------
+
+_PIECES = [
+    "userName", "displayName", "emails", "members", "groups", "name.givenName", "meta.created", "id", "nosuch",
+    "urn:ietf:params:scim:schemas:core:2.0:User:userName", "emails[type eq \"work\"]", "members.value", "value",
+    "type", "eq", "ne", "co", "sw", "gt", "le", "pr", "and", "or", "not", "(", ")", "[", "]", '"x"', '"2024-01-01"',
+    "1", "1.5", "true", "null", "\"\\u0000\"", ".", ":", "\"", "\\", "  ",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=9))
+def test_a_refused_filter_is_a_400_with_a_scim_type(pieces):
+    """Whatever the text, a filter resolves or is a 400 with scimType invalidFilter (grammar,
+    limits, attributes) or invalidValue (a value no store can hold): never another exception."""
+    from scimhost.builtin.core_schemas import GROUP_RESOURCE_TYPE, GROUP_SCHEMA, USER_RESOURCE_TYPE, USER_SCHEMA
+    from scimhost.scim.catalog import build_catalog
+    from scimhost.scim.query import Undefined, fold, resolve_filter
+
+    catalog = build_catalog([USER_SCHEMA, GROUP_SCHEMA], [USER_RESOURCE_TYPE, GROUP_RESOURCE_TYPE], [])
+    text = " ".join(pieces)
+    try:
+        node = parse_filter(text)
+        for resource_type in catalog.resource_types.values():
+            for undefined in (None, Undefined()):
+                try:
+                    fold(resolve_filter(node, resource_type, undefined))
+                except ScimError as exc:
+                    assert exc.status == 400 and exc.scim_type == "invalidFilter", (text, exc.detail)
+    except ScimError as exc:
+        assert exc.status == 400 and exc.scim_type in ("invalidFilter", "invalidValue"), (text, exc.detail)
