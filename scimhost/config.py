@@ -260,6 +260,9 @@ class AdminSettings:
     # When set, the environment variable holding the token every admin request must present
     # (as a bearer header, or through the login form's session cookie).
     token_env: str | None = None
+    # Without a token the pages show everyone's data to whoever reaches them: `serve` refuses
+    # that on an address other hosts can reach unless this says it is meant.
+    allow_anonymous: bool = False
 
     def __post_init__(self) -> None:
         host, port = split_listen(self.listen)

@@ -227,6 +227,27 @@ async def test_metrics_count_requests_writes_auth_failures_and_mapping_outcomes(
     assert "scimhost_mapping_pool_busy_workers" in text and "scimhost_mapping_pool_queue" in text
 
 
+async def test_every_admin_answer_carries_the_security_headers(aiohttp_client, client, scim):
+    """No cache keeps people's data, nothing is sniffed or referred, and pages run no inline
+    script and cannot be framed: on pages, JSON, metrics, errors and redirects alike."""
+    user = await scim.create_user("bjensen")
+    admin = await admin_for(aiohttp_client, client)
+    paths = ["/", "/sources/demo", f"/sources/demo/User/{user['id']}", "/changes", "/sources/nosuch"]
+    paths += ["/api/overview", "/api/sources/nosuch", "/metrics", "/static/admin.css", "/static/admin.js", "/nowhere"]
+    for path in paths:
+        response = await admin.get(path)
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        assert response.headers["Referrer-Policy"] == "no-referrer", path
+        policy = response.headers.get("Content-Security-Policy")
+        if response.content_type == "text/html":
+            assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy, path
+            assert "unsafe-inline" not in policy and response.headers["X-Frame-Options"] == "DENY"
+            assert "<script>" not in await response.text() and " style=" not in await response.text(), path
+    redirect = await admin.post("/login", data={"token": "x", "next": "/changes"}, allow_redirects=False)
+    assert redirect.status == 303 and redirect.headers["Cache-Control"] == "no-store"
+
+
 async def test_alerting_counters_have_every_known_series_at_zero_before_any_request(
     aiohttp_client, storage_url, monkeypatch
 ):
@@ -308,13 +329,16 @@ async def test_with_a_token_every_admin_route_needs_it_and_source_tokens_never_o
     for resource in admin.app.router.resources():
         info = resource.get_info()
         path = info.get("path") or info.get("formatter")
-        paths.append(path.format(slug="demo", type="User", id="x", seq="1"))
+        paths.append(path.format(slug="demo", type="User", id="x", seq="1", name="nosuch.js"))
     assert {"/", "/metrics", "/api/overview", "/changes", "/api/changes", "/login"} <= set(paths)
     for path in paths:
         for method in ("GET", "POST"):
             for headers in ({}, bearer(source_token), bearer("wrong"), {"Cookie": f"{COOKIE}=1.abc"}):
                 response = await admin.request(method, path, headers=headers, allow_redirects=False)
                 assert response.status in (401, 405), (method, path, headers, response.status)
+    # Open: the stylesheet and script the login form needs, the same for everyone.
+    for path in ("/static/admin.css", "/static/admin.js"):
+        assert (await admin.get(path)).status == 200
     with_token = bearer("the-admin-token")
     assert (await admin.get("/api/overview", headers=with_token)).status == 200
     assert (await admin.get("/metrics", headers=with_token)).status == 200

@@ -228,3 +228,92 @@ def test_the_pages_fit_a_phone(provisioned, browser):
     page.goto(admin + "/")
     _shoot(page, "overview-phone")
     context.close()
+
+
+# Markup and script in every place a client or a mapping can put text. Each one, if it ever ran,
+# would open a dialog, write to the console, or leave an element the page itself never has.
+HOSTILE = {
+    "userName": "<script>alert('userName')</script>",
+    "displayName": "<img src=x onerror=\"alert('displayName')\">",
+    "externalId": '"><svg onload="alert(\'externalId\')">',
+    "kept": "<iframe srcdoc=\"<script>parent.alert('kept')</script>\"></iframe>",
+    "title": "</pre></td><script>console.error('xss title')</script>",
+    "group": "<a href=\"javascript:alert('group')\" id=evil>Sales</a><style>body{display:none}</style>",
+}
+
+
+@pytest.fixture
+def hostile(tmp_path, storage_url):
+    """A serving process whose source holds hostile values, one written by a mapping, one in a
+    PATCH's diff: (admin URL, user id, group id, event seq of the PATCH)."""
+    port, admin_port = free_port(), free_port()
+    config = tmp_path / "scimhost.toml"
+    config.write_text(
+        f'[server]\nport = {port}\n[storage.tortoise]\nurl = "{storage_url}"\n'
+        f'[admin]\nlisten = "127.0.0.1:{admin_port}"\ntoken_env = "BROWSER_ADMIN_TOKEN"\n'
+        '[[sources]]\nslug = "evil"\nname = "Evil"\n'
+        '[[sources.mappings]]\nname = "markup"\nresource_type = "User"\n'
+        "expression = \"{'badge': '<b onmouseover=alert(1)>' + (userName or '') + '</b>'}\"\n"
+    )
+    env = {**os.environ, "BROWSER_ADMIN_TOKEN": ADMIN_TOKEN}
+    subprocess.run(scimhost("-c", str(config), "migrate"), capture_output=True, check=True, env=env)
+    issued = subprocess.run(
+        scimhost("-c", str(config), "sources", "token", "evil", "--json"), capture_output=True, check=True, env=env
+    )
+    token = json.loads(issued.stdout)["token"]
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        wait_until_up(port, process)
+        base = f"http://127.0.0.1:{port}/source/scim/evil/v2"
+        user = _json(
+            base + "/Users",
+            token,
+            {
+                "userName": HOSTILE["userName"],
+                "displayName": HOSTILE["displayName"],
+                "externalId": HOSTILE["externalId"],
+                "note": HOSTILE["kept"],
+                "title": "Engineer",
+            },
+        )
+        group = _json(base + "/Groups", token, {"displayName": HOSTILE["group"], "members": [{"value": user["id"]}]})
+        patch = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": HOSTILE["title"]}],
+        }
+        assert post(base + f"/Users/{user['id']}", token, patch, method="PATCH") == 200
+        yield f"http://127.0.0.1:{admin_port}", user["id"], group["id"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_hostile_values_are_shown_as_text_and_never_run(hostile, browser):
+    admin, user_id, group_id = hostile
+    context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    page = context.new_page()
+    dialogs, errors = [], []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda message: errors.append(message.text) if "xss" in message.text else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(admin + "/changes")
+    seqs = page.locator("tr.event a[href*='/events/']").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    pages = ["/", "/sources/evil?type=User", "/sources/evil?type=Group", f"/sources/evil/User/{user_id}"]
+    pages += [f"/sources/evil/Group/{group_id}", "/changes", *dict.fromkeys(seqs)]
+    shown = ""
+    for path in pages:
+        page.goto(admin + path)
+        page.hover("main")  # (an onmouseover that had become markup would fire now)
+        # The page's own markup only: its one script file, no element a value brought in.
+        assert page.locator("script").count() == 1, path
+        assert page.locator("main img, main svg, main iframe, main style, main b, #evil").count() == 0, path
+        assert page.evaluate("getComputedStyle(document.body).display") != "none", path
+        shown += page.locator("main").inner_text()
+    assert dialogs == [] and errors == []
+    # Every value is there, as the text it is.
+    for name, value in HOSTILE.items():
+        assert value in shown or value.replace('"', '\\"') in shown, name
+    assert "<b onmouseover=alert(1)>" in shown  # the mapping's output, in the record
+    context.close()

@@ -178,12 +178,34 @@ def test_serve_answers_logs_and_stops_on_sigterm(tmp_path, storage_url, workers)
     assert process.returncode == 0, err.decode()
     text = err.decode()
     assert f"source demo: http://127.0.0.1:{port}/source/scim/demo/v2 token: issued" in text
+    # No [admin] token_env on loopback: one warning line, from the parent alone.
+    assert text.count("open to every local user") == 1
     access = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     statuses = sorted(e["status"] for e in access if e["path"].endswith("ServiceProviderConfig"))
     assert statuses == [200] * 6 + [401]
     assert {e["source"] for e in access if e["path"].endswith("ServiceProviderConfig") and e["status"] == 200} == {
         "demo"
     }
+
+
+def test_serve_refuses_an_admin_listener_open_to_the_network_without_a_token(tmp_path):
+    port, admin_port = free_port(), free_port()
+    path = tmp_path / "scimhost.toml"
+    base = f'[server]\nport = {port}\n[[sources]]\nslug = "demo"\nname = "Demo"\n'
+    path.write_text(base + f'[admin]\nlisten = "0.0.0.0:{admin_port}"\n')
+    for command in ("serve", "check"):
+        refused = subprocess.run(scimhost("-c", str(path), command), capture_output=True, timeout=60)
+        assert refused.returncode != 0, command
+        assert b"set [admin] token_env" in refused.stderr and b"allow_anonymous" in refused.stderr
+    # Said explicitly, it starts (and says so); with a token, nothing to say.
+    path.write_text(base + f'[admin]\nlisten = "0.0.0.0:{admin_port}"\nallow_anonymous = true\n')
+    subprocess.run(scimhost("-c", str(path), "migrate"), capture_output=True, check=True, timeout=60)
+    checked = subprocess.run(scimhost("-c", str(path), "check"), capture_output=True, timeout=60)
+    assert checked.returncode == 0 and b"open to anyone who reaches it" in checked.stderr
+    path.write_text(base + f'[admin]\nlisten = "0.0.0.0:{admin_port}"\ntoken_env = "T_ADMIN"\n')
+    env = {**os.environ, "T_ADMIN": "secret-admin-token"}
+    checked = subprocess.run(scimhost("-c", str(path), "check"), capture_output=True, timeout=60, env=env)
+    assert checked.returncode == 0 and b"admin listener" not in checked.stderr
 
 
 def test_sigterm_drains_in_flight_requests(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -11,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from scimhost.admin.auth import COOKIE, admin_auth, authenticated
+from scimhost.admin.headers import security_headers
 from scimhost.admin.keys import ADMIN_TOKEN
 from scimhost.admin.routes import setup_routes
 from scimhost.config import ConfigError, Settings
@@ -30,9 +32,44 @@ def admin_token(settings: Settings, environ: Mapping[str, str] | None = None) ->
     return token
 
 
+def anonymous_admin_warning(settings: Settings) -> str | None:
+    """What to warn of an admin listener without a token, or None when it has one; ConfigError
+    when it would be open on an address other hosts reach without `[admin] allow_anonymous`."""
+    admin = settings.admin
+    if not admin.enabled or admin.token_env:
+        return None
+    host = admin.address[0]
+    if _loopback(host):
+        if admin.allow_anonymous:
+            return None
+        return (
+            f"the admin listener on {admin.listen} has no token: its pages and metrics are open to every "
+            "local user (set [admin] token_env)"
+        )
+    if not admin.allow_anonymous:
+        raise ConfigError(
+            [
+                f"admin: the listener on {admin.listen} would show every source's data to anyone who reaches it: "
+                "set [admin] token_env, listen on loopback, or set [admin] allow_anonymous = true"
+            ],
+            settings.path,
+        )
+    return f"the admin listener on {admin.listen} has no token: it is open to anyone who reaches it (allow_anonymous)"
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost: it may resolve to anything
+
+
 def build_admin_app(host: Host, environ: Mapping[str, str] | None = None) -> web.Application:
     """The admin application of a host whose store the SCIM application opens."""
     app = web.Application(middlewares=[admin_auth])
+    app.on_response_prepare.append(security_headers)
     app[HOST] = host
     app[ADMIN_TOKEN] = admin_token(host.settings, environ)
     env = aiohttp_jinja2.setup(

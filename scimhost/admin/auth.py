@@ -13,8 +13,9 @@ from scimhost.admin.keys import ADMIN_TOKEN
 
 COOKIE = "scimhost_admin"
 SESSION_SECONDS = 12 * 3600
-# Requests that may arrive without credentials: the login form's own submission.
-OPEN_PATHS = frozenset({"/login"})
+# Requests that may arrive without credentials: the login form's own submission, and the
+# stylesheet and script the form's page loads (the same for everyone, holding no data).
+OPEN_PATHS = frozenset({"/login", "/static/admin.css", "/static/admin.js"})
 
 
 def _session_key(token: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from importlib import resources
 
 import aiohttp_jinja2
 import orjson
@@ -102,8 +103,23 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+# The pages' stylesheet and script, read once: files of the package, not of the working directory.
+STATIC = {
+    name: (resources.files("scimhost.admin") / "static" / name).read_bytes() for name in ("admin.css", "admin.js")
+}
+STATIC_TYPES = {"admin.css": "text/css", "admin.js": "text/javascript"}
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC:
+        raise web.HTTPNotFound()
+    return web.Response(body=STATIC[name], content_type=STATIC_TYPES[name])
+
+
 def setup_routes(app: web.Application) -> None:
     router = app.router
+    router.add_get("/static/{name}", static)
     for path, template, load in PAGES:
         router.add_get(path, _page(template, load))
         router.add_get("/api" + (path if path != "/" else "/overview"), _api(load))

@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 
+from scimhost.admin import anonymous_admin_warning
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of
 from scimhost.config import read_config_file, read_plugin_settings
 from scimhost.host import Host, load_host
@@ -20,6 +21,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     host = load_host(config_of(args))
     print(f"config: ok ({host.settings.path or 'built-in defaults'})")
     print(f"plugins: {len(host.plugin_report.loaded)} loaded: {', '.join(p.name for p in host.plugin_report.loaded)}")
+    admin_warning = anonymous_admin_warning(host.settings)
+    if admin_warning:
+        print(f"warning: {admin_warning}", file=sys.stderr)
     sources = host.sources.values()
     for warning in host.mappings.ambiguous_name_warnings(sources) + host.mappings.unknown_name_warnings(sources):
         print(f"warning: {warning}", file=sys.stderr)

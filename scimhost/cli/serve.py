@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from scimhost.admin import admin_token, build_admin_app
+from scimhost.admin import admin_token, anonymous_admin_warning, build_admin_app
 from scimhost.app import build_app
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, setup_logging
 from scimhost.host import Host, load_host
@@ -62,6 +62,9 @@ def _serve(args: argparse.Namespace, config: Path | None) -> int:
     admin = settings.admin.address if settings.admin.enabled else None
     if admin:
         admin_token(settings)  # a token_env that is not set stops here, in one line
+        warning = anonymous_admin_warning(settings)  # and an admin listener open to the network
+        if warning:
+            log.warning("%s", warning)
     if workers > 1 and (port == 0 or (admin and admin[1] == 0)):
         print("error: several workers need fixed ports, not 0 (for [server] port and [admin] listen)", file=sys.stderr)
         return EXIT_USAGE
