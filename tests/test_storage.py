@@ -39,6 +39,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0011_numbers_index",
             "scimhost.0012_unfinished_deliveries_index",
             "scimhost.0013_delivery_heads",
+            "scimhost.0014_sqlite_resource_statistics",
         ]
     finally:
         await store.close()
@@ -386,6 +387,93 @@ async def test_a_fresh_sqlite_database_reads_one_resources_rows_by_its_id(tmp_pa
             row["detail"] for row in await store.database.rows(Query("EXPLAIN QUERY PLAN " + sql, p.values))
         )
         assert "idx_scimhost_attr_number" in plan, plan
+    finally:
+        await store.close()
+
+
+def indexed_user(name: str) -> ResourceWrite:
+    """A user with its attribute index rows, as the host writes it."""
+    from scimhost.testing import user_write as kit_user_write
+
+    return kit_user_write(name)
+
+
+async def _lookup_plan(store: TortoiseBackend, filter_text: str) -> str:
+    """The plan of the statement a filtered list runs (EXPLAIN on either database)."""
+    from scimhost.scim.filter import parse_filter
+    from scimhost.scim.query import resolve_filter
+    from scimhost.testing import USER
+
+    database, seen = store.database, []
+    rows = database.rows
+
+    async def recording(query):
+        seen.append(query)
+        return await rows(query)
+
+    database.rows = recording  # type: ignore[method-assign]
+    try:
+        query = ResourceQuery(filter=resolve_filter(parse_filter(filter_text), USER))
+        await store.list_resources("demo", "User", query, members=False, groups=True)
+    finally:
+        database.rows = rows  # type: ignore[method-assign]
+    statement = next(q for q in seen if "FROM scimhost_resource r" in q.sql)
+    explain = "EXPLAIN QUERY PLAN " if store.dialect.name == "sqlite" else "EXPLAIN "
+    plan = await database.rows(Query(explain + statement.sql, statement.values))
+    return "\n".join(str(row.get("detail") or row.get("QUERY PLAN")) for row in plan)
+
+
+async def test_a_lookup_starts_from_the_ids_the_attribute_index_found(storage_url):
+    """An initial sync's `userName eq` lookup cost what the store held when the resources were
+    walked by source with the ids tested per row: SQLite (migration 0014) and a never-analyzed
+    PostgreSQL (an array of ids, probed by primary key) start from the ids instead."""
+    store = backend(storage_url)
+    await store.open()
+    try:
+        for i in range(30):
+            await store.create_resource("demo", "User", indexed_user(f"u{i}"))
+        plan = await _lookup_plan(store, 'userName eq "u1"')
+        if store.dialect.name == "sqlite":
+            assert "sqlite_autoindex_scimhost_resource_1 (id=?)" in plan, plan
+        else:
+            assert "InitPlan" in plan and "ANY" in plan, plan
+    finally:
+        await store.close()
+
+
+async def test_postgres_analyzes_the_tables_a_sync_fills(postgres_schema_url):
+    """The host does not wait for autovacuum: after enough writes, tables never analyzed (or
+    changed by more than a fifth since) are analyzed, and then not again until they change."""
+    from scimhost.builtin.tortoise_storage.planner_statistics import PlannerStatistics
+
+    store = backend(postgres_schema_url)
+    await store.open()
+    try:
+        for i in range(30):
+            await store.create_resource("demo", "User", indexed_user(f"u{i}"))
+        statistics = PlannerStatistics(store.database)
+        analyzed: list[str] = []
+        for _ in range(50):  # the cumulative statistics reach pg_stat_user_tables within a second
+            analyzed = await statistics.refresh()
+            if analyzed:
+                break
+            await asyncio.sleep(0.1)
+        assert {"scimhost_resource", "scimhost_attr", "scimhost_unique"} <= set(analyzed)
+        rows = await store.database.rows(
+            Query(
+                "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                "AND last_analyze IS NOT NULL",
+                [],
+            )
+        )
+        assert {"scimhost_resource", "scimhost_attr"} <= {row["relname"] for row in rows}
+        assert await statistics.refresh() == []  # nothing changed since
+        # The backend runs a pass itself every CHECK_EVERY writes.
+        store._statistics = PlannerStatistics(store.database, check_every=5)
+        for i in range(5):
+            await store.create_resource("demo", "User", indexed_user(f"v{i}"))
+        assert store._statistics._pass is not None
+        await store._statistics.close()
     finally:
         await store.close()
 

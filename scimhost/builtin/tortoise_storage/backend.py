@@ -18,6 +18,7 @@ from scimhost.builtin.tortoise_storage.database import Database
 from scimhost.builtin.tortoise_storage.deliveries import DeliveryQueue
 from scimhost.builtin.tortoise_storage.dialects import POSTGRES, SQLITE, Dialect
 from scimhost.builtin.tortoise_storage.housekeeping import Housekeeping
+from scimhost.builtin.tortoise_storage.planner_statistics import PlannerStatistics
 from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase
 from scimhost.builtin.tortoise_storage.reads import Reads
 from scimhost.builtin.tortoise_storage.rows import stored_resource
@@ -77,6 +78,7 @@ class TortoiseBackend(StorageBackend):
         self._writes: Writes
         self._housekeeping: Housekeeping
         self._deliveries: DeliveryQueue
+        self._statistics: PlannerStatistics | None = None
 
     def describe(self) -> str:
         return describe(self._config)
@@ -117,6 +119,7 @@ class TortoiseBackend(StorageBackend):
         self._writes = Writes(database.dialect)
         self._housekeeping = Housekeeping(database.dialect)
         self._deliveries = DeliveryQueue(database)
+        self._statistics = PlannerStatistics(database) if database.dialect is POSTGRES else None
 
     @property
     def database(self) -> Database:
@@ -126,6 +129,9 @@ class TortoiseBackend(StorageBackend):
         return self._database
 
     async def close(self) -> None:
+        if self._statistics is not None:
+            statistics, self._statistics = self._statistics, None
+            await statistics.close()
         if self._database is not None:
             database, self._database = self._database, None
             await database.close()
@@ -258,6 +264,7 @@ class TortoiseBackend(StorageBackend):
         resource_id, now = str(uuid.uuid4()), _now()
         work = self._writes.create(Scope(source, resource_type), resource_id, write, members, event, now)
         await self.database.run(work, small=len(members) + len(write.index) <= SMALL_WRITE_ROWS)
+        self._wrote()
         return StoredResource(resource_id, resource_type, write.document, 1, now, now)
 
     async def get_resource(
@@ -294,6 +301,7 @@ class TortoiseBackend(StorageBackend):
             if await self.get_resource(source, resource_type, resource_id, members=False, groups=False) is None:
                 raise ResourceNotFound() from None
             raise
+        self._wrote()
         return stored_resource(row, groups=True)
 
     async def delete_resource(
@@ -320,6 +328,12 @@ class TortoiseBackend(StorageBackend):
             )
             small = int(many[0]["n"]) <= SMALL_WRITE_ROWS
         await self.database.run(self._writes.delete(scope, resource_id, expected_version, event, _now()), small=small)
+        self._wrote()
+
+    def _wrote(self) -> None:
+        """A resource write committed (PostgreSQL's planner statistics follow the writes)."""
+        if self._statistics is not None:
+            self._statistics.wrote()
 
     async def list_resources(
         self, source: str, resource_type: str, query: ResourceQuery, *, members: bool = True, groups: bool = True

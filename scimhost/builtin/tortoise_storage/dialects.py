@@ -32,6 +32,11 @@ class Dialect:
         """`column` compared as text by code point (SCIM's order, the reference evaluator's)."""
         return column
 
+    def id_among(self, column: str, subquery: str) -> str:
+        """`column` is one of the ids `subquery` selects, written so the database looks each id
+        up by its index whatever statistics it has (or lacks)."""
+        return f"{column} IN ({subquery})"
+
     def contains(self, column: str, p: Params, value: str) -> str:
         raise NotImplementedError
 
@@ -92,6 +97,12 @@ class PostgreSQL(Dialect):
     def code_point_order(self, column: str) -> str:
         # Migration 0003 indexes value_text in the "C" collation for these comparisons.
         return f'{column} COLLATE "C"'
+
+    def id_among(self, column: str, subquery: str) -> str:
+        # An array computed once (an InitPlan), then primary-key probes: with `IN (subquery)` a
+        # never-analyzed store was planned as a walk over every resource of the source with the
+        # subquery run per row, so an initial sync's lookups grew with the store.
+        return f"{column} = ANY(ARRAY({subquery}))"
 
     def contains(self, column: str, p: Params, value: str) -> str:
         return f"strpos({column}, {p(value)}) > 0"

@@ -52,7 +52,7 @@ class FilterSQL:
         driver = await self.driver(node, estimate)
         if driver is None:
             return lambda p: self.condition(p, node)
-        return lambda p: f"r.id IN ({driver(p)}) AND ({self.condition(p, node)})"
+        return lambda p: f"{self.dialect.id_among('r.id', driver(p))} AND ({self.condition(p, node)})"
 
     # --- exact conditions -----------------------------------------------------------------------
 
@@ -81,6 +81,10 @@ class FilterSQL:
                 condition += f" AND a.item = {item}"
             if isinstance(node, QCompare):
                 column = "a.value_num" if field.numeric else "a.value_text"
+                if node.op == "eq" and not field.numeric:
+                    # Equality is the same in every deterministic collation; by code point it is
+                    # served by the text index drivers use (PostgreSQL's "C" one).
+                    column = self.dialect.code_point_order(column)
                 condition += " AND " + self._compare(p, column, node.op, node.value, text=not field.numeric)
             return f"EXISTS (SELECT 1 FROM scimhost_attr a WHERE {self.scope.where(p, 'a', condition)})"
         if field.kind in _COLUMNS:
@@ -159,7 +163,9 @@ class FilterSQL:
 
         def condition(p: Params) -> str:
             if node.op == "eq":
-                return f"{column} = {p(value)}"
+                # By code point too: the same equality, served by the one text index that serves
+                # prefixes and ranges as well (on PostgreSQL, the "C" collation's).
+                return f"{ordered} = {p(value)}"
             if node.op in _ORDER_OPS:
                 return f"{ordered} {_ORDER_OPS[node.op]} {p(value)}"
             return f"{ordered} >= {p(value)} AND {ordered} < {p(value + _TOP)}"
