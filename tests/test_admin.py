@@ -66,7 +66,8 @@ async def test_overview_shows_each_source_its_token_counts_and_activity(client, 
     page = await (await admin.get("/")).text()
     assert "https://scim.example.test/source/scim/demo/v2" in page and "Copy" in page
     assert "scimhost sources token other" in page  # what to run for a source without a token
-    assert "4 requests" in page and "1 errors" in page
+    assert "4 requests, " in page and ">1 error<" in page  # "1 error", not "1 errors"
+    assert "no sinks are configured: nothing to deliver" in page and "no process holds the lease" not in page
 
 
 async def test_source_page_searches_with_a_scim_filter_and_pages_by_cursor(client, admin, scim):
@@ -246,6 +247,24 @@ async def test_every_admin_answer_carries_the_security_headers(aiohttp_client, c
             assert "<script>" not in await response.text() and " style=" not in await response.text(), path
     redirect = await admin.post("/login", data={"token": "x", "next": "/changes"}, allow_redirects=False)
     assert redirect.status == 303 and redirect.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("sources", [["demo"], ["demo", "other"]])
+async def test_recent_changes_page_back_to_the_first_event(client, admin, issue_token, sources):
+    from scimhost.admin.views import PAGE_SIZE
+
+    for slug in sources:
+        writer = ScimClient(client, slug, await issue_token(slug))
+        for i in range(PAGE_SIZE + 7):
+            await writer.create_user(f"{slug}-{i}")
+    seen, before = [], None
+    while True:
+        page = await api(admin, "/api/changes" + (f"?before={before}" if before else ""))
+        seen += [e["seq"] for e in page["events"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    assert len(seen) == len(sources) * (PAGE_SIZE + 7) and seen == sorted(seen, reverse=True)
 
 
 async def test_alerting_counters_have_every_known_series_at_zero_before_any_request(

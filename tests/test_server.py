@@ -54,6 +54,15 @@ async def test_errors_outside_scim_paths_are_plain(client):
     assert not response.headers["Content-Type"].startswith("application/scim+json")
 
 
+async def test_a_source_path_without_its_version_says_where_the_base_url_is(client, issue_token):
+    token = await issue_token("demo")
+    response = await client.get("/source/scim/demo/Users", headers={"Authorization": f"Bearer {token}"})
+    body = await response.json(content_type=None)
+    assert response.status == 404 and "/source/scim/demo/v2" in body["detail"]
+    unknown = await (await client.get("/source/scim/nosuch/Users")).json(content_type=None)
+    assert unknown["detail"] == "No such source"  # a slug that is not configured is not echoed
+
+
 # --- the real process ------------------------------------------------------------------------------
 
 

@@ -238,7 +238,9 @@ async def changes(host: Host, before: int | None) -> dict[str, Any]:
     """The newest events across sources (each source read through its own scope)."""
     events: list[StoredEvent] = []
     for slug in host.sources:
-        events += await host.storage.list_events(slug, newest_first=True, before_seq=before, limit=PAGE_SIZE)
+        # One more than a page from each: the page's events are among them, and whether any
+        # older one exists is known (with PAGE_SIZE from one source, it never was).
+        events += await host.storage.list_events(slug, newest_first=True, before_seq=before, limit=PAGE_SIZE + 1)
     events.sort(key=lambda e: e.seq, reverse=True)
     shown = events[:PAGE_SIZE]
     return {

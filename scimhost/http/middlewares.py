@@ -13,6 +13,8 @@ from scimhost.sources import SCIM_PREFIX
 # The source is read from the path itself, not from the matched route, so that unknown slugs
 # and unknown endpoints of a known source are told apart (404 vs 401 vs 404/405).
 SOURCE_PATH = re.compile(rf"^{re.escape(SCIM_PREFIX)}/(?P<slug>[^/]+)/v2(?:/|$)")
+# A source's path without the `/v2` of its base URL (`/source/scim/demo/Users`).
+SOURCE_WITHOUT_VERSION = re.compile(rf"^{re.escape(SCIM_PREFIX)}/(?P<slug>[^/]+)(?:/|$)")
 
 
 def is_scim_path(path: str) -> bool:
@@ -57,6 +59,10 @@ async def source_auth(request: web.Request, handler) -> web.StreamResponse:
     host = request.app[HOST]
     source = host.sources.get(match["slug"]) if match else None
     if source is None:
+        near = SOURCE_WITHOUT_VERSION.match(request.path)
+        if match is None and near and near["slug"] in host.sources:
+            base = f"{SCIM_PREFIX}/{near['slug']}/v2"  # the configured slug, not the client's text
+            raise ScimError(404, f"Not a SCIM path: the base URL of source '{near['slug']}' is {base}")
         raise ScimError(404, "No such source")
     for name in source.settings.auth:
         principal = await host.auth_schemes[name].authenticate(source, request.headers)
