@@ -59,3 +59,29 @@ def test_event_log_benchmark_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "| create, event, two sinks |" in result.stdout and "events/s" in result.stdout
+
+
+def test_initial_sync_script_replays_a_first_cycle():
+    from test_server import free_port
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "initial_sync.py"),
+            "--storage",
+            "sqlite",
+            "--users",
+            "20",
+            "--slice",
+            "10",
+            "--group-size",
+            "5",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| 20 |" in result.stdout and "membership check" in result.stdout
