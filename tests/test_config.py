@@ -131,6 +131,26 @@ def test_source_mistakes_are_named(tmp_path):
     assert "sources[5].colour: unknown key" in text
 
 
+def test_a_mapping_for_no_resource_type_is_a_config_error_naming_the_types(tmp_path):
+    config = base(tmp_path)
+    config["sources"] = [
+        {
+            "slug": "demo",
+            "name": "Demo",
+            "mappings": [
+                {"name": "fine", "resource_type": "Group", "expression": "{}"},
+                {"name": "typo", "resource_type": "user", "expression": "{}"},
+                {"name": "other", "resource_type": "Usr", "expression": "{}"},
+            ],
+        }
+    ]
+    text = problems_of(config)
+    assert "sources[0].mappings[1].resource_type: no resource type 'user' (resource types: User, Group)" in text
+    assert "sources[0].mappings[2].resource_type: no resource type 'Usr'" in text  # every one, in one run
+    with pytest.raises(ConfigError):
+        load_host(config, strict=False)  # whatever the command: the mapping would never run
+
+
 def test_token_env_must_be_set_to_serve(tmp_path):
     config = base(tmp_path)
     config["sources"] = [{"slug": "demo", "name": "Demo", "token_env": "NOT_SET_ANYWHERE"}]
