@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from scimhost.first_party import install_hint
+
 CONFIG_ENV = "SCIMHOST_CONFIG"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -455,6 +457,7 @@ def _load_events(raw: Any, sink_types: Mapping[str, type] | None, problems: list
         if not isinstance(sink_type, str) or sink_type not in known:
             problems.append(
                 f"{where}.type: no event sink type {sink_type!r} (installed: {', '.join(sorted(known)) or 'none'})"
+                + install_hint("event sink type", sink_type)
             )
             continue
         core = load_table(SinkSettings, {k: v for k, v in entry.items() if k in SINK_KEYS}, where, problems)
@@ -483,9 +486,14 @@ def _load_storage(raw: Any, backends: Mapping[str, type], problems: list[str]) -
     registered = ", ".join(sorted(backends)) or "none"
     for key in raw:
         if key != "backend" and key not in backends:
-            problems.append(f"storage.{key}: unknown key (storage backends: {registered})")
+            problems.append(
+                f"storage.{key}: unknown key (storage backends: {registered})" + install_hint("storage backend", key)
+            )
     if backend not in backends:
-        problems.append(f"storage.backend: no storage backend named {backend!r} (registered: {registered})")
+        problems.append(
+            f"storage.backend: no storage backend named {backend!r} (registered: {registered})"
+            + install_hint("storage backend", backend)
+        )
         return None
     options = load_table(backends[backend], raw.get(backend, {}), f"storage.{backend}", problems)
     return StorageSettings(backend=backend, options=options)
@@ -508,7 +516,10 @@ def _load_sources(raw: Any, auth_schemes: Mapping[str, Any], problems: list[str]
         for scheme in source.auth:
             if scheme not in auth_schemes:
                 known = ", ".join(sorted(auth_schemes)) or "none"
-                problems.append(f"{where}.auth: no auth scheme named {scheme!r} (registered: {known})")
+                problems.append(
+                    f"{where}.auth: no auth scheme named {scheme!r} (registered: {known})"
+                    + install_hint("auth scheme", scheme)
+                )
         sources.append(source)
     return sources
 

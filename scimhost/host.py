@@ -88,6 +88,18 @@ class Host:
         await self.storage.revoke_tokens(slug)
         self._credentials_changed(slug)
 
+    def require_sink_environment(self, names: Iterable[str] | None = None) -> None:
+        """Raise ConfigError when the environment lacks what a sink needs to deliver (its
+        secrets): checked by the commands that deliver, never by the ones that administer."""
+        wanted = set(names) if names is not None else None
+        problems = []
+        for index, sink in enumerate(self.settings.events.sinks):
+            if wanted is None or sink.name in wanted:
+                sink_cls = self.registry.event_sinks[sink.type]
+                problems += [f"events.sinks[{index}].{p}" for p in sink_cls.environment_problems(sink.options)]
+        if problems:
+            raise ConfigError(problems, self.settings.path)
+
     def _credentials_changed(self, slug: str) -> None:
         for scheme in self.auth_schemes.values():
             scheme.credentials_changed(slug)
@@ -103,7 +115,8 @@ def load_host(
     """Read the config (a TOML file or an already parsed document), load plugins, build the host.
 
     `plugins` adds (name, plugin) pairs beside the entry points. With `strict`, sources whose
-    `token_env` is unusable are errors (serving needs them; administering does not).
+    `token_env` is unusable and sinks whose secrets are not in the environment are errors
+    (serving needs them; administering does not).
     Raises ConfigError, PluginLoadError or RegistryError.
     """
     if isinstance(config, Mapping):
@@ -140,7 +153,7 @@ def load_host(
         registry.mapping_runtimes,
         outcome=lambda source, outcome: metrics.mapping_evaluations.labels(source, outcome).inc(),
     )
-    return Host(
+    host = Host(
         metrics=metrics,
         settings=settings,
         plugins=pm,
@@ -152,6 +165,9 @@ def load_host(
         mappings=mappings,
         faults=_faults(environ if environ is not None else os.environ, path),
     )
+    if strict:
+        host.require_sink_environment()
+    return host
 
 
 def _faults(environ: Mapping[str, str], path: Path | None) -> frozenset[str]:

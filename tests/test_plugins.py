@@ -14,6 +14,7 @@ from conftest import bearer, make_config
 from scimhost import hookspecs
 from scimhost.app import create_app
 from scimhost.cli import main
+from scimhost.config import ConfigError
 from scimhost.host import load_host
 from scimhost.plugins import PluginLoadError, load_plugins
 from scimhost.registry import RegistryError, build_registry
@@ -233,3 +234,19 @@ def test_every_hook_is_documented():
     assert declared, "no hook specs found"
     assert declared - documented == set(), f"hooks missing from {DOCS.name}"
     assert documented - declared == set(), f"{DOCS.name} documents hooks that do not exist"
+
+
+def test_a_first_party_plugin_that_is_not_installed_is_named_with_its_install_line(tmp_path):
+    config = make_config(f"sqlite://{tmp_path}/x.sqlite3")
+    config["plugins"] = {"disable": ["webhook", "nats", "memory"]}  # as after the README's run command
+    config["events"] = {"sinks": [{"name": "hr", "type": "webhook", "url": "http://127.0.0.1:9/e"}]}
+    config["storage"] = {"backend": "memory"}
+    with pytest.raises(ConfigError) as excinfo:
+        load_host(config)
+    text = str(excinfo.value)
+    for kind, name, distribution in [
+        ("event sink type", "webhook", "scimhost-webhook"),
+        ("storage backend named", "memory", "scimhost-memory"),
+    ]:
+        assert f"no {kind} {name!r}" in text
+        assert f"provided by the distribution {distribution}: pip install ./plugins/{distribution}" in text

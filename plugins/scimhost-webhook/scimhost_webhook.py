@@ -40,11 +40,6 @@ class WebhookSettings:
             raise ValueError("url: must be an absolute http:// or https:// URL")
         if not 0 < self.timeout_seconds <= 300:
             raise ValueError("timeout_seconds: must be more than 0 and at most 300")
-        for name in self.secret_names:
-            value = os.environ.get(name)
-            if not value:
-                raise ValueError(f"secret_env: the environment variable {name} is not set")
-            decode_secret(value, name)
 
     @property
     def secret_names(self) -> tuple[str, ...]:
@@ -75,6 +70,19 @@ class WebhookSink(EventSink):
 
     name = "webhook"
     settings_type = WebhookSettings
+
+    @classmethod
+    def environment_problems(cls, options: WebhookSettings) -> list[str]:
+        problems = []
+        for name in options.secret_names:
+            value = os.environ.get(name)
+            try:
+                if not value:
+                    raise ValueError(f"secret_env: the environment variable {name} is not set")
+                decode_secret(value, name)
+            except ValueError as exc:
+                problems.append(str(exc))
+        return problems
 
     async def start(self) -> None:
         self._keys = [decode_secret(os.environ[name], name) for name in self.options.secret_names]

@@ -116,6 +116,7 @@ def cmd_webhooks_test(args: argparse.Namespace) -> int:
     the receiver answered."""
     host = load_host(config_of(args), strict=False)
     [name] = sink_names(host, args.sink)
+    host.require_sink_environment([name])
     settings = next(s for s in host.settings.events.sinks if s.name == name)
     sink = host.registry.event_sinks[settings.type](settings.options, sink_name=name)
     ping = {

@@ -125,6 +125,7 @@ def cmd_events_dispatch(args: argparse.Namespace) -> int:
     if not host.settings.events.sinks:
         print("error: no [[events.sinks]] are configured: there is nothing to deliver", file=sys.stderr)
         return EXIT_FAILED
+    host.require_sink_environment()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_dispatch_until_stopped(host))
     return EXIT_OK

@@ -53,6 +53,13 @@ class EventSink(ABC):
     # Dataclass typing the sink's own keys of its `[[events.sinks]]` entry.
     settings_type: ClassVar[type]
 
+    @classmethod
+    def environment_problems(cls, options: Any) -> list[str]:
+        """What the process environment lacks for this sink to deliver (a secret not set), one
+        line each. Checked only by the commands that deliver, so that administering the host
+        never needs a sink's secrets."""
+        return []
+
     def __init__(self, options: Any, *, sink_name: str) -> None:
         self.options = options
         self.sink_name = sink_name

@@ -221,3 +221,23 @@ async def test_webhooks_test_sends_a_signed_ping(tmp_path, receiver):
     assert await asyncio.to_thread(main, ["-c", str(path), "webhooks", "test", "hr"]) == 0
     [ping] = receiver.received
     assert ping["type"] == "scimhost.ping" and ping["data"]["id"].startswith("evt_")
+
+
+def test_only_the_commands_that_deliver_need_the_sinks_secret(tmp_path, monkeypatch, capsys):
+    from scimhost.cli import main
+
+    monkeypatch.delenv("TEST_WEBHOOK_UNSET", raising=False)
+    path = tmp_path / "scimhost.toml"
+    path.write_text(
+        f'[storage.tortoise]\nurl = "sqlite://{tmp_path}/db.sqlite3"\n[[events.sinks]]\nname = "hr"\ntype = "webhook"\n'
+        'url = "http://127.0.0.1:9/events"\nsecret_env = "TEST_WEBHOOK_UNSET"\n[[sources]]\nslug = "demo"\nname = "Demo"\n'
+    )
+    assert main(["-c", str(path), "migrate"]) == 0
+    for command in (["sources", "list"], ["sources", "token", "demo"], ["deliveries", "status"], ["events", "list"]):
+        assert main(["-c", str(path), *command]) == 0, command
+    capsys.readouterr()
+    for command in (["webhooks", "test", "hr"], ["events", "dispatch"], ["check"]):
+        assert main(["-c", str(path), *command]) == 1, command
+        assert "events.sinks[0].secret_env: the environment variable TEST_WEBHOOK_UNSET is not set" in (
+            capsys.readouterr().err
+        )
