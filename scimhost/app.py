@@ -177,5 +177,5 @@ async def _log_sources(host: Host) -> None:
         elif accounts.get(source.slug) and accounts[source.slug].has_token:
             token = "issued"
         else:
-            token = f"none yet (run: scimhost sources token {source.slug})"
+            token = f"none yet (run: {host.settings.command(f'sources token {source.slug}')})"
         log.info("source %s: %s token: %s", source.slug, source.base_url, token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import tomllib
 import types
 import typing
@@ -19,6 +20,9 @@ from scimhost.first_party import install_hint
 CONFIG_ENV = "SCIMHOST_CONFIG"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+NO_CONFIG_FILE = "no config file given: use -c FILE or $SCIMHOST_CONFIG"
 
 
 class ConfigError(Exception):
@@ -324,6 +328,12 @@ class Settings:
     # The config file, and the folder relative paths in it are resolved against.
     path: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
+
+    def command(self, words: str) -> str:
+        """A `scimhost` command line for this host, to copy: it names the config file the host
+        was read from, so that it reaches the same sources and store from any shell."""
+        config = f" -c {shlex.quote(str(self.path))}" if self.path is not None else ""
+        return f"scimhost{config} {words}"
 
 
 @dataclass(frozen=True)

@@ -77,13 +77,13 @@ def test_check_reports_config_plugins_storage(tmp_path, storage_url, capsys):
     config = write_config(tmp_path, storage_url, migrate=False)
     if storage_url.startswith("sqlite"):
         assert main(["-c", config, "check"]) == 1
-        assert "does not exist" in capsys.readouterr().err
+        assert f"does not exist: `scimhost -c {config} migrate` creates it" in capsys.readouterr().err
         assert sorted(p.name for p in tmp_path.iterdir()) == ["scimhost.toml"]  # check created nothing
         assert main(["-c", config, "migrate"]) == 0
         main(["-c", config, "sources", "list"])  # a store made by migrate: check has nothing pending
     else:
         assert main(["-c", config, "check"]) == 0  # an empty PostgreSQL schema: every migration pending
-        assert "migrations pending (run `scimhost migrate`" in capsys.readouterr().out
+        assert f"migrations pending (run `scimhost -c {config} migrate`" in capsys.readouterr().out
         assert main(["-c", config, "migrate"]) == 0
     capsys.readouterr()
     assert main(["-c", config, "check"]) == 0
@@ -132,7 +132,7 @@ def test_admin_commands_refuse_a_store_that_was_never_migrated(tmp_path, storage
     ):
         assert main(["-c", config, *command]) == 1, command
         err = capsys.readouterr().err
-        assert "scimhost migrate" in err, (command, err)
+        assert f"scimhost -c {config} migrate" in err, (command, err)
     if storage_url.startswith("sqlite"):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["scimhost.toml"]
 
@@ -216,3 +216,31 @@ def test_grace_must_be_a_duration(tmp_path, storage_url, capsys):
             main(["-c", config, "sources", "token", "demo", "--grace", bad])
         assert exit_info.value.code == 2
         assert "--grace" in capsys.readouterr().err
+
+
+def test_hints_name_the_config_file_and_a_command_without_one_says_so(tmp_path, storage_url, capsys, monkeypatch):
+    config = write_config(tmp_path, storage_url)
+    assert main(["-c", config, "sources", "revoke", "demo"]) == 0
+    hint = capsys.readouterr().out.split("`")[1]
+    assert hint == f"scimhost -c {config} sources token demo"
+    assert main(hint.split()[1:]) == 0  # the hint, copied, works
+    assert "Token:    scimhost_" in capsys.readouterr().out
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCIMHOST_CONFIG", raising=False)
+    for command in (["sources", "token", "demo"], ["records", "list", "demo", "User"], ["webhooks", "test", "hr"]):
+        assert main(command) == 1, command
+        err = capsys.readouterr().err
+        assert "no config file given: use -c FILE or $SCIMHOST_CONFIG" in err and "(sources: none)" not in err
+    main(["sources", "list"])
+    assert "warning: no config file given" in capsys.readouterr().err
+
+
+def test_a_postgresql_database_that_does_not_exist_is_named_with_how_to_create_it(tmp_path, postgres_url, capsys):
+    server = postgres_url.rsplit("/", 1)[0]
+    config = write_config(tmp_path, f"{server}/scimhost_no_such_db", migrate=False)
+    for command in (["check"], ["sources", "list"], ["serve", "--port", "0"]):
+        assert main(["-c", config, *command]) == 1, command
+        err = capsys.readouterr().err
+        assert "the database 'scimhost_no_such_db' does not exist on that server; create it (`createdb -h" in err
+        assert f"then run `scimhost -c {config} migrate`" in err and "Traceback" not in err

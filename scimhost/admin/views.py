@@ -61,7 +61,7 @@ async def overview(host: Host) -> dict[str, Any]:
             token = {"state": "issued", "issued": _time(account.token_created)}
         else:
             token = {"state": "none", "issued": None}
-        token["command"] = f"scimhost sources token {source.slug}"
+        token["command"] = host.settings.command(f"sources token {source.slug}")
         expires = (
             account.previous_expires
             if account and account.previous_expires and account.previous_expires > now

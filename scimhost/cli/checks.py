@@ -9,7 +9,7 @@ import json
 import sys
 
 from scimhost.admin import anonymous_admin_warning
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, storage_problem
 from scimhost.config import read_config_file, read_plugin_settings
 from scimhost.host import Host, load_host
 from scimhost.plugins import load_plugins
@@ -34,13 +34,17 @@ async def _check_storage(host: Host) -> int:
     try:
         await host.storage.open(migrate=False, create=False)
     except StorageError as exc:
-        print(f"error: storage: {exc}", file=sys.stderr)
+        print(f"error: storage: {storage_problem(host, exc)}", file=sys.stderr)
         return EXIT_FAILED
     try:
         pending = await host.storage.pending_migrations()
     finally:
         await host.storage.close()
-    note = f", {len(pending)} migrations pending (run `scimhost migrate`, or `serve` applies them)" if pending else ""
+    note = (
+        f", {len(pending)} migrations pending (run `{host.settings.command('migrate')}`, or `serve` applies them)"
+        if pending
+        else ""
+    )
     print(f"storage: ok ({host.storage.describe()}{note})")
     for source in host.sources.values():
         print(f"source {source.slug}: {source.base_url}")

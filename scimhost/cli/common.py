@@ -10,9 +10,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scimhost.config import ConfigError, config_path_from
+from scimhost.config import NO_CONFIG_FILE, ConfigError, config_path_from
 from scimhost.host import Host
-from scimhost.storage.backend import StorageError
+from scimhost.sources import Source
+from scimhost.storage.backend import StorageError, StoreMissing
 
 log = logging.getLogger("scimhost")
 
@@ -20,14 +21,31 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def config_of(args: argparse.Namespace) -> Path | None:
-    """The config file of a command: -c, else $SCIMHOST_CONFIG."""
-    return config_path_from(args.config)
+    """The config file of a command: -c, else $SCIMHOST_CONFIG (said once when there is none:
+    the defaults then apply, with no sources, and a store in the current folder)."""
+    path = config_path_from(args.config)
+    if path is None:
+        print(f"warning: {NO_CONFIG_FILE}; the defaults apply, with no sources", file=sys.stderr)
+    return path
+
+
+def unknown(host: Host, what: str, name: str, known: list[str]) -> ConfigError:
+    """The error for a source or sink a command names that the config lacks (or for every
+    one, when the command was given no config file at all)."""
+    if host.settings.path is None:
+        return ConfigError([f"{NO_CONFIG_FILE} (without one no {what} is configured)"])
+    return ConfigError([f"no {what} {name!r} is configured ({what}s: {', '.join(known) or 'none'})"])
+
+
+def configured_source(host: Host, slug: str) -> Source:
+    source = host.sources.get(slug)
+    if source is None:
+        raise unknown(host, "source", slug, list(host.sources))
+    return source
 
 
 def source_and_type(host: Host, slug: str, type_name: str):
-    source = host.sources.get(slug)
-    if source is None:
-        raise ConfigError([f"no source {slug!r} is configured (sources: {', '.join(host.sources) or 'none'})"])
+    source = configured_source(host, slug)
     resource_type = source.catalog.resource_types.get(type_name)
     if resource_type is None:
         raise ConfigError([f"no resource type {type_name!r} (known: {', '.join(source.catalog.resource_types)})"])
@@ -37,14 +55,26 @@ def source_and_type(host: Host, slug: str, type_name: str):
 def sink_names(host: Host, name: str | None = None) -> list[str]:
     names = [s.name for s in host.settings.events.sinks]
     if name is not None and name not in names:
-        raise ConfigError([f"no sink {name!r} is configured (sinks: {', '.join(names) or 'none'})"])
+        raise unknown(host, "sink", name, names)
     return [name] if name is not None else names
+
+
+def storage_problem(host: Host, exc: StorageError) -> str:
+    """The line an operator reads for a store that failed: for one that does not exist yet,
+    with the command that makes (or after creating it, fills) it."""
+    if not isinstance(exc, StoreMissing):
+        return str(exc)
+    migrate = host.settings.command("migrate")
+    return f"{exc}: `{migrate}` creates it" if exc.creatable else f"{exc}, then run `{migrate}`"
 
 
 async def open_existing(host: Host) -> None:
     """Open the store of an administrative command: it must exist and be migrated already
     (such a command never creates a database or changes its schema)."""
-    await host.storage.open(migrate=False, create=False)
+    try:
+        await host.storage.open(migrate=False, create=False)
+    except StoreMissing as exc:
+        raise StorageError(storage_problem(host, exc)) from exc
     try:
         pending = await host.storage.pending_migrations()
     except BaseException:
@@ -52,7 +82,9 @@ async def open_existing(host: Host) -> None:
         raise
     if pending:
         await host.storage.close()
-        raise StorageError(f"{host.storage.describe()} needs {len(pending)} migration(s) first: run `scimhost migrate`")
+        raise StorageError(
+            f"{host.storage.describe()} needs {len(pending)} migration(s) first: run `{host.settings.command('migrate')}`"
+        )
 
 
 async def with_storage(host: Host, work):

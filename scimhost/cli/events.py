@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from scimhost.app import run_dispatcher
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, open_existing
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, configured_source, open_existing
 from scimhost.host import Host, load_host
 from scimhost.storage.backend import StoredEvent
 
@@ -42,9 +42,8 @@ def event_json(event: StoredEvent) -> dict:
 def cmd_events_list(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     slugs = [args.source] if args.source else list(host.sources)
-    if args.source and args.source not in host.sources:
-        print(f"error: no source {args.source!r} is configured", file=sys.stderr)
-        return EXIT_FAILED
+    if args.source:
+        configured_source(host, args.source)
     events = asyncio.run(_list_events(host, slugs, args.resource_id, args.since, args.limit))
     for event in events:
         if args.json:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from scimhost.admin import admin_token, anonymous_admin_warning, build_admin_app
 from scimhost.app import build_app
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, setup_logging
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, setup_logging, storage_problem
 from scimhost.host import Host, load_host
 from scimhost.http.access_log import access_logger_for
 from scimhost.http.protocol_log import protocol_logger
@@ -123,9 +123,11 @@ async def _prepare_storage(host: Host, *, migrate: bool) -> str | None:
         finally:
             await host.storage.close()
     except StorageError as exc:
-        return f"storage: {exc}"
+        return f"storage: {storage_problem(host, exc)}"
     if pending:
-        return f"{len(pending)} migration(s) pending and --no-migrate was given: run `scimhost migrate`"
+        return (
+            f"{len(pending)} migration(s) pending and --no-migrate was given: run `{host.settings.command('migrate')}`"
+        )
     return None
 
 

@@ -9,7 +9,15 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_of, open_existing, with_storage
+from scimhost.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_of,
+    configured_source,
+    open_existing,
+    with_storage,
+)
 from scimhost.config import ConfigError
 from scimhost.host import Host, load_host
 from scimhost.sources import Source
@@ -96,7 +104,9 @@ def cmd_sources_revoke(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     source = _stored_token_source(host, args.slug)
     asyncio.run(with_storage(host, lambda _: host.revoke_tokens(source.slug)))
-    print(f"Every token of source {source.slug} is revoked; `scimhost sources token {source.slug}` issues a new one.")
+    print(
+        f"Every token of source {source.slug} is revoked; `{host.settings.command(f'sources token {source.slug}')}` issues a new one."
+    )
     return EXIT_OK
 
 
@@ -124,9 +134,7 @@ def cmd_sources_remove(args: argparse.Namespace) -> int:
 
 def _stored_token_source(host: Host, slug: str) -> Source:
     """A configured source whose tokens scimhost stores (not one reading $token_env)."""
-    source = host.sources.get(slug)
-    if source is None:
-        raise ConfigError([f"no source {slug!r} is configured (sources: {', '.join(host.sources) or 'none'})"])
+    source = configured_source(host, slug)
     if source.token_from_env:
         raise ConfigError(
             [

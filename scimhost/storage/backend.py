@@ -23,6 +23,15 @@ class StorageError(Exception):
     """The store failed in a way the client cannot fix (answered 503 / reported by `check`)."""
 
 
+class StoreMissing(StorageError):
+    """The store does not exist yet. `creatable`: `scimhost migrate` makes it (an SQLite file);
+    otherwise the operator must first (a PostgreSQL database), as the message says how."""
+
+    def __init__(self, message: str, *, creatable: bool) -> None:
+        super().__init__(message)
+        self.creatable = creatable
+
+
 @dataclass(frozen=True)
 class ServiceAccount:
     """The account a source's token authenticates as."""
@@ -236,8 +245,8 @@ class StorageBackend(ABC):
     async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         """Connect; with `migrate`, first bring the schema up to date (keeping existing data).
 
-        Without `create`, a store that does not exist yet (an SQLite file not yet made) is a
-        StorageError and nothing is created: administrative commands only read and change
+        A store that does not exist (an SQLite file not yet made without `create`, a PostgreSQL
+        database never created) is a StoreMissing and nothing is created: administrative commands only read and change
         data in a store that `scimhost migrate` or `serve` made."""
 
     @abstractmethod

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import asyncpg
 from tortoise.context import TortoiseContext
 from tortoise.migrations.executor import MigrationExecutor
 
@@ -43,6 +44,7 @@ from scimhost.storage.backend import (
     StorageError,
     StoredEvent,
     StoredResource,
+    StoreMissing,
     UnknownMembers,
 )
 
@@ -88,7 +90,7 @@ class TortoiseBackend(StorageBackend):
     async def open(self, *, migrate: bool = True, create: bool = True) -> None:
         file_path = self._config["credentials"].get("file_path")
         if not create and self.dialect is SQLITE and not Path(file_path).exists():
-            raise StorageError(f"{self.describe()} does not exist (`scimhost migrate` or `scimhost serve` creates it)")
+            raise StoreMissing(f"{self.describe()} does not exist", creatable=True)
         ctx = TortoiseContext()
         try:
             async with self._sqlite_open_lock(create=create):
@@ -143,6 +145,15 @@ class TortoiseBackend(StorageBackend):
         try:
             await self._db().execute_query("SELECT 1")
         except Exception as exc:  # tortoise, asyncpg and sqlite raise their own hierarchies
+            if _caused_by(exc, asyncpg.InvalidCatalogNameError):
+                credentials = self._config["credentials"]
+                database = credentials.get("database")
+                raise StoreMissing(
+                    f"{self.describe()}: the database {database!r} does not exist on that server; create it "
+                    f"(`createdb -h {credentials.get('host') or 'localhost'} -p {credentials.get('port') or 5432} "
+                    f"-U {credentials.get('user') or 'postgres'} {database}`, or CREATE DATABASE in psql)",
+                    creatable=False,
+                ) from exc
             raise StorageError(f"{self.describe()} does not answer: {exc}") from exc
 
     async def ping(self) -> None:
@@ -439,3 +450,13 @@ class TortoiseBackend(StorageBackend):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is in the exception's chain (tortoise wraps the driver's errors)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
