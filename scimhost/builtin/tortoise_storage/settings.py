@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tortoise.backends.base.config_generator import expand_db_url
 
 from scimhost.builtin.tortoise_storage.postgres_database import release_connection
+from scimhost.builtin.tortoise_storage.postgres_tls import apply_tls_options, check_tls_options
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,8 @@ class TortoiseSettings:
     """The `[storage.tortoise]` table."""
 
     # sqlite://PATH (relative paths resolve against the config file's folder) or
-    # postgres://user:password@host:5432/database
+    # postgres://user:password@host:5432/database, with libpq's TLS options if wanted:
+    # ?sslmode=verify-full&sslrootcert=ca.pem (and sslcert, sslkey for a client certificate)
     url: str = "sqlite://./scimhost.sqlite3"
     # PostgreSQL connection pool bounds, per host process.
     min_connections: int = 1
@@ -35,6 +37,8 @@ class TortoiseSettings:
             raise ValueError("busy_timeout_ms: must not be negative")
         if scheme == "sqlite" and self.url[len("sqlite://") :].split("?", 1)[0] == ":memory:":
             raise ValueError("url: an in-memory SQLite database is not supported (the memory backend is one)")
+        if scheme != "sqlite":
+            check_tls_options(dict(parse_qsl(urlsplit(self.url).query)))
 
 
 def tortoise_config(options: TortoiseSettings, base_dir: Path) -> dict[str, Any]:
@@ -60,6 +64,7 @@ def tortoise_config(options: TortoiseSettings, base_dir: Path) -> dict[str, Any]
     config["credentials"].setdefault("minsize", options.min_connections)
     config["credentials"].setdefault("maxsize", options.max_connections)
     config["credentials"]["reset"] = release_connection
+    apply_tls_options(config["credentials"], base_dir)
     return config
 
 
