@@ -956,6 +956,25 @@ class StorageContract:
         [again] = await store.claim_deliveries("hook", now=_at(3), limit=10, lease_seconds=60)
         assert again.event.id == head.event.id and again.attempts == 1
 
+    async def test_a_delivery_waiting_to_retry_is_shown_and_can_be_sent_now(self, backend: StorageBackend) -> None:
+        store = backend
+        await store.create_resource(SOURCE, "User", user_write("w"), event=draft("create", sinks=("hook",)))
+        assert (await store.sink_stats("hook")).state == "healthy"
+        second, later = _at(200), _at(1000)
+        for now, next_attempt in ((_at(100), second), (second, later)):
+            [claimed] = await store.claim_deliveries("hook", now=now, limit=5, lease_seconds=60)
+            await store.finish_delivery(
+                "hook", claimed.event.seq, state="pending", now=now, next_attempt=next_attempt, error="503"
+            )
+        stats = await store.sink_stats("hook")
+        assert (stats.state, stats.retrying, stats.most_attempts, stats.next_attempt) == ("retrying", 1, 2, later)
+        assert await store.claim_deliveries("hook", now=_at(300), limit=5, lease_seconds=60) == []
+        # The operator pushes it: due now, its backoff ended.
+        assert await store.requeue_deliveries("hook", now=_at(300), states=("pending",), seqs=[claimed.event.seq]) == 1
+        assert (await store.sink_stats("hook")).state == "healthy"
+        [again] = await store.claim_deliveries("hook", now=_at(300), limit=5, lease_seconds=60)
+        assert again.event.seq == claimed.event.seq and again.attempts == 1
+
     async def test_finishing_a_claimed_batch_records_each_outcome(self, backend: StorageBackend) -> None:
         store = backend
         await _users_with_versions(store, "b", 3, versions=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime
 
 import pytest
 from conftest import ScimClient, bearer, make_config, patch_op
@@ -336,8 +337,13 @@ async def test_outbox_gauges_grow_while_the_webhook_receiver_is_down(aiohttp_cli
     overview = await api(admin, "/api/overview")
     [sink] = overview["sinks"]
     assert sink["name"] == "hook" and sink["pending"] == 3 and sink["last_error"]
+    # Failing is shown as failing, with the attempts and when the next one is, not "healthy".
+    assert sink["state"] == "retrying" and sink["retrying"] >= 1 and sink["most_attempts"] >= 1
+    next_attempt = datetime.fromisoformat(sink["next_attempt"])
     page = await (await admin.get("/")).text()
     assert "hook" in page and sink["last_error"][:20] in page
+    assert "failing, retrying" in page and "healthy" not in page
+    assert next_attempt.strftime("%Y-%m-%d %H:%M:%S UTC") in page
 
 
 async def test_with_a_token_every_admin_route_needs_it_and_source_tokens_never_open_it(aiohttp_client, storage_url):

@@ -465,6 +465,7 @@ class MemoryBackend(StorageBackend):
         states = [d.state for _, d in mine]
         unfinished = [self._events[seq].created for seq, d in mine if d.state in UNFINISHED]
         errors = [d.last_error for _, d in mine if d.last_error is not None]
+        retrying = [d for _, d in mine if d.state == "pending" and d.attempts > 0]
         return SinkStats(
             sink=sink,
             pending=states.count("pending"),
@@ -475,6 +476,9 @@ class MemoryBackend(StorageBackend):
             last_error=errors[-1] if errors else None,
             paused=sink in self._paused,
             paused_reason=self._paused.get(sink),
+            retrying=len(retrying),
+            most_attempts=max((d.attempts for d in retrying), default=0),
+            next_attempt=min((d.next_attempt for d in retrying), default=None),
         )
 
     async def paused_sinks(self) -> dict[str, str | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import aiohttp_jinja2
 import jinja2
@@ -80,6 +81,7 @@ def build_admin_app(host: Host, environ: Mapping[str, str] | None = None) -> web
     )
     env.filters["pretty"] = _pretty
     env.filters["age"] = _age
+    env.filters["when"] = _when
     setup_routes(app)
     return app
 
@@ -91,6 +93,17 @@ async def _common_context(request: web.Request) -> dict:
 
 def _pretty(value) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def _when(value) -> str:
+    """A moment (an ISO 8601 text or a datetime) in the one form every page shows, in UTC:
+    2026-12-06 20:05:31 UTC."""
+    if not value:
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _age(seconds) -> str:

@@ -105,8 +105,12 @@ async def sinks(host: Host, now: datetime) -> list[dict[str, Any]]:
                 "dead": stats.dead,
                 "done": stats.done,
                 "oldest_pending_age_seconds": round(max(age, 0.0), 3),
+                "state": stats.state,
                 "paused": stats.paused,
                 "paused_reason": stats.paused_reason,
+                "retrying": stats.retrying,
+                "most_attempts": stats.most_attempts,
+                "next_attempt": _time(stats.next_attempt),
                 "last_error": stats.last_error,
             }
         )

@@ -32,11 +32,15 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
                     "inflight": stats.inflight,
                     "dead": stats.dead,
                     "done": stats.done,
+                    "state": stats.state,
                     "paused": stats.paused,
                     "paused_reason": stats.paused_reason,
                     "oldest_pending_seconds": (now - stats.oldest_pending).total_seconds()
                     if stats.oldest_pending
                     else None,
+                    "retrying": stats.retrying,
+                    "most_attempts": stats.most_attempts,
+                    "next_attempt": stats.next_attempt.isoformat(timespec="seconds") if stats.next_attempt else None,
                     "last_error": stats.last_error,
                 }
             )
@@ -53,26 +57,43 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
             if row["oldest_pending_seconds"] is not None
             else ""
         )
-        paused = f" PAUSED ({row['paused_reason']})" if row["paused"] else ""
+        state = row["state"].upper() + (f" ({row['paused_reason']})" if row["paused"] else "")
         print(
-            f"{row['name']:<16} {row['type']:<10} pending {row['pending']}, in flight {row['inflight']}, "
-            f"dead {row['dead']}, done {row['done']}{age}{paused}"
+            f"{row['name']:<16} {row['type']:<10} {state}: pending {row['pending']}, in flight {row['inflight']}, "
+            f"dead {row['dead']}, done {row['done']}{age}"
         )
+        if row["retrying"]:
+            print(
+                f"{'':<16} {row['retrying']} waiting to retry (up to {row['most_attempts']} attempts so far), "
+                f"next attempt {row['next_attempt']}; `deliveries retry {row['name']} --now` sends them now"
+            )
         if row["last_error"]:
             print(f"{'':<16} last error: {row['last_error']}")
     return EXIT_OK
 
 
 def cmd_deliveries_retry(args: argparse.Namespace) -> int:
+    """Send deliveries now: the dead ones (--dead), every one waiting for its next attempt
+    (--now: the sink's backoff ends), or these events' whether dead or waiting (--seq)."""
     host = load_host(config_of(args), strict=False)
     [name] = sink_names(host, args.sink)
+    states: tuple[str, ...]
+    if args.dead:
+        states, what = ("dead",), "dead"
+    elif args.now:
+        states, what = ("pending",), "waiting for a retry"
+    else:
+        states, what = ("dead", "pending"), "dead or waiting"
     count = asyncio.run(
         with_storage(
             host,
-            lambda storage: storage.requeue_deliveries(name, now=datetime.now(UTC), states=("dead",), seqs=args.seq),
+            lambda storage: storage.requeue_deliveries(name, now=datetime.now(UTC), states=states, seqs=args.seq),
         )
     )
-    print(f"{count} dead deliveries of {name} will be sent again")
+    if args.dead or args.seq:
+        print(f"{count} {what} {'delivery' if count == 1 else 'deliveries'} of {name} will be sent now")
+    else:
+        print(f"{count} {'delivery' if count == 1 else 'deliveries'} {what} of {name} will be sent now")
     return EXIT_OK
 
 

@@ -186,6 +186,21 @@ class SinkStats:
     last_error: str | None
     paused: bool
     paused_reason: str | None
+    # Pending deliveries that failed before and wait for their next attempt: how many, the most
+    # attempts one of them has had, and the soonest time one is tried again.
+    retrying: int = 0
+    most_attempts: int = 0
+    next_attempt: datetime | None = None
+
+    @property
+    def state(self) -> Literal["paused", "retrying", "dead", "healthy"]:
+        """What an operator reads first: paused by someone, failing and trying again, with
+        deliveries given up on, or healthy."""
+        if self.paused:
+            return "paused"
+        if self.retrying:
+            return "retrying"
+        return "dead" if self.dead else "healthy"
 
 
 @dataclass(frozen=True)
@@ -490,12 +505,14 @@ class StorageBackend(ABC):
         seqs: Sequence[int] | None = None,
     ) -> int:
         """Make the sink's deliveries in `states` (narrowed to events since `since`, or these
-        sequence numbers) pending and due now; how many. Replaying done ones sends the same
-        event ids again."""
+        sequence numbers) pending and due now, their attempts counted from 0 again (a backoff
+        ended); how many. Replaying done ones sends the same event ids again."""
 
     @abstractmethod
     async def sink_stats(self, sink: str) -> SinkStats:
-        """Counts by state, the oldest pending delivery's event time, the last error, pause state."""
+        """Counts by state, the oldest pending delivery's event time, the last error, pause
+        state, and the pending deliveries that failed before (count, most attempts, soonest
+        next attempt)."""
 
     @abstractmethod
     async def paused_sinks(self) -> dict[str, str | None]:

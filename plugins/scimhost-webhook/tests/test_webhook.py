@@ -7,7 +7,7 @@ import asyncio
 import base64
 import json
 import secrets
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
@@ -241,3 +241,50 @@ def test_only_the_commands_that_deliver_need_the_sinks_secret(tmp_path, monkeypa
         assert "events.sinks[0].secret_env: the environment variable TEST_WEBHOOK_UNSET is not set" in (
             capsys.readouterr().err
         )
+
+
+async def test_a_delivery_waiting_an_hour_for_its_retry_is_shown_and_sent_at_once(
+    tmp_path, receiver, aiohttp_client, capsys
+):
+    from scimhost.cli import main
+
+    path = tmp_path / "scimhost.toml"
+    path.write_text(
+        f'[storage.tortoise]\nurl = "sqlite://{tmp_path}/db.sqlite3"\n[events]\npoll_seconds = 0.05\n'
+        f'[[events.sinks]]\nname = "hr"\ntype = "webhook"\nurl = "{receiver.url}"\nsecret_env = "TEST_WEBHOOK_SECRET"\n'
+        '[[sources]]\nslug = "demo"\nname = "Demo"\n'
+    )
+    receiver.answers.append(web.Response(status=503, headers={"Retry-After": "3600"}))
+    app = create_app(path)
+    client = await aiohttp_client(app)
+    token = await app[HOST].issue_token("demo")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    await client.post("/source/scim/demo/v2/Users", data=json.dumps({"userName": "late"}), headers=headers)
+
+    async def status() -> dict:
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, ["-c", str(path), "deliveries", "status", "--json"]) == 0
+        [sink] = json.loads(capsys.readouterr().out)["sinks"]
+        return sink
+
+    for _ in range(200):  # the first attempt is answered 503, retry in an hour
+        sink = await status()
+        if sink["retrying"]:
+            break
+        await asyncio.sleep(0.02)
+    assert (sink["state"], sink["retrying"], sink["most_attempts"]) == ("retrying", 1, 1)
+    waiting = datetime.fromisoformat(sink["next_attempt"]) - datetime.now(UTC)
+    assert 3500 < waiting.total_seconds() <= 3600
+    assert await asyncio.to_thread(main, ["-c", str(path), "deliveries", "status"]) == 0
+    text = capsys.readouterr().out
+    assert "RETRYING" in text and "1 waiting to retry" in text and "deliveries retry hr --now" in text
+
+    # The receiver is fixed; the operator ends the backoff rather than waiting an hour.
+    assert await asyncio.to_thread(main, ["-c", str(path), "deliveries", "retry", "hr", "--now"]) == 0
+    assert capsys.readouterr().out.strip() == "1 delivery waiting for a retry of hr will be sent now"
+    for _ in range(200):
+        if len(receiver.received) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [p["data"]["resource"]["userName"] for p in receiver.received] == ["late", "late"]
+    assert (await status())["state"] == "healthy"

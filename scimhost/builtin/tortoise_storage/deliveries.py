@@ -244,6 +244,13 @@ class DeliveryQueue:
             )
         )
         p = self.params()
+        [retrying] = await self.database.rows(
+            p.query(
+                "SELECT COUNT(*) AS n, MAX(attempts) AS most, MIN(next_attempt) AS soonest FROM scimhost_delivery "
+                f"WHERE sink = {p(sink)} AND state = 'pending' AND attempts > 0"
+            )
+        )
+        p = self.params()
         paused = await self.database.rows(
             p.query(f"SELECT paused, reason FROM scimhost_sink_state WHERE name = {p(sink)}")
         )
@@ -257,6 +264,9 @@ class DeliveryQueue:
             last_error=error[0]["last_error"] if error else None,
             paused=bool(paused and paused[0]["paused"]),
             paused_reason=paused[0]["reason"] if paused else None,
+            retrying=int(retrying["n"]),
+            most_attempts=int(retrying["most"] or 0),
+            next_attempt=as_datetime(retrying["soonest"]),
         )
 
     async def paused_sinks(self) -> dict[str, str | None]:
