@@ -9,13 +9,15 @@ import shlex
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from scimhost.first_party import install_hint
+from scimhost.mapping.runtime import MappingError
+from scimhost.scim.names import is_attribute_name, is_schema_urn
 
 CONFIG_ENV = "SCIMHOST_CONFIG"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -33,6 +35,21 @@ class ConfigError(Exception):
         self.path = path
         where = f"{path}: " if path else ""
         super().__init__("\n".join(where + p for p in problems))
+
+
+class InvalidSettings(ValueError):
+    """Raised by a settings table's `__post_init__` with every mistake it found at once, each a
+    `key: why` line (a plain ValueError gives one)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def refuse(problems: list[str]) -> None:
+    """End a `__post_init__` that collected `problems`: raise them together, if any."""
+    if problems:
+        raise InvalidSettings(problems)
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,16 @@ class MappingSettings:
     name: str
     expression: str
     resource_type: str = "User"
+    # Top-level attributes the client sends that no schema declares (a custom extension's URN,
+    # a SCIM 1.1-style URN), by their JSON names: their variables are no typos.
+    undeclared_attributes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        bad = [n for n in self.undeclared_attributes if not (is_attribute_name(n) or is_schema_urn(n))]
+        if bad:
+            raise ValueError(
+                f"undeclared_attributes: {', '.join(map(repr, bad))} is neither an attribute name nor a schema URN"
+            )
 
 
 @dataclass(frozen=True)
@@ -180,19 +207,21 @@ class SourceSettings:
     unknown_attributes: str = "keep"
 
     def __post_init__(self) -> None:
-        if self.unknown_attributes not in UNKNOWN_ATTRIBUTE_POLICIES:
-            raise ValueError(f"unknown_attributes: must be one of {', '.join(UNKNOWN_ATTRIBUTE_POLICIES)}")
+        problems = []
         if not SLUG_PATTERN.match(self.slug):
-            raise ValueError("slug: must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
+            problems.append("slug: must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
         if not self.name.strip():
-            raise ValueError("name: must not be empty")
+            problems.append("name: must not be empty")
         if self.token_env is not None and not ENV_NAME_PATTERN.match(self.token_env):
-            raise ValueError("token_env: must be an environment variable name")
+            problems.append("token_env: must be an environment variable name")
         if not self.auth:
-            raise ValueError("auth: must name at least one auth scheme")
+            problems.append("auth: must name at least one auth scheme")
+        if self.unknown_attributes not in UNKNOWN_ATTRIBUTE_POLICIES:
+            problems.append(f"unknown_attributes: must be one of {', '.join(UNKNOWN_ATTRIBUTE_POLICIES)}")
         names = [m.name for m in self.mappings]
         if len(names) != len(set(names)):
-            raise ValueError("mappings: mapping names must be unique within a source")
+            problems.append("mappings: mapping names must be unique within a source")
+        refuse(problems)
 
 
 @dataclass(frozen=True)
@@ -398,10 +427,14 @@ def build_settings(
     auth_schemes: Mapping[str, Any],
     plugin_tables: Mapping[str, SettingsTable],
     event_sinks: Mapping[str, type] | None = None,
+    mapping_runtimes: Mapping[str, Any] | None = None,
+    resource_types: Collection[str] | None = None,
 ) -> Settings:
-    """Validate the whole document against the core tables and those plugins registered.
+    """Validate the whole document against the core tables and those plugins registered,
+    reporting every mistake at once.
 
-    `storage_backends` maps backend names to their settings types.
+    `storage_backends` maps backend names to their settings types; `mapping_runtimes` (runtime
+    classes) and `resource_types` (names), when given, are what sources and mappings may name.
     """
     problems: list[str] = []
     for key in raw:
@@ -416,7 +449,7 @@ def build_settings(
     admin = load_table(AdminSettings, raw.get("admin", {}), "admin", problems)
     logging_settings = load_table(LoggingSettings, raw.get("logging", {}), "logging", problems)
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
-    sources = _load_sources(raw.get("sources", []), auth_schemes, problems)
+    sources = _load_sources(raw.get("sources", []), auth_schemes, problems, mapping_runtimes, resource_types)
     extensions = _load_list(SchemaExtensionSettings, raw.get("schema_extensions", []), "schema_extensions", problems)
     tables = {name: load_table(table.type, raw.get(name, {}), name, problems) for name, table in plugin_tables.items()}
     slugs = {s.slug for s in sources}
@@ -509,29 +542,77 @@ def _load_storage(raw: Any, backends: Mapping[str, type], problems: list[str]) -
     return StorageSettings(backend=backend, options=options)
 
 
-def _load_sources(raw: Any, auth_schemes: Mapping[str, Any], problems: list[str]) -> list[SourceSettings]:
+def _load_sources(
+    raw: Any,
+    auth_schemes: Mapping[str, Any],
+    problems: list[str],
+    mapping_runtimes: Mapping[str, Any] | None,
+    resource_types: Collection[str] | None,
+) -> list[SourceSettings]:
     if not isinstance(raw, list):
         problems.append("sources: expected an array of tables ([[sources]])")
         return []
     sources = []
     seen: dict[str, int] = {}
+    runtimes: dict[str, Any] = {}
     for index, item in enumerate(raw):
         where = f"sources[{index}]"
         source = load_table(SourceSettings, item, where, problems)
-        if source is None:
-            continue
-        if source.slug in seen:
-            problems.append(f"{where}.slug: {source.slug!r} is already used by sources[{seen[source.slug]}]")
-        seen.setdefault(source.slug, index)
-        for scheme in source.auth:
+        if source is not None:
+            if source.slug in seen:
+                problems.append(f"{where}.slug: {source.slug!r} is already used by sources[{seen[source.slug]}]")
+            seen.setdefault(source.slug, index)
+            sources.append(source)
+        # What the source names must exist, checked even when its own keys were wrong, so that
+        # one run reports every mistake of the table.
+        auth, runtime, mappings = _source_references(source, item)
+        for scheme in auth:
             if scheme not in auth_schemes:
                 known = ", ".join(sorted(auth_schemes)) or "none"
                 problems.append(
                     f"{where}.auth: no auth scheme named {scheme!r} (registered: {known})"
                     + install_hint("auth scheme", scheme)
                 )
-        sources.append(source)
+        if mapping_runtimes is not None and runtime not in mapping_runtimes:
+            known = ", ".join(sorted(mapping_runtimes)) or "none"
+            problems.append(f"{where}.mapping_runtime: no mapping runtime named {runtime!r} (registered: {known})")
+        for number, mapping in enumerate(mappings):
+            at = f"{where}.mappings[{number}]"
+            if resource_types is not None and mapping.resource_type not in resource_types:
+                # A mapping for no resource type would never run: a mistake, whatever the command.
+                problems.append(
+                    f"{at}.resource_type: no resource type {mapping.resource_type!r} "
+                    f"(resource types: {', '.join(resource_types)})"
+                )
+            if mapping_runtimes is not None and runtime in mapping_runtimes:
+                if runtime not in runtimes:
+                    runtimes[runtime] = mapping_runtimes[runtime]()
+                label = f"source {item.get('slug')!r} mapping {mapping.name!r}"
+                try:
+                    runtimes[runtime].compile(mapping.expression, label=label)
+                except MappingError as exc:
+                    problems.append(f"{at}.expression: {exc}")
     return sources
+
+
+def _source_references(source: SourceSettings | None, item: Any) -> tuple[tuple[str, ...], str, list[MappingSettings]]:
+    """The auth schemes, mapping runtime and mappings a source table names: from the built
+    settings, or from the raw table when its own checks failed (as far as they are well typed)."""
+    if source is not None:
+        return source.auth, source.mapping_runtime, list(source.mappings)
+    if not isinstance(item, dict):
+        return (), "", []
+    defaults = SourceSettings.__dataclass_fields__
+    auth = item.get("auth", defaults["auth"].default)
+    runtime = item.get("mapping_runtime", defaults["mapping_runtime"].default)
+    reported: list[str] = []  # the first pass reported these already
+    mappings = item.get("mappings", [])
+    built = [load_table(MappingSettings, m, "", reported) for m in mappings] if isinstance(mappings, list) else []
+    return (
+        tuple(a for a in auth if isinstance(a, str)) if isinstance(auth, list) else (),
+        runtime if isinstance(runtime, str) else "",
+        [m for m in built if m is not None],
+    )
 
 
 def _load_list(cls: type, raw: Any, where: str, problems: list[str]) -> list:
@@ -554,23 +635,27 @@ def load_table(cls: type, data: Any, where: str, problems: list[str]) -> Any:
         return None
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [f"{where}.{key}: unknown key" for key in data if key not in fields]
     before = len(problems)
-    for key in data:
-        if key not in fields:
-            problems.append(f"{where}.{key}: unknown key")
     kwargs = {}
     for name, f in fields.items():
         if name in data:
             kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}", problems)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.append(f"{where}.{name}: required key is missing")
-    if len(problems) > before:
+    problems[before:before] = unknown
+    if len(problems) > before + len(unknown):
         return None
+    # Unknown keys do not stop the table's own checks, so that one run reports every mistake.
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
+    except InvalidSettings as exc:
+        problems.extend(f"{where}.{line}" for line in exc.problems)
+        return None
     except ValueError as exc:
         problems.append(f"{where}.{exc}")
         return None
+    return None if unknown else built
 
 
 def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:

@@ -135,6 +135,8 @@ def load_host(
         auth_schemes=registry.auth_schemes,
         plugin_tables=registry.settings_tables,
         event_sinks={name: cls.settings_type for name, cls in registry.event_sinks.items()},
+        mapping_runtimes=registry.mapping_runtimes,
+        resource_types=list(registry.resource_types),
     )
     if settings.storage is None:  # pragma: no cover - build_settings reports why
         raise ConfigError(["storage: no usable storage backend"], path)

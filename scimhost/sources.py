@@ -63,7 +63,7 @@ def build_sources(
     no token at all (commands that do not serve requests still work).
     """
     environ = os.environ if environ is None else environ
-    problems, mistakes = [], []
+    problems = []
     sources = {}
     for index, item in enumerate(settings.sources):
         env_hash = None
@@ -82,21 +82,12 @@ def build_sources(
             else:
                 env_hash = hash_token(token)
         catalog = catalog_for(index, item)
-        for number, mapping in enumerate(item.mappings):
-            if mapping.resource_type not in catalog.resource_types:
-                # A mapping for no resource type would never run: a mistake, whatever the command.
-                mistakes.append(
-                    f"sources[{index}].mappings[{number}].resource_type: no resource type "
-                    f"{mapping.resource_type!r} (resource types: {', '.join(catalog.resource_types)})"
-                )
         sources[item.slug] = Source(
             settings=item,
             base_url=settings.server.base_url + base_path(item.slug),
             catalog=catalog,
             env_token_hash=env_hash,
         )
-    if mistakes:
-        raise ConfigError(mistakes + (problems if strict else []), settings.path)
     if problems and strict:
         raise ConfigError(problems, settings.path)
     return sources

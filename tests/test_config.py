@@ -151,6 +151,88 @@ def test_a_mapping_for_no_resource_type_is_a_config_error_naming_the_types(tmp_p
         load_host(config, strict=False)  # whatever the command: the mapping would never run
 
 
+def test_every_mistake_of_a_source_table_is_reported_in_one_run(tmp_path):
+    config = base(tmp_path)
+    config["sources"] = [
+        {
+            "slug": "Bad Slug",
+            "name": "",
+            "token_env": "1x",
+            "auth": ["bearer", "nosuch"],
+            "colour": "red",
+            "unknown_attributes": "maybe",
+            "mapping_runtime": "nope",
+            "mappings": [{"name": "a", "resource_type": "user", "expression": "{}"}],
+        },
+        {"slug": "ok", "name": "OK", "mappings": [{"name": "a", "resource_type": "Usr", "expression": "{"}]},
+    ]
+    lines = problems_of(config).splitlines()
+    for expected in (
+        "sources[0].colour: unknown key",
+        "sources[0].slug: must be 1-63 characters",
+        "sources[0].name: must not be empty",
+        "sources[0].token_env: must be an environment variable name",
+        "sources[0].unknown_attributes: must be one of keep, reject, drop",
+        "sources[0].auth: no auth scheme named 'nosuch'",
+        "sources[0].mapping_runtime: no mapping runtime named 'nope'",
+        "sources[0].mappings[0].resource_type: no resource type 'user'",
+        "sources[1].mappings[0].resource_type: no resource type 'Usr'",
+        "sources[1].mappings[0].expression: source 'ok' mapping 'a':",
+    ):
+        assert sum(expected in line for line in lines) == 1, (expected, lines)
+    assert len(lines) == 10
+
+
+def _documented_mappings() -> list[dict]:
+    """Every `[[sources.mappings]]` the docs show: config.example.toml and docs/mappings.md."""
+    import re
+    import tomllib
+
+    blocks = re.findall(r"```toml\n(.*?)```", (EXAMPLE.parent / "docs" / "mappings.md").read_text(), re.S)
+    tables = [tomllib.loads(block) for block in blocks if "[[sources.mappings]]" in block]
+    tables.append(tomllib.loads(EXAMPLE.read_text()))
+    mappings = []
+    for table in tables:
+        # `[[sources.mappings]]` alone makes `sources` a table; after `[[sources]]` an array.
+        sources = table["sources"] if isinstance(table["sources"], list) else [table["sources"]]
+        mappings += [m for source in sources for m in source.get("mappings", [])]
+    return mappings
+
+
+def test_the_documented_mappings_load_and_warn_of_nothing(tmp_path):
+    mappings = _documented_mappings()
+    assert len(mappings) >= 3
+    config = base(tmp_path)
+    config["sources"] = [{"slug": f"s{i}", "name": f"S{i}", "mappings": [m]} for i, m in enumerate(mappings)]
+    host = load_host(config)
+    sources = list(host.sources.values())
+    assert host.mappings.unknown_name_warnings(sources) == []
+    assert host.mappings.ambiguous_name_warnings(sources) == []
+
+
+def test_an_undeclared_attribute_a_mapping_names_is_no_typo_and_others_still_warn(tmp_path):
+    config = base(tmp_path)
+    expression = '{"a": urn_scim_schemas_extension_enterprise_2_0, "b": departmnet}'
+    config["sources"] = [
+        {
+            "slug": "demo",
+            "name": "Demo",
+            "mappings": [
+                {
+                    "name": "m",
+                    "expression": expression,
+                    "undeclared_attributes": ["urn:scim:schemas:extension:enterprise:2.0"],
+                }
+            ],
+        }
+    ]
+    host = load_host(config)
+    [warning] = host.mappings.unknown_name_warnings(list(host.sources.values()))
+    assert "reads 'departmnet'" in warning and "undeclared_attributes" in warning
+    config["sources"][0]["mappings"][0]["undeclared_attributes"] = ["../x", "urn:x:"]
+    assert "sources[0].mappings[0].undeclared_attributes: '../x', 'urn:x:' is neither" in problems_of(config)
+
+
 def test_token_env_must_be_set_to_serve(tmp_path):
     config = base(tmp_path)
     config["sources"] = [{"slug": "demo", "name": "Demo", "token_env": "NOT_SET_ANYWHERE"}]

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from scimhost.config import ConfigError, MappingPoolSettings, Settings
+from scimhost.config import MappingPoolSettings, Settings
 from scimhost.mapping.pool import EvaluationTimeout, PoolSaturated, WorkerPool, evaluate_batch, limits_of
 from scimhost.mapping.runtime import MappingError, MappingRuntime
 from scimhost.mapping.variables import HOST_VARIABLES, Variable, bind, variable_table
@@ -25,6 +25,8 @@ class CompiledMapping:
     name: str
     resource_type: str
     expression: str
+    # Top-level attributes no schema declares that the operator says the client sends.
+    undeclared_attributes: tuple[str, ...] = ()
 
 
 class MappingFailed(Exception):
@@ -90,29 +92,13 @@ class MappingService:
         self._mappings: dict[str, list[CompiledMapping]] = {}
         self._pools: dict[str, WorkerPool] = {}
         self._tables: dict[tuple[str, tuple[str, ...]], list[Variable]] = {}
-        problems = []
-        for index, source in enumerate(settings.sources):
-            where = f"sources[{index}]"
-            if source.mapping_runtime not in runtimes:
-                known = ", ".join(sorted(runtimes)) or "none"
-                problems.append(
-                    f"{where}.mapping_runtime: no mapping runtime named {source.mapping_runtime!r} (registered: {known})"
-                )
-                continue
-            runtime = self.runtime(source.mapping_runtime)
+        # The config named only registered runtimes and compiling expressions (config.py).
+        for source in settings.sources:
             self._source_runtime[source.slug] = source.mapping_runtime
-            compiled = []
-            for number, mapping in enumerate(source.mappings):
-                label = f"source {source.slug!r} mapping {mapping.name!r}"
-                try:
-                    runtime.compile(mapping.expression, label=label)
-                except MappingError as exc:
-                    problems.append(f"{where}.mappings[{number}].expression: {exc}")
-                    continue
-                compiled.append(CompiledMapping(mapping.name, mapping.resource_type, mapping.expression))
-            self._mappings[source.slug] = compiled
-        if problems:
-            raise ConfigError(problems, settings.path)
+            self._mappings[source.slug] = [
+                CompiledMapping(mapping.name, mapping.resource_type, mapping.expression, mapping.undeclared_attributes)
+                for mapping in source.mappings
+            ]
 
     def runtime(self, name: str) -> MappingRuntime:
         if name not in self._runtimes:
@@ -193,12 +179,14 @@ class MappingService:
                 resource_type = source.catalog.resource_types.get(mapping.resource_type)
                 if not names or resource_type is None:
                     continue
-                known = {v.name for v in self.variables(source.slug, resource_type) if v.bound} | set(HOST_VARIABLES)
+                sent = dict.fromkeys(mapping.undeclared_attributes)
+                known = {v.name for v in self.variables(source.slug, resource_type, sent) if v.bound}
+                known |= set(HOST_VARIABLES)
                 for name in sorted(names - known):
                     warnings.append(
                         f"source {source.slug!r} mapping {mapping.name!r} reads {name!r}, which no declared "
-                        f"{mapping.resource_type} schema defines (a typo? an attribute the client does not "
-                        "send is None)"
+                        f"{mapping.resource_type} schema defines (a typo? if the client sends it, list it in "
+                        "the mapping's undeclared_attributes)"
                     )
         return warnings
 
