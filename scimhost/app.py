@@ -18,7 +18,7 @@ from scimhost.delivery.dispatcher import Dispatcher, DispatchSettings
 from scimhost.faults import fault_point
 from scimhost.host import Host, load_host
 from scimhost.http.keys import HOST, STOPPING
-from scimhost.http.middlewares import body_limit, scim_errors, source_auth
+from scimhost.http.middlewares import body_limit, plain_errors, request_ids, scim_errors, source_auth
 from scimhost.http.observe import label_routes, observed
 from scimhost.http.routes import setup_routes
 
@@ -41,7 +41,7 @@ def create_app(
 def build_app(host: Host) -> web.Application:
     """An application serving an already loaded host."""
     app = web.Application(
-        middlewares=[observed, scim_errors, body_limit, source_auth],
+        middlewares=[request_ids, observed, plain_errors, scim_errors, body_limit, source_auth],
         client_max_size=host.settings.server.max_body_bytes,
     )
     app[HOST] = host

@@ -17,6 +17,9 @@ from scimhost.http.keys import HOST
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+ADMIN_TOKEN = "the-admin-token-of-at-least-32-characters"
+
+
 async def admin_for(aiohttp_client, scim_client, environ=None):
     """A test client of the admin app of the host `scim_client` serves (which opened the store)."""
     return await aiohttp_client(build_admin_app(scim_client.app[HOST], environ=environ))
@@ -349,7 +352,7 @@ async def test_outbox_gauges_grow_while_the_webhook_receiver_is_down(aiohttp_cli
 async def test_with_a_token_every_admin_route_needs_it_and_source_tokens_never_open_it(aiohttp_client, storage_url):
     client = await aiohttp_client(create_app({**make_config(storage_url), "admin": {"token_env": "ADMIN_TOKEN"}}))
     source_token = await client.app[HOST].issue_token("demo")
-    admin = await admin_for(aiohttp_client, client, environ={"ADMIN_TOKEN": "the-admin-token"})
+    admin = await admin_for(aiohttp_client, client, environ={"ADMIN_TOKEN": ADMIN_TOKEN})
     paths = []
     for resource in admin.app.router.resources():
         info = resource.get_info()
@@ -364,7 +367,7 @@ async def test_with_a_token_every_admin_route_needs_it_and_source_tokens_never_o
     # Open: the stylesheet and script the login form needs, the same for everyone.
     for path in ("/static/admin.css", "/static/admin.js"):
         assert (await admin.get(path)).status == 200
-    with_token = bearer("the-admin-token")
+    with_token = bearer(ADMIN_TOKEN)
     assert (await admin.get("/api/overview", headers=with_token)).status == 200
     assert (await admin.get("/metrics", headers=with_token)).status == 200
 
@@ -373,23 +376,25 @@ async def test_with_a_token_every_admin_route_needs_it_and_source_tokens_never_o
     assert form.status == 401 and 'name="token"' in await form.text()
     wrong = await admin.post("/login", data={"token": "guess", "next": "/changes"}, allow_redirects=False)
     assert wrong.status == 401
-    signed = await admin.post("/login", data={"token": "the-admin-token", "next": "/changes"}, allow_redirects=False)
+    assert 'name="next" value="/changes"' in await wrong.text()  # a second try still goes there
+    signed = await admin.post("/login", data={"token": ADMIN_TOKEN, "next": "/changes"}, allow_redirects=False)
     assert signed.status == 303 and signed.headers["Location"] == "/changes"
     cookie = signed.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    outside = await admin.post(
-        "/login", data={"token": "the-admin-token", "next": "//evil.example/"}, allow_redirects=False
-    )
+    outside = await admin.post("/login", data={"token": ADMIN_TOKEN, "next": "//evil.example/"}, allow_redirects=False)
     assert outside.headers["Location"] == "/"  # never sent elsewhere
     session = cookie.split(";", 1)[0]
     assert (await admin.get("/changes", headers={"Cookie": session})).status == 200
     assert (await admin.get("/api/overview", headers={"Cookie": session})).status == 200
 
 
-def test_a_token_env_that_is_not_set_is_a_config_error(storage_url):
+def test_a_token_env_that_is_not_set_or_short_is_a_config_error(storage_url):
     from scimhost.config import ConfigError
     from scimhost.host import load_host
 
     host = load_host({**make_config(storage_url), "admin": {"token_env": "NO_SUCH_ADMIN_TOKEN"}})
     with pytest.raises(ConfigError, match="NO_SUCH_ADMIN_TOKEN"):
         build_admin_app(host, environ={})
+    with pytest.raises(ConfigError, match="NO_SUCH_ADMIN_TOKEN is shorter than 32 characters"):
+        build_admin_app(host, environ={"NO_SUCH_ADMIN_TOKEN": "x" * 31})
+    assert build_admin_app(host, environ={"NO_SUCH_ADMIN_TOKEN": "x" * 32})

@@ -244,3 +244,38 @@ def test_a_postgresql_database_that_does_not_exist_is_named_with_how_to_create_i
         err = capsys.readouterr().err
         assert "the database 'scimhost_no_such_db' does not exist on that server; create it (`createdb -h" in err
         assert f"then run `scimhost -c {config} migrate`" in err and "Traceback" not in err
+
+
+def test_an_unknown_log_level_is_a_usage_error_naming_the_levels(tmp_path, capsys):
+    import pytest
+
+    for argv in (["--log-level", "LOUD", "check"], ["check", "--log-level", "loud"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "is not a log level: use DEBUG, INFO, WARNING, ERROR" in err and "Traceback" not in err
+    path = write_config(tmp_path, f"sqlite://{tmp_path}/db.sqlite3")
+    assert main(["-c", path, "check", "--log-level", "warning"]) == 0  # any case
+
+
+def test_the_readme_command_table_lists_every_command():
+    import argparse
+    import re
+    from pathlib import Path
+
+    from scimhost.cli import _parser
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = [m.group(1) for m in re.finditer(r"^\| `scimhost ([^`]*)` \|", readme, re.M)]
+    cells = [set(re.split(r"[\s\\|]+", row)) for row in rows]
+
+    def subcommands(parser):
+        [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return action.choices
+
+    for name, command in subcommands(_parser()).items():
+        inner = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        for sub in subcommands(command) if inner else [None]:
+            words = {name} | ({sub} if sub else set())
+            assert any(words <= cell for cell in cells), f"README's command table lacks `scimhost {name} {sub or ''}`"

@@ -188,3 +188,14 @@ async def test_events_commands_list_show_and_prune(tmp_path, storage_url, capsys
     later = datetime.now(UTC) + timedelta(days=2)
     assert await storage.prune_events("demo", before=later, batch=1) == 2
     assert await storage.list_events("demo") == [] and len(await storage.list_events("hr")) == 1
+    # A reader that goes away (`events list | head`) ends the command quietly.
+    import subprocess
+
+    from test_server import scimhost
+
+    process = subprocess.Popen(
+        scimhost(*config, "events", "list"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()  # before the command has written anything
+    stderr = await asyncio.to_thread(process.stderr.read)
+    assert await asyncio.to_thread(process.wait) == 141 and stderr == ""

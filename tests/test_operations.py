@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 from datetime import UTC
 
+import pytest
 from conftest import ScimClient
 from test_server import admin_table, cli_token, free_port, post, scimhost, wait_until_up, write_config
 
@@ -122,17 +125,43 @@ def test_logging_json_and_access_lines_without_filter_values(tmp_path):
             + urllib.parse.quote('userName eq "jane@example.com" and emails[value co "secret"]'),
             headers={"Authorization": f"Bearer {token}"},
         )
-        with urllib.request.urlopen(request, timeout=5):
-            pass
+        with urllib.request.urlopen(request, timeout=5) as response:
+            listed_id = response.headers["X-Request-Id"]
+        create = urllib.request.Request(
+            f"http://127.0.0.1:{port}/source/scim/demo/v2/Users",
+            data=json.dumps({"userName": "bjensen"}).encode(),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/scim+json",
+                "X-Request-Id": "r-42",
+            },
+        )
+        with urllib.request.urlopen(create, timeout=5) as response:
+            assert response.headers["X-Request-Id"] == "r-42"  # the client's own id, echoed
+        unauthorized = urllib.request.Request(f"http://127.0.0.1:{port}/source/scim/demo/v2/Groups")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(unauthorized, timeout=5)
+        assert refused.value.code == 401
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     messages = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert messages and all({"time", "level", "logger", "message"} <= set(m) for m in messages)
     access = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert [a["path"] for a in access] == ["/source/scim/demo/v2/Users"]  # health probes are not logged
+    # Health probes are not logged.
+    assert [a["path"] for a in access] == ["/source/scim/demo/v2/Users"] * 2 + ["/source/scim/demo/v2/Groups"]
     assert access[0]["filter_attributes"] == ["userName", "emails.value"] and "query" not in access[0]
     assert "jane@example.com" not in out + err and "secret" not in out
+    # Each line says when, which request (the id the response carried) and the source its URL
+    # names, also when the request did not authenticate.
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", a["time"]) for a in access)
+    assert [a["request_id"] for a in access[:2]] == [listed_id, "r-42"]
+    assert (access[2]["status"], access[2]["source"]) == (401, "demo") and access[2]["request_id"]
+    listed = subprocess.run(
+        scimhost("-c", str(config), "events", "list", "--json"), capture_output=True, text=True, check=True
+    )
+    [event] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert event["actor"]["request_id"] == "r-42"  # the event names the request the log shows
 
 
 async def test_sources_remove_purges_a_removed_source_and_nothing_else(tmp_path, storage_url, capsys, aiohttp_client):

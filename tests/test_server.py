@@ -48,10 +48,16 @@ async def test_declared_body_over_the_limit_is_413(aiohttp_client, storage_url, 
     assert response.status == 413
 
 
-async def test_errors_outside_scim_paths_are_plain(client):
+async def test_errors_outside_scim_paths_are_json_that_says_where_the_scim_endpoints_are(client):
     response = await client.get("/nothing-here")
     assert response.status == 404
-    assert not response.headers["Content-Type"].startswith("application/scim+json")
+    assert response.headers["Content-Type"].startswith("application/json")  # not a SCIM error: no SCIM path
+    body = await response.json()
+    assert body["status"] == 404 and "/source/scim/<source slug>/v2/" in body["hint"]
+    assert response.headers["X-Request-Id"]
+    wrong_method = await client.post("/healthz")
+    assert wrong_method.status == 405 and "GET" in wrong_method.headers["Allow"]
+    assert (await wrong_method.json())["status"] == 405
 
 
 async def test_a_source_path_without_its_version_says_where_the_base_url_is(client, issue_token):

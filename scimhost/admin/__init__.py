@@ -20,16 +20,26 @@ from scimhost.config import ConfigError, Settings
 from scimhost.host import Host
 from scimhost.http.keys import HOST
 
+MIN_ADMIN_TOKEN_LENGTH = 32
+
 
 def admin_token(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
     """The token admin requests must present ([admin] token_env), or None; ConfigError when
-    the variable is named but not set."""
+    the variable is named but not set, or holds fewer than 32 characters."""
     name = settings.admin.token_env
     if not name:
         return None
     token = (environ if environ is not None else os.environ).get(name, "").strip()
     if not token:
         raise ConfigError([f"admin.token_env: ${name} is not set"], settings.path)
+    if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        # The token opens every source's data; a short one can be guessed (`openssl rand -hex 32`).
+        raise ConfigError(
+            [
+                f"admin.token_env: ${name} is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters (try: openssl rand -hex 32)"
+            ],
+            settings.path,
+        )
     return token
 
 

@@ -68,9 +68,12 @@ async def admin_auth(request: web.Request, handler) -> web.StreamResponse:
     return await login_form(request, status=401)
 
 
-async def login_form(request: web.Request, *, status: int = 200, message: str | None = None) -> web.Response:
-    """The form asking for the admin token (the answer to any page without credentials)."""
-    target = request.query.get("next") or request.path_qs
+async def login_form(
+    request: web.Request, *, status: int = 200, message: str | None = None, target: str | None = None
+) -> web.Response:
+    """The form asking for the admin token (the answer to any page without credentials), which
+    goes on to `target`: the page asked for."""
+    target = target or request.query.get("next") or request.path_qs
     return aiohttp_jinja2.render_template(
         "login.html", request, {"next": _local(target), "message": message}, status=status
     )
@@ -85,7 +88,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     if token is None:
         raise web.HTTPSeeOther(target)
     if not isinstance(presented, str) or not token_valid(token, presented):
-        return await login_form(request, status=401, message="That is not the admin token.")
+        # The form again, still going on to the page asked for.
+        return await login_form(request, status=401, message="That is not the admin token.", target=target)
     response = web.HTTPSeeOther(target)
     response.set_cookie(
         COOKIE,

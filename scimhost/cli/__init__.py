@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,7 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level or "INFO")
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        # The reader went away (`events list | head`): end quietly, as other tools do, and keep
+        # the interpreter's final flush of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (ConfigError, PluginLoadError, RegistryError) as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -44,15 +52,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+# What a shell reports for a command a closed pipe stopped (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(text: str) -> str:
+    """A --log-level value, in any case."""
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level: use {', '.join(LOG_LEVELS)}")
+    return text.upper()
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # Accepted before or after the subcommand; SUPPRESS keeps a later default from erasing it.
     common.add_argument("-c", "--config", default=argparse.SUPPRESS, help="TOML config file (or $SCIMHOST_CONFIG)")
-    common.add_argument("--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING or ERROR")
+    common.add_argument("--log-level", default=argparse.SUPPRESS, type=log_level, help="DEBUG, INFO, WARNING or ERROR")
 
     parser = argparse.ArgumentParser(prog="scimhost", description="A SCIM 2.0 service provider.")
     parser.add_argument("-c", "--config", default=None, help="TOML config file (or $SCIMHOST_CONFIG)")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: [logging] level)")
+    parser.add_argument(
+        "--log-level", default=None, type=log_level, help="DEBUG, INFO, WARNING or ERROR (default: [logging] level)"
+    )
     parser.add_argument("--version", action="version", version=f"scimhost {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from scimhost.config import LoggingSettings
-from scimhost.http.keys import SOURCE
+from scimhost.http.keys import REQUEST_ID, SOURCE_SLUG
 from scimhost.scim.filter import filter_attributes
 
 # Probes answered often and unremarkably; logged only with [logging] log_health_and_metrics.
@@ -15,7 +17,8 @@ QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """Logs method, path, status, size, duration and source of every request.
+    """Logs the time, request id, method, path, status, size, duration and source (the one the
+    path names, authenticated or not) of every request.
 
     Query strings hold filter values (user names, emails): unless [logging] query_strings is
     on, only the attribute names of a `filter` parameter are logged."""
@@ -26,16 +29,17 @@ class JsonAccessLogger(AbstractAccessLogger):
         settings = self.settings
         if request.path in QUIET_PATHS and not settings.log_health_and_metrics:
             return
-        source = request.get(SOURCE)
         entry = {
             "event": "access",
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "request_id": request.get(REQUEST_ID),
             "remote": request.remote,
             "method": request.method,
             "path": request.path,
             "status": response.status,
             "bytes": response.body_length,
             "ms": round(time * 1000, 3),
-            "source": source.slug if source else None,
+            "source": request.get(SOURCE_SLUG),
             "user_agent": request.headers.get("User-Agent"),
         }
         if settings.query_strings:

@@ -16,4 +16,8 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 # Each SCIM route's endpoint name, for metric labels (http/observe.py).
 ROUTE_LABELS = web.AppKey("route_labels", dict)
 SOURCE = web.RequestKey("source", Source)
+# The configured slug the path names, set before authentication (so a 401 is logged with it).
+SOURCE_SLUG = web.RequestKey("source_slug", str)
+# The request's id: the client's X-Request-Id when it looks like one, else a new one.
+REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -1,4 +1,5 @@
-"""Middlewares: SCIM error bodies, the body size limit, and source lookup with authentication."""
+"""Middlewares: request ids, SCIM and plain error bodies, the body size limit, and source
+lookup with authentication."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import re
 
 from aiohttp import web
 
-from scimhost.http.keys import HOST, PRINCIPAL, SOURCE
+from scimhost.http.actor import request_id_of
+from scimhost.http.keys import HOST, PRINCIPAL, SOURCE, SOURCE_SLUG
 from scimhost.scim.errors import ScimError
 from scimhost.sources import SCIM_PREFIX
 
@@ -20,6 +22,41 @@ SOURCE_WITHOUT_VERSION = re.compile(rf"^{re.escape(SCIM_PREFIX)}/(?P<slug>[^/]+)
 def is_scim_path(path: str) -> bool:
     """Whether errors on this path are answered with SCIM error bodies."""
     return path == SCIM_PREFIX or path.startswith(SCIM_PREFIX + "/")
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler) -> web.StreamResponse:
+    """Give every response the request's id (X-Request-Id), errors included, so that a client's
+    report can be matched with the access log and the events of its writes."""
+    request_id = request_id_of(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request_id
+    return response
+
+
+@web.middleware
+async def plain_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Answer an error outside the SCIM base (an unknown path, a wrong method) with a JSON body
+    that says where the SCIM endpoints are, not aiohttp's plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if is_scim_path(request.path) or exc.status < 400:
+            raise
+        body = {"status": exc.status, "detail": exc.reason}
+        if exc.status == 404:
+            body["hint"] = f"SCIM endpoints are at {SCIM_PREFIX}/<source slug>/v2/ (ServiceProviderConfig, Users, ...)"
+        return web.json_response(body, status=exc.status, headers=_kept_headers(exc))
+
+
+def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
+    """The headers of an error worth keeping on its JSON form (Allow of a 405, the request id)."""
+    return {name: exc.headers[name] for name in ("Allow", "X-Request-Id") if name in exc.headers}
 
 
 @web.middleware
@@ -58,6 +95,8 @@ async def source_auth(request: web.Request, handler) -> web.StreamResponse:
     match = SOURCE_PATH.match(request.path)
     host = request.app[HOST]
     source = host.sources.get(match["slug"]) if match else None
+    if source is not None:
+        request[SOURCE_SLUG] = source.slug
     if source is None:
         near = SOURCE_WITHOUT_VERSION.match(request.path)
         if match is None and near and near["slug"] in host.sources:
