@@ -485,6 +485,8 @@ class StorageContract:
         assert [m["value"] for b in batches for m in b] == order
         assert batches[0][0] == {"value": order[0], "type": "User", "display": "m3"}
         assert [b async for b in store.iter_members(OTHER, group.id, batch=3)] == []  # another source: nothing
+        assert await store.count_members(SOURCE, group.id) == 7
+        assert await store.count_members(OTHER, group.id) == 0
 
     async def test_tokens_rotate_with_grace_and_revoke(self, backend: StorageBackend) -> None:
         from datetime import datetime, timedelta

@@ -143,6 +143,61 @@ async def test_recent_changes_span_sources_and_link_to_each_event(client, admin,
     assert f"/sources/demo/events/{newest['seq']}" in page
 
 
+async def test_pages_name_resources_and_members_beside_their_ids(client, admin, scim):
+    alice = await scim.create_user("alice")
+    bob = await scim.create_user("bob")
+    group = await scim.create_group("Eng", [alice["id"], bob["id"]])
+    await scim.json(
+        "PATCH",
+        f"/Groups/{group['id']}",
+        patch_op({"op": "remove", "path": f'members[value eq "{bob["id"]}"]'}),
+        expect=204,
+    )
+    await scim.json("DELETE", f"/Users/{bob['id']}", expect=204)
+
+    changes = await api(admin, "/api/changes")
+    delete, patch, create = changes["events"][:3]
+    # The deleted user is still named, from the last document its events kept.
+    assert (delete["action"], delete["resource_name"]) == ("delete", "bob")
+    assert patch["resource_name"] == "Eng" and patch["members"]["removed"] == [
+        {"id": bob["id"], "type": "User", "name": "bob"}
+    ]
+    assert [m["name"] for m in create["members"]["added"]] == ["alice", "bob"]
+    page = await (await admin.get("/changes")).text()
+    assert "members: " not in page and "Removed" in page and "Added" in page
+    assert re.search(r">Eng</a> <code class=\"muted\">" + group["id"], page)  # the name, then the id
+    history = await (await admin.get(f"/sources/demo/Group/{group['id']}")).text()
+    assert re.search(r"Removed</span>:\s*<a href=\"/sources/demo/User/" + bob["id"] + r'" [^>]*>bob</a>', history)
+
+
+async def test_a_big_groups_page_counts_its_members_and_pages_through_them(client, admin, scim):
+    from scimhost.admin.views import MEMBERS_SHOWN
+
+    users = [await scim.create_user(f"u{i:03d}") for i in range(MEMBERS_SHOWN + 5)]
+    group = await scim.create_group("All", [u["id"] for u in users])
+    first = await api(admin, f"/api/sources/demo/Group/{group['id']}")
+    assert (first["members_total"], first["members_page"], first["members_pages"]) == (MEMBERS_SHOWN + 5, 1, 2)
+    assert [m["display"] for m in first["members"]] == [f"u{i:03d}" for i in range(MEMBERS_SHOWN)]
+    second = await api(admin, f"/api/sources/demo/Group/{group['id']}?members_page=2")
+    assert [m["display"] for m in second["members"]] == [f"u{i:03d}" for i in range(MEMBERS_SHOWN, MEMBERS_SHOWN + 5)]
+    page = await (await admin.get(f"/sources/demo/Group/{group['id']}")).text()
+    assert f'id="members-total">{MEMBERS_SHOWN + 5}<' in page and "page 1 of 2" in page
+    assert '?members_page=2">More members' in page and "Only the first members" not in page
+
+
+async def test_a_user_that_never_sent_active_is_shown_active_by_default(client, admin, scim):
+    await scim.create_user("quiet")
+    await scim.create_user("off", active=False)
+    listed = {r["name"]: r for r in (await api(admin, "/api/sources/demo?type=User"))["resources"]}
+    assert (listed["quiet"]["active"], listed["quiet"]["active_sent"]) == (True, False)
+    assert (listed["off"]["active"], listed["off"]["active_sent"]) == (False, True)
+    page = await (await admin.get("/sources/demo?type=User")).text()
+    assert re.search(r'<td>yes <span class="muted"[^>]*>\(default\)</span></td>', page)
+    assert "<td>no</td>" in page
+    groups = (await api(admin, "/api/sources/demo?type=Group"))["resources"]
+    assert all(g["active"] is None for g in groups)  # a group has no active
+
+
 async def test_page_text_from_clients_is_escaped(client, admin, scim):
     await scim.create_user("<script>alert(1)</script>", displayName="<img src=x onerror=alert(2)>")
     page = await (await admin.get("/sources/demo?type=User")).text()

@@ -42,7 +42,8 @@ async def _resources(request: web.Request):
 
 async def _resource(request: web.Request):
     m = request.match_info
-    return await views.resource(request.app[HOST], m["slug"], m["type"], m["id"])
+    page = _int(request.query.get("members_page")) or 1
+    return await views.resource(request.app[HOST], m["slug"], m["type"], m["id"], page)
 
 
 async def _changes(request: web.Request):

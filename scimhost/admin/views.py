@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from scimhost.admin.names import Names, display_name
 from scimhost.delivery.dispatcher import LEASE
 from scimhost.host import Host
 from scimhost.resource_service import ResourceService
@@ -162,6 +163,7 @@ async def resources(host: Host, slug: str, type_name: str, filter_text: str, cur
     except ScimError as exc:
         result["error"] = f"{exc.scim_type + ': ' if exc.scim_type else ''}{exc.detail}"
         return result
+    has_active = service.type.schema.attribute("active") is not None
     result["total"] = listing["totalResults"]
     result["next_cursor"] = listing.get("nextCursor")
     result["previous_cursor"] = listing.get("previousCursor")
@@ -169,17 +171,20 @@ async def resources(host: Host, slug: str, type_name: str, filter_text: str, cur
         result["resources"].append(
             {
                 "id": doc["id"],
-                "name": doc.get("userName") or doc.get("displayName") or doc.get("externalId") or doc["id"],
+                "name": display_name(doc) or doc["id"],
                 "external_id": doc.get("externalId"),
-                "active": doc.get("active"),
+                # Not sent: what the record holds (active unless the client says otherwise).
+                "active": doc.get("active", True) if has_active else None,
+                "active_sent": "active" in doc,
                 "last_modified": doc.get("meta", {}).get("lastModified"),
             }
         )
     return result
 
 
-async def resource(host: Host, slug: str, type_name: str, resource_id: str) -> dict[str, Any]:
-    """A resource: the stored document, the directory record, memberships and change history."""
+async def resource(host: Host, slug: str, type_name: str, resource_id: str, members_page: int = 1) -> dict[str, Any]:
+    """A resource: the stored document, the directory record, memberships (a page of a group's
+    members, with their count) and change history."""
     service = _service(host, slug, type_name)
     has_members = service.membership_attribute is not None
     projection = Projection(service.type, None, ["members"] if has_members else None)
@@ -189,29 +194,40 @@ async def resource(host: Host, slug: str, type_name: str, resource_id: str) -> d
         raise NotFound(f"no {type_name} {resource_id!r} in source {slug!r}") from None
     document = service.render(stored, projection)
     members: list[dict[str, Any]] = []
+    members_total = members_pages = 0
     if has_members:
-        async for batch in host.storage.iter_members(slug, resource_id, batch=MEMBERS_SHOWN + 1):
-            members.extend(batch)
-            break  # one more than shown tells whether there are more
+        members_total = await host.storage.count_members(slug, resource_id)
+        members_pages = max(1, -(-members_total // MEMBERS_SHOWN))
+        members_page = min(max(1, members_page), members_pages)
+        page = 0
+        async for batch in host.storage.iter_members(slug, resource_id, batch=MEMBERS_SHOWN):
+            page += 1
+            if page == members_page:
+                members = batch
+                break
     events = await host.storage.list_events(
         slug, resource_type=type_name, resource_id=resource_id, newest_first=True, limit=HISTORY_SHOWN
     )
+    names = Names(host)
     return {
         "source": {"slug": service.source.slug, "name": service.source.name},
         "type": type_name,
         "id": resource_id,
-        "name": document.get("userName") or document.get("displayName") or resource_id,
+        "name": display_name(document) or resource_id,
         "document": hidden(document),
         "record": hidden(await host.storage.get_record(slug, type_name, resource_id)),
         "groups": document.get("groups", []),
-        "members": members[:MEMBERS_SHOWN],
-        "members_truncated": len(members) > MEMBERS_SHOWN,
-        "history": [event_summary(e) for e in events],
+        "members": members,
+        "members_total": members_total,
+        "members_page": members_page,
+        "members_pages": members_pages,
+        "history": [await event_summary(e, names) for e in events],
     }
 
 
-def event_summary(event: StoredEvent) -> dict[str, Any]:
-    """An event as a list shows it: what, who, when, and the diff."""
+async def event_summary(event: StoredEvent, names: Names) -> dict[str, Any]:
+    """An event as a list shows it: what (the resource named), who, when, and the diff with
+    the members added and removed named."""
     return {
         "seq": event.seq,
         "id": event.id,
@@ -219,11 +235,12 @@ def event_summary(event: StoredEvent) -> dict[str, Any]:
         "source": event.source,
         "resource_type": event.resource_type,
         "resource_id": event.resource_id,
+        "resource_name": await names.of_event(event),
         "action": event.action,
         "version": event.version,
         "actor": event.actor,
         "diff": diff(event),
-        "members": event.members,
+        "members": await names.member_changes(event),
     }
 
 
@@ -247,8 +264,9 @@ async def changes(host: Host, before: int | None) -> dict[str, Any]:
         events += await host.storage.list_events(slug, newest_first=True, before_seq=before, limit=PAGE_SIZE + 1)
     events.sort(key=lambda e: e.seq, reverse=True)
     shown = events[:PAGE_SIZE]
+    names = Names(host)
     return {
-        "events": [event_summary(e) for e in shown],
+        "events": [await event_summary(e, names) for e in shown],
         "next_before": shown[-1].seq if len(events) > PAGE_SIZE else None,
     }
 
@@ -261,7 +279,7 @@ async def event(host: Host, slug: str, seq: int) -> dict[str, Any]:
         raise NotFound(f"no event {seq} in source {slug!r}")
     deliveries = await host.storage.deliveries_of(slug, seq)
     return {
-        **event_summary(found),
+        **(await event_summary(found, Names(host))),
         "external_id": found.external_id,
         "resource": hidden(found.resource),
         "record": hidden(found.record),

@@ -366,6 +366,14 @@ class StorageBackend(ABC):
         a batch at a time, so a group of any size is read in bounded memory. Nothing for a
         group of another source."""
 
+    async def count_members(self, source: str, group_id: str) -> int:
+        """How many members the source's group has (0 for a group of another source). This
+        default walks `iter_members`; a backend that can count in the store should."""
+        total = 0
+        async for batch in self.iter_members(source, group_id):
+            total += len(batch)
+        return total
+
     @abstractmethod
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         """The directory record stored with the resource, if any."""

@@ -289,6 +289,9 @@ class TortoiseBackend(StorageBackend):
     def iter_members(self, source: str, group_id: str, *, batch: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
         return self._reads.iter_members(Scope(source), group_id, batch)
 
+    async def count_members(self, source: str, group_id: str) -> int:
+        return await self._reads.count_members(Scope(source), group_id)
+
     async def update_resource(
         self,
         source: str,

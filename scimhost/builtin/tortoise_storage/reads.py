@@ -64,6 +64,12 @@ class Reads:
         )
         return orjson.loads(rows[0]["record"]) if rows and rows[0]["record"] else None
 
+    async def count_members(self, scope: Scope, group_id: str) -> int:
+        p = self.params()
+        where = scope.members(p, "m", f"m.group_id = {p(group_id)}")
+        rows = await self.database.rows(p.query(f"SELECT COUNT(*) AS n FROM scimhost_member m WHERE {where}"))
+        return int(rows[0]["n"])
+
     async def iter_members(self, scope: Scope, group_id: str, batch: int) -> AsyncIterator[list[dict[str, Any]]]:
         last = -1
         while True:
