@@ -1100,6 +1100,35 @@ class StorageContract:
         assert (await store.source_activity(SOURCE, since=minute)).requests == 1
         assert (await store.source_activity(OTHER, since=minute)).requests == 0
 
+    async def test_failed_requests_are_kept_per_source_newest_first_and_pruned(self, backend: StorageBackend) -> None:
+        from scimhost.storage.backend import FailedRequest
+
+        store = backend
+        start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+        def failed(seconds: int, status: int = 400, **more: Any) -> FailedRequest:
+            return FailedRequest(start + timedelta(seconds=seconds), "POST", "/source/scim/x/v2/Users", status, **more)
+
+        first = failed(0, scim_type="invalidValue", detail="userName is required", request_id="r1")
+        await store.record_failed_requests(SOURCE, [first, failed(30, 409, scim_type="uniqueness")])
+        await store.record_failed_requests(SOURCE, [failed(90, 401)])  # another process, later
+        await store.record_failed_requests(OTHER, [failed(60, 500)])
+        kept = await store.failed_requests(SOURCE, since=start)
+        assert [f.status for f in kept] == [401, 409, 400]  # newest first, this source's only
+        assert kept[-1] == first  # every field as recorded
+        assert [f.status for f in await store.failed_requests(SOURCE, since=start, limit=2)] == [401, 409]
+        assert [f.status for f in await store.failed_requests(SOURCE, since=start + timedelta(seconds=30))] == [
+            401,
+            409,
+        ]
+        assert [f.status for f in await store.failed_requests(OTHER, since=start)] == [500]
+        await store.prune_activity(before=start + timedelta(seconds=60))
+        assert [f.status for f in await store.failed_requests(SOURCE, since=start)] == [401]
+        assert [f.status for f in await store.failed_requests(OTHER, since=start)] == [500]
+        assert (await store.purge_source(SOURCE))["failed requests"] == 1
+        assert await store.failed_requests(SOURCE, since=start) == []
+        assert len(await store.failed_requests(OTHER, since=start)) == 1
+
     async def test_purging_a_source_deletes_its_data_and_nothing_else(self, backend: StorageBackend) -> None:
         from datetime import datetime
 

@@ -63,7 +63,7 @@ async def test_overview_shows_each_source_its_token_counts_and_activity(client, 
     }
     assert demo["counts"] == {"User": 2, "Group": 1} and other["counts"] == {"User": 0, "Group": 0}
     assert demo["requests_last_hour"] == 4 and demo["errors_last_hour"] == 1
-    assert demo["last_error"].startswith("POST Users 400 invalidValue") and demo["last_error_at"]
+    assert demo["last_error"].startswith("POST /Users 400 invalidValue") and demo["last_error_at"]
     assert demo["last_write"] is not None and other["last_write"] is None
     assert overview["sinks"] == [] and overview["dispatcher"] == {"lease_holder": None}
 
@@ -72,6 +72,22 @@ async def test_overview_shows_each_source_its_token_counts_and_activity(client, 
     assert "scimhost sources token other" in page  # what to run for a source without a token
     assert "4 requests, " in page and ">1 error<" in page  # "1 error", not "1 errors"
     assert "no sinks are configured: nothing to deliver" in page and "no process holds the lease" not in page
+
+    # "1 error" links to the source's failed requests: when, what, and what the client was told.
+    assert '<a class="bad" href="/sources/demo/failures">1 error</a>' in page
+    failures = await api(admin, "/api/sources/demo/failures")
+    [failed] = failures["failures"]
+    assert (failed["method"], failed["path"], failed["status"], failed["scim_type"]) == (
+        "POST",
+        "/Users",
+        400,
+        "invalidValue",
+    )
+    assert "userName" in failed["detail"] and failed["request_id"] and failed["at"]
+    listed = await (await admin.get("/sources/demo/failures")).text()
+    assert "POST /Users" in listed and "invalidValue" in listed and failed["request_id"] in listed
+    assert (await api(admin, "/api/sources/other/failures"))["failures"] == []
+    assert (await admin.get("/sources/nosuch/failures")).status == 404
 
 
 async def test_source_page_searches_with_a_scim_filter_and_pages_by_cursor(client, admin, scim):

@@ -113,6 +113,8 @@ def provisioned(tmp_path, storage_url):
             "Operations": [{"op": "replace", "path": "title", "value": "Head of Sales"}],
         }
         assert post(base + f"/Users/{ids['bjensen@example.com']}", token, patch, method="PATCH") == 200
+        # A client mistake, for the failed requests page.
+        assert post(base + "/Users", token, {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}) == 400
         yield f"http://127.0.0.1:{admin_port}", ids
     finally:
         process.send_signal(signal.SIGTERM)
@@ -140,14 +142,16 @@ def test_an_operator_signs_in_and_sees_what_was_provisioned(provisioned, browser
     admin, ids = provisioned
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
-    page.goto(admin + "/")
-    # Signed out: the login form, then the overview.
+    page.goto(admin + "/changes")
+    # Signed out: the login form; a wrong token keeps the page asked for, the right one opens it.
     assert page.get_by_label("Admin token").is_visible()
     page.get_by_label("Admin token").fill("not the token")
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text() == "That is not the admin token."
     page.get_by_label("Admin token").fill(ADMIN_TOKEN)
     page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("h1:has-text('Recent changes')")
+    page.get_by_role("link", name="Overview").first.click()
     page.wait_for_selector("h1:has-text('Overview')")
 
     entra = page.locator("section.source[data-slug=entra]")
@@ -163,13 +167,20 @@ def test_an_operator_signs_in_and_sees_what_was_provisioned(provisioned, browser
     for _ in range(100):
         sink = page.locator("tr.sink[data-sink=crm-hook]").inner_text()
         last_hour = entra.locator("dt:text-is('Last hour') + dd").inner_text()
-        if "connect" in sink.lower() and last_hour.startswith("4 requests"):
+        if "connect" in sink.lower() and last_hour.startswith("5 requests"):
             break
         page.wait_for_timeout(200)
         page.reload()
     assert "crm-hook" in sink and "connect" in sink.lower()
-    assert last_hour == "4 requests, 0 errors"  # (plural for 0, as for 4)
+    assert last_hour == "5 requests, 1 error"
     _shoot(page, "overview")
+
+    # The error count opens the failed requests: what was sent and what the client was told.
+    entra.get_by_role("link", name="1 error").click()
+    page.wait_for_selector("h1:has-text('Failed requests')")
+    [failure] = page.locator("tr.failure").all_inner_texts()
+    assert "POST /Users" in failure and "400" in failure and "invalidValue" in failure
+    page.go_back()
 
     # The source's users, searched with a SCIM filter.
     entra.get_by_role("link", name="Microsoft Entra ID").click()
@@ -205,7 +216,10 @@ def test_an_operator_signs_in_and_sees_what_was_provisioned(provisioned, browser
     page.get_by_role("link", name="Recent changes").click()
     events = page.locator("tr.event")
     assert events.count() == 4
-    assert "patch User" in events.first.inner_text()
+    assert "patch User" in events.first.inner_text() and "bjensen@example.com" in events.first.inner_text()
+    # The group's creation names the member it added, linked to her page.
+    group_created = events.filter(has_text="Sales team")
+    assert group_created.get_by_role("link", name="bjensen@example.com").is_visible()
     _shoot(page, "changes")
     events.first.get_by_role("link").first.click()
     delivery = page.locator("tr.delivery")
@@ -223,7 +237,13 @@ def test_the_pages_fit_a_phone(provisioned, browser):
         extra_http_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     page = context.new_page()
-    for path in ("/", "/sources/entra", f"/sources/entra/User/{ids['bjensen@example.com']}", "/changes"):
+    for path in (
+        "/",
+        "/sources/entra",
+        f"/sources/entra/User/{ids['bjensen@example.com']}",
+        "/changes",
+        "/sources/entra/failures",
+    ):
         page.goto(admin + path)
         # Wide content (tables, JSON) scrolls inside its own box; the page itself never does.
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path

@@ -40,6 +40,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0012_unfinished_deliveries_index",
             "scimhost.0013_delivery_heads",
             "scimhost.0014_sqlite_resource_statistics",
+            "scimhost.0015_failed_requests",
         ]
     finally:
         await store.close()

@@ -24,6 +24,7 @@ from scimhost.scim.query_eval import Candidate, in_sort_order, matches
 from scimhost.storage.backend import (
     ClaimedDelivery,
     EventDraft,
+    FailedRequest,
     Keep,
     MemberChange,
     ResourceNotFound,
@@ -108,6 +109,7 @@ class MemoryBackend(StorageBackend):
         self._paused: dict[str, str | None] = {}
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._activity: dict[tuple[str, datetime], list[Any]] = {}
+        self._failures: list[tuple[str, FailedRequest]] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -189,11 +191,20 @@ class MemoryBackend(StorageBackend):
             last_error=last_error[3] if last_error else None,
         )
 
+    async def record_failed_requests(self, source: str, failures: Sequence[FailedRequest]) -> None:
+        self._failures.extend((source, failure) for failure in failures)
+
+    async def failed_requests(self, source: str, *, since: datetime, limit: int = 100) -> list[FailedRequest]:
+        mine = [f for s, f in reversed(self._failures) if s == source and f.at >= since]
+        return sorted(mine, key=lambda f: f.at, reverse=True)[:limit]  # stable: newest added first
+
     async def prune_activity(self, *, before: datetime) -> int:
         old = [key for key in self._activity if key[1] < before]
         for key in old:
             del self._activity[key]
-        return len(old)
+        kept = [(s, f) for s, f in self._failures if f.at >= before]
+        pruned, self._failures = len(self._failures) - len(kept), kept
+        return len(old) + pruned
 
     async def purge_source(self, source: str) -> dict[str, int]:
         deleted: dict[str, int] = {"users": 0, "groups": 0, "other resources": 0}
@@ -210,6 +221,8 @@ class MemoryBackend(StorageBackend):
         activity = {k: v for k, v in self._activity.items() if k[0] != source}
         deleted["activity rows"] = len(self._activity) - len(activity)
         self._activity = activity
+        failures = [(s, f) for s, f in self._failures if s != source]
+        deleted["failed requests"], self._failures = len(self._failures) - len(failures), failures
         deleted["service accounts"] = 1 if self._accounts.pop(source, None) else 0
         return deleted
 

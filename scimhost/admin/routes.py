@@ -57,8 +57,13 @@ async def _event(request: web.Request):
     return await views.event(request.app[HOST], request.match_info["slug"], seq)
 
 
+async def _failures(request: web.Request):
+    return await views.failures(request.app[HOST], request.match_info["slug"])
+
+
 PAGES = [
     ("/", "overview.html", _overview),
+    ("/sources/{slug}/failures", "failures.html", _failures),
     ("/sources/{slug}", "source.html", _resources),
     ("/sources/{slug}/events/{seq}", "event.html", _event),
     ("/sources/{slug}/{type}/{id}", "resource.html", _resource),

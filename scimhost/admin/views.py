@@ -125,6 +125,24 @@ async def _count(host: Host, source: Source, resource_type: str) -> int:
     return page.total
 
 
+# The failed requests page looks back this far, as the overview's error count does.
+FAILURES_SINCE = timedelta(hours=1)
+FAILURES_SHOWN = 100
+
+
+async def failures(host: Host, slug: str) -> dict[str, Any]:
+    """A source's failed requests of the last hour, newest first, as the clients were told."""
+    source = source_of(host, slug)
+    since = datetime.now(UTC) - FAILURES_SINCE
+    found = await host.storage.failed_requests(slug, since=since, limit=FAILURES_SHOWN + 1)
+    return {
+        "source": {"slug": source.slug, "name": source.name, "base_url": source.base_url},
+        "since": _time(since),
+        "failures": [{**dataclasses.asdict(f), "at": _time(f.at)} for f in found[:FAILURES_SHOWN]],
+        "more": len(found) > FAILURES_SHOWN,
+    }
+
+
 def source_of(host: Host, slug: str) -> Source:
     source = host.sources.get(slug)
     if source is None:

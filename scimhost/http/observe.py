@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
 
-from scimhost.http.keys import HOST, ROUTE_LABELS, SOURCE
+from scimhost.http.keys import HOST, REQUEST_ID, ROUTE_LABELS, SOURCE
 from scimhost.http.middlewares import SOURCE_PATH, is_scim_path
 from scimhost.metrics import method_label
 from scimhost.sources import SCIM_PREFIX
+from scimhost.storage.backend import FailedRequest
 
 ROUTE_PREFIX = SCIM_PREFIX + "/{slug}/v2"
 
@@ -45,8 +47,8 @@ def _record(request: web.Request, status: int, response: web.StreamResponse | No
         slug = match["slug"] if match and match["slug"] in host.sources else "unknown"
     host.metrics.request(slug, route_label(request), method_label(request.method), str(status), seconds)
     if slug != "unknown":
-        error = _describe_error(request, status, response) if status >= 400 else None
-        host.activity.request(slug, error=error)
+        failed = _failed_request(request, slug, status, response) if status >= 400 else None
+        host.activity.request(slug, failed=failed)
 
 
 def route_label(request: web.Request) -> str:
@@ -66,9 +68,11 @@ def label_routes(app: web.Application) -> None:
     app[ROUTE_LABELS] = labels
 
 
-def _describe_error(request: web.Request, status: int, response: web.StreamResponse | None) -> str:
-    """`METHOD route status scimType: detail`, for the admin page's last error."""
-    detail = ""
+def _failed_request(request: web.Request, slug: str, status: int, response: web.StreamResponse | None) -> FailedRequest:
+    """The request as the failed requests list shows it: its path below the source's base URL
+    (no query string: filters hold people's names), and the scimType and detail the client was
+    told."""
+    scim_type, detail = None, ""
     body = getattr(response, "body", None)
     if isinstance(body, (bytes, bytearray)) and body[:1] == b"{":
         try:
@@ -76,7 +80,14 @@ def _describe_error(request: web.Request, status: int, response: web.StreamRespo
         except orjson.JSONDecodeError:
             doc = {}
         if isinstance(doc, dict):
-            scim_type = doc.get("scimType")
-            detail = f"{scim_type}: " if isinstance(scim_type, str) else ""
-            detail += str(doc.get("detail") or "")
-    return f"{request.method} {route_label(request)} {status} {detail}".strip()
+            scim_type = doc.get("scimType") if isinstance(doc.get("scimType"), str) else None
+            detail = str(doc.get("detail") or "")[:500]
+    return FailedRequest(
+        at=datetime.now(UTC),
+        method=method_label(request.method),
+        path=(request.path[len(f"{SCIM_PREFIX}/{slug}/v2") :] or "/")[:500],
+        status=status,
+        scim_type=scim_type,
+        detail=detail,
+        request_id=request.get(REQUEST_ID),
+    )

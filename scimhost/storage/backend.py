@@ -59,6 +59,20 @@ class SourceActivity:
     last_error: str | None = None
 
 
+@dataclass(frozen=True)
+class FailedRequest:
+    """A request a source's client was answered with an error (400 or more), as it was told."""
+
+    at: datetime
+    method: str
+    # The path without its query string (filters hold people's names and emails).
+    path: str
+    status: int
+    scim_type: str | None = None
+    detail: str = ""
+    request_id: str | None = None
+
+
 class Keep:
     """Marks a field of a write that keeps its stored value (the password on a PUT without one)."""
 
@@ -326,14 +340,23 @@ class StorageBackend(ABC):
         last error ever kept (activity older than `before` in prune_activity is gone)."""
 
     @abstractmethod
+    async def record_failed_requests(self, source: str, failures: Sequence[FailedRequest]) -> None:
+        """Keep these failed requests of the source (every process adds its own)."""
+
+    @abstractmethod
+    async def failed_requests(self, source: str, *, since: datetime, limit: int = 100) -> list[FailedRequest]:
+        """The source's failed requests at or after `since`, newest first, at most `limit`."""
+
+    @abstractmethod
     async def prune_activity(self, *, before: datetime) -> int:
-        """Delete every source's activity of minutes before `before`; how many rows."""
+        """Delete every source's activity of minutes before `before`, and its failed requests
+        from before then; how many rows."""
 
     @abstractmethod
     async def purge_source(self, source: str) -> dict[str, int]:
         """Delete everything stored for a source: resources (with their records, index rows,
-        unique values and memberships), events and their deliveries, activity and the service
-        account with its tokens. How many of each were deleted, by kind."""
+        unique values and memberships), events and their deliveries, activity and failed
+        requests, and the service account with its tokens. How many of each were deleted, by kind."""
 
     # --- resources ---------------------------------------------------------------------------
 

@@ -1,14 +1,16 @@
-"""Service accounts and their token hashes, and each source's request activity."""
+"""Service accounts and their token hashes, and each source's request activity and failed
+requests."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from scimhost.builtin.tortoise_storage.database import Database
 from scimhost.builtin.tortoise_storage.rows import as_datetime, moment
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import Params, Row
-from scimhost.storage.backend import ServiceAccount, SourceActivity, StorageError
+from scimhost.storage.backend import FailedRequest, ServiceAccount, SourceActivity, StorageError
 
 ACCOUNT_COLUMNS = "source, username, created, token_created, previous_expires"
 
@@ -149,11 +151,57 @@ class Accounts:
             last_error=error[0]["last_error"] if error else None,
         )
 
+    async def record_failed_requests(self, source: str, failures: Sequence[FailedRequest]) -> None:
+        for failure in failures:
+            p = self.params()
+            values = (
+                source,
+                failure.at,
+                failure.method,
+                failure.path,
+                failure.status,
+                failure.scim_type,
+                failure.detail,
+                failure.request_id,
+            )
+            await self.database.execute(
+                p.command(
+                    "INSERT INTO scimhost_failed_request "
+                    "(source, at, method, path, status, scim_type, detail, request_id) "
+                    f"VALUES ({p.each(values)})"
+                )
+            )
+
+    async def failed_requests(self, source: str, *, since: datetime, limit: int = 100) -> list[FailedRequest]:
+        p = self.params()
+        rows = await self.database.rows(
+            p.query(
+                "SELECT f.at, f.method, f.path, f.status, f.scim_type, f.detail, f.request_id "
+                f"FROM scimhost_failed_request f WHERE {Scope(source).where(p, 'f', f'f.at >= {p(since)}', typed=False)} "
+                f"ORDER BY f.at DESC, f.id DESC LIMIT {p(limit)}"
+            )
+        )
+        return [
+            FailedRequest(
+                at=moment(row["at"]),
+                method=row["method"],
+                path=row["path"],
+                status=int(row["status"]),
+                scim_type=row["scim_type"],
+                detail=row["detail"],
+                request_id=row["request_id"],
+            )
+            for row in rows
+        ]
+
     async def prune_activity(self, *, before: datetime) -> int:
         p = self.params()
-        return await self.database.execute(
+        minutes = await self.database.execute(
             p.command(f"DELETE FROM scimhost_source_activity WHERE minute < {p(before)}")
         )
+        p = self.params()
+        failures = await self.database.execute(p.command(f"DELETE FROM scimhost_failed_request WHERE at < {p(before)}"))
+        return minutes + failures
 
 
 def _now() -> datetime:

@@ -32,6 +32,7 @@ from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import (
     ClaimedDelivery,
     EventDraft,
+    FailedRequest,
     FinishedDelivery,
     MemberChange,
     ResourceNotFound,
@@ -254,6 +255,12 @@ class TortoiseBackend(StorageBackend):
 
     async def source_activity(self, source: str, *, since: datetime) -> SourceActivity:
         return await self._accounts.source_activity(source, since=since)
+
+    async def record_failed_requests(self, source: str, failures: Sequence[FailedRequest]) -> None:
+        await self._accounts.record_failed_requests(source, failures)
+
+    async def failed_requests(self, source: str, *, since: datetime, limit: int = 100) -> list[FailedRequest]:
+        return await self._accounts.failed_requests(source, since=since, limit=limit)
 
     async def prune_activity(self, *, before: datetime) -> int:
         return await self._accounts.prune_activity(before=before)

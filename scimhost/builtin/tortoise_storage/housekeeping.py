@@ -54,6 +54,7 @@ class Housekeeping:
             ("deliveries", "scimhost_delivery"),
             ("events", "scimhost_event"),
             ("activity rows", "scimhost_source_activity"),
+            ("failed requests", "scimhost_failed_request"),
             ("service accounts", "scimhost_service_account"),
         ]
         for kind, table in tables:

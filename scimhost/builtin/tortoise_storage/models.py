@@ -231,3 +231,21 @@ class SourceActivity(models.Model):
     class Meta:
         table = "scimhost_source_activity"
         unique_together = (("source", "minute"),)
+
+
+class FailedRequest(models.Model):
+    """A request a source's client was answered with an error, for the admin page's list."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=63)
+    at = fields.DatetimeField()
+    method = fields.CharField(max_length=16)
+    path = fields.TextField()
+    status = fields.IntField()
+    scim_type = fields.CharField(max_length=64, null=True)
+    detail = fields.TextField()
+    request_id = fields.CharField(max_length=128, null=True)
+
+    class Meta:
+        table = "scimhost_failed_request"
+        indexes = (("source", "at"),)
