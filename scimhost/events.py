@@ -16,7 +16,8 @@ class ResourceEvent:
 
     source: str
     resource_type: str
-    action: Literal["create", "replace", "patch", "delete"]
+    # "remap": only the record changed, because the source's mappings did.
+    action: Literal["create", "replace", "patch", "delete", "remap"]
     resource_id: str
     version: str | None
     resource: dict[str, Any] | None = None

@@ -353,6 +353,32 @@ class ResourceService:
             ResourceEvent(self.source.slug, self.type.name, "delete", resource_id, None),
         )
 
+    async def remap(self, resource_id: str) -> bool:
+        """Apply the source's current mappings to a stored resource: when its record changes,
+        store it with a `remap` event (delivered like any write) and say True. A resource written
+        or deleted meanwhile is left alone: that write applied the current mappings already."""
+        current = await self.storage.get_resource(
+            self.source.slug, self.type.name, resource_id, members=False, groups=False
+        )
+        if current is None:
+            return False
+        before = await self.storage.get_record(self.source.slug, self.type.name, resource_id)
+        write = await self._prepare(dict(current.document), current.document, create=False)
+        if write.record == before:
+            return False
+        changed = {"record": {"old": before, "new": write.record}}
+        event = self._draft("remap", changed, None, current.document, write.record)
+        try:
+            stored = await self._update(resource_id, current.version, write, [], retrying=True, event=event)
+        except VersionMismatch:
+            return False  # written meanwhile
+        except ScimError as exc:
+            if exc.status == 404:
+                return False  # deleted meanwhile
+            raise
+        await self._event("remap", stored, write.record)
+        return True
+
     # --- helpers ---------------------------------------------------------------------------------
 
     def _validated(self, body: Any, existing: dict[str, Any] | None = None, *, patched: bool = False) -> dict[str, Any]:

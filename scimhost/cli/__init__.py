@@ -20,7 +20,7 @@ from scimhost.cli.deliveries import (
 )
 from scimhost.cli.events import cmd_events_dispatch, cmd_events_list, cmd_events_prune, cmd_events_show
 from scimhost.cli.mappings import cmd_mappings_test, cmd_mappings_variables
-from scimhost.cli.records import cmd_records_list, cmd_records_show
+from scimhost.cli.records import cmd_records_list, cmd_records_remap, cmd_records_show
 from scimhost.cli.serve import cmd_serve
 from scimhost.cli.sources import cmd_sources_list, cmd_sources_remove, cmd_sources_revoke, cmd_sources_token, duration
 from scimhost.config import ConfigError
@@ -150,6 +150,13 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--filter", help="a SCIM filter (default: every resource)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line: id and record")
     listing.set_defaults(func=cmd_records_list)
+    remap = record_commands.add_parser(
+        "remap", parents=[common], help="re-apply the current mappings to stored resources (after changing them)"
+    )
+    remap.add_argument("slug")
+    remap.add_argument("resource_type", metavar="TYPE", nargs="?", help="User or Group (default: every type)")
+    remap.add_argument("--filter", help="a SCIM filter (default: every resource)")
+    remap.set_defaults(func=cmd_records_remap)
 
     events = commands.add_parser("events", parents=[common], help="read and prune the event log")
     event_commands = events.add_subparsers(dest="events_command", required=True, metavar="COMMAND")

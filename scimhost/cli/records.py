@@ -1,4 +1,4 @@
-"""`scimhost records show|list`: the directory records stored with resources."""
+"""`scimhost records show|list|remap`: the directory records stored with resources."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, open_existing, source_and_type
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, configured_source, open_existing, source_and_type
 from scimhost.host import Host, load_host
 from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
@@ -71,3 +71,61 @@ async def _list_records(host: Host, service: ResourceService, filter_text: str |
     finally:
         await host.storage.close()
     return EXIT_OK
+
+
+def cmd_records_remap(args: argparse.Namespace) -> int:
+    """Re-apply a source's current mappings to its stored resources (of one type, or every
+    type), a page at a time; each record that changes is stored with a `remap` event."""
+    host = load_host(config_of(args), strict=False)
+    source = configured_source(host, args.slug)
+    names = [args.resource_type] if args.resource_type else list(source.catalog.resource_types)
+    services = []
+    for name in names:
+        _, resource_type = source_and_type(host, source.slug, name)
+        services.append(ResourceService(host, source, resource_type, REMAP_ACTOR))
+    try:
+        failed = asyncio.run(_remap(host, services, args.filter))
+    except ScimError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# Who a remap writes as, in the event log.
+REMAP_ACTOR = {"scheme": "cli", "account": "scimhost records remap", "request_id": None, "client": None}
+
+
+async def _remap(host: Host, services: list[ResourceService], filter_text: str | None) -> int:
+    """Remap every matching resource; how many could not be mapped (each named on stderr)."""
+    await open_existing(host)
+    failed = 0
+    try:
+        await host.mappings.start_for(services[0].source.slug)
+        for service in services:
+            seen = changed = errors = 0
+            cursor: str | None = ""
+            while cursor is not None:
+                query = service.query(ListParams(filter=filter_text, count=RECORD_PAGE, cursor=cursor))
+                page = await host.storage.list_resources(
+                    service.source.slug, service.type.name, query, members=False, groups=False
+                )
+                for resource in page.resources:
+                    seen += 1
+                    try:
+                        changed += await service.remap(resource.id)
+                    except ScimError as exc:  # a mapping that fails on this resource
+                        errors += 1
+                        print(f"error: {service.type.name} {resource.id}: {exc.detail}", file=sys.stderr)
+                last = page.resources[-1] if page.resources else None
+                cursor = encode_cursor("after", last.created, last.id) if page.more_after and last else None
+            plural = "" if seen == 1 else "s"
+            print(
+                f"{service.source.slug} {service.type.name}: {seen} resource{plural}, {changed} record"
+                f"{'' if changed == 1 else 's'} changed, {seen - changed - errors} unchanged"
+                + (f", {errors} could not be mapped" if errors else "")
+            )
+            failed += errors
+    finally:
+        await host.mappings.close()
+        await host.storage.close()
+    return failed

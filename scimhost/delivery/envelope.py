@@ -7,7 +7,7 @@ from typing import Any
 
 from scimhost.storage.backend import StoredEvent
 
-_PAST = {"create": "created", "replace": "replaced", "patch": "patched", "delete": "deleted"}
+_PAST = {"create": "created", "replace": "replaced", "patch": "patched", "delete": "deleted", "remap": "remapped"}
 
 
 def event_type(event: StoredEvent) -> str:

@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Literal
 from scimhost.scim.query import IndexEntry, ResourceQuery
 
 # What a write did, as the event log records it.
-Action = Literal["create", "replace", "patch", "delete"]
+# "remap": the record changed because the mappings did (`scimhost records remap`).
+Action = Literal["create", "replace", "patch", "delete", "remap"]
 
 # `sort`: list_resources honours ResourceQuery.sort (sortBy). `cursor_paging`: it honours
 # cursor_paging, after and before (RFC 9865).
