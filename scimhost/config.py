@@ -451,12 +451,19 @@ def build_settings(
     storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems, mapping_runtimes, resource_types)
     extensions = _load_list(SchemaExtensionSettings, raw.get("schema_extensions", []), "schema_extensions", problems)
+    for index, extension in enumerate(extensions):
+        if extension is not None and resource_types is not None and extension.resource_type not in resource_types:
+            problems.append(
+                f"schema_extensions[{index}].resource_type: no resource type {extension.resource_type!r} "
+                f"(resource types: {', '.join(resource_types)})"
+            )
     tables = {name: load_table(table.type, raw.get(name, {}), name, problems) for name, table in plugin_tables.items()}
     slugs = {s.slug for s in sources}
     for index, sink in enumerate(events.sinks if events else ()):
         for slug in sink.sources or ():
             if slug not in slugs:
-                problems.append(f"events.sinks[{index}].sources: no source {slug!r} is configured")
+                known = ", ".join(sorted(slugs)) or "none"
+                problems.append(f"events.sinks[{index}].sources: no source {slug!r} is configured (sources: {known})")
     if problems:
         raise ConfigError(problems, path)
     return Settings(

@@ -261,3 +261,21 @@ def test_config_path_from_environment(tmp_path, monkeypatch, capsys):
     assert main(["check"]) == 1
     err = capsys.readouterr().err
     assert str(config) in err and "server.port: expected an integer" in err
+
+
+def test_settings_that_name_a_resource_type_or_source_name_the_known_ones(tmp_path):
+    config = base(tmp_path)
+    config["schema_extensions"] = [
+        {
+            "resource_type": "user",
+            "schema": {
+                "id": "urn:example:params:scim:schemas:extension:acme:2.0:User",
+                "name": "Acme",
+                "attributes": [],
+            },
+        }
+    ]
+    config["events"] = {"sinks": [{"name": "n", "type": "nats", "sources": ["nope"]}]}
+    text = problems_of(config)
+    assert "schema_extensions[0].resource_type: no resource type 'user' (resource types: User, Group)" in text
+    assert "events.sinks[0].sources: no source 'nope' is configured (sources: demo, other)" in text
