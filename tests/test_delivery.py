@@ -318,7 +318,7 @@ async def test_deliveries_commands(tmp_path, storage_url, capsys, aiohttp_client
     assert await run("deliveries", "retry", "hook", "--dead") == 0
     assert "1 dead delivery of hook will be sent now" in capsys.readouterr().out
     assert await run("deliveries", "replay", "hook", "--since", (now - timedelta(minutes=5)).isoformat()) == 0
-    assert "1 events since" in capsys.readouterr().out
+    assert "1 event since" in capsys.readouterr().out
     assert (await storage.sink_stats("hook")).pending == 2
     assert await run("deliveries", "retry", "nosuch", "--dead") == 1
     capsys.readouterr()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import aiohttp_jinja2
 import jinja2
@@ -19,6 +18,7 @@ from scimhost.admin.routes import setup_routes
 from scimhost.config import ConfigError, Settings
 from scimhost.host import Host
 from scimhost.http.keys import HOST
+from scimhost.timestamps import shown
 
 MIN_ADMIN_TOKEN_LENGTH = 32
 
@@ -106,14 +106,8 @@ def _pretty(value) -> str:
 
 
 def _when(value) -> str:
-    """A moment (an ISO 8601 text or a datetime) in the one form every page shows, in UTC:
-    2026-12-06 20:05:31 UTC."""
-    if not value:
-        return ""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """A moment (an ISO 8601 text or a datetime) in the one form every page shows."""
+    return shown(value)
 
 
 def _age(seconds) -> str:

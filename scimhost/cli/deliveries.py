@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, sink_names, with_storage
 from scimhost.host import load_host
+from scimhost.timestamps import shown
 
 
 def cmd_deliveries_status(args: argparse.Namespace) -> int:
@@ -65,7 +66,7 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
         if row["retrying"]:
             print(
                 f"{'':<16} {row['retrying']} waiting to retry (up to {row['most_attempts']} attempts so far), "
-                f"next attempt {row['next_attempt']}; `deliveries retry {row['name']} --now` sends them now"
+                f"next attempt {shown(row['next_attempt'])}; `deliveries retry {row['name']} --now` sends them now"
             )
         if row["last_error"]:
             print(f"{'':<16} last error: {row['last_error']}")
@@ -108,7 +109,9 @@ def cmd_deliveries_replay(args: argparse.Namespace) -> int:
             ),
         )
     )
-    print(f"{count} events since {args.since.isoformat()} will be sent to {name} again (with the same event ids)")
+    print(
+        f"{count} event{'' if count == 1 else 's'} since {shown(args.since)} will be sent to {name} again (with the same event ids)"
+    )
     return EXIT_OK
 
 

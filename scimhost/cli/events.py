@@ -15,6 +15,7 @@ from scimhost.app import run_dispatcher
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, configured_source, open_existing
 from scimhost.host import Host, load_host
 from scimhost.storage.backend import StoredEvent
+from scimhost.timestamps import shown
 
 log = logging.getLogger("scimhost")
 
@@ -51,7 +52,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
         else:
             changed = ", ".join(event.changed) or "-"
             print(
-                f"{event.seq:>8} {event.created.isoformat(timespec='seconds')} {event.source:<12} "
+                f"{event.seq:>8} {shown(event.created)} {event.source:<12} "
                 f"{event.action:<8} {event.resource_type} {event.resource_id} v{event.version or '-'} changed: {changed}"
             )
     return EXIT_OK

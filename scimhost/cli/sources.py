@@ -21,6 +21,7 @@ from scimhost.cli.common import (
 from scimhost.config import ConfigError
 from scimhost.host import Host, load_host
 from scimhost.sources import Source
+from scimhost.timestamps import shown
 
 
 def cmd_sources_list(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             grace = (
-                f" (previous token works until {row['previous_token_expires']})"
+                f" (previous token works until {shown(row['previous_token_expires'])})"
                 if row["previous_token_expires"]
                 else ""
             )
@@ -92,9 +93,7 @@ def cmd_sources_token(args: argparse.Namespace) -> int:
         print(f"Base URL: {source.base_url}")
         print(f"Token:    {token}")
         if grace_until:
-            print(
-                f"The token is shown only this once; the previous token keeps working until {grace_until.isoformat()}."
-            )
+            print(f"The token is shown only this once; the previous token keeps working until {shown(grace_until)}.")
         else:
             print("The token is shown only this once; any earlier token of this source no longer works.")
     return EXIT_OK
