@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from scimhost.auth import AuthScheme
+    from scimhost.cli.plugin_commands import PluginCommand
     from scimhost.config import SettingsTable
     from scimhost.delivery.sink import EventSink
     from scimhost.events import ResourceEvent
     from scimhost.mapping.runtime import MappingRuntime
+    from scimhost.plugin_routes import PluginRoute
     from scimhost.scim.extensions import SchemaExtension
     from scimhost.sources import Source
     from scimhost.storage.backend import StorageBackend
@@ -90,6 +92,25 @@ def register_settings() -> list[SettingsTable]:
 
     The host validates the table (unknown keys and wrong types are errors naming the key) and
     keeps the result in `Settings.plugin_tables[name]`.
+    """
+
+
+@hookspec
+def register_routes() -> list[PluginRoute]:
+    """HTTP routes this plugin serves: below every source's base URL (the source's lookup,
+    authentication unless the route opts out, body limit and metrics apply as for the SCIM
+    endpoints), or at an absolute path on the host.
+
+    A route that clashes with a built-in one or another plugin's is an error naming the plugin.
+    """
+
+
+@hookspec
+def register_commands() -> list[PluginCommand]:
+    """`scimhost` subcommands this plugin adds, each a name, a help line and a function that
+    adds its arguments (or its own subcommands) to the parser it is given and sets `func`.
+
+    A name a built-in command uses is refused (with a warning naming the plugin).
     """
 
 

@@ -12,6 +12,7 @@ from scimhost.auth import AuthScheme
 from scimhost.config import CORE_TABLES, SettingsTable
 from scimhost.delivery.sink import EventSink
 from scimhost.mapping.runtime import MappingRuntime
+from scimhost.plugin_routes import PluginRoute
 from scimhost.scim.extensions import SchemaExtension
 from scimhost.storage.backend import StorageBackend
 
@@ -36,6 +37,8 @@ class Registry:
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     resource_types: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema_extensions: list[SchemaExtension] = field(default_factory=list)
+    # (plugin name, route), in the order the plugins registered them.
+    routes: list[tuple[str, PluginRoute]] = field(default_factory=list)
     # (kind, name) -> plugin name
     providers: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -69,6 +72,7 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         schemas=by_name("schema", "register_schemas", lambda s: s["id"]),
         resource_types=by_name("resource type", "register_resource_types", lambda r: r["name"]),
         schema_extensions=[item for _, item in _collect(pm, "register_schema_extensions", problems)],
+        routes=_routes(pm, problems),
         providers=providers,
     )
     for name in registry.settings_tables:
@@ -79,6 +83,23 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     if problems:
         raise RegistryError(problems)
     return registry
+
+
+def _routes(pm: pluggy.PluginManager, problems: list[str]) -> list[tuple[str, PluginRoute]]:
+    routes = []
+    for plugin, route in _collect(pm, "register_routes", problems):
+        problem = route.problem() if isinstance(route, PluginRoute) else "it is not a PluginRoute"
+        if problem:
+            problems.append(f"plugin {plugin!r}: register_routes returned {route!r}: {problem}")
+        else:
+            routes.append((plugin, route))
+    return routes
+
+
+def collect(pm: pluggy.PluginManager, hook: str, problems: list[str]) -> Iterable[tuple[str, Any]]:
+    """(plugin name, item) for every item every implementation of `hook` returned; what went
+    wrong is added to `problems`."""
+    return _collect(pm, hook, problems)
 
 
 def _collect(pm: pluggy.PluginManager, hook: str, problems: list[str]) -> Iterable[tuple[str, Any]]:

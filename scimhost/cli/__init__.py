@@ -20,6 +20,7 @@ from scimhost.cli.deliveries import (
 )
 from scimhost.cli.events import cmd_events_dispatch, cmd_events_list, cmd_events_prune, cmd_events_show
 from scimhost.cli.mappings import cmd_mappings_test, cmd_mappings_variables
+from scimhost.cli.plugin_commands import PluginCommand, plugin_commands
 from scimhost.cli.records import cmd_records_list, cmd_records_remap, cmd_records_show
 from scimhost.cli.serve import cmd_serve
 from scimhost.cli.sources import cmd_sources_list, cmd_sources_remove, cmd_sources_revoke, cmd_sources_token, duration
@@ -31,7 +32,8 @@ from scimhost.storage.backend import StorageError
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(plugin_commands(argv))
     args = parser.parse_args(argv)
     setup_logging(args.log_level or "INFO")
     try:
@@ -64,7 +66,8 @@ def log_level(text: str) -> str:
     return text.upper()
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(extra: Sequence[tuple[str, PluginCommand]] = ()) -> argparse.ArgumentParser:
+    """The command line: the built-in commands, then those plugins add (`extra`)."""
     common = argparse.ArgumentParser(add_help=False)
     # Accepted before or after the subcommand; SUPPRESS keeps a later default from erasing it.
     common.add_argument("-c", "--config", default=argparse.SUPPRESS, help="TOML config file (or $SCIMHOST_CONFIG)")
@@ -210,4 +213,19 @@ def _parser() -> argparse.ArgumentParser:
     ping = webhook_commands.add_parser("test", parents=[common], help="send a scimhost.ping event to a sink, now")
     ping.add_argument("sink")
     ping.set_defaults(func=cmd_webhooks_test)
+    for plugin, plugin_command in extra:
+        if plugin_command.name in commands.choices:
+            print(
+                f"warning: plugin {plugin!r}: the command {plugin_command.name!r} is a built-in one; ignored",
+                file=sys.stderr,
+            )
+            continue
+        added = commands.add_parser(plugin_command.name, parents=[common], help=plugin_command.help)
+        try:
+            plugin_command.configure(added, common)
+        except Exception as exc:  # a plugin's mistake must not take every command down
+            del commands.choices[plugin_command.name]
+            print(
+                f"warning: plugin {plugin!r}: command {plugin_command.name!r} failed to set up: {exc}", file=sys.stderr
+            )
     return parser

@@ -15,6 +15,8 @@ HOST = web.AppKey("host", Host)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 # Each SCIM route's endpoint name, for metric labels (http/observe.py).
 ROUTE_LABELS = web.AppKey("route_labels", dict)
+# The plugin routes below a source that its clients reach without authenticating (a token endpoint).
+OPEN_ROUTES = web.AppKey("open_routes", frozenset)
 SOURCE = web.RequestKey("source", Source)
 # The configured slug the path names, set before authentication (so a 401 is logged with it).
 SOURCE_SLUG = web.RequestKey("source_slug", str)

@@ -8,7 +8,7 @@ import re
 from aiohttp import web
 
 from scimhost.http.actor import request_id_of
-from scimhost.http.keys import HOST, PRINCIPAL, SOURCE, SOURCE_SLUG
+from scimhost.http.keys import HOST, OPEN_ROUTES, PRINCIPAL, SOURCE, SOURCE_SLUG
 from scimhost.scim.errors import ScimError
 from scimhost.sources import SCIM_PREFIX
 
@@ -103,6 +103,9 @@ async def source_auth(request: web.Request, handler) -> web.StreamResponse:
             base = f"{SCIM_PREFIX}/{near['slug']}/v2"  # the configured slug, not the client's text
             raise ScimError(404, f"Not a SCIM path: the base URL of source '{near['slug']}' is {base}")
         raise ScimError(404, "No such source")
+    if request.match_info.route in request.app[OPEN_ROUTES]:
+        request[SOURCE] = source  # a plugin route that authenticates its clients itself
+        return await handler(request)
     for name in source.settings.auth:
         principal = await host.auth_schemes[name].authenticate(source, request.headers)
         if principal is not None:

@@ -6,8 +6,9 @@ from aiohttp import web
 
 from scimhost.http import discovery
 from scimhost.http.bulk import bulk
-from scimhost.http.keys import HOST
+from scimhost.http.keys import HOST, OPEN_ROUTES
 from scimhost.http.resources import resource_handlers, search_all
+from scimhost.registry import RegistryError
 from scimhost.sources import SCIM_PREFIX
 from scimhost.storage.backend import StorageError
 
@@ -51,3 +52,19 @@ def setup_routes(app: web.Application) -> None:
         router.add_put(item, handlers["replace"])
         router.add_patch(item, handlers["patch"])
         router.add_delete(item, handlers["delete"])
+    _plugin_routes(app)
+
+
+def _plugin_routes(app: web.Application) -> None:
+    """Mount the routes plugins registered, after the built-in ones (which they cannot shadow)."""
+    taken = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource}
+    open_routes = set()
+    for plugin, route in app[HOST].registry.routes:
+        path = SOURCE_ROOT + route.path if route.scope == "source" else route.path
+        if (route.method, path) in taken:
+            raise RegistryError([f"plugin {plugin!r}: the route {route.method} {path} is already served"])
+        taken.add((route.method, path))
+        added = app.router.add_route(route.method, path, route.handler)
+        if route.scope == "source" and not route.authenticated:
+            open_routes.add(added)
+    app[OPEN_ROUTES] = frozenset(open_routes)
