@@ -1100,6 +1100,58 @@ class StorageContract:
         assert (await store.source_activity(SOURCE, since=minute)).requests == 1
         assert (await store.source_activity(OTHER, since=minute)).requests == 0
 
+    async def test_credentials_are_kept_hashed_per_source_and_kind(self, backend: StorageBackend) -> None:
+        from scimhost.storage.backend import Credential, StorageError
+
+        store = backend
+        now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        secret = Credential("oauth_client_secret", "s1", "a" * 64, now, expires=now + timedelta(days=365))
+        later = Credential("oauth_client_secret", "s2", "b" * 64, now + timedelta(seconds=1))
+        await store.add_credential(SOURCE, secret)
+        await store.add_credential(SOURCE, later)
+        await store.add_credential(OTHER, Credential("oauth_client_secret", "s1", "c" * 64, now))  # same id elsewhere
+        with pytest.raises(StorageError):
+            await store.add_credential(SOURCE, secret)  # the same kind and id twice in one source
+        assert await store.get_credential(SOURCE, "oauth_client_secret", "s1") == secret
+        assert (await store.get_credential(OTHER, "oauth_client_secret", "s1")).secret_hash == "c" * 64
+        assert await store.get_credential(SOURCE, "oauth_access_token", "s1") is None  # another kind
+        assert [c.id for c in await store.list_credentials(SOURCE, "oauth_client_secret")] == ["s1", "s2"]
+        assert await store.list_credentials(SOURCE, "oauth_access_token") == []
+
+        used = now + timedelta(hours=1)
+        await store.touch_credential(SOURCE, "oauth_client_secret", "s1", used)
+        await store.touch_credential(SOURCE, "oauth_client_secret", "s1", now)  # never moves back
+        assert (await store.get_credential(SOURCE, "oauth_client_secret", "s1")).last_used == used
+        assert (await store.get_credential(OTHER, "oauth_client_secret", "s1")).last_used is None
+
+        assert await store.delete_credential(OTHER, "oauth_client_secret", "s2") is False  # not its own
+        assert await store.delete_credential(SOURCE, "oauth_client_secret", "s2") is True
+        assert [c.id for c in await store.list_credentials(SOURCE, "oauth_client_secret")] == ["s1"]
+
+    async def test_session_credentials_end_with_the_sources_tokens_and_expired_ones_are_pruned(
+        self, backend: StorageBackend
+    ) -> None:
+        from scimhost.storage.backend import Credential
+
+        store = backend
+        now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        for source in (SOURCE, OTHER):
+            await store.ensure_service_account(source, f"account-{source}")
+            await store.add_credential(
+                source,
+                Credential("oauth_access_token", "t1", "a" * 64, now, expires=now + timedelta(hours=1), session=True),
+            )
+            await store.add_credential(source, Credential("oauth_client_secret", "s1", "b" * 64, now))
+        await store.revoke_tokens(SOURCE)
+        assert await store.get_credential(SOURCE, "oauth_access_token", "t1") is None
+        assert await store.get_credential(SOURCE, "oauth_client_secret", "s1") is not None  # not a session
+        assert await store.get_credential(OTHER, "oauth_access_token", "t1") is not None  # another source
+        assert await store.prune_credentials(before=now + timedelta(minutes=59)) == 0
+        assert await store.prune_credentials(before=now + timedelta(hours=2)) == 1  # OTHER's token expired
+        assert await store.get_credential(OTHER, "oauth_client_secret", "s1") is not None  # never expires
+        assert (await store.purge_source(OTHER))["credentials"] == 1
+        assert await store.get_credential(OTHER, "oauth_client_secret", "s1") is None
+
     async def test_failed_requests_are_kept_per_source_newest_first_and_pruned(self, backend: StorageBackend) -> None:
         from scimhost.storage.backend import FailedRequest
 

@@ -41,6 +41,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0013_delivery_heads",
             "scimhost.0014_sqlite_resource_statistics",
             "scimhost.0015_failed_requests",
+            "scimhost.0016_credentials",
         ]
     finally:
         await store.close()

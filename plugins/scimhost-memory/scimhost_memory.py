@@ -10,6 +10,7 @@ entries the host hands every backend.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +24,7 @@ from scimhost.scim.query import ResourceQuery
 from scimhost.scim.query_eval import Candidate, in_sort_order, matches
 from scimhost.storage.backend import (
     ClaimedDelivery,
+    Credential,
     EventDraft,
     FailedRequest,
     Keep,
@@ -110,6 +112,7 @@ class MemoryBackend(StorageBackend):
         self._leases: dict[str, tuple[str, datetime]] = {}
         self._activity: dict[tuple[str, datetime], list[Any]] = {}
         self._failures: list[tuple[str, FailedRequest]] = []
+        self._credentials: dict[tuple[str, str, str], Credential] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -159,6 +162,37 @@ class MemoryBackend(StorageBackend):
         account = self._accounts.get(source)
         if account is not None:
             account.token_hash = account.token_created = account.previous_hash = account.previous_expires = None
+        self._credentials = {k: c for k, c in self._credentials.items() if not (k[0] == source and c.session)}
+
+    # --- credentials of auth scheme plugins ------------------------------------------------------
+
+    async def add_credential(self, source: str, credential: Credential) -> None:
+        key = (source, credential.kind, credential.id)
+        if key in self._credentials:
+            raise StorageError(f"source {source!r} already has a {credential.kind} {credential.id!r}")
+        self._credentials[key] = credential
+
+    async def get_credential(self, source: str, kind: str, credential_id: str) -> Credential | None:
+        return self._credentials.get((source, kind, credential_id))
+
+    async def list_credentials(self, source: str, kind: str) -> list[Credential]:
+        mine = [c for (s, k, _), c in self._credentials.items() if s == source and k == kind]
+        return sorted(mine, key=lambda c: c.created)  # stable: equal times keep insertion order
+
+    async def delete_credential(self, source: str, kind: str, credential_id: str) -> bool:
+        return self._credentials.pop((source, kind, credential_id), None) is not None
+
+    async def touch_credential(self, source: str, kind: str, credential_id: str, at: datetime) -> None:
+        key = (source, kind, credential_id)
+        found = self._credentials.get(key)
+        if found is not None and (found.last_used is None or found.last_used < at):
+            self._credentials[key] = dataclasses.replace(found, last_used=at)
+
+    async def prune_credentials(self, *, before: datetime) -> int:
+        old = [k for k, c in self._credentials.items() if c.expires is not None and c.expires < before]
+        for key in old:
+            del self._credentials[key]
+        return len(old)
 
     # --- per-source activity -------------------------------------------------------------------
 
@@ -223,6 +257,8 @@ class MemoryBackend(StorageBackend):
         self._activity = activity
         failures = [(s, f) for s, f in self._failures if s != source]
         deleted["failed requests"], self._failures = len(self._failures) - len(failures), failures
+        credentials = {k: c for k, c in self._credentials.items() if k[0] != source}
+        deleted["credentials"], self._credentials = len(self._credentials) - len(credentials), credentials
         deleted["service accounts"] = 1 if self._accounts.pop(source, None) else 0
         return deleted
 

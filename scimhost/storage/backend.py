@@ -61,6 +61,25 @@ class SourceActivity:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """A credential an auth scheme plugin keeps for a source (a client secret, an issued access
+    token): the hash of its secret part, never the value."""
+
+    # The scheme's name for what it is ("oauth_client_secret", "oauth_access_token").
+    kind: str
+    # The public part that finds it, unique per source and kind.
+    id: str
+    # Hex SHA-256 of the secret part (high-entropy values: a fast hash is enough).
+    secret_hash: str
+    created: datetime
+    expires: datetime | None = None
+    # An issued token that `scimhost sources revoke` ends with the source's bearer tokens
+    # (revoke_tokens), rather than a long-lived credential revoked one by one.
+    session: bool = False
+    last_used: datetime | None = None
+
+
+@dataclass(frozen=True)
 class FailedRequest:
     """A request a source's client was answered with an error (400 or more), as it was told."""
 
@@ -317,7 +336,36 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def revoke_tokens(self, source: str) -> None:
-        """End every token of the source at once (the current one and any in grace)."""
+        """End every token of the source at once: the current one, any in grace, and every
+        session credential (issued access tokens)."""
+
+    # --- credentials of auth scheme plugins ------------------------------------------------------
+
+    @abstractmethod
+    async def add_credential(self, source: str, credential: Credential) -> None:
+        """Keep a credential of the source. Raises StorageError if the source has one of the
+        same kind and id."""
+
+    @abstractmethod
+    async def get_credential(self, source: str, kind: str, credential_id: str) -> Credential | None:
+        """The source's credential of that kind and id (expired ones too), or None; never
+        another source's."""
+
+    @abstractmethod
+    async def list_credentials(self, source: str, kind: str) -> list[Credential]:
+        """The source's credentials of a kind, oldest first."""
+
+    @abstractmethod
+    async def delete_credential(self, source: str, kind: str, credential_id: str) -> bool:
+        """Delete one credential of the source; whether it existed."""
+
+    @abstractmethod
+    async def touch_credential(self, source: str, kind: str, credential_id: str, at: datetime) -> None:
+        """Record that a credential was used at `at` (never moving `last_used` back)."""
+
+    @abstractmethod
+    async def prune_credentials(self, *, before: datetime) -> int:
+        """Delete every source's credentials that expired before `before`; how many."""
 
     # --- per-source activity ---------------------------------------------------------------------
 
@@ -357,7 +405,7 @@ class StorageBackend(ABC):
     async def purge_source(self, source: str) -> dict[str, int]:
         """Delete everything stored for a source: resources (with their records, index rows,
         unique values and memberships), events and their deliveries, activity and failed
-        requests, and the service account with its tokens. How many of each were deleted, by kind."""
+        requests, the service account with its tokens, and its credentials. How many of each were deleted, by kind."""
 
     # --- resources ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.executor import MigrationExecutor
 
 from scimhost.builtin.tortoise_storage.accounts import Accounts
+from scimhost.builtin.tortoise_storage.credentials import Credentials
 from scimhost.builtin.tortoise_storage.database import Database
 from scimhost.builtin.tortoise_storage.deliveries import DeliveryQueue
 from scimhost.builtin.tortoise_storage.dialects import POSTGRES, SQLITE, Dialect
@@ -31,6 +32,7 @@ from scimhost.builtin.tortoise_storage.writes import SMALL_WRITE_ROWS, Writes
 from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import (
     ClaimedDelivery,
+    Credential,
     EventDraft,
     FailedRequest,
     FinishedDelivery,
@@ -118,6 +120,7 @@ class TortoiseBackend(StorageBackend):
     def _use(self, database: Database) -> None:
         self._database = database
         self._accounts = Accounts(database)
+        self._credentials = Credentials(database)
         self._reads = Reads(database)
         self._writes = Writes(database.dialect)
         self._housekeeping = Housekeeping(database.dialect)
@@ -238,6 +241,27 @@ class TortoiseBackend(StorageBackend):
 
     async def revoke_tokens(self, source: str) -> None:
         await self._accounts.revoke_tokens(source)
+        await self._credentials.delete_sessions(source)
+
+    # --- credentials of auth scheme plugins (credentials.py) -------------------------------------
+
+    async def add_credential(self, source: str, credential: Credential) -> None:
+        await self._credentials.add(source, credential)
+
+    async def get_credential(self, source: str, kind: str, credential_id: str) -> Credential | None:
+        return await self._credentials.get(source, kind, credential_id)
+
+    async def list_credentials(self, source: str, kind: str) -> list[Credential]:
+        return await self._credentials.list(source, kind)
+
+    async def delete_credential(self, source: str, kind: str, credential_id: str) -> bool:
+        return await self._credentials.delete(source, kind, credential_id)
+
+    async def touch_credential(self, source: str, kind: str, credential_id: str, at: datetime) -> None:
+        await self._credentials.touch(source, kind, credential_id, at)
+
+    async def prune_credentials(self, *, before: datetime) -> int:
+        return await self._credentials.prune(before=before)
 
     async def record_activity(
         self,

@@ -55,6 +55,7 @@ class Housekeeping:
             ("events", "scimhost_event"),
             ("activity rows", "scimhost_source_activity"),
             ("failed requests", "scimhost_failed_request"),
+            ("credentials", "scimhost_credential"),
             ("service accounts", "scimhost_service_account"),
         ]
         for kind, table in tables:

@@ -249,3 +249,21 @@ class FailedRequest(models.Model):
     class Meta:
         table = "scimhost_failed_request"
         indexes = (("source", "at"),)
+
+
+class Credential(models.Model):
+    """A credential an auth scheme plugin keeps for a source: the hash of its secret part."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=63)
+    kind = fields.CharField(max_length=63)
+    credential_id = fields.CharField(max_length=128)
+    secret_hash = fields.CharField(max_length=64)
+    created = fields.DatetimeField()
+    expires = fields.DatetimeField(null=True)
+    session = fields.BooleanField(default=False)
+    last_used = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "scimhost_credential"
+        unique_together = (("source", "kind", "credential_id"),)
