@@ -28,6 +28,10 @@ class AuthScheme(ABC):
     name: ClassVar[str]
     # Sent in `WWW-Authenticate` on a 401.
     challenge: ClassVar[str]
+    # The dataclass typing a source's own table of this scheme (`[sources.<name>]`), or None
+    # when the scheme has no per-source settings. Read into `SourceSettings.auth_options[name]`
+    # (its defaults when the table is absent) for every source whose `auth` lists the scheme.
+    source_settings_type: ClassVar[type | None] = None
 
     def __init__(self, settings: Settings, storage: StorageBackend) -> None:
         self.settings = settings

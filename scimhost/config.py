@@ -205,6 +205,9 @@ class SourceSettings:
     # and Okta, SCIM 1.1-style URNs): "keep" stores and returns them as sent, "reject" answers
     # 400, "drop" ignores them (logged at INFO).
     unknown_attributes: str = "keep"
+    # Each listed auth scheme's own table (`[sources.<scheme>]`), typed by the scheme; not a
+    # TOML key of its own.
+    auth_options: dict[str, Any] = field(default_factory=dict, metadata={"toml": False})
 
     def __post_init__(self) -> None:
         problems = []
@@ -564,7 +567,19 @@ def _load_sources(
     runtimes: dict[str, Any] = {}
     for index, item in enumerate(raw):
         where = f"sources[{index}]"
+        item, options = _auth_tables(item, auth_schemes, where, problems)
         source = load_table(SourceSettings, item, where, problems)
+        if source is not None:
+            for scheme in options:
+                if scheme not in source.auth:
+                    problems.append(f"{where}.{scheme}: the source's auth does not list {scheme!r}")
+            for scheme in source.auth:
+                scheme_type = getattr(auth_schemes.get(scheme), "source_settings_type", None)
+                if scheme_type is not None and scheme not in options:
+                    defaults = load_table(scheme_type, {}, f"{where}.{scheme}", problems)
+                    if defaults is not None:
+                        options[scheme] = defaults
+            source = dataclasses.replace(source, auth_options=options)
         if source is not None:
             if source.slug in seen:
                 problems.append(f"{where}.slug: {source.slug!r} is already used by sources[{seen[source.slug]}]")
@@ -600,6 +615,23 @@ def _load_sources(
                 except MappingError as exc:
                     problems.append(f"{at}.expression: {exc}")
     return sources
+
+
+def _auth_tables(
+    item: Any, auth_schemes: Mapping[str, Any], where: str, problems: list[str]
+) -> tuple[Any, dict[str, Any]]:
+    """The source table without the tables of auth schemes that have per-source settings, and
+    those tables read by their types."""
+    if not isinstance(item, dict):
+        return item, {}
+    rest, options = dict(item), {}
+    for key in item:
+        scheme_type = getattr(auth_schemes.get(key), "source_settings_type", None)
+        if scheme_type is not None:
+            loaded = load_table(scheme_type, rest.pop(key), f"{where}.{key}", problems)
+            if loaded is not None:
+                options[key] = loaded
+    return rest, options
 
 
 def _source_references(source: SourceSettings | None, item: Any) -> tuple[tuple[str, ...], str, list[MappingSettings]]:
@@ -641,7 +673,7 @@ def load_table(cls: type, data: Any, where: str, problems: list[str]) -> Any:
         problems.append(f"{where}: expected a table, got {_type_name(data)}")
         return None
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.metadata.get("toml", True)}
     unknown = [f"{where}.{key}: unknown key" for key in data if key not in fields]
     before = len(problems)
     kwargs = {}

@@ -1113,7 +1113,8 @@ class StorageContract:
         with pytest.raises(StorageError):
             await store.add_credential(SOURCE, secret)  # the same kind and id twice in one source
         assert await store.get_credential(SOURCE, "oauth_client_secret", "s1") == secret
-        assert (await store.get_credential(OTHER, "oauth_client_secret", "s1")).secret_hash == "c" * 64
+        elsewhere = await store.get_credential(OTHER, "oauth_client_secret", "s1")
+        assert elsewhere is not None and elsewhere.secret_hash == "c" * 64
         assert await store.get_credential(SOURCE, "oauth_access_token", "s1") is None  # another kind
         assert [c.id for c in await store.list_credentials(SOURCE, "oauth_client_secret")] == ["s1", "s2"]
         assert await store.list_credentials(SOURCE, "oauth_access_token") == []
@@ -1121,8 +1122,10 @@ class StorageContract:
         used = now + timedelta(hours=1)
         await store.touch_credential(SOURCE, "oauth_client_secret", "s1", used)
         await store.touch_credential(SOURCE, "oauth_client_secret", "s1", now)  # never moves back
-        assert (await store.get_credential(SOURCE, "oauth_client_secret", "s1")).last_used == used
-        assert (await store.get_credential(OTHER, "oauth_client_secret", "s1")).last_used is None
+        touched = await store.get_credential(SOURCE, "oauth_client_secret", "s1")
+        untouched = await store.get_credential(OTHER, "oauth_client_secret", "s1")
+        assert touched is not None and touched.last_used == used
+        assert untouched is not None and untouched.last_used is None
 
         assert await store.delete_credential(OTHER, "oauth_client_secret", "s2") is False  # not its own
         assert await store.delete_credential(SOURCE, "oauth_client_secret", "s2") is True
