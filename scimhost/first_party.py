@@ -8,6 +8,7 @@ DISTRIBUTIONS: dict[tuple[str, str], str] = {
     ("event sink type", "webhook"): "scimhost-webhook",
     ("event sink type", "nats"): "scimhost-nats",
     ("storage backend", "memory"): "scimhost-memory",
+    ("auth scheme", "oauth"): "scimhost-oauth",
 }
 
 

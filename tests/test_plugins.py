@@ -238,15 +238,17 @@ def test_every_hook_is_documented():
 
 def test_a_first_party_plugin_that_is_not_installed_is_named_with_its_install_line(tmp_path):
     config = make_config(f"sqlite://{tmp_path}/x.sqlite3")
-    config["plugins"] = {"disable": ["webhook", "nats", "memory"]}  # as after the README's run command
+    config["plugins"] = {"disable": ["webhook", "nats", "memory", "oauth"]}  # as after the README's run command
     config["events"] = {"sinks": [{"name": "hr", "type": "webhook", "url": "http://127.0.0.1:9/e"}]}
     config["storage"] = {"backend": "memory"}
+    config["sources"][0]["auth"] = ["oauth"]
     with pytest.raises(ConfigError) as excinfo:
         load_host(config)
     text = str(excinfo.value)
     for kind, name, distribution in [
         ("event sink type", "webhook", "scimhost-webhook"),
         ("storage backend named", "memory", "scimhost-memory"),
+        ("auth scheme named", "oauth", "scimhost-oauth"),
     ]:
         assert f"no {kind} {name!r}" in text
         assert f"provided by the distribution {distribution}: pip install ./plugins/{distribution}" in text

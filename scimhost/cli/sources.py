@@ -66,6 +66,12 @@ async def _source_rows(host: Host) -> list[dict]:
                 "token_env": source.settings.token_env,
                 "token_created": account.token_created.isoformat() if account.token_created else None,
                 "previous_token_expires": expires.isoformat() if expires else None,
+                "auth": list(source.settings.auth),
+                **{
+                    name: info
+                    for name in source.settings.auth
+                    if name in host.auth_schemes and (info := host.auth_schemes[name].describe_source(source))
+                },
             }
         )
     return rows

@@ -1,0 +1,94 @@
+"""The `oauth` auth scheme: access tokens from the source's token endpoint open that source."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scimhost.auth import AuthScheme, Principal
+from scimhost.sources import Source
+from scimhost.storage.backend import Credential
+from scimhost_oauth.credentials import TOKEN_KIND, TOKEN_PREFIX, Issued, client_id, issue, matches, split
+from scimhost_oauth.settings import OAuthSettings, OAuthSourceSettings
+
+# Below each source's base URL.
+TOKEN_PATH = "/oauth/token"
+# Expired access tokens are deleted from the store at most this often, by a process issuing one.
+PRUNE_EVERY = timedelta(hours=1)
+# Checked tokens a process remembers at most; past it, those read longest ago are forgotten.
+MAX_REMEMBERED = 10_000
+
+
+class OAuthScheme(AuthScheme):
+    """Short-lived access tokens issued for one source by its token endpoint open that source."""
+
+    name = "oauth"
+    challenge = 'Bearer realm="scimhost"'
+    source_settings_type = OAuthSourceSettings
+
+    def __init__(self, settings, storage) -> None:
+        super().__init__(settings, storage)
+        self.options: OAuthSettings = settings.plugin_tables.get("oauth") or OAuthSettings()
+        # (source slug, token id) -> (the stored credential, monotonic time it was read)
+        self._checked: dict[tuple[str, str], tuple[Credential, float]] = {}
+        self._pruned: datetime | None = None
+        # The clock tokens are judged by (tests move it).
+        self.now = lambda: datetime.now(UTC)
+
+    async def authenticate(self, source: Source, headers: Mapping[str, str]) -> Principal | None:
+        scheme, _, presented = headers.get("Authorization", "").partition(" ")
+        parts = split(presented.strip(), TOKEN_PREFIX) if scheme.lower() == "bearer" else None
+        if parts is None:
+            return None
+        # Looked up by the source the URL names: a token only ever opens the source it was issued for.
+        credential = await self._stored(source.slug, parts[0])
+        if credential is None or not matches(parts[1], credential, self.now()):
+            return None
+        return Principal(source=source.slug, account=source.service_account, scheme=self.name)
+
+    async def _stored(self, slug: str, token_id: str) -> Credential | None:
+        key, now = (slug, token_id), time.monotonic()
+        cached = self._checked.get(key)
+        if cached is not None and now - cached[1] < self.options.cache_seconds:
+            return cached[0]
+        found = await self.storage.get_credential(slug, TOKEN_KIND, token_id)
+        if found is None:
+            self._checked.pop(key, None)
+            return None
+        if len(self._checked) >= MAX_REMEMBERED:
+            for old in sorted(self._checked, key=lambda k: self._checked[k][1])[: MAX_REMEMBERED // 10]:
+                del self._checked[old]
+        self._checked[key] = (found, now)
+        return found
+
+    async def issue_access_token(self, source: Source) -> tuple[str, int]:
+        """A new access token for the source, kept hashed; its value and lifetime in seconds."""
+        options: OAuthSourceSettings = source.settings.auth_options[self.name]
+        now = self.now()
+        issued: Issued = issue(
+            TOKEN_KIND, TOKEN_PREFIX, now, timedelta(seconds=options.access_token_seconds), session=True
+        )
+        await self.storage.add_credential(source.slug, issued.credential)
+        if self._pruned is None or now - self._pruned > PRUNE_EVERY:
+            self._pruned = now
+            await self.storage.prune_credentials(before=now)
+        return issued.value, options.access_token_seconds
+
+    def credentials_changed(self, source: str) -> None:
+        for key in [k for k in self._checked if k[0] == source]:
+            del self._checked[key]
+
+    def describe_source(self, source: Source) -> dict[str, Any]:
+        return {"client_id": client_id(source.service_account), "token_url": source.base_url + TOKEN_PATH}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": "oauth2",
+            "name": "OAuth 2.0 client credentials",
+            "description": "Access tokens from the source's token endpoint (<base URL>/oauth/token), "
+            "for a client secret",
+            "specUri": "https://www.rfc-editor.org/info/rfc6749",
+            "primary": False,
+        }
