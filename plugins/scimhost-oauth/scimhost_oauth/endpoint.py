@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 
 from scimhost.http.keys import HOST, SOURCE
+from scimhost_oauth.assertions import ASSERTION_TYPE, AssertionRefused, KeysUnavailable, verify
 from scimhost_oauth.credentials import SECRET_KIND, SECRET_PREFIX, check, client_id
 from scimhost_oauth.scheme import TOKEN_PATH as PATH
 from scimhost_oauth.scheme import OAuthScheme
 from scimhost_oauth.settings import OAuthSourceSettings
+
+log = logging.getLogger(__name__)
 
 SCOPE = "scim"
 # RFC 6749 §5.1: token responses, errors included, are never cached.
@@ -58,39 +62,65 @@ async def _grant(request: web.Request, source) -> tuple[str, int]:
         raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
     if set(values.get("scope", SCOPE).split()) - {SCOPE}:
         raise OAuthError("invalid_scope", f"the only scope is {SCOPE!r}")
-    presented = _client_credentials(request, values, source.settings.auth_options["oauth"])
+    options: OAuthSourceSettings = source.settings.auth_options["oauth"]
+    method, presented_id, proof = _client_authentication(request, values, options)
     expected = client_id(source.service_account)
     host = request.app[HOST]
     scheme = host.auth_schemes["oauth"]
     assert isinstance(scheme, OAuthScheme)  # the source lists it, so the host made it
     now = scheme.now()
+    if method == "assertion":
+        if presented_id not in (None, expected):
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        try:
+            trusted = await verify(proof, options.trusted_issuers, scheme.jwks, host.storage, source.slug, now)
+        except AssertionRefused as exc:
+            log.info("source %s: a client assertion was refused: %s", source.slug, exc)
+            raise OAuthError("invalid_client", "client authentication failed", 401) from None
+        except KeysUnavailable as exc:
+            log.warning("source %s: the trusted issuer's keys could not be fetched: %s", source.slug, exc)
+            raise OAuthError(
+                "temporarily_unavailable", "the issuer's keys could not be fetched; try again", 503
+            ) from None
+        log.debug("source %s: client assertion of %s accepted", source.slug, trusted.issuer)
+        return await scheme.issue_access_token(source)
     # The same answer for an unknown client, a wrong, revoked or expired secret and another
     # source's secret: nothing tells which part was wrong.
     secret = None
-    if presented[0] == expected:
-        secret = await check(host.storage, source.slug, SECRET_KIND, SECRET_PREFIX, presented[1], now)
+    if presented_id == expected:
+        secret = await check(host.storage, source.slug, SECRET_KIND, SECRET_PREFIX, proof, now)
     if secret is None:
         raise OAuthError("invalid_client", "client authentication failed", 401)
     await host.storage.touch_credential(source.slug, SECRET_KIND, secret.id, now)
     return await scheme.issue_access_token(source)
 
 
-def _client_credentials(request: web.Request, values: dict[str, str], options: OAuthSourceSettings) -> tuple[str, str]:
-    """(client_id, client_secret) by exactly one method: HTTP Basic, or the body when allowed."""
+def _client_authentication(
+    request: web.Request, values: dict[str, str], options: OAuthSourceSettings
+) -> tuple[str, str | None, str]:
+    """How the client authenticates, by exactly one method (RFC 6749 §2.3): ("secret",
+    client_id, secret) by HTTP Basic or, when allowed, the body; or ("assertion", client_id or
+    None, the JWT) by RFC 7523 §2.2."""
     basic = _basic(request.headers.get("Authorization"))
     in_body = values.get("client_secret")
-    if "client_assertion" in values or "client_assertion_type" in values:
-        raise OAuthError("invalid_client", "client assertions are not accepted here", 401)
-    if basic is not None and in_body is not None:
+    assertion, assertion_type = values.get("client_assertion"), values.get("client_assertion_type")
+    used = [m for m in (basic, in_body, assertion or assertion_type) if m is not None]
+    if len(used) > 1:
         raise OAuthError("invalid_request", "the client authenticated in more than one way")
+    if assertion is not None or assertion_type is not None:
+        if not assertion or assertion_type != ASSERTION_TYPE:
+            raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
+        if not options.trusted_issuers:
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        return "assertion", values.get("client_id"), assertion
     if basic is not None:
         if values.get("client_id") not in (None, basic[0]):
             raise OAuthError("invalid_request", "client_id differs from the one authenticated")
-        return basic
+        return "secret", basic[0], basic[1]
     if in_body is not None:
         if not options.secret_in_body:
             raise OAuthError("invalid_client", "the client secret must be sent with HTTP Basic", 401)
-        return values.get("client_id", ""), in_body
+        return "secret", values.get("client_id", ""), in_body
     raise OAuthError("invalid_client", "client authentication is missing", 401)
 
 

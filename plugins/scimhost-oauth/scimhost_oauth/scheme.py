@@ -10,6 +10,7 @@ from typing import Any
 from scimhost.auth import AuthScheme, Principal
 from scimhost.sources import Source
 from scimhost.storage.backend import Credential
+from scimhost_oauth.assertions import Jwks
 from scimhost_oauth.credentials import TOKEN_KIND, TOKEN_PREFIX, Issued, client_id, issue, matches, split
 from scimhost_oauth.settings import OAuthSettings, OAuthSourceSettings
 
@@ -34,8 +35,14 @@ class OAuthScheme(AuthScheme):
         # (source slug, token id) -> (the stored credential, monotonic time it was read)
         self._checked: dict[tuple[str, str], tuple[Credential, float]] = {}
         self._pruned: datetime | None = None
-        # The clock tokens are judged by (tests move it).
+        # The clock tokens and assertions are judged by (tests move it).
         self.now = lambda: datetime.now(UTC)
+        # The trusted issuers' keys, shared by the host's sources.
+        self.jwks = Jwks(
+            timeout=self.options.jwks_timeout_seconds,
+            refresh=self.options.jwks_refresh_seconds,
+            min_refresh=self.options.jwks_min_refresh_seconds,
+        )
 
     async def authenticate(self, source: Source, headers: Mapping[str, str]) -> Principal | None:
         scheme, _, presented = headers.get("Authorization", "").partition(" ")

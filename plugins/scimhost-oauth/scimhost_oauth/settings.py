@@ -9,6 +9,24 @@ ENTRA_LIFETIMES = range(3600, 21601)
 
 
 @dataclass(frozen=True)
+class TrustedIssuer:
+    """An issuer whose assertions authenticate the source's client (`[[sources.oauth.trusted_issuers]]`)."""
+
+    issuer: str
+    jwks_url: str
+    # The `sub` and `aud` its assertions must carry, exactly.
+    subject: str
+    audience: str
+
+    def __post_init__(self) -> None:
+        if not self.jwks_url.startswith("https://") and not self.jwks_url.startswith("http://127.0.0.1"):
+            raise ValueError("jwks_url: must be an https:// URL")
+        for name in ("issuer", "subject", "audience"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: must not be empty")
+
+
+@dataclass(frozen=True)
 class OAuthSourceSettings:
     """A source's `[sources.oauth]` table."""
 
@@ -17,6 +35,9 @@ class OAuthSourceSettings:
     # Whether a client secret may come in the request body (client_secret_post, which Entra
     # uses); false allows only HTTP Basic (client_secret_basic), as the IPSIE profile asks.
     secret_in_body: bool = True
+    # Issuers whose RFC 7523 assertions authenticate the client instead of a secret (Entra's
+    # Workload Identity Federation): `[[sources.oauth.trusted_issuers]]`.
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
 
     def __post_init__(self) -> None:
         if not 60 <= self.access_token_seconds <= 86400:
@@ -31,7 +52,16 @@ class OAuthSettings:
     # token ended by `scimhost sources revoke` stops opening its source within this time on
     # every process and host.
     cache_seconds: float = 5.0
+    # A trusted issuer's JWKS: how long a fetch may take, how often the keys are fetched again,
+    # and how soon after the last fetch an assertion naming an unknown key id may fetch again.
+    jwks_timeout_seconds: float = 5.0
+    jwks_refresh_seconds: float = 3600.0
+    jwks_min_refresh_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.cache_seconds <= 300:
             raise ValueError("cache_seconds: must be between 0 and 300")
+        if not 0 < self.jwks_timeout_seconds <= 60:
+            raise ValueError("jwks_timeout_seconds: must be more than 0 and at most 60")
+        if not 0 <= self.jwks_min_refresh_seconds <= self.jwks_refresh_seconds:
+            raise ValueError("jwks_min_refresh_seconds: must be between 0 and jwks_refresh_seconds")
