@@ -34,8 +34,10 @@ class PluginRoute:
             return f"method {self.method!r} is not one of {', '.join(sorted(METHODS))}"
         if self.scope not in ("source", "host"):
             return f"scope {self.scope!r} is not 'source' or 'host'"
-        if not self.path.startswith("/") or "{slug}" in self.path:
-            return f"path {self.path!r} must start with '/' (and a source route's slug is given)"
+        if not self.path.startswith("/"):
+            return f"path {self.path!r} must start with '/'"
+        if self.scope == "source" and "{slug}" in self.path:
+            return f"path {self.path!r}: a source route is below the source's base URL already"
         if self.scope == "host" and not self.authenticated:
             return "a host route has no source to authenticate for: leave authenticated at its default"
         return None

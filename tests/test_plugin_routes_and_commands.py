@@ -83,6 +83,7 @@ async def test_a_plugins_source_routes_are_scoped_and_authenticated_like_scim_en
         (PluginRoute("GET", "/healthz", whoami, scope="host"), "the route GET /healthz is already served"),
         (PluginRoute("FETCH", "/x", whoami), "method 'FETCH' is not one of"),
         (PluginRoute("GET", "x", whoami), "must start with '/'"),
+        (PluginRoute("GET", "/{slug}/x", whoami), "below the source's base URL already"),
         (PluginRoute("GET", "/x", whoami, scope="host", authenticated=False), "a host route has no source"),
     ],
 )

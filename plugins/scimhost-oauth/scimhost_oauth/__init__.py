@@ -7,7 +7,7 @@ from scimhost.config import SettingsTable
 from scimhost.hookspecs import hookimpl
 from scimhost.plugin_routes import PluginRoute
 from scimhost_oauth.commands import COMMAND
-from scimhost_oauth.endpoint import PATH, token_endpoint
+from scimhost_oauth.endpoint import METADATA_PATH, PATH, metadata, token_endpoint
 from scimhost_oauth.scheme import OAuthScheme
 from scimhost_oauth.settings import OAuthSettings, OAuthSourceSettings
 
@@ -27,7 +27,10 @@ def register_settings():
 @hookimpl
 def register_routes():
     # Its clients have no token yet: the endpoint authenticates them by their client secret.
-    return [PluginRoute("POST", PATH, token_endpoint, authenticated=False)]
+    return [
+        PluginRoute("POST", PATH, token_endpoint, authenticated=False),
+        PluginRoute("GET", METADATA_PATH, metadata, scope="host"),
+    ]
 
 
 @hookimpl

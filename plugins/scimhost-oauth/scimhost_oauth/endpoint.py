@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 
 from scimhost.http.keys import HOST, SOURCE
-from scimhost_oauth.assertions import ASSERTION_TYPE, AssertionRefused, KeysUnavailable, verify
+from scimhost_oauth.assertions import ALGORITHMS, ASSERTION_TYPE, AssertionRefused, KeysUnavailable, verify
 from scimhost_oauth.credentials import SECRET_KIND, SECRET_PREFIX, check, client_id
 from scimhost_oauth.scheme import TOKEN_PATH as PATH
 from scimhost_oauth.scheme import OAuthScheme
@@ -33,6 +33,31 @@ class OAuthError(Exception):
 
 def token_url(source) -> str:
     return source.base_url + PATH
+
+
+# RFC 8414 §3: the metadata of issuer https://host/source/scim/<slug>/v2 is at
+# https://host/.well-known/oauth-authorization-server/source/scim/<slug>/v2.
+METADATA_PATH = "/.well-known/oauth-authorization-server/source/scim/{slug}/v2"
+
+
+async def metadata(request: web.Request) -> web.Response:
+    """Each OAuth source's authorization-server metadata (RFC 8414), for anyone to read."""
+    source = request.app[HOST].sources.get(request.match_info["slug"])
+    if source is None or "oauth" not in source.settings.auth:
+        return web.json_response({"error": "no such OAuth source"}, status=404)
+    options: OAuthSourceSettings = source.settings.auth_options["oauth"]
+    methods = ["client_secret_basic"] + (["client_secret_post"] if options.secret_in_body else [])
+    body = {
+        "issuer": source.base_url,
+        "token_endpoint": token_url(source),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "scopes_supported": [SCOPE],
+        "token_endpoint_auth_methods_supported": methods + (["private_key_jwt"] if options.trusted_issuers else []),
+    }
+    if options.trusted_issuers:
+        body["token_endpoint_auth_signing_alg_values_supported"] = list(ALGORITHMS)
+    return web.json_response(body)
 
 
 async def token_endpoint(request: web.Request) -> web.Response:

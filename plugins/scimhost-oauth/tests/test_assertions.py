@@ -236,3 +236,12 @@ async def test_an_issuer_whose_keys_are_down_or_slow_is_a_clear_error_and_hangs_
     assert time.monotonic() - started < 2.5  # the 0.5 s timeout, not the issuer's 3 s
     tenant.mode = "up"
     assert (await exchange(client, tenant.keys[0].sign(claims())))[0] == 200
+
+
+async def test_the_metadata_names_private_key_jwt_when_issuers_are_trusted(
+    tmp_path, storage_url, aiohttp_client, tenant
+):  # noqa: F811
+    client = await served(tmp_path, storage_url, aiohttp_client, tenant)
+    meta = await (await client.get("/.well-known/oauth-authorization-server/source/scim/entra/v2")).json()
+    assert "private_key_jwt" in meta["token_endpoint_auth_methods_supported"]
+    assert meta["token_endpoint_auth_signing_alg_values_supported"] == ["RS256", "PS256", "ES256"]

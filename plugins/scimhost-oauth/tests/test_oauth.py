@@ -222,3 +222,26 @@ def test_the_plugin_is_listed_with_its_distribution(capsys):
     [plugin] = [p for p in json.loads(out)["plugins"] if p["name"] == "oauth"]
     assert plugin["distribution"] == "scimhost-oauth"
     assert {"register_auth_schemes", "register_routes", "register_commands"} <= set(plugin["hooks"])
+
+
+async def test_each_oauth_source_publishes_its_authorization_server_metadata(served, capsys):
+    config, client = served
+    response = await client.get("/.well-known/oauth-authorization-server/source/scim/demo/v2")
+    meta = await response.json()
+    assert meta["issuer"] == "https://scim.example.com/source/scim/demo/v2"
+    assert meta["token_endpoint"] == "https://scim.example.com/source/scim/demo/v2/oauth/token"
+    assert meta["grant_types_supported"] == ["client_credentials"] and meta["scopes_supported"] == ["scim"]
+    assert meta["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert (await client.get("/.well-known/oauth-authorization-server/source/scim/plain/v2")).status == 404
+    assert (await client.get("/.well-known/oauth-authorization-server/source/scim/nosuch/v2")).status == 404
+    # ServiceProviderConfig names the scheme among the source's authentication schemes.
+    made = await secret_for(capsys, config, "demo")
+    _, body, _ = await token_request(
+        client, "demo", {"grant_type": "client_credentials"}, basic(made["client_id"], made["client_secret"])
+    )
+    spc = await (
+        await client.get(
+            "/source/scim/demo/v2/ServiceProviderConfig", headers={"Authorization": f"Bearer {body['access_token']}"}
+        )
+    ).json()
+    assert [s["type"] for s in spc["authenticationSchemes"]] == ["oauthbearertoken", "oauth2"]
