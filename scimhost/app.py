@@ -165,8 +165,7 @@ async def _mapping_workers(app: web.Application) -> AsyncIterator[None]:
 
 async def _log_sources(host: Host) -> None:
     log.info("storage: %s", host.storage.describe())
-    sources = host.sources.values()
-    for warning in host.mappings.ambiguous_name_warnings(sources) + host.mappings.unknown_name_warnings(sources):
+    for warning in host.config_warnings():
         log.warning("%s", warning)
     accounts = {account.source: account for account in await host.storage.service_accounts()}
     if not host.sources:

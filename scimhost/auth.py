@@ -47,6 +47,11 @@ class AuthScheme(ABC):
         Other processes and hosts learn of the change only through the store; a scheme that
         caches says in its settings how long that may take."""
 
+    def warnings(self, sources: list[Source]) -> list[str]:
+        """Likely mistakes in the settings of these sources (those that list the scheme), for
+        `check` and `serve` to warn of; none by default."""
+        return []
+
     def describe_source(self, source: Source) -> dict[str, Any]:
         """What an operator copies into an identity provider to use this scheme with `source`
         (`sources list --json` shows it under the scheme's name); nothing by default."""

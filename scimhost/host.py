@@ -88,6 +88,15 @@ class Host:
         await self.storage.revoke_tokens(slug)
         self._credentials_changed(slug)
 
+    def config_warnings(self) -> list[str]:
+        """Likely mistakes that do not stop the host, which `check` prints and `serve` logs:
+        the mappings' and each auth scheme's of the sources that use it."""
+        sources = list(self.sources.values())
+        warnings = self.mappings.ambiguous_name_warnings(sources) + self.mappings.unknown_name_warnings(sources)
+        for name, scheme in self.auth_schemes.items():
+            warnings += scheme.warnings([s for s in sources if name in s.settings.auth])
+        return warnings
+
     def require_sink_environment(self, names: Iterable[str] | None = None) -> None:
         """Raise ConfigError when the environment lacks what a sink needs to deliver (its
         secrets): checked by the commands that deliver, never by the ones that administer."""

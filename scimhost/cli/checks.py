@@ -24,8 +24,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     admin_warning = anonymous_admin_warning(host.settings)
     if admin_warning:
         print(f"warning: {admin_warning}", file=sys.stderr)
-    sources = host.sources.values()
-    for warning in host.mappings.ambiguous_name_warnings(sources) + host.mappings.unknown_name_warnings(sources):
+    for warning in host.config_warnings():
         print(f"warning: {warning}", file=sys.stderr)
     return asyncio.run(_check_storage(host))
 

@@ -12,7 +12,7 @@ from scimhost.sources import Source
 from scimhost.storage.backend import Credential
 from scimhost_oauth.assertions import Jwks
 from scimhost_oauth.credentials import TOKEN_KIND, TOKEN_PREFIX, Issued, client_id, issue, matches, split
-from scimhost_oauth.settings import OAuthSettings, OAuthSourceSettings
+from scimhost_oauth.settings import ENTRA_LIFETIMES, OAuthSettings, OAuthSourceSettings
 
 # Below each source's base URL.
 TOKEN_PATH = "/oauth/token"
@@ -86,6 +86,17 @@ class OAuthScheme(AuthScheme):
     def credentials_changed(self, source: str) -> None:
         for key in [k for k in self._checked if k[0] == source]:
             del self._checked[key]
+
+    def warnings(self, sources: list[Source]) -> list[str]:
+        found = []
+        for source in sources:
+            seconds = source.settings.auth_options[self.name].access_token_seconds
+            if seconds not in ENTRA_LIFETIMES:
+                found.append(
+                    f"source {source.slug!r}: oauth access_token_seconds = {seconds} is outside the 3600 to 21600 "
+                    "that Microsoft Entra's gallery validator accepts"
+                )
+        return found
 
     def describe_source(self, source: Source) -> dict[str, Any]:
         return {"client_id": client_id(source.service_account), "token_url": source.base_url + TOKEN_PATH}

@@ -170,6 +170,10 @@ async def test_a_source_may_refuse_secrets_in_the_body(tmp_path, storage_url, ca
         client, "demo", {"grant_type": "client_credentials"}, basic(made["client_id"], made["client_secret"])
     )
     assert status == 200 and body["expires_in"] == 7200
+    assert client.app[HOST].config_warnings() == []  # 7200 s is within what Entra accepts
+    write_config(tmp_path, storage_url, "access_token_seconds = 600")
+    code, _, err = await asyncio.to_thread(cli, capsys, *config, "check")
+    assert code == 0 and "access_token_seconds = 600 is outside the 3600 to 21600" in err
 
 
 async def test_an_access_token_ends_when_it_expires_and_with_sources_revoke(served, capsys):
