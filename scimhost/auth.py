@@ -22,6 +22,16 @@ class Principal:
     scheme: str
 
 
+@dataclass(frozen=True)
+class SchemeDetail:
+    """One line the admin pages show of a scheme for a source (never a secret's value)."""
+
+    label: str
+    value: str
+    # Something the operator should act on (a secret about to expire).
+    warning: bool = False
+
+
 class AuthScheme(ABC):
     """Authenticates requests to one source; one instance serves every source of the host."""
 
@@ -46,6 +56,10 @@ class AuthScheme(ABC):
 
         Other processes and hosts learn of the change only through the store; a scheme that
         caches says in its settings how long that may take."""
+
+    async def details(self, source: Source) -> list[SchemeDetail]:
+        """What the admin overview shows of this scheme for `source`; nothing by default."""
+        return []
 
     def warnings(self, sources: list[Source]) -> list[str]:
         """Likely mistakes in the settings of these sources (those that list the scheme), for

@@ -74,7 +74,15 @@ async def overview(host: Host) -> dict[str, Any]:
                 "slug": source.slug,
                 "name": source.name,
                 "base_url": source.base_url,
-                "token": token,
+                "token": token if "bearer" in source.settings.auth else None,
+                "auth": [
+                    {
+                        "scheme": name,
+                        "details": [dataclasses.asdict(d) for d in await host.auth_schemes[name].details(source)],
+                    }
+                    for name in source.settings.auth
+                    if name in host.auth_schemes
+                ],
                 "counts": {name: await _count(host, source, name) for name in source.catalog.resource_types},
                 "last_write": _time(newest[0].created) if newest else None,
                 "last_request": _time(activity.last_request),

@@ -15,12 +15,11 @@ from scimhost.host import Host, load_host
 from scimhost.timestamps import shown
 from scimhost_oauth.credentials import SECRET_KIND, SECRET_PREFIX, client_id, issue
 from scimhost_oauth.endpoint import token_url
+from scimhost_oauth.scheme import EXPIRES_SOON
 
 # Client secrets live 1 to 3 years (Entra's gallery asks for that); 2 by default.
 LIFETIME = re.compile(r"^(\d+)(y|d)$")
 SHORTEST, LONGEST = timedelta(days=365), timedelta(days=3 * 365 + 1)
-# A secret this close to its expiry is flagged in `secrets list` (and on the admin pages).
-EXPIRES_SOON = timedelta(days=30)
 
 
 def lifetime(text: str) -> timedelta:

@@ -7,13 +7,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scimhost.auth import AuthScheme, Principal
+from scimhost.auth import AuthScheme, Principal, SchemeDetail
 from scimhost.sources import Source
 from scimhost.storage.backend import Credential
+from scimhost.timestamps import shown
 from scimhost_oauth.assertions import Jwks
-from scimhost_oauth.credentials import TOKEN_KIND, TOKEN_PREFIX, Issued, client_id, issue, matches, split
+from scimhost_oauth.credentials import SECRET_KIND, TOKEN_KIND, TOKEN_PREFIX, Issued, client_id, issue, matches, split
 from scimhost_oauth.settings import ENTRA_LIFETIMES, OAuthSettings, OAuthSourceSettings
 
+# A client secret this close to its expiry is flagged (`secrets list`, the admin overview).
+EXPIRES_SOON = timedelta(days=30)
 # Below each source's base URL.
 TOKEN_PATH = "/oauth/token"
 # Expired access tokens are deleted from the store at most this often, by a process issuing one.
@@ -86,6 +89,40 @@ class OAuthScheme(AuthScheme):
     def credentials_changed(self, source: str) -> None:
         for key in [k for k in self._checked if k[0] == source]:
             del self._checked[key]
+
+    async def details(self, source: Source) -> list[SchemeDetail]:
+        """The client id and token URL, each client secret (flagged within 30 days of its
+        expiry) and each trusted issuer."""
+        now = self.now()
+        found = [
+            SchemeDetail("OAuth client id", client_id(source.service_account)),
+            SchemeDetail("Token URL", source.base_url + TOKEN_PATH),
+        ]
+        options: OAuthSourceSettings = source.settings.auth_options[self.name]
+        secrets = [c for c in await self.storage.list_credentials(source.slug, SECRET_KIND)]
+        for secret in secrets:
+            left = secret.expires - now if secret.expires else None
+            state = ""
+            if left is not None and left <= timedelta(0):
+                state = " (expired)"
+            elif left is not None and left <= EXPIRES_SOON:
+                state = f" (expires in {max(1, left.days)} day{'' if left.days == 1 else 's'})"
+            used = shown(secret.last_used) or "never"
+            found.append(
+                SchemeDetail(
+                    f"Client secret {secret.id}",
+                    f"created {shown(secret.created)}, expires {shown(secret.expires)}{state}, last used {used}",
+                    warning=bool(state),
+                )
+            )
+        for issuer in options.trusted_issuers:
+            found.append(
+                SchemeDetail("Trusted issuer", f"{issuer.issuer} (sub {issuer.subject}, aud {issuer.audience})")
+            )
+        if not secrets and not options.trusted_issuers:
+            command = self.settings.command(f"oauth secrets create {source.slug}")
+            found.append(SchemeDetail("Client secret", f"none yet: run {command}", warning=True))
+        return found
 
     def warnings(self, sources: list[Source]) -> list[str]:
         found = []

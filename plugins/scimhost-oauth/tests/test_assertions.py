@@ -20,6 +20,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from scimhost.app import create_app
 from scimhost.cli import main
+from scimhost.http.keys import HOST
 from scimhost.testing_databases import database, postgres_schema_url, postgres_url, storage_url  # noqa: F401
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -245,3 +246,7 @@ async def test_the_metadata_names_private_key_jwt_when_issuers_are_trusted(
     meta = await (await client.get("/.well-known/oauth-authorization-server/source/scim/entra/v2")).json()
     assert "private_key_jwt" in meta["token_endpoint_auth_methods_supported"]
     assert meta["token_endpoint_auth_signing_alg_values_supported"] == ["RS256", "PS256", "ES256"]
+    host = client.app[HOST]
+    details = await host.auth_schemes["oauth"].details(host.sources["entra"])
+    assert [d.value for d in details if d.label == "Trusted issuer"] == [f"{ISSUER} (sub {SUBJECT}, aud {AUDIENCE})"]
+    assert not any(d.warning for d in details)  # a trusted issuer needs no secret

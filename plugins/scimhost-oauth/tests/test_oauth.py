@@ -249,3 +249,36 @@ async def test_each_oauth_source_publishes_its_authorization_server_metadata(ser
         )
     ).json()
     assert [s["type"] for s in spc["authenticationSchemes"]] == ["oauthbearertoken", "oauth2"]
+
+
+async def test_the_admin_overview_shows_the_schemes_secrets_and_flags_one_about_to_expire(
+    served, capsys, aiohttp_client
+):
+    config, client = served
+    host = client.app[HOST]
+    made = await secret_for(capsys, config, "demo")
+    soon = datetime.now(UTC) + timedelta(days=10)
+    await host.storage.add_credential(
+        "demo", Credential(SECRET_KIND, "old", digest("x"), soon - timedelta(days=700), expires=soon)
+    )
+    admin = await aiohttp_client(build_admin_app(host, environ={"OAUTH_TEST_ADMIN": ADMIN_TOKEN}))
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    overview = await (await admin.get("/api/overview", headers=headers)).json()
+    sources = {s["slug"]: s for s in overview["sources"]}
+    [bearer, oauth] = sources["demo"]["auth"]
+    assert (bearer["scheme"], bearer["details"]) == ("bearer", [])
+    details = {d["label"]: d for d in oauth["details"]}
+    assert details["OAuth client id"]["value"] == "scimhost-source-demo"
+    assert details["Token URL"]["value"] == "https://scim.example.com/source/scim/demo/v2/oauth/token"
+    assert not details[f"Client secret {made['secret_id']}"]["warning"]
+    flagged = details["Client secret old"]
+    assert (
+        flagged["warning"] and "(expires in 9 days)" in flagged["value"] or "(expires in 10 days)" in flagged["value"]
+    )
+    assert sources["hr"]["token"] is None  # OAuth only: no bearer token to issue
+    assert [d["value"] for d in sources["hr"]["auth"][0]["details"] if d["label"] == "Client secret"] == [
+        f"none yet: run scimhost -c {config[1]} oauth secrets create hr"
+    ]
+    page = await (await admin.get("/", headers=headers)).text()
+    assert "Client secret old" in page and 'class="scheme-detail warn"' in page
+    assert made["client_secret"] not in page and made["client_secret"] not in json.dumps(overview)
