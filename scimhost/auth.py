@@ -57,6 +57,11 @@ class AuthScheme(ABC):
         Other processes and hosts learn of the change only through the store; a scheme that
         caches says in its settings how long that may take."""
 
+    def describe_for(self, source: Source) -> dict[str, Any]:
+        """This scheme's `authenticationSchemes` entry in `source`'s ServiceProviderConfig (where
+        it may name the source's own endpoints); `describe()` by default."""
+        return self.describe()
+
     async def details(self, source: Source) -> list[SchemeDetail]:
         """What the admin overview shows of this scheme for `source`; nothing by default."""
         return []

@@ -52,7 +52,7 @@ def _no_filter(request: web.Request) -> None:
 async def service_provider_config_handler(request: web.Request) -> web.Response:
     host = request.app[HOST]
     source = request[SOURCE]
-    schemes = [host.auth_schemes[name].describe() for name in source.settings.auth]
+    schemes = [host.auth_schemes[name].describe_for(source) for name in source.settings.auth]
     location = f"{source.base_url}/ServiceProviderConfig"
     return scim_json(service_provider_config(capabilities(request), schemes, location))
 

@@ -138,6 +138,13 @@ class OAuthScheme(AuthScheme):
     def describe_source(self, source: Source) -> dict[str, Any]:
         return {"client_id": client_id(source.service_account), "token_url": source.base_url + TOKEN_PATH}
 
+    def describe_for(self, source: Source) -> dict[str, Any]:
+        return {
+            **self.describe(),
+            "description": f"OAuth 2.0 client credentials: access tokens from {source.base_url}{TOKEN_PATH} "
+            "for a client secret or a trusted issuer's assertion",
+        }
+
     def describe(self) -> dict[str, Any]:
         return {
             "type": "oauth2",

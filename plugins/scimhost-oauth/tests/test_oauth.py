@@ -249,6 +249,7 @@ async def test_each_oauth_source_publishes_its_authorization_server_metadata(ser
         )
     ).json()
     assert [s["type"] for s in spc["authenticationSchemes"]] == ["oauthbearertoken", "oauth2"]
+    assert "https://scim.example.com/source/scim/demo/v2/oauth/token" in spc["authenticationSchemes"][1]["description"]
 
 
 async def test_the_admin_overview_shows_the_schemes_secrets_and_flags_one_about_to_expire(
