@@ -37,6 +37,9 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
                 else ""
             )
             print(f"{row['slug']:<20} {row['token']:<10} {row['base_url']}  ({row['name']}){grace}")
+            for scheme in row["auth"]:
+                for key, value in (row.get(scheme) or {}).items():
+                    print(f"{'':<20} {scheme} {key.replace('_', ' ')}: {value}")
     return EXIT_OK
 
 

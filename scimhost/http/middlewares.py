@@ -114,5 +114,6 @@ async def source_auth(request: web.Request, handler) -> web.StreamResponse:
             return await handler(request)
     reason = "invalid_credentials" if "Authorization" in request.headers else "missing_credentials"
     host.metrics.auth_failures.labels(source.slug, reason).inc()
-    challenges = ", ".join(host.auth_schemes[name].challenge for name in source.settings.auth)
+    # Schemes may share a challenge (two kinds of Bearer token): each is said once.
+    challenges = ", ".join(dict.fromkeys(host.auth_schemes[name].challenge for name in source.settings.auth))
     raise ScimError(401, "Authentication required", headers={"WWW-Authenticate": challenges})

@@ -86,6 +86,8 @@ async def test_a_secret_gets_a_token_by_basic_and_by_body_that_opens_its_source_
         assert status == 200 and body["token_type"] == "Bearer" and body["expires_in"] == 3600
         assert body["scope"] == "scim" and body["access_token"].startswith("sat_")
     token = {"Authorization": f"Bearer {by_basic[1]['access_token']}"}
+    refused = await client.get("/source/scim/demo/v2/Users")
+    assert refused.status == 401 and refused.headers["WWW-Authenticate"] == 'Bearer realm="scimhost"'  # said once
     assert (await client.get("/source/scim/demo/v2/Users", headers=token)).status == 200
     assert (await client.get("/source/scim/hr/v2/Users", headers=token)).status == 401  # another source
     assert (await client.get("/source/scim/plain/v2/Users", headers=token)).status == 401
@@ -219,6 +221,9 @@ async def test_sources_list_says_what_to_copy_into_the_identity_provider(served,
         "token_url": "https://scim.example.com/source/scim/hr/v2/oauth/token",
     }
     assert rows["demo"]["auth"] == ["bearer", "oauth"] and "oauth" not in rows["plain"]
+    code, out, _ = await asyncio.to_thread(cli, capsys, *config, "sources", "list")
+    assert "oauth token url: https://scim.example.com/source/scim/hr/v2/oauth/token" in out
+    assert "oauth client id: scimhost-source-hr" in out
 
 
 def test_the_plugin_is_listed_with_its_distribution(capsys):
