@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
 
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, configured_source, open_existing, source_and_type
 from scimhost.host import Host, load_host
 from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
 from scimhost.scim.listing import ListParams, encode_cursor
+from scimhost.storage.backend import StoredResource
 
 RECORD_PAGE = 200
 
@@ -39,6 +41,21 @@ async def _read_record(host: Host, slug: str, resource_type: str, resource_id: s
         await host.storage.close()
 
 
+async def matching(host: Host, service: ResourceService, filter_text: str | None) -> AsyncIterator[StoredResource]:
+    """Every resource of the service's source and type that the filter matches, walked by cursor
+    a page at a time (bounded memory)."""
+    cursor: str | None = ""
+    while cursor is not None:
+        query = service.query(ListParams(filter=filter_text, count=RECORD_PAGE, cursor=cursor))
+        page = await host.storage.list_resources(
+            service.source.slug, service.type.name, query, members=False, groups=False
+        )
+        for resource in page.resources:
+            yield resource
+        last = page.resources[-1] if page.resources else None
+        cursor = encode_cursor("after", last.created, last.id) if page.more_after and last else None
+
+
 def cmd_records_list(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     source, resource_type = source_and_type(host, args.slug, args.resource_type)
@@ -54,20 +71,12 @@ async def _list_records(host: Host, service: ResourceService, filter_text: str |
     """Every matching resource's record, walked by cursor a page at a time (bounded memory)."""
     await open_existing(host)
     try:
-        cursor: str | None = ""
-        while cursor is not None:
-            query = service.query(ListParams(filter=filter_text, count=RECORD_PAGE, cursor=cursor))
-            page = await host.storage.list_resources(
-                service.source.slug, service.type.name, query, members=False, groups=False
-            )
-            for resource in page.resources:
-                record = await host.storage.get_record(service.source.slug, service.type.name, resource.id)
-                if as_json:
-                    print(json.dumps({"id": resource.id, "record": record}))
-                else:
-                    print(f"{resource.id}  {json.dumps(record)}")
-            last = page.resources[-1] if page.resources else None
-            cursor = encode_cursor("after", last.created, last.id) if page.more_after and last else None
+        async for resource in matching(host, service, filter_text):
+            record = await host.storage.get_record(service.source.slug, service.type.name, resource.id)
+            if as_json:
+                print(json.dumps({"id": resource.id, "record": record}))
+            else:
+                print(f"{resource.id}  {json.dumps(record)}")
     finally:
         await host.storage.close()
     return EXIT_OK
@@ -103,21 +112,13 @@ async def _remap(host: Host, services: list[ResourceService], filter_text: str |
         await host.mappings.start_for(services[0].source.slug)
         for service in services:
             seen = changed = errors = 0
-            cursor: str | None = ""
-            while cursor is not None:
-                query = service.query(ListParams(filter=filter_text, count=RECORD_PAGE, cursor=cursor))
-                page = await host.storage.list_resources(
-                    service.source.slug, service.type.name, query, members=False, groups=False
-                )
-                for resource in page.resources:
-                    seen += 1
-                    try:
-                        changed += await service.remap(resource.id)
-                    except ScimError as exc:  # a mapping that fails on this resource
-                        errors += 1
-                        print(f"error: {service.type.name} {resource.id}: {exc.detail}", file=sys.stderr)
-                last = page.resources[-1] if page.resources else None
-                cursor = encode_cursor("after", last.created, last.id) if page.more_after and last else None
+            async for resource in matching(host, service, filter_text):
+                seen += 1
+                try:
+                    changed += await service.remap(resource.id)
+                except ScimError as exc:  # a mapping that fails on this resource
+                    errors += 1
+                    print(f"error: {service.type.name} {resource.id}: {exc.detail}", file=sys.stderr)
             plural = "" if seen == 1 else "s"
             print(
                 f"{service.source.slug} {service.type.name}: {seen} resource{plural}, {changed} record"

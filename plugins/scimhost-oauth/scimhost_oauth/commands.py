@@ -9,7 +9,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
-from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, configured_source, open_existing
+from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, configured_source, with_storage
 from scimhost.cli.plugin_commands import PluginCommand
 from scimhost.host import Host, load_host
 from scimhost.timestamps import shown
@@ -72,15 +72,7 @@ def cmd_secrets_create(args: argparse.Namespace) -> int:
     if source is None:
         return EXIT_FAILED
     issued = issue(SECRET_KIND, SECRET_PREFIX, datetime.now(UTC), args.expires, session=False)
-
-    async def store() -> None:
-        await open_existing(host)
-        try:
-            await host.storage.add_credential(source.slug, issued.credential)
-        finally:
-            await host.storage.close()
-
-    asyncio.run(store())
+    asyncio.run(with_storage(host, lambda storage: storage.add_credential(source.slug, issued.credential)))
     expires = issued.credential.expires
     shown_fields = {
         "client_id": client_id(source.service_account),
@@ -106,14 +98,7 @@ def cmd_secrets_list(args: argparse.Namespace) -> int:
     source = _oauth_source(host, args.slug)
     if source is None:
         return EXIT_FAILED
-
-    async def read():
-        await open_existing(host)
-        try:
-            return await host.storage.list_credentials(source.slug, SECRET_KIND)
-        finally:
-            await host.storage.close()
-
+    kept = asyncio.run(with_storage(host, lambda storage: storage.list_credentials(source.slug, SECRET_KIND)))
     now = datetime.now(UTC)
     rows = [
         {
@@ -123,7 +108,7 @@ def cmd_secrets_list(args: argparse.Namespace) -> int:
             "last_used": c.last_used.isoformat() if c.last_used else None,
             "state": _state(c.expires, now),
         }
-        for c in asyncio.run(read())
+        for c in kept
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -151,15 +136,10 @@ def cmd_secrets_revoke(args: argparse.Namespace) -> int:
     source = _oauth_source(host, args.slug)
     if source is None:
         return EXIT_FAILED
-
-    async def delete() -> bool:
-        await open_existing(host)
-        try:
-            return await host.storage.delete_credential(source.slug, SECRET_KIND, args.secret_id)
-        finally:
-            await host.storage.close()
-
-    if not asyncio.run(delete()):
+    deleted = asyncio.run(
+        with_storage(host, lambda storage: storage.delete_credential(source.slug, SECRET_KIND, args.secret_id))
+    )
+    if not deleted:
         print(f"error: source {source.slug!r} has no client secret {args.secret_id!r}", file=sys.stderr)
         return EXIT_FAILED
     print(
