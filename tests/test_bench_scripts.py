@@ -85,3 +85,17 @@ def test_initial_sync_script_replays_a_first_cycle():
     )
     assert result.returncode == 0, result.stderr
     assert "| 20 |" in result.stdout and "membership check" in result.stdout
+
+
+def test_slow_receiver_benchmark_runs():
+    import pytest
+
+    pytest.importorskip("scimhost_webhook")
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "slow_receiver.py"), "--seconds", "1", "--rate", "20", "--users", "3", "--slow-seconds", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "one user slow (0.3 s) at hook:" in result.stdout and "commit to receipt p50" in result.stdout

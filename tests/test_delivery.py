@@ -251,24 +251,85 @@ async def test_a_sink_that_raises_has_its_events_retried(store):
 
 
 async def test_one_dispatcher_delivers_per_database(store):
+    """Two dispatchers run on one database while events keep coming and deliveries are in
+    flight: the one holding the lease sends every event, the other none, nothing twice."""
     clock = Clock()
     one, got_one = dispatcher_for(store, None, clock, owner="one")
     two, got_two = dispatcher_for(store, None, clock, owner="two")
-    one.settings = two.settings = DispatchSettings(poll_seconds=0.02, lease_seconds=15)
-    for i in range(5):
+    one.settings = two.settings = DispatchSettings(poll_seconds=0.02, lease_seconds=1.5)
+    for dispatcher in (one, two):
+        dispatcher.runners["hook"].sink.options = RecordingSettings(delay_ms=40)
+    first = asyncio.create_task(one.run())
+    while await store.lease_holder("dispatcher", now=clock()) != "one":
+        await asyncio.sleep(0.01)
+    second = asyncio.create_task(two.run())
+    for i in range(12):  # written while both run, some in flight as the second starts
         await store.create_resource("demo", "User", user_write(f"l{i}"), event=draft("create", sinks=("hook",)))
-    tasks = [
-        asyncio.create_task(one.run()),
-        asyncio.create_task(asyncio.sleep(0.05)),
-    ]
-    await asyncio.sleep(0.3)
-    tasks.append(asyncio.create_task(two.run()))
-    await asyncio.sleep(0.3)
-    for task in tasks:
+        one.wake()
+        two.wake()
+        await asyncio.sleep(0.03)
+    await wait_for(lambda: len(got_one) + len(got_two) >= 12)
+    await asyncio.sleep(0.2)
+    for task in (first, second):
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    assert len(got_one) == 5 and got_two == []
+    await asyncio.gather(first, second, return_exceptions=True)
+    ids = [r["data"]["id"] for r in got_one + got_two]
+    assert len(ids) == len(set(ids)) == 12
+    assert got_two == []
     assert await store.lease_holder("dispatcher", now=clock()) is None  # released on the way out
+
+
+async def test_a_delivery_is_never_sent_twice_while_its_first_attempt_runs(store):
+    """An attempt that lasts long (its sink allows 300 s): the dispatcher's lease is renewed
+    on its own timer meanwhile, the delivery stays claimed past any fixed in-flight time, and a
+    claim that returns it again (a clock far ahead) does not send it a second time."""
+    clock = Clock()
+    release = asyncio.Event()
+    sent: list[str] = []
+
+    class Blocking(EventSink):
+        name = "blocking"
+        settings_type = RecordingSettings
+
+        def attempt_seconds(self) -> float:
+            return 300.0
+
+        async def deliver(self, envelopes):
+            sent.extend(e["data"]["id"] for e in envelopes)
+            await release.wait()
+            return [Outcome.delivered(200) for _ in envelopes]
+
+    dispatcher = Dispatcher(
+        store,
+        {"hook": (Blocking(RecordingSettings(), sink_name="hook"), 4)},
+        owner="one",
+        clock=clock,
+        settings=DispatchSettings(poll_seconds=0.02, lease_seconds=0.3),
+    )
+    await store.create_resource("demo", "User", user_write("long"), event=draft("create", sinks=("hook",)))
+    task = asyncio.create_task(dispatcher.run())
+    await wait_for(lambda: sent)
+    clock.advance(200)  # past the 120 s an attempt was once given, within this sink's 300 s
+    assert await store.claim_deliveries("hook", now=clock(), limit=10, lease_seconds=1) == []
+    for _ in range(200):
+        if await store.lease_holder("dispatcher", now=clock()) == "one":
+            break
+        await asyncio.sleep(0.01)
+    assert await store.lease_holder("dispatcher", now=clock()) == "one"  # renewed while the attempt runs
+    clock.advance(3600)  # now even this sink's claim has lapsed and the delivery is claimed again
+    dispatcher.wake()
+    for _ in range(10):
+        await asyncio.sleep(0.03)
+    assert len(sent) == 1
+    release.set()
+    for _ in range(200):
+        if (await store.sink_stats("hook")).done == 1:
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    stats = await store.sink_stats("hook")
+    assert (stats.done, stats.pending, stats.inflight, len(sent)) == (1, 0, 0, 1)
 
 
 async def test_deliveries_commands(tmp_path, storage_url, capsys, aiohttp_client, monkeypatch):

@@ -56,6 +56,10 @@ class NatsSink(EventSink):
     name = "nats"
     settings_type = NatsSettings
 
+    def attempt_seconds(self) -> float:
+        # A (re)connect may take twice the timeout before the publish's own timeout.
+        return 3 * self.options.timeout_seconds
+
     async def start(self) -> None:
         self._connection: Client | None = None
         self._lock = asyncio.Lock()

@@ -84,6 +84,9 @@ class WebhookSink(EventSink):
                 problems.append(str(exc))
         return problems
 
+    def attempt_seconds(self) -> float:
+        return self.options.timeout_seconds
+
     async def start(self) -> None:
         self._keys = [decode_secret(os.environ[name], name) for name in self.options.secret_names]
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.options.timeout_seconds))

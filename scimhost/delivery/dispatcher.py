@@ -1,10 +1,12 @@
 """The dispatcher: moves each sink's due deliveries to the sink and records the outcomes.
 
-One dispatcher is active per database: it holds the `dispatcher` lease, renewed while it runs,
-so any serve process may run one and a process that dies hands over within the lease time. It
-wakes at once when this process commits a write, and polls otherwise (another process's writes).
-Per resource the store hands out only the oldest unfinished delivery, so events of one resource
-reach a sink in commit order while many resources are in flight at once.
+One dispatcher is active per database: it holds the `dispatcher` lease, renewed on its own
+timer while it runs, so any serve process may run one and a process that dies hands over within
+the lease time. Each sink runs on its own (`SinkRunner`: its own task, its own claims), and
+within a sink every delivery is its own attempt: a slot freed by one resource is refilled at
+once from the due heads, so a slow receiver or a slow resource holds back only that resource's
+later events. Per resource the store hands out only the oldest unfinished delivery, so events of
+one resource reach a sink in commit order while many resources are in flight at once.
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ class DispatchSettings:
 
     poll_seconds: float = 0.5
     lease_seconds: float = 15.0
-    # How long a claimed delivery stays claimed; a dispatcher that died releases it after this.
+    # How long a claimed delivery stays claimed at least; a dispatcher that died releases it
+    # after this. A sink whose attempts may take longer gets twice its longest attempt.
     inflight_seconds: float = 120.0
+    # The longest attempt of a sink that does not say (EventSink.attempt_seconds).
+    attempt_seconds: float = 60.0
+    # Added to a sink's own timeout before the dispatcher gives up on an attempt itself.
+    attempt_grace_seconds: float = 5.0
 
 
 def utcnow() -> datetime:
@@ -56,7 +63,6 @@ class Dispatcher:
     ) -> None:
         """`sinks`: sink name -> (the sink, how many of its deliveries may be in flight at once)."""
         self.storage = storage
-        self.sinks = dict(sinks)
         self.owner = owner
         self.settings = settings
         self.schedule = schedule
@@ -65,122 +71,198 @@ class Dispatcher:
         self.after_send = after_send
         # Told of each attempt's result: (sink, "done" | "retry" | "dead" | "paused").
         self.outcome = outcome
-        self._wake = asyncio.Event()
+        self.runners = {name: SinkRunner(self, name, sink, limit) for name, (sink, limit) in sinks.items()}
         self._holding = False
-        self._lease_checked: datetime | None = None
 
     def wake(self) -> None:
         """A write committed in this process: look for work now rather than at the next poll."""
-        self._wake.set()
+        for runner in self.runners.values():
+            runner.changed.set()
 
     async def run(self) -> None:
-        """Hold the lease and deliver until cancelled."""
+        """Hold the lease and deliver until cancelled: the lease on this task's timer, each sink
+        on a task of its own while the lease is held."""
+        tasks: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        held_until = 0.0
         try:
             while True:
-                busy = False
                 try:
-                    await self._check_lease()
-                    if self._holding:
-                        busy = await self.run_once() > 0
+                    holding = await self.storage.take_lease(
+                        LEASE, self.owner, now=self.clock(), seconds=self.settings.lease_seconds
+                    )
                 except StorageError as exc:
-                    log.warning("dispatcher: the store failed: %s", exc)
-                if not busy:
-                    self._wake.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+                    log.warning("dispatcher: the store failed to renew the lease: %s", exc)
+                    # Still ours until the last renewal runs out.
+                    holding = bool(tasks) and loop.time() < held_until
+                else:
+                    if holding:
+                        held_until = loop.time() + self.settings.lease_seconds
+                if holding and not tasks:
+                    await self._reclaim()
+                    tasks = [
+                        asyncio.create_task(runner.run(), name=f"scimhost-sink-{name}")
+                        for name, runner in self.runners.items()
+                    ]
+                elif not holding and tasks:
+                    log.warning("dispatcher %s: lost the lease; delivery stops here", self.owner)
+                    await _cancel(tasks)
+                    tasks = []
+                self._holding = holding
+                await asyncio.sleep(self.settings.lease_seconds / 3)
         finally:
+            await _cancel(tasks)
             if self._holding:
                 with contextlib.suppress(StorageError):
                     await self.storage.release_lease(LEASE, self.owner)
 
-    async def _check_lease(self) -> None:
-        """Take or renew the lease, a third of its time after the last try (not on every pass:
-        each try is a write to the store)."""
-        now = self.clock()
-        renew_every = self.settings.lease_seconds / 3
-        if self._lease_checked is not None and (now - self._lease_checked).total_seconds() < renew_every:
-            return
-        was_holding = self._holding
-        self._holding = await self.storage.take_lease(LEASE, self.owner, now=now, seconds=self.settings.lease_seconds)
-        self._lease_checked = now
-        if self._holding and not was_holding:
-            await self._reclaim()
-
     async def _reclaim(self) -> None:
         """Just took the lease: what is in flight was left by a dispatcher that died (one runs
         per database), so it is due again now rather than when its claim would lapse."""
-        for name in self.sinks:
+        for name in self.runners:
             count = await self.storage.reclaim_inflight(name, now=self.clock())
             if count:
                 log.info("sink %s: %d deliveries left in flight by a stopped dispatcher are due again", name, count)
 
     async def run_once(self) -> int:
-        """One pass over every sink: claim its due heads and deliver them; how many were tried."""
+        """One pass over every sink, all attempts awaited (for tests and one-shot commands):
+        claim its due heads, deliver and record them; how many were tried."""
         paused = await self.storage.paused_sinks()
-        passes = [
-            self._deliver_due(name, sink, limit) for name, (sink, limit) in self.sinks.items() if name not in paused
-        ]
+        passes = [runner.pass_once() for name, runner in self.runners.items() if name not in paused]
         return sum(await asyncio.gather(*passes))
 
-    async def _deliver_due(self, name: str, sink: EventSink, limit: int) -> int:
-        claimed = await self.storage.claim_deliveries(
-            name, now=self.clock(), limit=limit, lease_seconds=self.settings.inflight_seconds
-        )
-        if not claimed:
-            return 0
-        try:
-            outcomes = await sink.deliver([envelope(c.event) for c in claimed])
-            if len(outcomes) != len(claimed):
-                raise RuntimeError(f"it answered {len(outcomes)} outcomes for {len(claimed)} events")
-        except Exception as exc:  # a broken sink must not stop the others, nor lose anything
-            log.exception("sink %s failed to deliver %d events", name, len(claimed))
-            outcomes = [Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")] * len(claimed)
-        self.after_send()
-        now = self.clock()
-        recorded = [
-            self._finished(name, delivery, outcome, now) for delivery, outcome in zip(claimed, outcomes, strict=True)
-        ]
-        pause = next((outcome for outcome in outcomes if outcome.kind == "pause"), None)
-        if pause is not None:
-            log.warning("sink %s paused: %s", name, pause.detail)
-            await self.storage.set_sink_paused(name, True, reason=pause.detail, now=now)
-        # One call (one transaction in the built-in store) records the whole batch.
-        await self.storage.finish_deliveries(name, [finished for finished, _ in recorded], now=now)
-        for _, label in recorded:
-            self.outcome(name, label)
-        return len(claimed)
 
-    def _finished(
-        self, sink: str, delivery: ClaimedDelivery, outcome: Outcome, now: datetime
-    ) -> tuple[FinishedDelivery, str]:
-        """What to record of one attempt, and its outcome's label (done, retry, dead, paused)."""
-        seq = delivery.event.seq
-        if outcome.kind == "delivered":
-            return FinishedDelivery(seq, "done", status=outcome.status), "done"
-        if outcome.kind == "pause":
-            # The event stays pending, due at once when an operator resumes the sink.
-            return FinishedDelivery(
-                seq, "pending", next_attempt=now, status=outcome.status, error=outcome.detail
-            ), "paused"
-        retry_at = None
-        if outcome.kind == "retry":
-            retry_at = self.schedule.next_attempt(delivery.attempts, now, retry_after=outcome.after)
-        if retry_at is not None:
-            finished = FinishedDelivery(
-                seq, "pending", next_attempt=retry_at, status=outcome.status, error=outcome.detail
-            )
-            return finished, "retry"
-        why = (
-            outcome.detail
-            if outcome.kind == "permanent"
-            else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+class SinkRunner:
+    """One sink's deliveries: up to `limit` attempts in flight, each refilled when it ends."""
+
+    def __init__(self, dispatcher: Dispatcher, name: str, sink: EventSink, limit: int) -> None:
+        self.dispatcher = dispatcher
+        self.name = name
+        self.sink = sink
+        self.limit = limit
+        settings = dispatcher.settings
+        own = sink.attempt_seconds()
+        self.attempt_limit = (own if own is not None else settings.attempt_seconds) + settings.attempt_grace_seconds
+        # Longer than any attempt can last, so a delivery is never claimed again while its
+        # first attempt still runs.
+        self.inflight_seconds = max(settings.inflight_seconds, 2 * self.attempt_limit)
+        # Attempts by event seq, until their outcome is recorded.
+        self.running: dict[int, tuple[ClaimedDelivery, asyncio.Task[Outcome]]] = {}
+        # Set when an attempt ends or a write commits: look again.
+        self.changed = asyncio.Event()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; what has ended is recorded on the way out."""
+        storage = self.dispatcher.storage
+        try:
+            while True:
+                self.changed.clear()
+                try:
+                    await self._record()
+                    if self.name not in await storage.paused_sinks():
+                        await self._claim()
+                except StorageError as exc:
+                    log.warning("sink %s: the store failed: %s", self.name, exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), self.dispatcher.settings.poll_seconds)
+        finally:
+            attempts = [task for _, task in self.running.values() if not task.done()]
+            await _cancel(attempts)
+            with contextlib.suppress(StorageError):
+                await self._record()
+
+    async def pass_once(self) -> int:
+        """Claim, await every attempt, record; how many attempts were started."""
+        started = await self._claim()
+        if self.running:
+            await asyncio.wait([task for _, task in self.running.values()])
+        await self._record()
+        return started
+
+    async def _claim(self) -> int:
+        free = self.limit - len(self.running)
+        if free <= 0:
+            return 0
+        dispatcher = self.dispatcher
+        claimed = await dispatcher.storage.claim_deliveries(
+            self.name, now=dispatcher.clock(), limit=free, lease_seconds=self.inflight_seconds
         )
-        log.warning(
-            "sink %s: event %s (%s %s) is dead: %s",
-            sink,
-            delivery.event.id,
-            delivery.event.resource_type,
-            delivery.event.resource_id,
-            why,
-        )
-        return FinishedDelivery(seq, "dead", status=outcome.status, error=why), "dead"
+        started = 0
+        for delivery in claimed:
+            seq = delivery.event.seq
+            if seq in self.running:
+                continue  # claimed again while its attempt runs (a clock jumped): never sent twice
+            task = asyncio.create_task(self._attempt(delivery), name=f"scimhost-sink-{self.name}-{seq}")
+            task.add_done_callback(lambda _: self.changed.set())
+            self.running[seq] = (delivery, task)
+            started += 1
+        return started
+
+    async def _attempt(self, delivery: ClaimedDelivery) -> Outcome:
+        """Send one event; its outcome (a sink that raises, answers wrongly or takes longer than
+        it may has its event retried: a broken sink must not stop the others, nor lose anything)."""
+        try:
+            async with asyncio.timeout(self.attempt_limit):
+                outcomes = await self.sink.deliver([envelope(delivery.event)])
+            if len(outcomes) != 1:
+                raise RuntimeError(f"it answered {len(outcomes)} outcomes for 1 event")
+            outcome = outcomes[0]
+        except TimeoutError:
+            outcome = Outcome.retry(f"the sink gave no outcome within {self.attempt_limit:g}s")
+        except Exception as exc:
+            log.exception("sink %s failed to deliver event %s", self.name, delivery.event.id)
+            outcome = Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")
+        self.dispatcher.after_send()
+        return outcome
+
+    async def _record(self) -> None:
+        """Record every ended attempt's outcome in one call (one transaction in the built-in
+        store), then free their slots."""
+        ended = [
+            (seq, delivery, task.result())
+            for seq, (delivery, task) in self.running.items()
+            if task.done() and not task.cancelled()
+        ]
+        if not ended:
+            return
+        dispatcher = self.dispatcher
+        now = dispatcher.clock()
+        recorded = [_finished(self.name, delivery, outcome, now, dispatcher.schedule) for _, delivery, outcome in ended]
+        pause = next((outcome for _, _, outcome in ended if outcome.kind == "pause"), None)
+        if pause is not None:
+            log.warning("sink %s paused: %s", self.name, pause.detail)
+            await dispatcher.storage.set_sink_paused(self.name, True, reason=pause.detail, now=now)
+        await dispatcher.storage.finish_deliveries(self.name, [finished for finished, _ in recorded], now=now)
+        for seq, _, _ in ended:
+            del self.running[seq]
+        for _, label in recorded:
+            dispatcher.outcome(self.name, label)
+
+
+def _finished(
+    sink: str, delivery: ClaimedDelivery, outcome: Outcome, now: datetime, schedule: RetrySchedule
+) -> tuple[FinishedDelivery, str]:
+    """What to record of one attempt, and its outcome's label (done, retry, dead, paused)."""
+    seq = delivery.event.seq
+    if outcome.kind == "delivered":
+        return FinishedDelivery(seq, "done", status=outcome.status), "done"
+    if outcome.kind == "pause":
+        # The event stays pending, due at once when an operator resumes the sink.
+        return FinishedDelivery(seq, "pending", next_attempt=now, status=outcome.status, error=outcome.detail), "paused"
+    retry_at = None
+    if outcome.kind == "retry":
+        retry_at = schedule.next_attempt(delivery.attempts, now, retry_after=outcome.after)
+    if retry_at is not None:
+        return FinishedDelivery(
+            seq, "pending", next_attempt=retry_at, status=outcome.status, error=outcome.detail
+        ), "retry"
+    why = outcome.detail if outcome.kind == "permanent" else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+    event = delivery.event
+    log.warning("sink %s: event %s (%s %s) is dead: %s", sink, event.id, event.resource_type, event.resource_id, why)
+    return FinishedDelivery(seq, "dead", status=outcome.status, error=why), "dead"
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

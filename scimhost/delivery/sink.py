@@ -43,10 +43,10 @@ class Outcome:
 class EventSink(ABC):
     """A durable delivery target: receives event envelopes, answers one Outcome each.
 
-    One instance serves one `[[events.sinks]]` entry. `deliver` is called by the dispatcher
-    with events of different resources (never two of one resource: their order is kept by
-    handing out the next only after the previous one's outcome); it must not raise for a
-    failed delivery, but answer `retry` or `permanent` for it.
+    One instance serves one `[[events.sinks]]` entry. The dispatcher calls `deliver` once per
+    event, many calls at once (up to the sink's `concurrency`), never two of one resource at a
+    time: their order is kept by handing out the next only after the previous one's outcome.
+    It must not raise for a failed delivery, but answer `retry` or `permanent` for it.
     """
 
     name: ClassVar[str]
@@ -63,6 +63,12 @@ class EventSink(ABC):
     def __init__(self, options: Any, *, sink_name: str) -> None:
         self.options = options
         self.sink_name = sink_name
+
+    def attempt_seconds(self) -> float | None:
+        """The longest one `deliver` call may take (its timeouts), or None to take the
+        dispatcher's default. The dispatcher gives up on an attempt a little after it, and keeps
+        a claimed delivery claimed for longer, so it is never sent twice while still running."""
+        return None
 
     async def start(self) -> None:
         """Connect (called once by the dispatcher before the first delivery)."""

@@ -288,3 +288,64 @@ async def test_a_delivery_waiting_an_hour_for_its_retry_is_shown_and_sent_at_onc
         await asyncio.sleep(0.02)
     assert [p["data"]["resource"]["userName"] for p in receiver.received] == ["late", "late"]
     assert (await status())["state"] == "healthy"
+
+
+async def test_a_receiver_slow_for_one_resource_holds_back_only_that_resource(tmp_path, aiohttp_server, aiohttp_client, monkeypatch):
+    """One sink's receiver answers one user only after the sink's timeout; the other users of
+    that sink and every user of a second sink still arrive within a second of their commit."""
+    secret = new_secret()
+    monkeypatch.setenv("TEST_WEBHOOK_SECRET", secret)
+    verifier = Webhook(secret)
+    loop = asyncio.get_running_loop()
+    arrived: dict[tuple[str, str], float] = {}  # (sink path, userName) -> first arrival
+
+    async def handle(request: web.Request) -> web.Response:
+        payload = verifier.verify(await request.read(), dict(request.headers))
+        name = payload["data"]["resource"]["userName"]
+        arrived.setdefault((request.match_info["sink"], name), loop.time())
+        if request.match_info["sink"] == "hr" and name == "slow":
+            await asyncio.sleep(4)  # past the sink's 2 s timeout
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/{sink}", handle)
+    server = await aiohttp_server(receiver)
+    sinks = [
+        {"name": name, "type": "webhook", "url": str(server.make_url(f"/{name}")), "secret_env": "TEST_WEBHOOK_SECRET",
+         "timeout_seconds": 2, "concurrency": 4}
+        for name in ("hr", "audit")
+    ]
+    settings = config(tmp_path, "http://unused")
+    settings["events"]["sinks"] = sinks
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    token = await app[HOST].issue_token("demo")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+
+    async def create(name: str) -> float:
+        response = await client.post("/source/scim/demo/v2/Users", data=json.dumps({"userName": name}), headers=headers)
+        assert response.status == 201
+        return loop.time()  # committed: the response is back
+
+    await create("slow")
+    for _ in range(100):  # the slow attempt is running
+        if ("hr", "slow") in arrived:
+            break
+        await asyncio.sleep(0.01)
+    committed = {}
+    for i in range(6):
+        committed[f"fast{i}"] = await create(f"fast{i}")
+        await asyncio.sleep(0.1)
+    for _ in range(300):
+        if all((sink, name) in arrived for sink in ("hr", "audit") for name in committed):
+            break
+        await asyncio.sleep(0.01)
+    latencies = {(sink, name): arrived[(sink, name)] - at for name, at in committed.items() for sink in ("hr", "audit")}
+    assert max(latencies.values()) < 1.0, latencies
+    assert ("audit", "slow") in arrived
+    for _ in range(300):  # the slow one's attempt timed out and waits for its retry
+        stats = await app[HOST].storage.sink_stats("hr")
+        if stats.retrying:
+            break
+        await asyncio.sleep(0.02)
+    assert stats.retrying == 1 and "2s" in stats.last_error
