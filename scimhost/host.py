@@ -6,6 +6,8 @@ is kept at module level.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -120,8 +122,12 @@ def load_host(
     plugins: Iterable[tuple[str, object]] = (),
     environ: Mapping[str, str] | None = None,
     strict: bool = True,
+    listen: tuple[str, int] | None = None,
 ) -> Host:
     """Read the config (a TOML file or an already parsed document), load plugins, build the host.
+
+    `listen` is the address actually served when it is not the config's (`serve --host/--port`):
+    it replaces `[server]` host and port, so the URLs the host prints and returns name it.
 
     `plugins` adds (name, plugin) pairs beside the entry points. With `strict`, sources whose
     `token_env` is unusable and sinks whose secrets are not in the environment are errors
@@ -147,6 +153,10 @@ def load_host(
         mapping_runtimes=registry.mapping_runtimes,
         resource_types=list(registry.resource_types),
     )
+    if listen is not None:
+        settings = dataclasses.replace(
+            settings, server=dataclasses.replace(settings.server, host=listen[0], port=listen[1])
+        )
     if settings.storage is None:  # pragma: no cover - build_settings reports why
         raise ConfigError(["storage: no usable storage backend"], path)
     sources = build_sources(settings, catalogs(registry, settings), environ, strict=strict)

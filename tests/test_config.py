@@ -58,6 +58,19 @@ def test_example_config_is_valid_and_documents_every_core_setting(tmp_path):
             assert f.name in text, f"{cls.__name__}.{f.name} is not documented in config.example.toml"
 
 
+def test_every_setting_the_example_config_shows_is_its_default(tmp_path):
+    """The example says so of itself: loading it gives the settings an empty config gives."""
+    example = load_host(EXAMPLE).settings
+    config = tmp_path / "scimhost.toml"
+    config.write_text('[[sources]]\nslug = "demo"\nname = "Demo"\n')
+    defaults = load_host(config).settings
+    for table in ("server", "limits", "mappings", "events", "admin", "logging", "plugins"):
+        assert getattr(example, table) == getattr(defaults, table), f"[{table}] differs from its defaults"
+    assert example.storage.backend == defaults.storage.backend
+    assert example.storage.options == defaults.storage.options
+    assert example.plugin_tables == defaults.plugin_tables
+
+
 def test_defaults_without_storage_table_use_embedded_sqlite(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('[[sources]]\nslug = "demo"\nname = "Demo"\n')
@@ -280,3 +293,52 @@ def test_settings_that_name_a_resource_type_or_source_name_the_known_ones(tmp_pa
     text = problems_of(config)
     assert "schema_extensions[0].resource_type: no resource type 'user' (resource types: User, Group)" in text
     assert "events.sinks[0].sources: no source 'nope' is configured (sources: demo, other)" in text
+
+
+def test_the_configuration_docs_table_lists_each_table_once_with_all_its_keys():
+    """docs/configuration.md's table of tables against the settings dataclasses."""
+    from dataclasses import fields
+
+    from scimhost.builtin.bearer import BearerSettings
+    from scimhost.builtin.tortoise_storage.settings import TortoiseSettings
+    from scimhost.config import (
+        AdminSettings,
+        EventSettings,
+        LimitSettings,
+        LoggingSettings,
+        MappingPoolSettings,
+        MappingSettings,
+        PluginSettings,
+        SchemaExtensionSettings,
+        ServerSettings,
+        SINK_KEYS,
+        SourceSettings,
+    )
+
+    text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    table = text.split("## Tables", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ", 1) for line in table.splitlines() if line.startswith("| `[")]
+    names = [name.strip("| `") for name, _ in rows]
+    assert len(names) == len(set(names)), f"listed twice: {sorted(n for n in names if names.count(n) > 1)}"
+    keys_of = dict(zip(names, (keys for _, keys in rows), strict=True))
+    classes = {
+        "[server]": [ServerSettings],
+        "[limits]": [LimitSettings],
+        "[mappings]": [MappingPoolSettings],
+        "[plugins]": [PluginSettings],
+        "[storage.tortoise]": [TortoiseSettings],
+        "[[sources]]": [SourceSettings, MappingSettings],
+        "[admin]": [AdminSettings],
+        "[logging]": [LoggingSettings],
+        "[bearer]": [BearerSettings],
+        "[events]": [EventSettings],
+        "[[schema_extensions]]": [SchemaExtensionSettings],
+    }
+    for name, settings_classes in classes.items():
+        assert name in keys_of, f"{name} is not in the table"
+        for cls in settings_classes:
+            for f in fields(cls):
+                if f.metadata.get("toml", True) and not f.name.startswith("_"):
+                    assert f"`{f.name}`" in keys_of[name], f"{name}: `{f.name}` is not listed"
+    for key in SINK_KEYS:
+        assert f"`{key}`" in keys_of["[events]"], f"[[events.sinks]]: `{key}` is not listed"

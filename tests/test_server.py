@@ -250,3 +250,72 @@ def test_sigterm_drains_in_flight_requests(tmp_path):
             process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err.decode()
+
+
+def test_serve_port_option_reaches_the_urls_the_host_prints_and_returns(tmp_path, storage_url):
+    """`serve --port P` with another port in the config: Location, meta.location and the
+    printed base URL name P (an explicit public_url would win)."""
+    config = write_config(tmp_path, storage_url, free_port())
+    token = cli_token(config)
+    port = free_port()
+    process = subprocess.Popen(
+        scimhost("-c", str(config), "serve", "--port", str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_until_up(port, process)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/source/scim/demo/v2/Users",
+            data=json.dumps({"userName": "ported"}).encode(),
+            method="POST",
+            headers={**bearer(token), "Content-Type": "application/scim+json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            location = response.headers["Location"]
+            body = json.loads(response.read())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    base = f"http://127.0.0.1:{port}/source/scim/demo/v2"
+    assert location == body["meta"]["location"] == f"{base}/Users/{body['id']}"
+    assert f"source demo: {base} token" in err.decode()
+
+
+def unit_lines(key: str) -> list[str]:
+    """The `key=` lines of docs/deployment.md's systemd unit, in order."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
+    unit = text.split("# /etc/systemd/system/scimhost.service", 1)[1].split("```", 1)[0]
+    return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(f"{key}=")]
+
+
+def test_the_documented_systemd_unit_starts_on_a_fresh_sqlite_install(tmp_path):
+    """Its ExecStartPre and ExecStart lines, run as written (the paths swapped for this test's)
+    in its WorkingDirectory, on a config whose store does not exist yet."""
+    port = free_port()
+    config = tmp_path / "etc" / "scimhost.toml"
+    config.parent.mkdir()
+    config.write_text(f'[server]\nport = {port}\n[[sources]]\nslug = "demo"\nname = "Demo"\n' + admin_table())
+    workdir = tmp_path / "var"
+    workdir.mkdir()
+
+    def command(line: str) -> list[str]:
+        words = line.replace("/etc/scimhost/scimhost.toml", str(config)).split()
+        assert words[0] == "/opt/scimhost/.venv/bin/scimhost"
+        return scimhost(*words[1:])
+
+    assert unit_lines("WorkingDirectory") == ["/var/lib/scimhost"]
+    pre = unit_lines("ExecStartPre")
+    assert pre, "the unit checks before it serves"
+    for line in pre:
+        result = subprocess.run(command(line), cwd=workdir, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{line}: {result.stderr}"
+    [start] = unit_lines("ExecStart")
+    process = subprocess.Popen(command(start), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(port, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0

@@ -45,6 +45,8 @@ async def _check_storage(host: Host) -> int:
         else ""
     )
     print(f"storage: ok ({host.storage.describe()}{note})")
+    for name in pending:
+        print(f"  pending migration: {name}")
     for source in host.sources.values():
         print(f"source {source.slug}: {source.base_url}")
     return EXIT_OK

@@ -79,6 +79,10 @@ def _serve(args: argparse.Namespace, config: Path | None) -> int:
             for sock in sockets:
                 sock.close()
             return EXIT_FAILED
+    served = (address, sockets[0].getsockname()[1])
+    if served != (settings.server.host, settings.server.port):
+        # --host, --port or port 0: the URLs the host prints and returns name what is served.
+        host = load_host(config, listen=served)
     try:
         problem = asyncio.run(_prepare_storage(host, migrate=args.migrate))
         if problem:
@@ -184,7 +188,7 @@ async def serve_host(host: Host, scim_socket: socket.socket, admin_socket: socke
 
 
 def _worker_main(config: Path | None, address: str, port: int, admin, log_level: str | None) -> None:
-    host = load_host(config)
+    host = load_host(config, listen=(address, port))
     setup_logging(log_level or host.settings.logging.level, host.settings.logging.format)
     with contextlib.suppress(KeyboardInterrupt):
         scim_socket = bind(address, port, reuse_port=True)
