@@ -86,7 +86,7 @@ def test_check_reports_config_plugins_storage(tmp_path, storage_url, capsys):
         assert main(["-c", config, "check"]) == 0  # an empty PostgreSQL schema: every migration pending
         out = capsys.readouterr().out
         assert f"migrations pending (run `scimhost -c {config} migrate`" in out
-        assert "  pending migration: 0001" in out  # each one named, not only counted
+        assert "  pending migration: scimhost.0001_initial" in out  # each one named, not only counted
         assert main(["-c", config, "migrate"]) == 0
     capsys.readouterr()
     assert main(["-c", config, "check"]) == 0

@@ -12,6 +12,7 @@ changes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -450,3 +451,20 @@ def test_another_sources_ids_are_unknown_to_every_endpoint(world):
                 text = quote(f'id eq "{foreign}"')
                 status, body = scim.request("GET", f"{endpoint}?filter={text}")
                 assert (status, body["totalResults"]) == (200, 0)
+
+
+def test_no_statement_of_the_built_in_store_writes_its_own_source_condition():
+    """Every `source = ...` condition comes from the Scope builder: a statement that compared
+    a source by hand could drop the parentheses a filter's `or` needs, or forget the source."""
+    import re
+
+    package = Path(__file__).resolve().parent.parent / "scimhost" / "builtin" / "tortoise_storage"
+    by_hand = re.compile(r"\bsource\s*=\s*(\{p\(|\$\d)")
+    found = [
+        f"{module.name}:{number}: {line.strip()}"
+        for module in sorted(package.glob("*.py"))
+        if module.name != "scope.py"
+        for number, line in enumerate(module.read_text().splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert found == []

@@ -34,7 +34,7 @@ class Accounts:
         )
         p = self.params()
         rows = await self.database.rows(
-            p.query(f"SELECT {ACCOUNT_COLUMNS} FROM scimhost_service_account WHERE source = {p(source)}")
+            p.query(f"SELECT {ACCOUNT_COLUMNS} FROM scimhost_service_account a WHERE {Scope(source).rows(p, 'a')}")
         )
         return _service_account(rows[0])
 
@@ -49,8 +49,8 @@ class Accounts:
         p = self.params()
         rows = await self.database.rows(
             p.query(
-                "SELECT token_hash, previous_hash, previous_expires FROM scimhost_service_account "
-                f"WHERE source = {p(source)}"
+                "SELECT a.token_hash, a.previous_hash, a.previous_expires FROM scimhost_service_account a "
+                f"WHERE {Scope(source).rows(p, 'a')}"
             )
         )
         if not rows:
@@ -75,7 +75,7 @@ class Accounts:
                 f"token_hash = {p(token_hash)}, token_created = {p(_now())}"
             )
         changed = await self.database.execute(
-            p.command(f"UPDATE scimhost_service_account SET {assignments} WHERE source = {p(source)}")
+            p.command(f"UPDATE scimhost_service_account AS a SET {assignments} WHERE {Scope(source).rows(p, 'a')}")
         )
         if not changed:
             raise StorageError(f"source {source!r} has no service account")
@@ -84,8 +84,8 @@ class Accounts:
         p = self.params()
         await self.database.execute(
             p.command(
-                "UPDATE scimhost_service_account SET token_hash = NULL, token_created = NULL, previous_hash = NULL, "
-                f"previous_expires = NULL WHERE source = {p(source)}"
+                "UPDATE scimhost_service_account AS a SET token_hash = NULL, token_created = NULL, "
+                f"previous_hash = NULL, previous_expires = NULL WHERE {Scope(source).rows(p, 'a')}"
             )
         )
 
@@ -126,20 +126,20 @@ class Accounts:
         totals = await self.database.rows(
             p.query(
                 "SELECT SUM(a.requests) AS requests, SUM(a.errors) AS errors FROM scimhost_source_activity a "
-                f"WHERE {scope.where(p, 'a', f'a.minute >= {p(since)}', typed=False)}"
+                f"WHERE {scope.rows(p, 'a', f'a.minute >= {p(since)}')}"
             )
         )
         p = self.params()
         last = await self.database.rows(
             p.query(
-                f"SELECT MAX(a.minute) AS minute FROM scimhost_source_activity a WHERE {scope.where(p, 'a', typed=False)}"
+                f"SELECT MAX(a.minute) AS minute FROM scimhost_source_activity a WHERE {scope.rows(p, 'a')}"
             )
         )
         p = self.params()
         error = await self.database.rows(
             p.query(
                 "SELECT a.last_error_at, a.last_error FROM scimhost_source_activity a "
-                f"WHERE {scope.where(p, 'a', 'a.last_error_at IS NOT NULL', typed=False)} "
+                f"WHERE {scope.rows(p, 'a', 'a.last_error_at IS NOT NULL')} "
                 "ORDER BY a.last_error_at DESC LIMIT 1"
             )
         )
@@ -177,7 +177,7 @@ class Accounts:
         rows = await self.database.rows(
             p.query(
                 "SELECT f.at, f.method, f.path, f.status, f.scim_type, f.detail, f.request_id "
-                f"FROM scimhost_failed_request f WHERE {Scope(source).where(p, 'f', f'f.at >= {p(since)}', typed=False)} "
+                f"FROM scimhost_failed_request f WHERE {Scope(source).rows(p, 'f', f'f.at >= {p(since)}')} "
                 f"ORDER BY f.at DESC, f.id DESC LIMIT {p(limit)}"
             )
         )

@@ -49,14 +49,14 @@ class Credentials:
         condition = f"c.kind = {p(kind)} AND c.credential_id = {p(credential_id)}"
         rows = await self.database.rows(
             p.query(
-                f"SELECT {COLUMNS} FROM scimhost_credential c WHERE {Scope(source).where(p, 'c', condition, typed=False)}"
+                f"SELECT {COLUMNS} FROM scimhost_credential c WHERE {Scope(source).rows(p, 'c', condition)}"
             )
         )
         return _credential(rows[0]) if rows else None
 
     async def list(self, source: str, kind: str) -> list[Credential]:
         p = self.params()
-        where = Scope(source).where(p, "c", f"c.kind = {p(kind)}", typed=False)
+        where = Scope(source).rows(p, "c", f"c.kind = {p(kind)}")
         rows = await self.database.rows(
             p.query(f"SELECT {COLUMNS} FROM scimhost_credential c WHERE {where} ORDER BY c.created, c.id")
         )
@@ -65,7 +65,7 @@ class Credentials:
     async def delete(self, source: str, kind: str, credential_id: str) -> bool:
         p = self.params()
         condition = f"c.kind = {p(kind)} AND c.credential_id = {p(credential_id)}"
-        where = Scope(source).where(p, "c", condition, typed=False)
+        where = Scope(source).rows(p, "c", condition)
         return bool(await self.database.execute(p.command(f"DELETE FROM scimhost_credential AS c WHERE {where}")))
 
     async def touch(self, source: str, kind: str, credential_id: str, at: datetime) -> None:
@@ -74,12 +74,12 @@ class Credentials:
             f"c.kind = {p(kind)} AND c.credential_id = {p(credential_id)} "
             f"AND (c.last_used IS NULL OR c.last_used < {p(at)})"
         )
-        where = Scope(source).where(p, "c", condition, typed=False)
+        where = Scope(source).rows(p, "c", condition)
         await self.database.execute(p.command(f"UPDATE scimhost_credential AS c SET last_used = {p(at)} WHERE {where}"))
 
     async def delete_sessions(self, source: str) -> int:
         p = self.params()
-        where = Scope(source).where(p, "c", f"c.session = {p(True)}", typed=False)
+        where = Scope(source).rows(p, "c", f"c.session = {p(True)}")
         return await self.database.execute(p.command(f"DELETE FROM scimhost_credential AS c WHERE {where}"))
 
     async def prune(self, *, before: datetime) -> int:

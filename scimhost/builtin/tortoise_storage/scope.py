@@ -1,5 +1,8 @@
-"""The one place that scopes SQL to one source: every statement on resources, index rows,
-unique values and membership rows takes its WHERE clause from a Scope.
+"""The one place that scopes SQL to one source: every statement that reads or changes one
+source's rows (resources, index rows, unique values, membership rows, its service account and
+token hashes, credentials, activity and failed requests) takes its WHERE clause from a Scope.
+Statements over every source (the event log's and delivery queue's housekeeping, pruning by
+age) name no source at all.
 
 A source's token must reach only that source's data. Written by care, that held until a filter's
 top-level `or` was appended after `source = ? AND resource_type = ? AND` without parentheses and
@@ -38,4 +41,9 @@ class Scope:
 
     def members(self, p: Params, alias: str = "m", condition: str = "") -> str:
         """The WHERE clause of a statement on membership rows (which carry a source, no type)."""
+        return self.where(p, alias, condition, typed=False)
+
+    def rows(self, p: Params, alias: str, condition: str = "") -> str:
+        """The WHERE clause of a statement on a per-source table without a resource type
+        (service accounts, credentials, activity, failed requests)."""
         return self.where(p, alias, condition, typed=False)
