@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import datetime
 
 import pytest
@@ -395,10 +396,14 @@ async def test_outbox_gauges_grow_while_the_webhook_receiver_is_down(aiohttp_cli
     admin = await admin_for(aiohttp_client, client)
     scim = ScimClient(client, "demo", await client.app[HOST].issue_token("demo"))
     before = metric(await (await admin.get("/metrics")).text(), "scimhost_outbox_pending", sink="hook")
+    first = time.time()
     for name in ("one", "two", "three"):
         await scim.create_user(name)
+    last = time.time()
+    await asyncio.sleep(0.2)
     text = ""
     for _ in range(100):  # the dispatcher tries, fails, and counts the retries
+        asked = time.time()
         text = await (await admin.get("/metrics")).text()
         if metric(text, "scimhost_deliveries_total", sink="hook", outcome="retry") >= 1:
             break
@@ -406,7 +411,9 @@ async def test_outbox_gauges_grow_while_the_webhook_receiver_is_down(aiohttp_cli
     assert before == 0
     assert metric(text, "scimhost_outbox_pending", sink="hook") == 3
     assert metric(text, "scimhost_outbox_dead", sink="hook") == 0
-    assert metric(text, "scimhost_outbox_oldest_pending_age_seconds", sink="hook") >= 0
+    # The oldest event was written between `first` and `last`: its age when scraped lies between.
+    age = metric(text, "scimhost_outbox_oldest_pending_age_seconds", sink="hook")
+    assert asked - last - 0.001 <= age <= time.time() - first + 0.001 and age >= 0.2
     assert metric(text, "scimhost_deliveries_total", sink="hook", outcome="retry") >= 1
     overview = await api(admin, "/api/overview")
     [sink] = overview["sinks"]

@@ -332,6 +332,38 @@ async def test_a_delivery_is_never_sent_twice_while_its_first_attempt_runs(store
     assert (stats.done, stats.pending, stats.inflight, len(sent)) == (1, 0, 0, 1)
 
 
+async def test_pending_means_the_same_on_the_admin_page_and_in_deliveries_status(
+    tmp_path, storage_url, capsys, aiohttp_client, monkeypatch
+):
+    """Not finished yet, in flight included, in both (and in the metrics gauge, built from the
+    admin view); the part in flight is shown beside it."""
+    pytest.importorskip("scimhost_webhook")
+    import json
+
+    from scimhost.admin import views
+    from scimhost.cli import main
+
+    path = tmp_path / "scimhost.toml"
+    path.write_text(
+        f'[events]\ndispatcher = false\n[storage.tortoise]\nurl = "{storage_url}"\n'
+        '[[events.sinks]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/none"\n'
+        'secret_env = "PENDING_HOOK_SECRET"\n[[sources]]\nslug = "demo"\nname = "Demo"\n'
+    )
+    monkeypatch.setenv("PENDING_HOOK_SECRET", "whsec_" + "A" * 44)
+    app = create_app(path)
+    client = await aiohttp_client(app)
+    scim = ScimClient(client, "demo", await app[HOST].issue_token("demo"))
+    for name in ("a", "b", "c"):
+        await scim.create_user(name)
+    await app[HOST].storage.claim_deliveries("hook", now=datetime.now(UTC), limit=1, lease_seconds=600)
+    [shown] = await views.sinks(app[HOST], datetime.now(UTC))
+    assert await asyncio.to_thread(main, ["-c", str(path), "deliveries", "status", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)["sinks"]
+    assert (shown["pending"], shown["inflight"]) == (listed["pending"], listed["inflight"]) == (3, 1)
+    assert await asyncio.to_thread(main, ["-c", str(path), "deliveries", "status"]) == 0
+    assert "pending 3 (1 in flight)" in capsys.readouterr().out
+
+
 async def test_deliveries_commands(tmp_path, storage_url, capsys, aiohttp_client, monkeypatch):
     """status, pause and resume, retry of dead deliveries, replay of delivered ones, a secret."""
     pytest.importorskip("scimhost_webhook")

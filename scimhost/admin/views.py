@@ -8,6 +8,7 @@ from typing import Any
 
 from scimhost.admin.names import Names, display_name
 from scimhost.delivery.dispatcher import LEASE
+from scimhost.delivery.status import sink_status
 from scimhost.host import Host
 from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
@@ -104,25 +105,7 @@ async def sinks(host: Host, now: datetime) -> list[dict[str, Any]]:
     result = []
     for settings in host.settings.events.sinks:
         stats = await host.storage.sink_stats(settings.name)
-        age = (now - stats.oldest_pending).total_seconds() if stats.oldest_pending else 0.0
-        result.append(
-            {
-                "name": settings.name,
-                "type": settings.type,
-                "pending": stats.pending + stats.inflight,
-                "inflight": stats.inflight,
-                "dead": stats.dead,
-                "done": stats.done,
-                "oldest_pending_age_seconds": round(max(age, 0.0), 3),
-                "state": stats.state,
-                "paused": stats.paused,
-                "paused_reason": stats.paused_reason,
-                "retrying": stats.retrying,
-                "most_attempts": stats.most_attempts,
-                "next_attempt": _time(stats.next_attempt),
-                "last_error": stats.last_error,
-            }
-        )
+        result.append(sink_status(settings.name, settings.type, stats, now))
     return result
 
 

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, sink_names, with_storage
+from scimhost.delivery.status import sink_status
 from scimhost.host import load_host
 from scimhost.timestamps import shown
 
@@ -24,27 +25,7 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
         rows = []
         for name in names:
-            stats = await storage.sink_stats(name)
-            rows.append(
-                {
-                    "name": name,
-                    "type": types[name],
-                    "pending": stats.pending,
-                    "inflight": stats.inflight,
-                    "dead": stats.dead,
-                    "done": stats.done,
-                    "state": stats.state,
-                    "paused": stats.paused,
-                    "paused_reason": stats.paused_reason,
-                    "oldest_pending_seconds": (now - stats.oldest_pending).total_seconds()
-                    if stats.oldest_pending
-                    else None,
-                    "retrying": stats.retrying,
-                    "most_attempts": stats.most_attempts,
-                    "next_attempt": stats.next_attempt.isoformat(timespec="seconds") if stats.next_attempt else None,
-                    "last_error": stats.last_error,
-                }
-            )
+            rows.append(sink_status(name, types[name], await storage.sink_stats(name), now))
         return rows, await storage.lease_holder("dispatcher", now=now)
 
     rows, holder = asyncio.run(with_storage(host, read))
@@ -60,7 +41,7 @@ def cmd_deliveries_status(args: argparse.Namespace) -> int:
         )
         state = row["state"].upper() + (f" ({row['paused_reason']})" if row["paused"] else "")
         print(
-            f"{row['name']:<16} {row['type']:<10} {state}: pending {row['pending']}, in flight {row['inflight']}, "
+            f"{row['name']:<16} {row['type']:<10} {state}: pending {row['pending']} ({row['inflight']} in flight), "
             f"dead {row['dead']}, done {row['done']}{age}"
         )
         if row["retrying"]:
