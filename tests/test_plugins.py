@@ -236,6 +236,21 @@ def test_every_hook_is_documented():
     assert documented - declared == set(), f"{DOCS.name} documents hooks that do not exist"
 
 
+def test_every_hook_is_documented_with_its_signature():
+    """Each heading shows the spec's parameter names, in order, and its return annotation."""
+    import inspect
+
+    headings = dict(re.findall(r"^### `((\w+)\(.*\) -> .+)`$", DOCS.read_text(), flags=re.M))
+    documented = {name: heading for heading, name in headings.items()}
+    for name in dir(hookspecs):
+        spec = getattr(hookspecs, name)
+        if not hasattr(spec, "scimhost_spec"):
+            continue
+        signature = inspect.signature(spec)
+        expected = f"{name}({', '.join(signature.parameters)}) -> {signature.return_annotation}"
+        assert documented.get(name) == expected, f"{DOCS.name}: {documented.get(name)!r} is not {expected!r}"
+
+
 def test_a_first_party_plugin_that_is_not_installed_is_named_with_its_install_line(tmp_path):
     config = make_config(f"sqlite://{tmp_path}/x.sqlite3")
     config["plugins"] = {"disable": ["webhook", "nats", "memory", "oauth"]}  # as after the README's run command
