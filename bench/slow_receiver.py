@@ -66,8 +66,14 @@ async def variant(label: str, args: argparse.Namespace, slow_seconds: float) -> 
     os.environ["BENCH_WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     directory = tempfile.mkdtemp(prefix="scimhost-slow-")
     sinks = [
-        {"name": name, "type": "webhook", "url": f"{receiver_url}/{name}", "secret_env": "BENCH_WEBHOOK_SECRET",
-         "timeout_seconds": 10, "concurrency": 8}
+        {
+            "name": name,
+            "type": "webhook",
+            "url": f"{receiver_url}/{name}",
+            "secret_env": "BENCH_WEBHOOK_SECRET",
+            "timeout_seconds": 10,
+            "concurrency": 8,
+        }
         for name in ("hook", "audit")
     ]
     config = {
@@ -105,7 +111,9 @@ async def variant(label: str, args: argparse.Namespace, slow_seconds: float) -> 
     ended = time.perf_counter()
     result = {"label": label}
     for sink in ("hook", "audit"):
-        lags = sorted(receiver.arrived[(sink, *key)] - at for key, at in committed.items() if (sink, *key) in receiver.arrived)
+        lags = sorted(
+            receiver.arrived[(sink, *key)] - at for key, at in committed.items() if (sink, *key) in receiver.arrived
+        )
         last = max(receiver.arrived[(sink, *key)] for key in committed if (sink, *key) in receiver.arrived)
         result[sink] = {
             "delivered": f"{len(lags)}/{len(committed)}",
@@ -121,7 +129,10 @@ async def variant(label: str, args: argparse.Namespace, slow_seconds: float) -> 
 
 
 async def main(args: argparse.Namespace) -> None:
-    for label, slow in (("every user fast", 0.0), (f"one user slow ({args.slow_seconds:g} s) at hook", args.slow_seconds)):
+    for label, slow in (
+        ("every user fast", 0.0),
+        (f"one user slow ({args.slow_seconds:g} s) at hook", args.slow_seconds),
+    ):
         result = await variant(label, args, slow)
         print(f"{result['label']}:")
         for sink in ("hook", "audit"):

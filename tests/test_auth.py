@@ -90,13 +90,17 @@ async def rotate_behind_the_app(client, token: str) -> None:
 
 
 async def test_rotation_elsewhere_takes_effect_within_the_cache_time(aiohttp_client, storage_url):
-    client = await aiohttp_client(create_app({**make_config(storage_url), "bearer": {"cache_seconds": 0.3}}))
+    client = await aiohttp_client(create_app({**make_config(storage_url), "bearer": {"cache_seconds": 30}}))
+    scheme = client.app[HOST].auth_schemes["bearer"]
+    now = [0.0]
+    scheme.clock = lambda: now[0]  # moves only when the test says
     old = await client.app[HOST].issue_token("demo")
     assert (await client.get(SPC.format("demo"), headers=bearer(old))).status == 200
     await rotate_behind_the_app(client, "the-new-token")
+    now[0] = 29.9
     # Until the cached hash expires the old token still opens the source ...
     assert (await client.get(SPC.format("demo"), headers=bearer(old))).status == 200
-    await asyncio.sleep(0.35)
+    now[0] = 30.1
     # ... and after that only the new one does.
     await assert_scim_error(await client.get(SPC.format("demo"), headers=bearer(old)), 401)
     assert (await client.get(SPC.format("demo"), headers=bearer("the-new-token"))).status == 200

@@ -92,7 +92,18 @@ def test_slow_receiver_benchmark_runs():
 
     pytest.importorskip("scimhost_webhook")
     result = subprocess.run(
-        [sys.executable, str(BENCH / "slow_receiver.py"), "--seconds", "1", "--rate", "20", "--users", "3", "--slow-seconds", "0.3"],
+        [
+            sys.executable,
+            str(BENCH / "slow_receiver.py"),
+            "--seconds",
+            "1",
+            "--rate",
+            "20",
+            "--users",
+            "3",
+            "--slow-seconds",
+            "0.3",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

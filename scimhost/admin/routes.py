@@ -102,7 +102,9 @@ async def metrics(request: web.Request) -> web.Response:
     gauges = []
     try:
         for sink in await views.sinks(host, datetime.now(UTC)):
-            gauges.append(SinkGauges(sink["name"], sink["pending"], sink["dead"], sink["oldest_pending_seconds"] or 0.0))
+            gauges.append(
+                SinkGauges(sink["name"], sink["pending"], sink["dead"], sink["oldest_pending_seconds"] or 0.0)
+            )
     except StorageError:
         pass  # the request and write metrics are still worth reading
     body, content_type = host.metrics.exposition(gauges)

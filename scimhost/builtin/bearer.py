@@ -48,6 +48,8 @@ class BearerTokenScheme(AuthScheme):
         self._hashes: dict[str, tuple[tuple[str, ...], float]] = {}
         # source slug -> monotonic time of the last read forced by a token that did not match
         self._refreshed: dict[str, float] = {}
+        # The clock of both (tests move their own).
+        self.clock = time.monotonic
 
     async def authenticate(self, source: Source, headers: Mapping[str, str]) -> Principal | None:
         presented = _bearer_credentials(headers.get("Authorization", ""))
@@ -68,7 +70,7 @@ class BearerTokenScheme(AuthScheme):
 
     async def _stored_hashes(self, slug: str, *, fresh: bool = False) -> tuple[str, ...]:
         # A replaced token's grace period ends within cache_seconds of its expiry.
-        now = time.monotonic()
+        now = self.clock()
         cached = self._hashes.get(slug)
         if not fresh and cached is not None and now - cached[1] < self.options.cache_seconds:
             return cached[0]
@@ -80,7 +82,7 @@ class BearerTokenScheme(AuthScheme):
         """Whether a mismatch may read the stored hash again now (rate-limited per source)."""
         if self.options.cache_seconds == 0:
             return False  # every request reads the store already
-        now = time.monotonic()
+        now = self.clock()
         if now - self._refreshed.get(slug, float("-inf")) < self.options.refresh_seconds:
             return False
         self._refreshed[slug] = now

@@ -256,7 +256,11 @@ def _finished(
         return FinishedDelivery(
             seq, "pending", next_attempt=retry_at, status=outcome.status, error=outcome.detail
         ), "retry"
-    why = outcome.detail if outcome.kind == "permanent" else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+    why = (
+        outcome.detail
+        if outcome.kind == "permanent"
+        else f"gave up after {delivery.attempts} attempts: {outcome.detail}"
+    )
     event = delivery.event
     log.warning("sink %s: event %s (%s %s) is dead: %s", sink, event.id, event.resource_type, event.resource_id, why)
     return FinishedDelivery(seq, "dead", status=outcome.status, error=why), "dead"

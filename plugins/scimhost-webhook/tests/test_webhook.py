@@ -290,7 +290,9 @@ async def test_a_delivery_waiting_an_hour_for_its_retry_is_shown_and_sent_at_onc
     assert (await status())["state"] == "healthy"
 
 
-async def test_a_receiver_slow_for_one_resource_holds_back_only_that_resource(tmp_path, aiohttp_server, aiohttp_client, monkeypatch):
+async def test_a_receiver_slow_for_one_resource_holds_back_only_that_resource(
+    tmp_path, aiohttp_server, aiohttp_client, monkeypatch
+):
     """One sink's receiver answers one user only after the sink's timeout; the other users of
     that sink and every user of a second sink still arrive within a second of their commit."""
     secret = new_secret()
@@ -311,8 +313,14 @@ async def test_a_receiver_slow_for_one_resource_holds_back_only_that_resource(tm
     receiver.router.add_post("/{sink}", handle)
     server = await aiohttp_server(receiver)
     sinks = [
-        {"name": name, "type": "webhook", "url": str(server.make_url(f"/{name}")), "secret_env": "TEST_WEBHOOK_SECRET",
-         "timeout_seconds": 2, "concurrency": 4}
+        {
+            "name": name,
+            "type": "webhook",
+            "url": str(server.make_url(f"/{name}")),
+            "secret_env": "TEST_WEBHOOK_SECRET",
+            "timeout_seconds": 2,
+            "concurrency": 4,
+        }
         for name in ("hr", "audit")
     ]
     settings = config(tmp_path, "http://unused")

@@ -131,9 +131,7 @@ class Accounts:
         )
         p = self.params()
         last = await self.database.rows(
-            p.query(
-                f"SELECT MAX(a.minute) AS minute FROM scimhost_source_activity a WHERE {scope.rows(p, 'a')}"
-            )
+            p.query(f"SELECT MAX(a.minute) AS minute FROM scimhost_source_activity a WHERE {scope.rows(p, 'a')}")
         )
         p = self.params()
         error = await self.database.rows(

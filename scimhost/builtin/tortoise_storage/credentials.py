@@ -48,9 +48,7 @@ class Credentials:
         p = self.params()
         condition = f"c.kind = {p(kind)} AND c.credential_id = {p(credential_id)}"
         rows = await self.database.rows(
-            p.query(
-                f"SELECT {COLUMNS} FROM scimhost_credential c WHERE {Scope(source).rows(p, 'c', condition)}"
-            )
+            p.query(f"SELECT {COLUMNS} FROM scimhost_credential c WHERE {Scope(source).rows(p, 'c', condition)}")
         )
         return _credential(rows[0]) if rows else None
 
