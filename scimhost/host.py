@@ -7,7 +7,6 @@ is kept at module level.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping

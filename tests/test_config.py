@@ -302,6 +302,7 @@ def test_the_configuration_docs_table_lists_each_table_once_with_all_its_keys():
     from scimhost.builtin.bearer import BearerSettings
     from scimhost.builtin.tortoise_storage.settings import TortoiseSettings
     from scimhost.config import (
+        SINK_KEYS,
         AdminSettings,
         EventSettings,
         LimitSettings,
@@ -311,7 +312,6 @@ def test_the_configuration_docs_table_lists_each_table_once_with_all_its_keys():
         PluginSettings,
         SchemaExtensionSettings,
         ServerSettings,
-        SINK_KEYS,
         SourceSettings,
     )
 
