@@ -1,4 +1,5 @@
-"""The storage contract: the rules every storage backend plugin must keep, one test each.
+"""The storage contract: the rules every storage backend plugin must keep, one test each (and,
+from `scimhost.testing_sinks`, the sink contract `SinkContract` and `stored_event`).
 
 In the backend's tests, subclass `StorageContract` and give the subclass one fixture, `backend`:
 an async fixture yielding an opened (migrated), empty backend instance.
@@ -67,6 +68,7 @@ from scimhost.storage.backend import (
     UnknownMembers,
     VersionMismatch,
 )
+from scimhost.testing_sinks import SinkContract, SinkReceiver, stored_event  # noqa: F401 - re-exported
 
 # An extension with an attribute of every other SCIM type, so that filters on each are tried.
 KIT = "urn:example:params:scim:schemas:extension:kit:2.0:User"

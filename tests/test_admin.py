@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 
 import pytest
-from conftest import ScimClient, bearer, make_config, patch_op
+from helpers import ScimClient, bearer, make_config, patch_op
 
 from scimhost.admin import build_admin_app
 from scimhost.admin.auth import COOKIE

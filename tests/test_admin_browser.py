@@ -15,8 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI
-from test_server import free_port, post, scimhost, wait_until_up
+from serving import free_port, post, scimhost, wait_until_up
+
+from scimhost.testing_databases import IN_CI
 
 ADMIN_TOKEN = "admin-token-for-the-browser-test"
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import bearer, make_config
+from helpers import bearer, make_config
 
 from scimhost.app import create_app
 from scimhost.http.keys import HOST

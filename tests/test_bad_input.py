@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_config, patch_op, snapshot
+from helpers import make_config, patch_op, snapshot
 
 from scimhost.app import create_app
 
@@ -130,7 +130,7 @@ async def test_unknown_ids(seeded):
 
 
 async def test_huge_body_is_413_and_changes_nothing(aiohttp_client, storage_url):
-    from conftest import ScimClient
+    from helpers import ScimClient
 
     from scimhost.http.keys import HOST
 

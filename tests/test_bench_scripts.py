@@ -62,7 +62,7 @@ def test_event_log_benchmark_runs(tmp_path):
 
 
 def test_initial_sync_script_replays_a_first_cycle():
-    from test_server import free_port
+    from serving import free_port
 
     result = subprocess.run(
         [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ScimClient, make_config, patch_op
+from helpers import ScimClient, make_config, patch_op
 
 from scimhost.app import create_app
 from scimhost.http.keys import HOST

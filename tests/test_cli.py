@@ -8,7 +8,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 
-from conftest import bearer
+from helpers import bearer
 
 from scimhost.app import create_app
 from scimhost.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from helpers import make_config
 
 from scimhost.cli import main
 from scimhost.config import ConfigError

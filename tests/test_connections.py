@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_server import admin_table, cli_token, free_port, scimhost, wait_until_up
+from serving import admin_table, cli_token, free_port, scimhost, wait_until_up
 
 
 def start(tmp_path: Path, **server: float) -> tuple[subprocess.Popen, int, str]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ScimClient, make_config, patch_op
+from helpers import ScimClient, make_config, patch_op
 
 from scimhost.app import create_app
 from scimhost.builtin.tortoise_storage.backend import TortoiseBackend, TortoiseSettings

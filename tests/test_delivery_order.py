@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_server import admin_table, cli_token, free_port, scimhost, wait_until_up
+from serving import admin_table, cli_token, free_port, scimhost, wait_until_up
 
 pytest.importorskip("scimhost_webhook")
 from standardwebhooks.webhooks import Webhook  # noqa: E402

@@ -7,7 +7,7 @@ import json
 import tomllib
 
 import pytest
-from conftest import ScimClient, make_config, patch_op
+from helpers import ScimClient, make_config, patch_op
 
 from scimhost.app import create_app
 from scimhost.config import ConfigError

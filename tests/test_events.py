@@ -9,7 +9,7 @@ import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ScimClient, make_config, patch_op
+from helpers import ScimClient, make_config, patch_op
 
 from scimhost.app import create_app
 from scimhost.hookspecs import hookimpl
@@ -191,7 +191,7 @@ async def test_events_commands_list_show_and_prune(tmp_path, storage_url, capsys
     # A reader that goes away (`events list | head`) ends the command quietly.
     import subprocess
 
-    from test_server import scimhost
+    from serving import scimhost
 
     process = subprocess.Popen(
         scimhost(*config, "events", "list"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -7,7 +7,7 @@ import random
 import urllib.parse
 
 import pytest
-from conftest import patch_op, stored_rows
+from helpers import patch_op, stored_rows
 
 from scimhost.http.keys import HOST
 from scimhost.scim.evaluate import match_resource
@@ -291,7 +291,7 @@ TYPED = "urn:example:params:scim:schemas:extension:typed:2.0:User"
 
 
 async def test_every_attribute_type_filters_like_the_evaluator(aiohttp_client, storage_url):
-    from conftest import ScimClient, make_config
+    from helpers import ScimClient, make_config
 
     from scimhost.app import create_app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import patch_op, stored_rows
+from helpers import patch_op, stored_rows
 
 from scimhost.http.keys import HOST
 
@@ -42,7 +42,7 @@ async def test_nested_group_member(scim):
 
 
 async def test_member_must_exist_in_the_same_source(scim, client, issue_token):
-    from conftest import ScimClient
+    from helpers import ScimClient
 
     other = ScimClient(client, "other", await issue_token("other"))
     stranger = await other.create_user("stranger")

@@ -7,7 +7,7 @@ import asyncio
 
 import orjson
 import pytest
-from conftest import patch_op, snapshot
+from helpers import patch_op, snapshot
 
 from scimhost.scim.limits import MAX_INDEXED_BYTES
 

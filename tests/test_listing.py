@@ -190,7 +190,7 @@ async def test_client_query_string_quirks(scim):
 
 
 async def test_configured_limits(aiohttp_client, storage_url):
-    from conftest import ScimClient, make_config, patch_op
+    from helpers import ScimClient, make_config, patch_op
 
     from scimhost.app import create_app
     from scimhost.http.keys import HOST

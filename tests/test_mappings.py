@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from conftest import ScimClient, make_config, patch_op
+from helpers import ScimClient, make_config, patch_op
 
 from scimhost.app import create_app
 from scimhost.builtin.restrictedpython_runtime import RestrictedPythonRuntime

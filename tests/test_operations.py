@@ -14,8 +14,8 @@ import urllib.request
 from datetime import UTC
 
 import pytest
-from conftest import ScimClient
-from test_server import admin_table, cli_token, free_port, post, scimhost, wait_until_up, write_config
+from helpers import ScimClient
+from serving import admin_table, cli_token, free_port, post, scimhost, wait_until_up, write_config
 
 from scimhost.app import create_app
 from scimhost.cli import main

@@ -6,7 +6,7 @@ import json
 import types
 
 import pytest
-from conftest import bearer, make_config
+from helpers import bearer, make_config
 from test_plugins import site, unique  # noqa: F401 (a fixture)
 
 from scimhost.app import create_app

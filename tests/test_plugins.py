@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import bearer, make_config
+from helpers import bearer, make_config
 
 from scimhost import hookspecs
 from scimhost.app import create_app

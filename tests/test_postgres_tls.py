@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from conftest import IN_CI, bearer, make_config
+from helpers import bearer, make_config
 
 from scimhost.app import create_app
 from scimhost.builtin.tortoise_storage.statements import Params
@@ -21,6 +21,7 @@ from scimhost.config import ConfigError
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
 from scimhost.storage.backend import StorageError
+from scimhost.testing_databases import IN_CI
 
 
 def openssl(*args: str, cwd: Path) -> None:

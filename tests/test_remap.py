@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import ScimClient
+from helpers import ScimClient
 
 from scimhost.app import create_app
 from scimhost.cli import main

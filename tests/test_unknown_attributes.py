@@ -7,7 +7,7 @@ import logging
 from urllib.parse import quote
 
 import pytest
-from conftest import ScimClient, make_config, patch_op, snapshot
+from helpers import ScimClient, make_config, patch_op, snapshot
 
 from scimhost.app import create_app
 from scimhost.http.keys import HOST

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import patch_op, stored_rows
+from helpers import patch_op, stored_rows
 
 from scimhost.http.keys import HOST
 from scimhost.passwords import verify_password
@@ -85,7 +85,7 @@ async def test_user_name_is_unique_case_insensitively(scim):
 
 
 async def test_user_names_are_unique_per_source_only(scim, client, issue_token):
-    from conftest import ScimClient
+    from helpers import ScimClient
 
     other = ScimClient(client, "other", await issue_token("other"))
     await scim.create_user("same")
@@ -94,7 +94,7 @@ async def test_user_names_are_unique_per_source_only(scim, client, issue_token):
 
 
 async def test_resources_of_one_source_are_invisible_to_another(scim, client, issue_token):
-    from conftest import ScimClient
+    from helpers import ScimClient
 
     other = ScimClient(client, "other", await issue_token("other"))
     user = await scim.create_user("mine")

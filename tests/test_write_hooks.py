@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 
-from conftest import ScimClient, make_config, patch_op
+from helpers import ScimClient, make_config, patch_op
 
 from scimhost.app import create_app
 from scimhost.hookspecs import hookimpl

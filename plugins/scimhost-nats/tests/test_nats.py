@@ -4,10 +4,10 @@ read back, deduplicated by event id, and wait when NATS is unreachable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import uuid
-from datetime import UTC
 
 import nats
 import pytest
@@ -17,7 +17,7 @@ from scimhost.app import create_app
 from scimhost.delivery.envelope import envelope
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
-from scimhost.storage.backend import StoredEvent
+from scimhost.testing import SinkContract, stored_event
 
 NATS_URL = os.environ.get("SCIMHOST_TEST_NATS", "nats://127.0.0.1:4222")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -52,27 +52,6 @@ async def stored(jetstream, name: str) -> list:
         for seq in range(info.state.first_seq, info.state.last_seq + 1)
         if info.state.messages
     ]
-
-
-def event(seq: int = 1) -> StoredEvent:
-    from datetime import datetime
-
-    return StoredEvent(
-        seq,
-        f"evt_{uuid.uuid4().hex}",
-        datetime.now(UTC),
-        "demo",
-        "User",
-        "u1",
-        None,
-        "create",
-        1,
-        {},
-        {},
-        None,
-        {"userName": "u"},
-        {},
-    )
 
 
 async def test_a_write_is_published_to_the_stream(tmp_path, stream, aiohttp_client):
@@ -110,9 +89,9 @@ async def test_a_republished_event_is_stored_once(stream):
     sink = NatsSink(NatsSettings(servers=(NATS_URL,), stream=name, subject=subject), sink_name="bus")
     await sink.start()
     try:
-        one = envelope(event())
+        one = envelope(stored_event())
         assert [o.kind for o in await sink.deliver([one])] == ["delivered"]
-        assert [o.kind for o in await sink.deliver([one, envelope(event(2))])] == ["delivered", "delivered"]
+        assert [o.kind for o in await sink.deliver([one, envelope(stored_event(2))])] == ["delivered", "delivered"]
     finally:
         await sink.close()
     messages = await stored(jetstream, name)
@@ -123,7 +102,7 @@ async def test_an_unreachable_nats_makes_deliveries_wait(unused_tcp_port):
     sink = NatsSink(NatsSettings(servers=(f"nats://127.0.0.1:{unused_tcp_port}",), timeout_seconds=1), sink_name="bus")
     await sink.start()
     try:
-        outcomes = await sink.deliver([envelope(event()), envelope(event(2))])
+        outcomes = await sink.deliver([envelope(stored_event()), envelope(stored_event(2))])
     finally:
         await sink.close()
     assert [o.kind for o in outcomes] == ["retry", "retry"] and "not reachable" in outcomes[0].detail
@@ -141,3 +120,46 @@ def test_the_plugin_is_found_and_its_settings_checked(tmp_path):
         load_host(config)
     config["events"]["sinks"][0]["subject"] = "x.{source}"
     assert load_host(config).registry.event_sinks["nats"] is NatsSink
+
+
+class StreamReceiver:
+    """A JetStream stream the test creates, read back by message id; an outage deletes it."""
+
+    def __init__(self, name: str, subject: str, jetstream) -> None:
+        self.name, self.jetstream = name, jetstream
+        self.subjects = [NatsSettings(subject=subject).subjects]
+
+    async def create(self) -> None:
+        await self.jetstream.add_stream(name=self.name, subjects=self.subjects, duplicate_window=600)
+
+    async def received_ids(self) -> list[str]:
+        return [message.headers["Nats-Msg-Id"] for message in await stored(self.jetstream, self.name)]
+
+    @contextlib.asynccontextmanager
+    async def outage(self):
+        await self.jetstream.delete_stream(self.name)
+        try:
+            yield
+        finally:
+            await self.create()
+
+
+class TestNatsSinkContract(SinkContract):
+    """The sink contract against the real JetStream server."""
+
+    @pytest.fixture
+    async def receiver(self, stream):
+        receiver = StreamReceiver(*stream)
+        await receiver.create()
+        return receiver
+
+    @pytest.fixture
+    async def sink(self, stream, receiver):
+        name, subject, _ = stream
+        settings = NatsSettings(
+            servers=(NATS_URL,), stream=name, subject=subject, create_stream=False, timeout_seconds=2
+        )
+        sink = NatsSink(settings, sink_name="contract")
+        await sink.start()
+        yield sink
+        await sink.close()

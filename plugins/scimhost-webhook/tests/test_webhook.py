@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import secrets
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from scimhost.config import ConfigError
 from scimhost.delivery.envelope import envelope
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
-from scimhost.storage.backend import StoredEvent
+from scimhost.testing import SinkContract, stored_event
 
 
 def new_secret() -> str:
@@ -34,8 +35,22 @@ class Receiver:
         self.received: list[dict] = []
         self.headers: list[dict] = []
         self.answers: list[web.Response] = []
+        self.down = False
+
+    async def received_ids(self) -> list[str]:
+        return [payload["data"]["id"] for payload in self.received]
+
+    @contextlib.asynccontextmanager
+    async def outage(self):
+        self.down = True
+        try:
+            yield
+        finally:
+            self.down = False
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.Response(status=503, text="down for maintenance")
         body = await request.read()
         headers = dict(request.headers)
         try:
@@ -112,27 +127,6 @@ async def test_a_write_reaches_the_receiver_signed_and_in_order(tmp_path, receiv
     assert [h["webhook-id"] for h in receiver.headers] == [p["data"]["id"] for p in receiver.received]
 
 
-def event(seq: int = 1) -> StoredEvent:
-    from datetime import datetime
-
-    return StoredEvent(
-        seq,
-        f"evt_{seq:032x}",
-        datetime.now(UTC),
-        "demo",
-        "User",
-        "u1",
-        None,
-        "create",
-        1,
-        {},
-        {},
-        None,
-        {"userName": "u"},
-        {},
-    )
-
-
 async def sink_for(url: str, **options) -> WebhookSink:
     sink = WebhookSink(
         WebhookSettings(url=url, secret_env=options.pop("secret_env", "TEST_WEBHOOK_SECRET"), **options), sink_name="hr"
@@ -157,7 +151,7 @@ async def test_the_receivers_answer_decides_the_outcome(receiver, answer, kind, 
     receiver.answers.append(answer)
     sink = await sink_for(receiver.url)
     try:
-        [outcome] = await sink.deliver([envelope(event())])
+        [outcome] = await sink.deliver([envelope(stored_event())])
     finally:
         await sink.close()
     assert (outcome.kind, outcome.after) == (kind, after)
@@ -166,7 +160,7 @@ async def test_the_receivers_answer_decides_the_outcome(receiver, answer, kind, 
 async def test_redirects_are_not_followed(receiver):
     sink = await sink_for(receiver.url.replace("/events", "/moved"))
     try:
-        [outcome] = await sink.deliver([envelope(event())])
+        [outcome] = await sink.deliver([envelope(stored_event())])
     finally:
         await sink.close()
     assert outcome.kind == "permanent" and outcome.status == 302 and receiver.received == []
@@ -177,7 +171,7 @@ async def test_timeouts_and_unreachable_receivers_are_retried(receiver, unused_t
     url = receiver.url.replace("/events", "/slow") if where == "slow" else f"http://127.0.0.1:{unused_tcp_port}/events"
     sink = await sink_for(url, timeout_seconds=0.5)
     try:
-        [outcome] = await sink.deliver([envelope(event())])
+        [outcome] = await sink.deliver([envelope(stored_event())])
     finally:
         await sink.close()
     assert outcome.kind == "retry" and outcome.detail
@@ -187,7 +181,7 @@ async def test_every_secret_signs_during_a_rotation(receiver, monkeypatch):
     monkeypatch.setenv("TEST_WEBHOOK_NEXT", new_secret())
     sink = await sink_for(receiver.url, secret_env=("TEST_WEBHOOK_NEXT", "TEST_WEBHOOK_SECRET"))
     try:
-        [outcome] = await sink.deliver([envelope(event())])
+        [outcome] = await sink.deliver([envelope(stored_event())])
     finally:
         await sink.close()
     assert outcome.kind == "delivered"  # the receiver knows only the old secret
@@ -357,3 +351,13 @@ async def test_a_receiver_slow_for_one_resource_holds_back_only_that_resource(
             break
         await asyncio.sleep(0.02)
     assert stats.retrying == 1 and "2s" in stats.last_error
+
+
+class TestWebhookSinkContract(SinkContract):
+    """The sink contract against the verifying receiver."""
+
+    @pytest.fixture
+    async def sink(self, receiver):
+        sink = await sink_for(receiver.url)
+        yield sink
+        await sink.close()
