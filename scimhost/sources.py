@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from scimhost.config import ConfigError, Settings, SourceSettings
 from scimhost.scim.catalog import Catalog
+from scimhost.source_paths import base_path
 from scimhost.tokens import hash_token
-
-SCIM_PREFIX = "/source/scim"
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,6 @@ class Source:
     @property
     def token_from_env(self) -> bool:
         return self.settings.token_env is not None
-
-
-def base_path(slug: str) -> str:
-    """The path every SCIM endpoint of the source lives under."""
-    return f"{SCIM_PREFIX}/{slug}/v2"
 
 
 def build_sources(

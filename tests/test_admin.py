@@ -154,7 +154,7 @@ async def test_recent_changes_span_sources_and_link_to_each_event(client, admin,
     ]
     newest = changes["events"][0]
     event = await api(admin, f"/api/sources/demo/events/{newest['seq']}")
-    assert event["resource_id"] == first["id"] and event["deliveries"] == []
+    assert event["resourceId"] == first["id"] and event["deliveries"] == []
     assert (await admin.get(f"/api/sources/other/events/{newest['seq']}")).status == 404  # scoped to its source
     page = await (await admin.get("/changes")).text()
     assert f"/sources/demo/events/{newest['seq']}" in page
@@ -175,8 +175,8 @@ async def test_pages_name_resources_and_members_beside_their_ids(client, admin, 
     changes = await api(admin, "/api/changes")
     delete, patch, create = changes["events"][:3]
     # The deleted user is still named, from the last document its events kept.
-    assert (delete["action"], delete["resource_name"]) == ("delete", "bob")
-    assert patch["resource_name"] == "Eng" and patch["members"]["removed"] == [
+    assert (delete["action"], delete["resourceName"]) == ("delete", "bob")
+    assert patch["resourceName"] == "Eng" and patch["members"]["removed"] == [
         {"id": bob["id"], "type": "User", "name": "bob"}
     ]
     assert [m["name"] for m in create["members"]["added"]] == ["alice", "bob"]

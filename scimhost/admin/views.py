@@ -8,6 +8,7 @@ from typing import Any
 
 from scimhost.admin.names import Names, display_name
 from scimhost.delivery.dispatcher import LEASE
+from scimhost.delivery.envelope import event_json
 from scimhost.delivery.status import sink_status
 from scimhost.host import Host
 from scimhost.resource_service import ResourceService
@@ -234,20 +235,18 @@ async def resource(host: Host, slug: str, type_name: str, resource_id: str, memb
     }
 
 
+# What a list of events shows of each (the shape of event_json; the document and record only on
+# an event's own page, hidden values masked).
+SUMMARY_KEYS = ("seq", "id", "created", "source", "resourceType", "resourceId", "action", "version", "actor")
+
+
 async def event_summary(event: StoredEvent, names: Names) -> dict[str, Any]:
     """An event as a list shows it: what (the resource named), who, when, and the diff with
     the members added and removed named."""
+    shown = event_json(event)
     return {
-        "seq": event.seq,
-        "id": event.id,
-        "created": _time(event.created),
-        "source": event.source,
-        "resource_type": event.resource_type,
-        "resource_id": event.resource_id,
-        "resource_name": await names.of_event(event),
-        "action": event.action,
-        "version": event.version,
-        "actor": event.actor,
+        **{key: shown[key] for key in SUMMARY_KEYS},
+        "resourceName": await names.of_event(event),
         "diff": diff(event),
         "members": await names.member_changes(event),
     }
@@ -289,7 +288,7 @@ async def event(host: Host, slug: str, seq: int) -> dict[str, Any]:
     deliveries = await host.storage.deliveries_of(slug, seq)
     return {
         **(await event_summary(found, Names(host))),
-        "external_id": found.external_id,
+        "externalId": found.external_id,
         "resource": hidden(found.resource),
         "record": hidden(found.record),
         "deliveries": [

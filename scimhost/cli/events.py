@@ -13,31 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 from scimhost.app import run_dispatcher
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, configured_source, open_existing
+from scimhost.delivery.envelope import event_json
 from scimhost.host import Host, load_host
-from scimhost.storage.backend import StoredEvent
 from scimhost.timestamps import shown
 
 log = logging.getLogger("scimhost")
-
-
-def event_json(event: StoredEvent) -> dict:
-    """An event as the commands print it."""
-    return {
-        "seq": event.seq,
-        "id": event.id,
-        "created": event.created.isoformat(),
-        "source": event.source,
-        "resourceType": event.resource_type,
-        "resourceId": event.resource_id,
-        "externalId": event.external_id,
-        "action": event.action,
-        "version": event.version,
-        "actor": event.actor,
-        "changed": event.changed,
-        "members": event.members,
-        "resource": event.resource,
-        "record": event.record,
-    }
 
 
 def cmd_events_list(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""An event as every sink sends it: the Standard Webhooks body shape, `{"type", "timestamp",
-"data"}`, with the event id (what consumers deduplicate on) and the version (what they order by)."""
+"""An event's JSON shape, and the envelope every sink sends it in: the Standard Webhooks body
+shape, `{"type", "timestamp", "data"}`, with the event id (what consumers deduplicate on) and the
+version (what they order by)."""
 
 from __future__ import annotations
 
@@ -19,24 +20,28 @@ def timestamp(event: StoredEvent) -> str:
     return event.created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def envelope(event: StoredEvent) -> dict[str, Any]:
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """An event's JSON shape, the one every view shows (docs/events.md "What an event holds"):
+    a sink's envelope `data`, `scimhost events`, the admin API."""
     return {
-        "type": event_type(event),
-        "timestamp": timestamp(event),
-        "data": {
-            "id": event.id,
-            "seq": event.seq,
-            "source": event.source,
-            "resourceType": event.resource_type,
-            "resourceId": event.resource_id,
-            "externalId": event.external_id,
-            "action": event.action,
-            "version": event.version,
-            "etag": f'W/"{event.version}"' if event.version is not None else None,
-            "changed": event.changed,
-            "members": event.members,
-            "actor": event.actor,
-            "resource": event.resource,
-            "record": event.record,
-        },
+        "id": event.id,
+        "seq": event.seq,
+        "created": timestamp(event),
+        "source": event.source,
+        "resourceType": event.resource_type,
+        "resourceId": event.resource_id,
+        "externalId": event.external_id,
+        "action": event.action,
+        "version": event.version,
+        "etag": f'W/"{event.version}"' if event.version is not None else None,
+        "changed": event.changed,
+        "members": event.members,
+        "actor": event.actor,
+        "resource": event.resource,
+        "record": event.record,
     }
+
+
+def envelope(event: StoredEvent) -> dict[str, Any]:
+    """What a sink sends: the Standard Webhooks body with the event as its `data`."""
+    return {"type": event_type(event), "timestamp": timestamp(event), "data": event_json(event)}

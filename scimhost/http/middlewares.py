@@ -3,25 +3,12 @@ lookup with authentication."""
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from scimhost.http.actor import request_id_of
 from scimhost.http.keys import HOST, OPEN_ROUTES, PRINCIPAL, SOURCE, SOURCE_SLUG
 from scimhost.scim.errors import ScimError
-from scimhost.sources import SCIM_PREFIX
-
-# The source is read from the path itself, not from the matched route, so that unknown slugs
-# and unknown endpoints of a known source are told apart (404 vs 401 vs 404/405).
-SOURCE_PATH = re.compile(rf"^{re.escape(SCIM_PREFIX)}/(?P<slug>[^/]+)/v2(?:/|$)")
-# A source's path without the `/v2` of its base URL (`/source/scim/demo/Users`).
-SOURCE_WITHOUT_VERSION = re.compile(rf"^{re.escape(SCIM_PREFIX)}/(?P<slug>[^/]+)(?:/|$)")
-
-
-def is_scim_path(path: str) -> bool:
-    """Whether errors on this path are answered with SCIM error bodies."""
-    return path == SCIM_PREFIX or path.startswith(SCIM_PREFIX + "/")
+from scimhost.source_paths import SOURCE_PATH, SOURCE_WITHOUT_VERSION, base_path, is_scim_path
 
 
 @web.middleware
@@ -50,7 +37,7 @@ async def plain_errors(request: web.Request, handler) -> web.StreamResponse:
             raise
         body = {"status": exc.status, "detail": exc.reason}
         if exc.status == 404:
-            body["hint"] = f"SCIM endpoints are at {SCIM_PREFIX}/<source slug>/v2/ (ServiceProviderConfig, Users, ...)"
+            body["hint"] = f"SCIM endpoints are at {base_path('<source slug>')}/ (ServiceProviderConfig, Users, ...)"
         return web.json_response(body, status=exc.status, headers=_kept_headers(exc))
 
 
@@ -100,7 +87,7 @@ async def source_auth(request: web.Request, handler) -> web.StreamResponse:
     if source is None:
         near = SOURCE_WITHOUT_VERSION.match(request.path)
         if match is None and near and near["slug"] in host.sources:
-            base = f"{SCIM_PREFIX}/{near['slug']}/v2"  # the configured slug, not the client's text
+            base = base_path(near["slug"])  # the configured slug, not the client's text
             raise ScimError(404, f"Not a SCIM path: the base URL of source '{near['slug']}' is {base}")
         raise ScimError(404, "No such source")
     if request.match_info.route in request.app[OPEN_ROUTES]:

@@ -9,12 +9,9 @@ import orjson
 from aiohttp import web
 
 from scimhost.http.keys import HOST, REQUEST_ID, ROUTE_LABELS, SOURCE
-from scimhost.http.middlewares import SOURCE_PATH, is_scim_path
 from scimhost.metrics import method_label
-from scimhost.sources import SCIM_PREFIX
+from scimhost.source_paths import ROUTE_ROOT, SOURCE_PATH, is_scim_path, path_within
 from scimhost.storage.backend import FailedRequest
-
-ROUTE_PREFIX = SCIM_PREFIX + "/{slug}/v2"
 
 
 @web.middleware
@@ -62,8 +59,8 @@ def label_routes(app: web.Application) -> None:
     labels = {}
     for resource in app.router.resources():
         canonical = resource.canonical
-        if canonical.startswith(ROUTE_PREFIX + "/"):
-            endpoint = canonical[len(ROUTE_PREFIX) + 1 :]
+        if canonical.startswith(ROUTE_ROOT + "/"):
+            endpoint = canonical[len(ROUTE_ROOT) + 1 :]
             labels[resource] = endpoint.removesuffix("/{id}").removesuffix("/{name}")
     app[ROUTE_LABELS] = labels
 
@@ -85,7 +82,7 @@ def _failed_request(request: web.Request, slug: str, status: int, response: web.
     return FailedRequest(
         at=datetime.now(UTC),
         method=method_label(request.method),
-        path=(request.path[len(f"{SCIM_PREFIX}/{slug}/v2") :] or "/")[:500],
+        path=path_within(request.path, slug)[:500],
         status=status,
         scim_type=scim_type,
         detail=detail,

@@ -9,10 +9,8 @@ from scimhost.http.bulk import bulk
 from scimhost.http.keys import HOST, OPEN_ROUTES
 from scimhost.http.resources import resource_handlers, search_all
 from scimhost.registry import RegistryError
-from scimhost.sources import SCIM_PREFIX
+from scimhost.source_paths import ROUTE_ROOT
 from scimhost.storage.backend import StorageError
-
-SOURCE_ROOT = SCIM_PREFIX + "/{slug}/v2"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -33,17 +31,17 @@ def setup_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/healthz", healthz, allow_head=True)
     router.add_get("/readyz", readyz, allow_head=True)
-    router.add_get(SOURCE_ROOT + "/ServiceProviderConfig", discovery.service_provider_config_handler)
-    router.add_get(SOURCE_ROOT + "/Schemas", discovery.schemas)
-    router.add_get(SOURCE_ROOT + "/Schemas/{id}", discovery.schema)
-    router.add_get(SOURCE_ROOT + "/ResourceTypes", discovery.resource_types)
-    router.add_get(SOURCE_ROOT + "/ResourceTypes/{name}", discovery.resource_type)
-    router.add_post(SOURCE_ROOT + "/.search", search_all)
-    router.add_post(SOURCE_ROOT + "/Bulk", bulk)
+    router.add_get(ROUTE_ROOT + "/ServiceProviderConfig", discovery.service_provider_config_handler)
+    router.add_get(ROUTE_ROOT + "/Schemas", discovery.schemas)
+    router.add_get(ROUTE_ROOT + "/Schemas/{id}", discovery.schema)
+    router.add_get(ROUTE_ROOT + "/ResourceTypes", discovery.resource_types)
+    router.add_get(ROUTE_ROOT + "/ResourceTypes/{name}", discovery.resource_type)
+    router.add_post(ROUTE_ROOT + "/.search", search_all)
+    router.add_post(ROUTE_ROOT + "/Bulk", bulk)
     # Resource types come from `register_resource_types`; each gets its collection and items.
     for doc in app[HOST].registry.resource_types.values():
         handlers = resource_handlers(doc["name"])
-        collection = SOURCE_ROOT + doc["endpoint"]
+        collection = ROUTE_ROOT + doc["endpoint"]
         router.add_get(collection, handlers["list"])
         router.add_post(collection, handlers["create"])
         router.add_post(collection + "/.search", handlers["search"])
@@ -60,7 +58,7 @@ def _plugin_routes(app: web.Application) -> None:
     taken = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource}
     open_routes = set()
     for plugin, route in app[HOST].registry.routes:
-        path = SOURCE_ROOT + route.path if route.scope == "source" else route.path
+        path = ROUTE_ROOT + route.path if route.scope == "source" else route.path
         if (route.method, path) in taken:
             raise RegistryError([f"plugin {plugin!r}: the route {route.method} {path} is already served"])
         taken.add((route.method, path))

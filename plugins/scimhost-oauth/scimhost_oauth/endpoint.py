@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 from aiohttp import web
 
 from scimhost.http.keys import HOST, SOURCE
+from scimhost.source_paths import ROUTE_ROOT
 from scimhost_oauth.assertions import ALGORITHMS, ASSERTION_TYPE, AssertionRefused, KeysUnavailable, verify
 from scimhost_oauth.credentials import SECRET_KIND, SECRET_PREFIX, check, client_id
 from scimhost_oauth.scheme import TOKEN_PATH as PATH
@@ -37,7 +38,7 @@ def token_url(source) -> str:
 
 # RFC 8414 §3: the metadata of issuer https://host/source/scim/<slug>/v2 is at
 # https://host/.well-known/oauth-authorization-server/source/scim/<slug>/v2.
-METADATA_PATH = "/.well-known/oauth-authorization-server/source/scim/{slug}/v2"
+METADATA_PATH = "/.well-known/oauth-authorization-server" + ROUTE_ROOT
 
 
 async def metadata(request: web.Request) -> web.Response:
