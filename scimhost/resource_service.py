@@ -10,7 +10,6 @@ import itertools
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,15 +49,6 @@ log = logging.getLogger("scimhost.resource_service")
 PATCH_RETRY_SECONDS = 10.0
 PATCH_BACKOFF_START = 0.002
 PATCH_BACKOFF_MAX = 0.1
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A resource as a response shows it: the document (None when not asked for) and its ETag."""
-
-    document: dict[str, Any] | None
-    etag: str
-    location: str
 
 
 def not_found(resource_type: ResourceType, resource_id: str) -> ScimError:

@@ -24,7 +24,8 @@ Every test of the class then runs against that backend: CRUD, versions, uniquene
 (read in batches), filters (every operator on every attribute type, checked against the core's
 reference evaluator `scimhost.scim.query_eval`; searches across resource types), sorting, index and cursor paging, tokens,
 activity, transactions, concurrency, the event log and the delivery queue, purging a source,
-and source isolation. The built-in tortoise backend keeps it on SQLite and PostgreSQL
+what a backend returns being the caller's own copy (mutating it never changes the store), and
+source isolation. The built-in tortoise backend keeps it on SQLite and PostgreSQL
 (tests/test_conformance.py), the memory backend in plugins/scimhost-memory.
 
 Isolation is the rule a backend must never break: every method that takes a source reads and
@@ -298,6 +299,59 @@ class StorageContract:
             await store.delete_resource(SOURCE, "User", created.id)
         with pytest.raises(ResourceNotFound):
             await store.update_resource(SOURCE, "User", created.id, expected_version=None, write=user_write("alice"))
+
+    async def test_what_a_backend_returns_is_the_callers_own_copy(self, backend: StorageBackend) -> None:
+        """Mutating a returned document, member list, record, page or event never changes what
+        the store holds (nor does mutating a write after the call): callers edit what they read."""
+        store = backend
+        write = user_write("alice", emails=[{"value": "a@example.com", "type": "work"}], title="Boss")
+        made = draft(
+            "create", changed={"title": {"old": None, "new": "Boss"}}, resource={"userName": "alice", "title": "Boss"}
+        )
+        user = await store.create_resource(SOURCE, "User", write, event=made)
+        write.document["title"] = "changed after the call"
+        assert write.record is not None
+        write.record["username"] = "changed after the call"
+        group = await store.create_resource(SOURCE, "Group", group_write("Eng"), [user.id])
+        for returned in (
+            user,
+            await store.get_resource(SOURCE, "User", user.id),
+            *(await store.list_resources(SOURCE, "User", query())).resources,
+        ):
+            assert returned is not None
+            returned.document["title"] = "mutated"
+            returned.document["emails"][0]["value"] = "mutated@example.com"
+            returned.document["new"] = 1
+            if returned.groups:
+                returned.groups[0]["display"] = "mutated"
+                returned.groups.append({"value": "x", "display": "x"})
+        for returned_group in (group, await store.get_resource(SOURCE, "Group", group.id)):
+            assert returned_group is not None
+            if returned_group.members:
+                returned_group.members.append({"value": "x", "type": "User", "display": "x"})
+                returned_group.members[0]["display"] = "mutated"
+        record = await store.get_record(SOURCE, "User", user.id)
+        assert record is not None
+        record["username"] = "mutated"
+        [event] = await store.list_events(SOURCE)
+        event.changed["title"]["new"] = "mutated"
+        assert event.resource is not None
+        event.resource["title"] = "mutated"
+        fetched = await store.get_event(SOURCE, event.seq)
+        assert fetched is not None and fetched.resource is not None
+        fetched.resource["userName"] = "mutated"
+
+        stored = await _stored(store, SOURCE, "User", user.id)
+        assert stored.document["title"] == "Boss" and "new" not in stored.document
+        assert stored.document["emails"] == [{"value": "a@example.com", "type": "work"}]
+        assert [g["value"] for g in stored.groups or []] == [group.id]
+        assert (stored.groups or [{}])[0].get("display") == "Eng"
+        members = (await _stored(store, SOURCE, "Group", group.id)).members or []
+        assert [(m["value"], m.get("display")) for m in members] == [(user.id, "alice")]
+        assert await store.get_record(SOURCE, "User", user.id) == {"username": "alice"}
+        [again] = await store.list_events(SOURCE)
+        assert again.changed == {"title": {"old": None, "new": "Boss"}}
+        assert again.resource == {"userName": "alice", "title": "Boss"}
 
     async def test_resources_are_scoped_by_source_and_type(self, backend: StorageBackend) -> None:
         store = backend

@@ -406,14 +406,14 @@ class MemoryBackend(StorageBackend):
             and (before_seq is None or e.seq < before_seq)
         ]
         chosen.sort(key=lambda e: e.seq, reverse=newest_first)
-        return chosen[: max(limit, 0)]
+        return [copy.deepcopy(e) for e in chosen[: max(limit, 0)]]  # the caller's own copies
 
     async def get_event(self, source: str, event_id: str | int) -> StoredEvent | None:
         for event in self._events.values():
             if event.source == source and (
                 event.seq == event_id if isinstance(event_id, int) else event.id == event_id
             ):
-                return event
+                return copy.deepcopy(event)
         return None
 
     async def prune_events(self, source: str, *, before: datetime, batch: int = 1000) -> int:
@@ -444,7 +444,7 @@ class MemoryBackend(StorageBackend):
             if due:
                 delivery.state, delivery.attempts = "inflight", delivery.attempts + 1
                 delivery.lease_until = now + timedelta(seconds=lease_seconds)
-                claimed.append(ClaimedDelivery(self._events[seq], delivery.attempts))
+                claimed.append(ClaimedDelivery(copy.deepcopy(self._events[seq]), delivery.attempts))
         return claimed
 
     async def finish_delivery(
