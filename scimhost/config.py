@@ -112,6 +112,12 @@ class LimitSettings:
     max_patch_operations: int = 1000
     # Bulk requests with more operations are refused (413); ServiceProviderConfig bulk.maxOperations.
     max_bulk_operations: int = 1000
+    # Each source's requests, per host: a token bucket (per second, and the burst it allows)
+    # and a cap on those in progress at once; over either, 429 with Retry-After. 0: no limit.
+    # A source's `[sources.limits]` table overrides them.
+    source_rate_per_second: float = 100.0
+    source_rate_burst: int = 200
+    source_max_concurrent: int = 32
 
     def __post_init__(self) -> None:
         for name in (
@@ -124,8 +130,32 @@ class LimitSettings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
+        check_rate_limits(self.source_rate_per_second, self.source_rate_burst, self.source_max_concurrent, "source_")
         if self.default_page_size > self.max_results:
             raise ValueError("default_page_size: must not exceed max_results")
+
+
+def check_rate_limits(rate: float | None, burst: int | None, concurrent: int | None, prefix: str) -> None:
+    if rate is not None and rate < 0:
+        raise ValueError(f"{prefix}rate_per_second: must not be negative (0: no limit)")
+    if burst is not None and burst < 0:
+        raise ValueError(f"{prefix}rate_burst: must not be negative")
+    if rate and burst == 0:
+        raise ValueError(f"{prefix}rate_burst: must be at least 1 when a rate is set")
+    if concurrent is not None and concurrent < 0:
+        raise ValueError(f"{prefix}max_concurrent: must not be negative (0: no limit)")
+
+
+@dataclass(frozen=True)
+class SourceLimitSettings:
+    """A source's `[sources.limits]` table: its own rate limits, else `[limits]`'s."""
+
+    source_rate_per_second: float | None = None
+    source_rate_burst: int | None = None
+    source_max_concurrent: int | None = None
+
+    def __post_init__(self) -> None:
+        check_rate_limits(self.source_rate_per_second, self.source_rate_burst, self.source_max_concurrent, "source_")
 
 
 @dataclass(frozen=True)
@@ -205,6 +235,7 @@ class SourceSettings:
     # and Okta, SCIM 1.1-style URNs): "keep" stores and returns them as sent, "reject" answers
     # 400, "drop" ignores them (logged at INFO).
     unknown_attributes: str = "keep"
+    limits: SourceLimitSettings = field(default_factory=SourceLimitSettings)
     # Each listed auth scheme's own table (`[sources.<scheme>]`), typed by the scheme; not a
     # TOML key of its own.
     auth_options: dict[str, Any] = field(default_factory=dict, metadata={"toml": False})

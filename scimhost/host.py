@@ -32,6 +32,7 @@ from scimhost.faults import armed_points, fault_point
 from scimhost.mapping.service import MappingService
 from scimhost.metrics import Metrics
 from scimhost.plugins import PluginReport, load_plugins, require_healthy
+from scimhost.rate_limits import SourceLimiter
 from scimhost.registry import Registry, RegistryError, build_registry
 from scimhost.scim.catalog import Catalog, build_catalog
 from scimhost.scim.extensions import SchemaExtension
@@ -59,6 +60,13 @@ class Host:
     faults: frozenset[str] = frozenset()
     metrics: Metrics = field(default_factory=Metrics)
     activity: ActivityRecorder = field(default_factory=ActivityRecorder)
+    # Admits each source's requests by its limits; `serve_share` gives it this process's part.
+    limiter: SourceLimiter = field(default_factory=lambda: SourceLimiter({}))
+
+    def serve_share(self, workers: int) -> None:
+        """This process is one of `workers` serving the host: take its share of each source's
+        limits (the kernel spreads connections over the workers)."""
+        self.limiter = SourceLimiter({slug: s.limits for slug, s in self.sources.items()}, share=1 / workers)
 
     def committed(self, source: str, resource_type: str, action: str) -> None:
         """A write committed in this process: its deliveries can go out now."""
@@ -185,6 +193,7 @@ def load_host(
         mappings=mappings,
         faults=_faults(environ if environ is not None else os.environ, path),
     )
+    host.serve_share(1)
     if strict:
         host.require_sink_environment()
     return host

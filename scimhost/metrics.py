@@ -24,6 +24,7 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 # (with every configured source and sink) a series at zero, so that `rate()` and absence
 # alerts work on a host that has seen nothing yet.
 AUTH_FAILURE_REASONS = ("missing_credentials", "invalid_credentials")
+RATE_LIMIT_REASONS = ("rate", "concurrency")
 WRITE_ACTIONS = ("create", "replace", "patch", "delete", "remap")
 MAPPING_OUTCOMES = ("ok", "error", "timeout", "saturated")
 DELIVERY_OUTCOMES = ("done", "retry", "dead", "paused")
@@ -64,6 +65,12 @@ class Metrics:
         self.auth_failures = prom.Counter(
             "scimhost_auth_failures",
             "SCIM requests refused for their credentials",
+            ("source", "reason"),
+            registry=registry,
+        )
+        self.rate_limited = prom.Counter(
+            "scimhost_rate_limited",
+            "SCIM requests refused with 429 by the source's limits",
             ("source", "reason"),
             registry=registry,
         )
@@ -116,6 +123,8 @@ class Metrics:
         for slug, resource_types in sources:
             for reason in AUTH_FAILURE_REASONS:
                 self.auth_failures.labels(slug, reason)
+            for reason in RATE_LIMIT_REASONS:
+                self.rate_limited.labels(slug, reason)
             for resource_type in resource_types:
                 for action in WRITE_ACTIONS:
                     self.resource_writes.labels(slug, resource_type, action)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from scimhost.config import ConfigError, Settings, SourceSettings
+from scimhost.rate_limits import RateLimits
 from scimhost.scim.catalog import Catalog
 from scimhost.source_paths import base_path
 from scimhost.tokens import hash_token
@@ -21,6 +22,8 @@ class Source:
     catalog: Catalog
     # Hash of the token read from `token_env`; None when the host issues the token.
     env_token_hash: str | None = None
+    # Its requests' limits for the whole host (`[limits]`, overridden by `[sources.limits]`).
+    limits: RateLimits = RateLimits(0.0, 0, 0)
 
     @property
     def slug(self) -> str:
@@ -81,7 +84,22 @@ def build_sources(
             base_url=settings.server.base_url + base_path(item.slug),
             catalog=catalog,
             env_token_hash=env_hash,
+            limits=rate_limits(settings, item),
         )
     if problems and strict:
         raise ConfigError(problems, settings.path)
     return sources
+
+
+def rate_limits(settings: Settings, source: SourceSettings) -> RateLimits:
+    """The source's limits: its own `[sources.limits]` keys, else `[limits]`'s."""
+    own, host = source.limits, settings.limits
+
+    def pick(mine, default):
+        return default if mine is None else mine
+
+    return RateLimits(
+        pick(own.source_rate_per_second, host.source_rate_per_second),
+        pick(own.source_rate_burst, host.source_rate_burst),
+        pick(own.source_max_concurrent, host.source_max_concurrent),
+    )

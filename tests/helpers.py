@@ -3,6 +3,7 @@ reading the store back."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -77,3 +78,13 @@ async def stored_rows(storage, sql: str, *values) -> list[dict]:
 
     p = Params(storage.dialect)
     return await storage.database.rows(p.query(sql.format(*(p(value) for value in values))))
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text, 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 
 import pytest
-from helpers import ScimClient, bearer, make_config, patch_op
+from helpers import ScimClient, bearer, make_config, metric, patch_op
 
 from scimhost.admin import build_admin_app
 from scimhost.admin.auth import COOKIE
@@ -219,16 +219,6 @@ async def test_page_text_from_clients_is_escaped(client, admin, scim):
     await scim.create_user("<script>alert(1)</script>", displayName="<img src=x onerror=alert(2)>")
     page = await (await admin.get("/sources/demo?type=User")).text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text, 0 when absent."""
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
-            if all(found.get(k) == v for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 async def test_metrics_count_requests_writes_auth_failures_and_mapping_outcomes(aiohttp_client, storage_url):

@@ -187,8 +187,9 @@ async def serve_host(host: Host, scim_socket: socket.socket, admin_socket: socke
         await runner.cleanup()
 
 
-def _worker_main(config: Path | None, address: str, port: int, admin, log_level: str | None) -> None:
+def _worker_main(config: Path | None, address: str, port: int, admin, workers: int, log_level: str | None) -> None:
     host = load_host(config, listen=(address, port))
+    host.serve_share(workers)
     setup_logging(log_level or host.settings.logging.level, host.settings.logging.format)
     with contextlib.suppress(KeyboardInterrupt):
         scim_socket = bind(address, port, reuse_port=True)
@@ -200,7 +201,9 @@ def _run_workers(config: Path | None, address: str, port: int, admin, workers: i
     # spawn, not fork: a forked worker would inherit the parent's connections and state.
     ctx = multiprocessing.get_context("spawn")
     processes = [
-        ctx.Process(target=_worker_main, args=(config, address, port, admin, log_level), name=f"scimhost-worker-{i}")
+        ctx.Process(
+            target=_worker_main, args=(config, address, port, admin, workers, log_level), name=f"scimhost-worker-{i}"
+        )
         for i in range(workers)
     ]
     stopping = False

@@ -90,6 +90,24 @@ async def source_auth(request: web.Request, handler) -> web.StreamResponse:
             base = base_path(near["slug"])  # the configured slug, not the client's text
             raise ScimError(404, f"Not a SCIM path: the base URL of source '{near['slug']}' is {base}")
         raise ScimError(404, "No such source")
+    # The source's limits come first: a refused request costs no credential check, no body read
+    # and no storage work. Unauthenticated requests count against the source they name too.
+    refusal = host.limiter.admit(source.slug)
+    if refusal is not None:
+        host.metrics.rate_limited.labels(source.slug, refusal.reason).inc()
+        what = "requests per second" if refusal.reason == "rate" else "requests in progress at once"
+        raise ScimError(
+            429,
+            f"Too many {what} for source '{source.slug}': retry after {refusal.retry_after} s",
+            headers={"Retry-After": str(refusal.retry_after)},
+        )
+    try:
+        return await _authenticated(request, handler, host, source)
+    finally:
+        host.limiter.release(source.slug)
+
+
+async def _authenticated(request: web.Request, handler, host, source) -> web.StreamResponse:
     if request.match_info.route in request.app[OPEN_ROUTES]:
         request[SOURCE] = source  # a plugin route that authenticates its clients itself
         return await handler(request)
