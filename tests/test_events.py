@@ -4,6 +4,7 @@ write that did not commit; read and pruned with `scimhost events`. On SQLite and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import types
 from datetime import UTC, datetime, timedelta
@@ -199,3 +200,19 @@ async def test_events_commands_list_show_and_prune(tmp_path, storage_url, capsys
     process.stdout.close()  # before the command has written anything
     stderr = await asyncio.to_thread(process.stderr.read)
     assert await asyncio.to_thread(process.wait) == 141 and stderr == ""
+
+
+def test_lifecycle_is_said_only_when_active_turns():
+    from scimhost.delivery.envelope import lifecycle
+    from scimhost.testing import stored_event
+
+    def of(action, change):
+        return lifecycle(dataclasses.replace(stored_event(action=action), changed={"active": change}))
+
+    assert of("patch", {"old": True, "new": False}) == "deactivated"
+    assert of("replace", {"old": None, "new": False}) == "deactivated"
+    assert of("patch", {"old": False, "new": True}) == "reactivated"
+    assert of("replace", {"old": False, "new": None}) == "reactivated"
+    assert of("patch", {"old": False, "new": False}) is None
+    assert of("create", {"old": None, "new": False}) is None  # created inactive: nothing turned
+    assert lifecycle(stored_event(action="patch")) is None

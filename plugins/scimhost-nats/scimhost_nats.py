@@ -17,7 +17,7 @@ from nats.js.errors import NotFoundError
 from scimhost.delivery.sink import EventSink, Outcome
 from scimhost.hookspecs import hookimpl
 
-FIELDS = {"source", "resource_type", "action", "resource_id"}
+FIELDS = {"source", "resource_type", "action", "lifecycle", "resource_id"}
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -27,7 +27,8 @@ class NatsSettings:
 
     servers: tuple[str, ...] = ("nats://127.0.0.1:4222",)
     stream: str = "SCIMHOST"
-    # Where each event goes; placeholders: {source}, {resource_type}, {action}, {resource_id}.
+    # Where each event goes; placeholders: {source}, {resource_type}, {action}, {lifecycle}
+    # ("deactivated", "reactivated" or "none"), {resource_id}.
     subject: str = "scimhost.{source}.{resource_type}.{action}"
     create_stream: bool = True
     duplicate_window_seconds: float = 600.0
@@ -119,6 +120,7 @@ class NatsSink(EventSink):
             resource_type=(data.get("resourceType") or "none").lower(),
             action=data.get("action") or "none",
             resource_id=data.get("resourceId") or "none",
+            lifecycle=data.get("lifecycle") or "none",
         )
         try:
             ack = await jetstream.publish(

@@ -237,7 +237,18 @@ async def resource(host: Host, slug: str, type_name: str, resource_id: str, memb
 
 # What a list of events shows of each (the shape of event_json; the document and record only on
 # an event's own page, hidden values masked).
-SUMMARY_KEYS = ("seq", "id", "created", "source", "resourceType", "resourceId", "action", "version", "actor")
+SUMMARY_KEYS = (
+    "seq",
+    "id",
+    "created",
+    "source",
+    "resourceType",
+    "resourceId",
+    "action",
+    "lifecycle",
+    "version",
+    "actor",
+)
 
 
 async def event_summary(event: StoredEvent, names: Names) -> dict[str, Any]:

@@ -16,6 +16,21 @@ def event_type(event: StoredEvent) -> str:
     return f"{event.resource_type.lower()}.{_PAST.get(event.action, event.action)}"
 
 
+def lifecycle(event: StoredEvent) -> str | None:
+    """ "deactivated" when the write turned `active` from true (or unset) to false,
+    "reactivated" when it turned it from false back to true (or unset); else None. A consumer
+    that must end a person's sessions and tokens downstream can act on exactly these."""
+    change = event.changed.get("active")
+    if event.action not in ("replace", "patch") or not isinstance(change, dict):
+        return None
+    was, now = change.get("old") is not False, change.get("new") is not False
+    if was and not now:
+        return "deactivated"
+    if now and not was:
+        return "reactivated"
+    return None
+
+
 def timestamp(event: StoredEvent) -> str:
     return event.created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -32,6 +47,7 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
         "resourceId": event.resource_id,
         "externalId": event.external_id,
         "action": event.action,
+        "lifecycle": lifecycle(event),
         "version": event.version,
         "etag": f'W/"{event.version}"' if event.version is not None else None,
         "changed": event.changed,

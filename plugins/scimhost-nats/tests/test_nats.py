@@ -163,3 +163,61 @@ class TestNatsSinkContract(SinkContract):
         await sink.start()
         yield sink
         await sink.close()
+
+
+async def test_deactivation_and_reactivation_have_subjects_a_consumer_subscribes_to(tmp_path, stream, aiohttp_client):
+    """docs/events.md's consumer: a durable subscription to `<prefix>.*.user.deactivated` gets
+    the PATCH that turned `active` off, and nothing else; the PUT turning it on is `reactivated`."""
+    name, _, jetstream = stream
+    prefix = name.lower()
+    config = {
+        "storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
+        "events": {
+            "poll_seconds": 0.05,
+            "sinks": [
+                {
+                    "name": "lifecycle",
+                    "type": "nats",
+                    "servers": [NATS_URL],
+                    "stream": name,
+                    "subject": prefix + ".{source}.{resource_type}.{lifecycle}",
+                }
+            ],
+        },
+        "sources": [{"slug": "demo", "name": "Demo"}],
+    }
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    headers = {
+        "Authorization": f"Bearer {await app[HOST].issue_token('demo')}",
+        "Content-Type": "application/scim+json",
+    }
+    base = "/source/scim/demo/v2/Users"
+    user = await (
+        await client.post(base, data=json.dumps({"userName": "leaver", "active": True}), headers=headers)
+    ).json()
+    off = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    assert (await client.patch(f"{base}/{user['id']}", data=json.dumps(off), headers=headers)).status in (200, 204)
+    back = {"userName": "leaver", "active": True, "title": "returned"}
+    assert (await client.put(f"{base}/{user['id']}", data=json.dumps(back), headers=headers)).status == 200
+    for _ in range(200):
+        if (await app[HOST].storage.sink_stats("lifecycle")).done == 3:
+            break
+        await asyncio.sleep(0.02)
+    subjects = [message.subject for message in await stored(jetstream, name)]
+    assert subjects == [
+        f"{prefix}.demo.user.none",
+        f"{prefix}.demo.user.deactivated",
+        f"{prefix}.demo.user.reactivated",
+    ]
+    subscription = await jetstream.subscribe(f"{prefix}.*.user.deactivated", durable="end-sessions", stream=name)
+    message = await subscription.next_msg(timeout=5)
+    event = json.loads(message.data)["data"]
+    assert (event["resourceId"], event["action"], event["lifecycle"]) == (user["id"], "patch", "deactivated")
+    await message.ack()
+    with pytest.raises(nats.errors.TimeoutError):
+        await subscription.next_msg(timeout=0.5)
+    await subscription.unsubscribe()

@@ -361,3 +361,36 @@ class TestWebhookSinkContract(SinkContract):
         sink = await sink_for(receiver.url)
         yield sink
         await sink.close()
+
+
+async def test_deactivation_and_reactivation_are_said_in_the_payload(tmp_path, receiver, aiohttp_client):
+    app = create_app(config(tmp_path, receiver.url))
+    client = await aiohttp_client(app)
+    headers = {
+        "Authorization": f"Bearer {await app[HOST].issue_token('demo')}",
+        "Content-Type": "application/scim+json",
+    }
+    base = "/source/scim/demo/v2/Users"
+    user = await (await client.post(base, data=json.dumps({"userName": "leaver"}), headers=headers)).json()
+    off = {"userName": "leaver", "active": False}
+    assert (await client.put(f"{base}/{user['id']}", data=json.dumps(off), headers=headers)).status == 200
+    again_off = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "away"}],
+    }
+    assert (await client.patch(f"{base}/{user['id']}", data=json.dumps(again_off), headers=headers)).status in (
+        200,
+        204,
+    )
+    on = {**again_off, "Operations": [{"op": "replace", "path": "active", "value": True}]}
+    assert (await client.patch(f"{base}/{user['id']}", data=json.dumps(on), headers=headers)).status in (200, 204)
+    for _ in range(200):
+        if len(receiver.received) == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert [(p["data"]["action"], p["data"]["lifecycle"]) for p in receiver.received] == [
+        ("create", None),
+        ("replace", "deactivated"),
+        ("patch", None),
+        ("patch", "reactivated"),
+    ]
