@@ -216,6 +216,7 @@ class MappingPoolSettings:
 
 
 UNKNOWN_ATTRIBUTE_POLICIES = ("keep", "reject", "drop")
+PASSWORD_POLICIES = ("hash", "refuse", "drop")
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,9 @@ class SourceSettings:
     # and Okta, SCIM 1.1-style URNs): "keep" stores and returns them as sent, "reject" answers
     # 400, "drop" ignores them (logged at INFO).
     unknown_attributes: str = "keep"
+    # The User's `password`: "hash" keeps a one-way hash (never returned); "refuse" answers
+    # 400 invalidValue to any write carrying one (the IPSIE rule); "drop" ignores it.
+    passwords: str = "hash"
     limits: SourceLimitSettings = field(default_factory=SourceLimitSettings)
     # Each listed auth scheme's own table (`[sources.<scheme>]`), typed by the scheme; not a
     # TOML key of its own.
@@ -250,6 +254,8 @@ class SourceSettings:
             problems.append("token_env: must be an environment variable name")
         if not self.auth:
             problems.append("auth: must name at least one auth scheme")
+        if self.passwords not in PASSWORD_POLICIES:
+            problems.append(f"passwords: must be one of {', '.join(PASSWORD_POLICIES)}")
         if self.unknown_attributes not in UNKNOWN_ATTRIBUTE_POLICIES:
             problems.append(f"unknown_attributes: must be one of {', '.join(UNKNOWN_ATTRIBUTE_POLICIES)}")
         names = [m.name for m in self.mappings]

@@ -477,6 +477,11 @@ class ResourceService:
             source=self.source, resource_type=self.type.name, resource=doc, previous=previous
         )
         password = doc.pop("password", None)
+        if password is not None and self.source.settings.passwords != "hash":
+            if self.source.settings.passwords == "refuse":
+                raise ScimError(400, f"password: source '{self.source.slug}' does not accept passwords", "invalidValue")
+            log.info('source %s: a %s\'s password was dropped (passwords = "drop")', self.source.slug, self.type.name)
+            password = None
         # Refused before any mapping runs: a value too long to index (both stores agree).
         index, unique_values = tuple(index_entries(doc, self.type)), self._unique_values(doc)
         check_index_entries(index, unique_values)

@@ -9,9 +9,10 @@ from scimhost.http.responses import scim_json
 from scimhost.scim.discovery import Capabilities, service_provider_config
 from scimhost.scim.errors import ScimError
 from scimhost.scim.render import LIST_RESPONSE_SCHEMA
+from scimhost.sources import Source
 
 
-def capabilities(request: web.Request) -> Capabilities:
+def capabilities(request: web.Request, source: Source) -> Capabilities:
     """What this build implements, with the configured limits; a flag turns true in the change
     that implements the feature."""
     settings = request.app[HOST].settings
@@ -23,7 +24,7 @@ def capabilities(request: web.Request) -> Capabilities:
         bulk_max_operations=limits.max_bulk_operations,
         bulk_max_payload_size=settings.server.max_body_bytes,
         etag=True,
-        change_password=True,
+        change_password=source.settings.passwords == "hash",
         filter=True,
         filter_max_results=limits.max_results,
         sort="sort" in features,
@@ -54,12 +55,21 @@ async def service_provider_config_handler(request: web.Request) -> web.Response:
     source = request[SOURCE]
     schemes = [host.auth_schemes[name].describe_for(source) for name in source.settings.auth]
     location = f"{source.base_url}/ServiceProviderConfig"
-    return scim_json(service_provider_config(capabilities(request), schemes, location))
+    return scim_json(service_provider_config(capabilities(request, source), schemes, location))
 
 
 def _schema_json(source, schema) -> dict:
+    shown = schema.to_json()
+    if source.settings.passwords != "hash":
+        # Refused or dropped, the User's writeOnly `password` is not part of what this source
+        # accepts.
+        shown["attributes"] = [
+            a
+            for a in shown["attributes"]
+            if not (a["name"].lower() == "password" and a.get("mutability") == "writeOnly")
+        ]
     return {
-        **schema.to_json(),
+        **shown,
         "meta": {"resourceType": "Schema", "location": f"{source.base_url}/Schemas/{schema.id}"},
     }
 
