@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from scimhost.http.keys import HOST, STOPPING
 from scimhost.http.middlewares import body_limit, plain_errors, request_ids, scim_errors, source_auth
 from scimhost.http.observe import label_routes, observed
 from scimhost.http.routes import setup_routes
+from scimhost.retention import PURGE_EVERY_SECONDS, purge_expired_deleted
+from scimhost.storage.backend import StorageError
 
 log = logging.getLogger("scimhost")
 
@@ -51,6 +54,7 @@ def build_app(host: Host) -> web.Application:
     app.cleanup_ctx.append(_mapping_workers)
     app.cleanup_ctx.append(_dispatcher)
     app.cleanup_ctx.append(_sampler)
+    app.cleanup_ctx.append(_purging)
     setup_routes(app)
     label_routes(app)
     return app
@@ -144,6 +148,30 @@ async def _sampler(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await host.activity.flush(host.storage)
+
+
+async def _purging(app: web.Application) -> AsyncIterator[None]:
+    """Purge soft-deleted resources past their source's retention, hourly, in the background."""
+    host = app[HOST]
+    if not any(source.settings.on_delete == "soft" for source in host.sources.values()):
+        yield
+        return
+
+    async def run() -> None:
+        while True:
+            try:
+                await purge_expired_deleted(host, now=datetime.now(UTC))
+            except StorageError as exc:
+                log.warning("purging soft-deleted resources failed: %s", exc)
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
+
+    task = asyncio.create_task(run(), name="scimhost-purge")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def sample_pools(host: Host) -> None:

@@ -217,6 +217,8 @@ class MappingPoolSettings:
 
 UNKNOWN_ATTRIBUTE_POLICIES = ("keep", "reject", "drop")
 PASSWORD_POLICIES = ("hash", "refuse", "drop")
+DELETE_POLICIES = ("delete", "soft")
+RESTORE_KEYS = ("externalId", "userName", "displayName")
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,11 @@ class SourceSettings:
     # The User's `password`: "hash" keeps a one-way hash (never returned); "refuse" answers
     # 400 invalidValue to any write carrying one (the IPSIE rule); "drop" ignores it.
     passwords: str = "hash"
+    # A DELETE: "delete" forgets the resource; "soft" keeps it aside, invisible, for
+    # `soft_delete_days`, and a POST matching it by a `restore_by` key brings it back.
+    on_delete: str = "delete"
+    restore_by: tuple[str, ...] = ("externalId",)
+    soft_delete_days: int = 30
     limits: SourceLimitSettings = field(default_factory=SourceLimitSettings)
     # Each listed auth scheme's own table (`[sources.<scheme>]`), typed by the scheme; not a
     # TOML key of its own.
@@ -254,6 +261,13 @@ class SourceSettings:
             problems.append("token_env: must be an environment variable name")
         if not self.auth:
             problems.append("auth: must name at least one auth scheme")
+        if self.on_delete not in DELETE_POLICIES:
+            problems.append(f"on_delete: must be one of {', '.join(DELETE_POLICIES)}")
+        unknown_keys = [key for key in self.restore_by if key not in RESTORE_KEYS]
+        if unknown_keys:
+            problems.append(f"restore_by: {unknown_keys[0]!r} is not one of {', '.join(RESTORE_KEYS)}")
+        if not 1 <= self.soft_delete_days <= 36500:
+            problems.append("soft_delete_days: must be between 1 and 36500")
         if self.passwords not in PASSWORD_POLICIES:
             problems.append(f"passwords: must be one of {', '.join(PASSWORD_POLICIES)}")
         if self.unknown_attributes not in UNKNOWN_ATTRIBUTE_POLICIES:

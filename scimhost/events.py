@@ -17,7 +17,7 @@ class ResourceEvent:
     source: str
     resource_type: str
     # "remap": only the record changed, because the source's mappings did.
-    action: Literal["create", "replace", "patch", "delete", "remap"]
+    action: Literal["create", "replace", "patch", "delete", "remap", "restore"]
     resource_id: str
     version: str | None
     resource: dict[str, Any] | None = None

@@ -168,6 +168,12 @@ def load_host(
         raise ConfigError(["storage: no usable storage backend"], path)
     sources = build_sources(settings, catalogs(registry, settings), environ, strict=strict)
     backend_cls = registry.storage_backends[settings.storage.backend]
+    soft = [f"sources[{i}].on_delete" for i, s in enumerate(settings.sources) if s.on_delete == "soft"]
+    if soft and "soft_delete" not in backend_cls.features:
+        raise ConfigError(
+            [f"{where}: storage backend {settings.storage.backend!r} does not support soft delete" for where in soft],
+            path,
+        )
     storage = backend_cls(settings.storage.options, base_dir=settings.base_dir)
     used_schemes = {name for source in settings.sources for name in source.auth}
     auth_schemes = {name: registry.auth_schemes[name](settings, storage) for name in sorted(used_schemes)}

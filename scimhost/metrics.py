@@ -25,7 +25,7 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 # alerts work on a host that has seen nothing yet.
 AUTH_FAILURE_REASONS = ("missing_credentials", "invalid_credentials")
 RATE_LIMIT_REASONS = ("rate", "concurrency")
-WRITE_ACTIONS = ("create", "replace", "patch", "delete", "remap")
+WRITE_ACTIONS = ("create", "replace", "patch", "delete", "remap", "restore")
 MAPPING_OUTCOMES = ("ok", "error", "timeout", "saturated")
 DELIVERY_OUTCOMES = ("done", "retry", "dead", "paused")
 

@@ -32,6 +32,7 @@ from scimhost.sources import Source
 from scimhost.storage.backend import (
     KEEP,
     Action,
+    DeletedResource,
     EventDraft,
     MemberChange,
     ResourceNotFound,
@@ -230,6 +231,11 @@ class ResourceService:
 
     async def create(self, body: Any) -> StoredResource:
         doc = self._validated(body)
+        kept = await self._restorable(doc)
+        if kept is not None:
+            restored = await self._restore(kept, doc)
+            if restored is not None:
+                return restored
         members = self._take_members(doc)
         write = await self._prepare(doc, None, create=True)
         event = self._draft(
@@ -253,6 +259,65 @@ class ResourceService:
             groups=[] if self.derives_groups else None,
             members=None if members or self.membership_attribute is None else [],
         )
+
+    async def _restorable(self, doc: dict[str, Any]) -> DeletedResource | None:
+        """The soft-deleted resource a POST brings back: the source keeps deleted resources and
+        the body matches one by a `restore_by` key (externalId exactly, names ignoring case)."""
+        settings = self.source.settings
+        if settings.on_delete != "soft":
+            return None
+        external_id = doc.get("externalId")
+        if "externalId" in settings.restore_by and isinstance(external_id, str):
+            found = await self.storage.find_deleted(self.source.slug, self.type.name, external_id=external_id)
+            if found is not None:
+                return found
+        for key in ("userName", "displayName"):
+            value = doc.get(key)
+            if key in settings.restore_by and isinstance(value, str):
+                found = await self.storage.find_deleted(self.source.slug, self.type.name, name_key=value.lower())
+                if found is not None:
+                    return found
+        return None
+
+    async def _restore(self, kept: DeletedResource, doc: dict[str, Any]) -> StoredResource | None:
+        """Bring `kept` back with `doc` as its content (as a PUT would): the same id, a new
+        version, the members the body lists; None when it is no longer kept (restored or purged
+        meanwhile: the POST then creates)."""
+        members = self._take_members(doc)
+        write = await self._prepare(doc, kept.document, create=True)
+        event = self._draft(
+            "restore",
+            document_changes(kept.document, write.document, password_changed=bool(write.password_hash)),
+            member_changes([("add", members)]) if members else None,
+            write.document,
+            write.record,
+        )
+        try:
+            stored = await self.storage.restore_resource(
+                self.source.slug, self.type.name, kept.id, write, members, event=event
+            )
+        except ResourceNotFound:
+            return None
+        except UniquenessConflict as exc:
+            raise self._conflict(exc) from None
+        except UnknownMembers as exc:
+            raise self._unknown_members(exc) from None
+        await self._event("restore", stored, write.record)
+        return dataclasses.replace(
+            stored,
+            groups=[] if self.derives_groups else None,
+            members=None if members or self.membership_attribute is None else [],
+        )
+
+    async def restore_kept(self, resource_id: str) -> StoredResource:
+        """Bring a soft-deleted resource back as it was (`scimhost sources restore`)."""
+        kept = await self.storage.find_deleted(self.source.slug, self.type.name, resource_id=resource_id)
+        if kept is None:
+            raise not_found(self.type, resource_id)
+        restored = await self._restore(kept, dict(kept.document))
+        if restored is None:
+            raise not_found(self.type, resource_id)
+        return restored
 
     async def replace(self, resource_id: str, body: Any, if_match: int | None) -> StoredResource:
         self._known_id(resource_id)
@@ -332,6 +397,7 @@ class ResourceService:
                 resource_id,
                 expected_version=if_match,
                 event=self._draft("delete", {}),
+                soft=self.source.settings.on_delete == "soft",
             )
         except ResourceNotFound:
             raise not_found(self.type, resource_id) from None

@@ -353,6 +353,115 @@ class StorageContract:
         assert again.changed == {"title": {"old": None, "new": "Boss"}}
         assert again.resource == {"userName": "alice", "title": "Boss"}
 
+    # --- soft delete (feature soft_delete) -------------------------------------------------
+
+    async def test_a_soft_deleted_resource_is_gone_from_every_read(self, backend: StorageBackend) -> None:
+        store = requiring(backend, "soft_delete")
+        user = await store.create_resource(SOURCE, "User", user_write("alice", externalId="ext-a", title="Boss"))
+        other = await store.create_resource(SOURCE, "User", user_write("bob"))
+        group = await store.create_resource(SOURCE, "Group", group_write("Eng"), [user.id, other.id])
+        await store.delete_resource(SOURCE, "User", user.id, expected_version=1, event=draft("delete"), soft=True)
+        assert await store.get_resource(SOURCE, "User", user.id) is None
+        assert await store.get_record(SOURCE, "User", user.id) is None
+        for filter_text in (None, 'userName eq "alice"', 'title eq "Boss"', 'externalId eq "ext-a"', "userName pr"):
+            page = await store.list_resources(SOURCE, "User", query(filter_text))
+            assert user.id not in [r.id for r in page.resources], filter_text
+        assert (await store.list_resources(SOURCE, "User", query())).total == 1
+        members = (await _stored(store, SOURCE, "Group", group.id)).members or []
+        assert [m["value"] for m in members] == [other.id] and await store.count_members(SOURCE, group.id) == 1
+        with pytest.raises(ResourceNotFound):
+            await store.delete_resource(SOURCE, "User", user.id)
+        with pytest.raises(ResourceNotFound):
+            await store.update_resource(SOURCE, "User", user.id, expected_version=None, write=user_write("alice"))
+        with pytest.raises(UnknownMembers):
+            await store.update_resource(
+                SOURCE,
+                "Group",
+                group.id,
+                expected_version=None,
+                write=None,
+                member_changes=[MemberChange("add", (user.id,))],
+            )
+        # Kept aside, whole, and its events stay.
+        [kept] = await store.deleted_resources(SOURCE, "User")
+        assert (kept.id, kept.external_id, kept.name_key, kept.version) == (user.id, "ext-a", "alice", 1)
+        assert kept.document["title"] == "Boss" and kept.record == {"username": "alice"}
+        assert await store.deleted_resources(SOURCE, "Group") == []
+        assert [e.action for e in await store.list_events(SOURCE, resource_id=user.id)] == ["delete"]
+
+    async def test_a_soft_deleted_resources_unique_values_are_free(self, backend: StorageBackend) -> None:
+        store = requiring(backend, "soft_delete")
+        user = await store.create_resource(SOURCE, "User", user_write("alice"))
+        await store.delete_resource(SOURCE, "User", user.id, soft=True)
+        again = await store.create_resource(SOURCE, "User", user_write("alice"))
+        assert again.id != user.id
+        # ... so the kept one cannot come back while a live resource holds its userName.
+        with pytest.raises(UniquenessConflict):
+            await store.restore_resource(SOURCE, "User", user.id, user_write("alice"))
+        assert (await store.find_deleted(SOURCE, "User", resource_id=user.id)) is not None
+
+    async def test_find_deleted_by_id_external_id_or_name(self, backend: StorageBackend) -> None:
+        store = requiring(backend, "soft_delete")
+        first = await store.create_resource(SOURCE, "User", user_write("Alice", externalId="ext-1"))
+        await store.delete_resource(SOURCE, "User", first.id, soft=True)
+        second = await store.create_resource(SOURCE, "User", user_write("alice", externalId="ext-2"))
+        await store.delete_resource(SOURCE, "User", second.id, soft=True)
+        assert (await store.find_deleted(SOURCE, "User", external_id="ext-1")).id == first.id  # type: ignore[union-attr]
+        assert (await store.find_deleted(SOURCE, "User", resource_id=second.id)).id == second.id  # type: ignore[union-attr]
+        # The name key is lower-cased; the most recently deleted wins.
+        assert (await store.find_deleted(SOURCE, "User", name_key="alice")).id == second.id  # type: ignore[union-attr]
+        assert await store.find_deleted(SOURCE, "User", external_id="EXT-1") is None  # externalId is exact
+        assert await store.find_deleted(SOURCE, "Group", external_id="ext-1") is None
+        assert await store.find_deleted("elsewhere", "User", external_id="ext-1") is None
+        assert await store.find_deleted(SOURCE, "User") is None
+        assert [d.id for d in await store.deleted_resources(SOURCE, "User")] == [second.id, first.id]
+
+    async def test_a_restore_keeps_the_id_and_moves_the_version_on(self, backend: StorageBackend) -> None:
+        store = requiring(backend, "soft_delete")
+        user = await store.create_resource(SOURCE, "User", user_write("alice", externalId="ext-a"))
+        await store.update_resource(SOURCE, "User", user.id, expected_version=1, write=user_write("alice", title="x"))
+        group = await store.create_resource(SOURCE, "Group", group_write("Eng"))
+        await store.delete_resource(SOURCE, "User", user.id, soft=True)
+        restored = await store.restore_resource(
+            SOURCE, "User", user.id, user_write("alice", externalId="ext-a", title="back"), event=draft("restore")
+        )
+        assert (restored.id, restored.version, restored.created) == (user.id, 3, user.created)
+        stored = await _stored(store, SOURCE, "User", user.id)
+        assert stored.version == 3 and stored.document["title"] == "back" and stored.created == user.created
+        assert (await store.list_resources(SOURCE, "User", query('title eq "back"'))).total == 1
+        with pytest.raises(UniquenessConflict):
+            await store.create_resource(SOURCE, "User", user_write("alice"))
+        assert await store.find_deleted(SOURCE, "User", resource_id=user.id) is None
+        with pytest.raises(ResourceNotFound):  # kept no more
+            await store.restore_resource(SOURCE, "User", user.id, user_write("alice"))
+        [event] = await store.list_events(SOURCE, resource_id=user.id)
+        assert (event.action, event.version) == ("restore", 3)
+        await store.update_resource(
+            SOURCE,
+            "Group",
+            group.id,
+            expected_version=None,
+            write=None,
+            member_changes=[MemberChange("add", (user.id,))],
+        )
+        assert [g["value"] for g in (await _stored(store, SOURCE, "User", user.id)).groups or []] == [group.id]
+
+    async def test_purge_deleted_forgets_what_was_deleted_before_the_time(self, backend: StorageBackend) -> None:
+        store = requiring(backend, "soft_delete")
+        ids = []
+        for name in ("a", "b", "c"):
+            made = await store.create_resource(SOURCE, "User", user_write(name))
+            await store.delete_resource(SOURCE, "User", made.id, soft=True)
+            ids.append(made.id)
+        elsewhere = await store.create_resource("elsewhere", "User", user_write("a"))
+        await store.delete_resource("elsewhere", "User", elsewhere.id, soft=True)
+        assert await store.purge_deleted(SOURCE, before=_at(-60)) == 0
+        assert await store.purge_deleted(SOURCE, before=_at(5), batch=2) == 3
+        assert await store.deleted_resources(SOURCE, "User") == []
+        assert [d.id for d in await store.deleted_resources("elsewhere", "User")] == [elsewhere.id]
+        with pytest.raises(ResourceNotFound):
+            await store.restore_resource(SOURCE, "User", ids[0], user_write("a"))
+
     async def test_resources_are_scoped_by_source_and_type(self, backend: StorageBackend) -> None:
         store = backend
         created = await store.create_resource(SOURCE, "User", user_write("alice"))

@@ -25,6 +25,7 @@ from scimhost.scim.query_eval import Candidate, in_sort_order, matches
 from scimhost.storage.backend import (
     ClaimedDelivery,
     Credential,
+    DeletedResource,
     EventDraft,
     FailedRequest,
     Keep,
@@ -92,7 +93,7 @@ class MemoryBackend(StorageBackend):
 
     name = "memory"
     settings_type = MemorySettings
-    features = frozenset({"sort", "cursor_paging"})
+    features = frozenset({"sort", "cursor_paging", "soft_delete"})
 
     def __init__(self, options: MemorySettings, *, base_dir: Path) -> None:
         super().__init__(options, base_dir=base_dir)
@@ -100,6 +101,8 @@ class MemoryBackend(StorageBackend):
         self._accounts: dict[str, _Account] = {}
         # (source, id) -> resource: every read names its source, so another source's ids miss.
         self._resources: dict[tuple[str, str], _Resource] = {}
+        # Soft-deleted resources by (source, id).
+        self._deleted: dict[tuple[str, str], DeletedResource] = {}
         # (source, type, attribute, normalised value) -> id of the resource holding it.
         self._unique: dict[tuple[str, str, str, str], str] = {}
         # (source, group id) -> {member id: (row number, member type)}, rows in insertion order.
@@ -260,6 +263,8 @@ class MemoryBackend(StorageBackend):
         credentials = {k: c for k, c in self._credentials.items() if k[0] != source}
         deleted["credentials"], self._credentials = len(self._credentials) - len(credentials), credentials
         deleted["service accounts"] = 1 if self._accounts.pop(source, None) else 0
+        kept = {k: d for k, d in self._deleted.items() if k[0] != source}
+        deleted["soft-deleted resources"], self._deleted = len(self._deleted) - len(kept), kept
         return deleted
 
     # --- resources -------------------------------------------------------------------------------
@@ -343,8 +348,23 @@ class MemoryBackend(StorageBackend):
         *,
         expected_version: int | None = None,
         event: EventDraft | None = None,
+        soft: bool = False,
     ) -> None:
         resource = self._found(source, resource_type, resource_id, expected_version)
+        if soft:
+            document = copy.deepcopy(resource.write.document)
+            name = document.get("userName") or document.get("displayName")
+            self._deleted[(source, resource_id)] = DeletedResource(
+                resource_id,
+                resource_type,
+                resource.write.external_id,
+                name.lower() if isinstance(name, str) else None,
+                document,
+                copy.deepcopy(resource.write.record),
+                resource.version,
+                resource.created,
+                _now(),
+            )
         del self._resources[(source, resource_id)]
         self._clear_unique(source, resource_type, resource_id)
         self._members.pop((source, resource_id), None)
@@ -352,6 +372,74 @@ class MemoryBackend(StorageBackend):
             rows.pop(resource_id, None)  # it is no longer anybody's member
         if event is not None:
             self._record_event(resource, event, _now(), deleted=True)
+
+    async def deleted_resources(
+        self, source: str, resource_type: str, *, limit: int = 100, before: datetime | None = None
+    ) -> list[DeletedResource]:
+        found = [
+            d
+            for (s, _), d in self._deleted.items()
+            if s == source and d.resource_type == resource_type and (before is None or d.deleted < before)
+        ]
+        found.sort(key=lambda d: d.deleted, reverse=True)
+        return copy.deepcopy(found[: max(limit, 0)])
+
+    async def find_deleted(
+        self,
+        source: str,
+        resource_type: str,
+        *,
+        resource_id: str | None = None,
+        external_id: str | None = None,
+        name_key: str | None = None,
+    ) -> DeletedResource | None:
+        if resource_id is None and external_id is None and name_key is None:
+            return None
+        found = [
+            d
+            for (s, _), d in self._deleted.items()
+            if s == source
+            and d.resource_type == resource_type
+            and (resource_id is None or d.id == resource_id)
+            and (external_id is None or d.external_id == external_id)
+            and (name_key is None or d.name_key == name_key)
+        ]
+        return copy.deepcopy(max(found, key=lambda d: d.deleted)) if found else None
+
+    async def restore_resource(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        write: ResourceWrite,
+        members: Sequence[str] = (),
+        *,
+        event: EventDraft | None = None,
+    ) -> StoredResource:
+        kept = self._deleted.get((source, resource_id))
+        if kept is None or kept.resource_type != resource_type:
+            raise ResourceNotFound()
+        self._check_unique(source, resource_type, resource_id, write.unique_values)
+        self._check_members(source, resource_id, members)
+        now = _now()
+        password = None if isinstance(write.password_hash, Keep) else write.password_hash
+        resource = _Resource(
+            resource_id, source, resource_type, copy.deepcopy(write), password, kept.version + 1, kept.created, now
+        )
+        del self._deleted[(source, resource_id)]
+        self._resources[(source, resource_id)] = resource
+        self._set_unique(source, resource_type, resource_id, write.unique_values)
+        if members:
+            self._apply_members(source, resource_id, [MemberChange("add", tuple(members))])
+        if event is not None:
+            self._record_event(resource, event, now)
+        return self._stored(resource, members=False, groups=False)
+
+    async def purge_deleted(self, source: str, *, before: datetime, batch: int = 1000) -> int:
+        old = [k for k, d in self._deleted.items() if k[0] == source and d.deleted < before]
+        for key in old:
+            del self._deleted[key]
+        return len(old)
 
     async def list_resources(
         self, source: str, resource_type: str, query: ResourceQuery, *, members: bool = True, groups: bool = True

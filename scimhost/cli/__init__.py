@@ -23,7 +23,15 @@ from scimhost.cli.mappings import cmd_mappings_test, cmd_mappings_variables
 from scimhost.cli.plugin_commands import PluginCommand, plugin_commands
 from scimhost.cli.records import cmd_records_list, cmd_records_remap, cmd_records_show
 from scimhost.cli.serve import cmd_serve
-from scimhost.cli.sources import cmd_sources_list, cmd_sources_remove, cmd_sources_revoke, cmd_sources_token, duration
+from scimhost.cli.sources import (
+    cmd_sources_list,
+    cmd_sources_purge_deleted,
+    cmd_sources_remove,
+    cmd_sources_restore,
+    cmd_sources_revoke,
+    cmd_sources_token,
+    duration,
+)
 from scimhost.config import ConfigError
 from scimhost.plugins import PluginLoadError
 from scimhost.registry import RegistryError
@@ -124,6 +132,19 @@ def _parser(extra: Sequence[tuple[str, PluginCommand]] = ()) -> argparse.Argumen
     remove.add_argument("--yes", action="store_true", help="confirm the deletion")
     remove.add_argument("--json", action="store_true", help="print JSON")
     remove.set_defaults(func=cmd_sources_remove)
+    restore = source_commands.add_parser(
+        "restore", parents=[common], help="bring a soft-deleted resource back (same id, a new version)"
+    )
+    restore.add_argument("slug")
+    restore.add_argument("resource_type", metavar="TYPE", help="User or Group")
+    restore.add_argument("id")
+    restore.set_defaults(func=cmd_sources_restore)
+    purge_deleted = source_commands.add_parser(
+        "purge-deleted", parents=[common], help="forget soft-deleted resources past the source's soft_delete_days"
+    )
+    purge_deleted.add_argument("slug")
+    purge_deleted.add_argument("--all", action="store_true", help="every soft-deleted resource, whatever its age")
+    purge_deleted.set_defaults(func=cmd_sources_purge_deleted)
     mappings = commands.add_parser("mappings", parents=[common], help="test property mappings, list variables")
     mapping_commands = mappings.add_subparsers(dest="mappings_command", required=True, metavar="COMMAND")
     test = mapping_commands.add_parser("test", parents=[common], help="evaluate a source's mappings on a document")
@@ -151,6 +172,7 @@ def _parser(extra: Sequence[tuple[str, PluginCommand]] = ()) -> argparse.Argumen
     listing.add_argument("slug")
     listing.add_argument("resource_type", metavar="TYPE", help="User or Group")
     listing.add_argument("--filter", help="a SCIM filter (default: every resource)")
+    listing.add_argument("--deleted", action="store_true", help="the soft-deleted resources instead, newest first")
     listing.add_argument("--json", action="store_true", help="one JSON object per line: id and record")
     listing.set_defaults(func=cmd_records_list)
     remap = record_commands.add_parser(

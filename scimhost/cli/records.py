@@ -14,6 +14,7 @@ from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
 from scimhost.scim.listing import ListParams, encode_cursor
 from scimhost.storage.backend import StoredResource
+from scimhost.timestamps import shown
 
 RECORD_PAGE = 200
 
@@ -60,6 +61,8 @@ def cmd_records_list(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
     source, resource_type = source_and_type(host, args.slug, args.resource_type)
     service = ResourceService(host, source, resource_type)
+    if args.deleted:
+        return asyncio.run(_list_deleted(host, service, args.json))
     try:
         return asyncio.run(_list_records(host, service, args.filter, args.json))
     except ScimError as exc:
@@ -80,6 +83,28 @@ async def _list_records(host: Host, service: ResourceService, filter_text: str |
     finally:
         await host.storage.close()
     return EXIT_OK
+
+
+async def _list_deleted(host: Host, service: ResourceService, as_json: bool) -> int:
+    """The soft-deleted resources of the source and type, newest first, with their records."""
+    await open_existing(host)
+    try:
+        before = None
+        while True:
+            batch = await host.storage.deleted_resources(
+                service.source.slug, service.type.name, limit=RECORD_PAGE, before=before
+            )
+            for kept in batch:
+                deleted = kept.deleted.isoformat(timespec="seconds")
+                if as_json:
+                    print(json.dumps({"id": kept.id, "deleted": deleted, "record": kept.record}))
+                else:
+                    print(f"{kept.id}  soft-deleted {shown(deleted)}  {json.dumps(kept.record)}")
+            if len(batch) < RECORD_PAGE:
+                return EXIT_OK
+            before = batch[-1].deleted
+    finally:
+        await host.storage.close()
 
 
 def cmd_records_remap(args: argparse.Namespace) -> int:

@@ -16,11 +16,16 @@ from scimhost.cli.common import (
     config_of,
     configured_source,
     open_existing,
+    source_and_type,
     with_storage,
 )
 from scimhost.config import ConfigError
 from scimhost.host import Host, load_host
+from scimhost.resource_service import ResourceService
+from scimhost.retention import purge_expired_deleted
+from scimhost.scim.errors import ScimError
 from scimhost.sources import Source
+from scimhost.storage.backend import StoredResource
 from scimhost.timestamps import shown
 
 
@@ -165,3 +170,49 @@ def duration(text: str) -> timedelta:
     if value > timedelta(days=30):
         raise argparse.ArgumentTypeError("a grace period is at most 30d")
     return value
+
+
+# Who a restore from the command line writes as, in the event log.
+RESTORE_ACTOR = {"scheme": "cli", "account": "scimhost sources restore", "request_id": None, "client": None}
+
+
+def cmd_sources_restore(args: argparse.Namespace) -> int:
+    """Bring a soft-deleted resource back as it was deleted: the same id, a new version."""
+    host = load_host(config_of(args), strict=False)
+    source, resource_type = source_and_type(host, args.slug, args.resource_type)
+    service = ResourceService(host, source, resource_type, RESTORE_ACTOR)
+
+    async def restore(storage) -> StoredResource:
+        await host.mappings.start_for(source.slug)
+        try:
+            return await service.restore_kept(args.id)
+        finally:
+            await host.mappings.close()
+
+    try:
+        restored = asyncio.run(with_storage(host, restore))
+    except ScimError as exc:
+        print(
+            f"error: {exc.detail} (soft-deleted ones: `{host.settings.command(f'records list {source.slug} {resource_type.name} --deleted')}`)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"Restored {resource_type.name} {restored.id} of source {source.slug}, version {restored.version}.")
+    return EXIT_OK
+
+
+def cmd_sources_purge_deleted(args: argparse.Namespace) -> int:
+    """Forget a source's soft-deleted resources past its retention (or all, with --all)."""
+    host = load_host(config_of(args), strict=False)
+    source = configured_source(host, args.slug)
+
+    async def purge(storage) -> int:
+        purged = await purge_expired_deleted(host, now=datetime.now(UTC), everything=args.all, only=source.slug)
+        return purged.get(source.slug, 0)
+
+    purged = asyncio.run(with_storage(host, purge))
+    kept = (
+        "every soft-deleted resource" if args.all else f"soft-deleted over {source.settings.soft_delete_days} days ago"
+    )
+    print(f"Purged {purged} resource{'' if purged == 1 else 's'} of source {source.slug} ({kept}).")
+    return EXIT_OK

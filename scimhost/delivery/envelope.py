@@ -8,7 +8,14 @@ from typing import Any
 
 from scimhost.storage.backend import StoredEvent
 
-_PAST = {"create": "created", "replace": "replaced", "patch": "patched", "delete": "deleted", "remap": "remapped"}
+_PAST = {
+    "create": "created",
+    "replace": "replaced",
+    "patch": "patched",
+    "delete": "deleted",
+    "remap": "remapped",
+    "restore": "restored",
+}
 
 
 def event_type(event: StoredEvent) -> str:
@@ -20,6 +27,8 @@ def lifecycle(event: StoredEvent) -> str | None:
     """ "deactivated" when the write turned `active` from true (or unset) to false,
     "reactivated" when it turned it from false back to true (or unset); else None. A consumer
     that must end a person's sessions and tokens downstream can act on exactly these."""
+    if event.action == "restore":  # deprovisioned, now assigned again
+        return "reactivated" if (event.resource or {}).get("active") is not False else None
     change = event.changed.get("active")
     if event.action not in ("replace", "patch") or not isinstance(change, dict):
         return None

@@ -13,11 +13,13 @@ from scimhost.scim.query import IndexEntry, ResourceQuery
 
 # What a write did, as the event log records it.
 # "remap": the record changed because the mappings did (`scimhost records remap`).
-Action = Literal["create", "replace", "patch", "delete", "remap"]
+# "restore": a soft-deleted resource came back (its id kept, a new version).
+Action = Literal["create", "replace", "patch", "delete", "remap", "restore"]
 
 # `sort`: list_resources honours ResourceQuery.sort (sortBy). `cursor_paging`: it honours
-# cursor_paging, after and before (RFC 9865).
-FEATURES = frozenset({"sort", "cursor_paging"})
+# cursor_paging, after and before (RFC 9865). `soft_delete`: delete_resource(soft=True) keeps
+# the resource aside, and the deleted_* / restore_resource / purge_deleted methods work.
+FEATURES = frozenset({"sort", "cursor_paging", "soft_delete"})
 
 
 class StorageError(Exception):
@@ -184,6 +186,23 @@ class StoredEvent:
     members: dict[str, Any] | None
     resource: dict[str, Any] | None
     record: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class DeletedResource:
+    """A soft-deleted resource: invisible to SCIM and holding no unique values, its document,
+    record and history kept until it is restored or purged."""
+
+    id: str
+    resource_type: str
+    external_id: str | None
+    # userName or displayName as stored, what a source may restore by (lower-cased).
+    name_key: str | None
+    document: dict[str, Any]
+    record: dict[str, Any] | None
+    version: int
+    created: datetime
+    deleted: datetime
 
 
 @dataclass(frozen=True)
@@ -483,11 +502,58 @@ class StorageBackend(ABC):
         *,
         expected_version: int | None = None,
         event: EventDraft | None = None,
+        soft: bool = False,
     ) -> None:
         """Delete the resource and every membership row naming it (and record `event`), in one
-        transaction.
+        transaction. With `soft` (feature `soft_delete`) the resource is kept aside as a
+        DeletedResource: gone from every read, its unique values free, restorable.
 
         Raises ResourceNotFound or VersionMismatch."""
+
+    # --- soft-deleted resources (feature `soft_delete`) ---------------------------------------
+
+    async def deleted_resources(
+        self, source: str, resource_type: str, *, limit: int = 100, before: datetime | None = None
+    ) -> list[DeletedResource]:
+        """The source's soft-deleted resources of the type, most recently deleted first (deleted
+        before `before`, when given)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement soft_delete")
+
+    async def find_deleted(
+        self,
+        source: str,
+        resource_type: str,
+        *,
+        resource_id: str | None = None,
+        external_id: str | None = None,
+        name_key: str | None = None,
+    ) -> DeletedResource | None:
+        """The most recently deleted resource of the source and type with that id, externalId
+        (exact) or name key (lower-cased userName / displayName), if one is kept."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement soft_delete")
+
+    async def restore_resource(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        write: ResourceWrite,
+        members: Sequence[str] = (),
+        *,
+        event: EventDraft | None = None,
+    ) -> StoredResource:
+        """Bring a soft-deleted resource back with `write` as its content (a replacement): the
+        same id, its version one more than when deleted, its creation time kept; `members` and
+        `event` as in create_resource, in one transaction.
+
+        Raises ResourceNotFound (not kept), UniquenessConflict (its values are taken now),
+        UnknownMembers."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement soft_delete")
+
+    async def purge_deleted(self, source: str, *, before: datetime, batch: int = 1000) -> int:
+        """Forget the source's resources soft-deleted before `before`, a batch per transaction;
+        how many (their events stay in the log until it is pruned)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement soft_delete")
 
     @abstractmethod
     async def list_resources(

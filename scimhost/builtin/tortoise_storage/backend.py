@@ -17,13 +17,14 @@ from tortoise.migrations.executor import MigrationExecutor
 from scimhost.builtin.tortoise_storage.accounts import Accounts
 from scimhost.builtin.tortoise_storage.credentials import Credentials
 from scimhost.builtin.tortoise_storage.database import Database
+from scimhost.builtin.tortoise_storage.deleted import Deleted
 from scimhost.builtin.tortoise_storage.deliveries import DeliveryQueue
 from scimhost.builtin.tortoise_storage.dialects import POSTGRES, SQLITE, Dialect
 from scimhost.builtin.tortoise_storage.housekeeping import Housekeeping
 from scimhost.builtin.tortoise_storage.planner_statistics import PlannerStatistics
 from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase
 from scimhost.builtin.tortoise_storage.reads import Reads
-from scimhost.builtin.tortoise_storage.rows import stored_resource
+from scimhost.builtin.tortoise_storage.rows import moment, stored_resource
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.settings import TortoiseSettings, describe, tortoise_config
 from scimhost.builtin.tortoise_storage.sqlite_database import SqliteDatabase
@@ -33,6 +34,7 @@ from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import (
     ClaimedDelivery,
     Credential,
+    DeletedResource,
     EventDraft,
     FailedRequest,
     FinishedDelivery,
@@ -70,7 +72,7 @@ class TortoiseBackend(StorageBackend):
 
     name = "tortoise"
     settings_type = TortoiseSettings
-    features = frozenset({"sort", "cursor_paging"})
+    features = frozenset({"sort", "cursor_paging", "soft_delete"})
 
     def __init__(self, options: TortoiseSettings, *, base_dir: Path) -> None:
         super().__init__(options, base_dir=base_dir)
@@ -121,6 +123,7 @@ class TortoiseBackend(StorageBackend):
         self._database = database
         self._accounts = Accounts(database)
         self._credentials = Credentials(database)
+        self._deleted = Deleted(database)
         self._reads = Reads(database)
         self._writes = Writes(database.dialect)
         self._housekeeping = Housekeeping(database.dialect)
@@ -357,6 +360,7 @@ class TortoiseBackend(StorageBackend):
         *,
         expected_version: int | None = None,
         event: EventDraft | None = None,
+        soft: bool = False,
     ) -> None:
         scope = Scope(source, resource_type)
         small = True
@@ -372,8 +376,48 @@ class TortoiseBackend(StorageBackend):
                 )
             )
             small = int(many[0]["n"]) <= SMALL_WRITE_ROWS
-        await self.database.run(self._writes.delete(scope, resource_id, expected_version, event, _now()), small=small)
+        work = self._writes.delete(scope, resource_id, expected_version, event, _now(), soft=soft)
+        await self.database.run(work, small=small)
         self._wrote()
+
+    # --- soft-deleted resources (deleted.py; moved in and out by writes.py) -------------------
+
+    async def deleted_resources(
+        self, source: str, resource_type: str, *, limit: int = 100, before: datetime | None = None
+    ) -> list[DeletedResource]:
+        return await self._deleted.list(Scope(source, resource_type), limit=limit, before=before)
+
+    async def find_deleted(
+        self,
+        source: str,
+        resource_type: str,
+        *,
+        resource_id: str | None = None,
+        external_id: str | None = None,
+        name_key: str | None = None,
+    ) -> DeletedResource | None:
+        return await self._deleted.find(
+            Scope(source, resource_type), resource_id=resource_id, external_id=external_id, name_key=name_key
+        )
+
+    async def restore_resource(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        write: ResourceWrite,
+        members: Sequence[str] = (),
+        *,
+        event: EventDraft | None = None,
+    ) -> StoredResource:
+        now = _now()
+        work = self._writes.restore(Scope(source, resource_type), resource_id, write, members, event, now)
+        version, created = await self.database.run(work, small=len(members) + len(write.index) <= SMALL_WRITE_ROWS)
+        self._wrote()
+        return StoredResource(resource_id, resource_type, write.document, version, moment(created), now)
+
+    async def purge_deleted(self, source: str, *, before: datetime, batch: int = 1000) -> int:
+        return await self._deleted.purge(Scope(source), before=before, batch=batch)
 
     def _wrote(self) -> None:
         """A resource write committed (PostgreSQL's planner statistics follow the writes)."""

@@ -56,6 +56,7 @@ class Housekeeping:
             ("activity rows", "scimhost_source_activity"),
             ("failed requests", "scimhost_failed_request"),
             ("credentials", "scimhost_credential"),
+            ("soft-deleted resources", "scimhost_deleted_resource"),
             ("service accounts", "scimhost_service_account"),
         ]
         for kind, table in tables:

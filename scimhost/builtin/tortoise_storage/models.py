@@ -4,6 +4,7 @@ Docstrings become SQL table comments: no semicolons in them (tortoise splits SQL
 """
 
 from tortoise import fields, models
+from tortoise.indexes import Index
 
 
 class ServiceAccount(models.Model):
@@ -267,3 +268,27 @@ class Credential(models.Model):
     class Meta:
         table = "scimhost_credential"
         unique_together = (("source", "kind", "credential_id"),)
+
+
+class DeletedResource(models.Model):
+    """A soft-deleted resource, kept aside (no index or unique rows) until restored or purged."""
+
+    id = fields.CharField(max_length=36, primary_key=True)
+    source = fields.CharField(max_length=63)
+    resource_type = fields.CharField(max_length=64)
+    external_id = fields.TextField(null=True)
+    # userName or displayName as stored, lower-cased: what a source may restore by.
+    name_key = fields.TextField(null=True)
+    data = fields.TextField()
+    record = fields.TextField(null=True)
+    version = fields.IntField()
+    created = fields.DatetimeField()
+    deleted = fields.DatetimeField()
+
+    class Meta:
+        table = "scimhost_deleted_resource"
+        indexes = (
+            Index(fields=["source", "resource_type", "deleted"]),
+            Index(fields=["source", "resource_type", "external_id"]),
+            Index(fields=["source", "resource_type", "name_key"]),
+        )

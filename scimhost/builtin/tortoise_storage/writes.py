@@ -54,6 +54,44 @@ class Writes:
         event: EventDraft | None,
         now: datetime,
     ) -> Work[None]:
+        yield from self._insert(scope, resource_id, write, members, event, now, version=1, created=now)
+
+    def restore(
+        self,
+        scope: Scope,
+        resource_id: str,
+        write: ResourceWrite,
+        members: Sequence[str],
+        event: EventDraft | None,
+        now: datetime,
+    ) -> Work[tuple[int, Any]]:
+        """Take a soft-deleted resource out of keeping and store `write` as it, one version on;
+        the new version and the creation time kept."""
+        p = self.params()
+        kept = yield p.query(
+            f"DELETE FROM scimhost_deleted_resource WHERE {scope.where(p, 'scimhost_deleted_resource', f'id = {p(resource_id)}')} "
+            "RETURNING version, created"
+        )
+        if not kept:
+            raise ResourceNotFound()
+        version = int(kept[0]["version"]) + 1
+        yield from self._insert(
+            scope, resource_id, write, members, event, now, version=version, created=kept[0]["created"]
+        )
+        return version, kept[0]["created"]
+
+    def _insert(
+        self,
+        scope: Scope,
+        resource_id: str,
+        write: ResourceWrite,
+        members: Sequence[str],
+        event: EventDraft | None,
+        now: datetime,
+        *,
+        version: int,
+        created: Any,
+    ) -> Work[None]:
         p = self.params()
         password = None if write.password_hash is KEEP else write.password_hash
         row = (
@@ -65,8 +103,8 @@ class Writes:
             orjson.dumps(write.document).decode(),
             json_or_none(write.record),
             password,
-            1,
-            now,
+            version,
+            created,
             now,
         )
         yield p.command(
@@ -79,7 +117,7 @@ class Writes:
         if members:
             yield from self._change_members(scope, resource_id, [MemberChange("add", tuple(members))])
         if event is not None:
-            yield from self._insert_event(scope, resource_id, 1, write.external_id, event, now)
+            yield from self._insert_event(scope, resource_id, version, write.external_id, event, now)
 
     def update(
         self,
@@ -150,6 +188,8 @@ class Writes:
         expected_version: int | None,
         event: EventDraft | None,
         now: datetime,
+        *,
+        soft: bool = False,
     ) -> Work[None]:
         p = self.params()
         condition = f"id = {p(resource_id)}"
@@ -158,10 +198,33 @@ class Writes:
         # Membership and uniqueness rows go with it (ON DELETE CASCADE).
         deleted = yield p.query(
             f"DELETE FROM scimhost_resource WHERE {scope.where(p, 'scimhost_resource', condition)} "
-            "RETURNING external_id"
+            "RETURNING external_id, data, record, version, created"
         )
         if not deleted:
             raise (yield from self._why_unchanged(scope, resource_id))
+        if soft:
+            # Kept aside whole, in the same transaction: no index or unique rows, so no read
+            # of the source can find it, and its values are free.
+            gone = deleted[0]
+            document = orjson.loads(gone["data"])
+            name = document.get("userName") or document.get("displayName")
+            p = self.params()
+            kept = (
+                resource_id,
+                scope.source,
+                scope.resource_type,
+                gone["external_id"],
+                name.lower() if isinstance(name, str) else None,
+                gone["data"],
+                gone["record"],
+                gone["version"],
+                gone["created"],
+                now,
+            )
+            yield p.command(
+                "INSERT INTO scimhost_deleted_resource (id, source, resource_type, external_id, name_key, data, "
+                f"record, version, created, deleted) VALUES ({p.each(kept)})"
+            )
         yield from self._count(scope, -1)
         if event is not None:
             yield from self._insert_event(scope, resource_id, None, deleted[0]["external_id"], event, now)
