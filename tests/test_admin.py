@@ -466,3 +466,26 @@ def test_a_token_env_that_is_not_set_or_short_is_a_config_error(storage_url):
     with pytest.raises(ConfigError, match="NO_SUCH_ADMIN_TOKEN is shorter than 32 characters"):
         build_admin_app(host, environ={"NO_SUCH_ADMIN_TOKEN": "x" * 31})
     assert build_admin_app(host, environ={"NO_SUCH_ADMIN_TOKEN": "x" * 32})
+
+
+async def test_soft_deleted_resources_are_shown_as_such(aiohttp_client, storage_url):
+    config = make_config(storage_url, sources=[{"slug": "demo", "name": "Demo", "on_delete": "soft"}])
+    client = await aiohttp_client(create_app(config))
+    admin = await admin_for(aiohttp_client, client)
+    scim = ScimClient(client, "demo", await client.app[HOST].issue_token("demo"))
+    user = await scim.create_user("leaver", externalId="ext-9")
+    await scim.create_user("stayer")
+    assert (await scim.request("DELETE", f"/Users/{user['id']}")).status == 204
+    listing = await api(admin, "/api/sources/demo?type=User")
+    assert [r["name"] for r in listing["resources"]] == ["stayer"]
+    assert [(r["id"], r["name"], r["external_id"]) for r in listing["deleted"]] == [(user["id"], "leaver", "ext-9")]
+    page = await (await admin.get("/sources/demo?type=User")).text()
+    assert "Soft-deleted Users" in page and "leaver" in page
+    kept = await api(admin, f"/api/sources/demo/User/{user['id']}")
+    assert kept["document"]["userName"] == "leaver" and kept["deleted"]["restore"].endswith(
+        f"sources restore demo User {user['id']}"
+    )
+    assert [e["action"] for e in kept["history"]] == ["delete", "create"]
+    page = await (await admin.get(f"/sources/demo/User/{user['id']}")).text()
+    assert 'id="soft-deleted"' in page
+    await api(admin, "/api/sources/demo/User/00000000-0000-0000-0000-000000000000", status=404)

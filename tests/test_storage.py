@@ -42,6 +42,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0014_sqlite_resource_statistics",
             "scimhost.0015_failed_requests",
             "scimhost.0016_credentials",
+            "scimhost.0017_deleted_resources",
         ]
     finally:
         await store.close()

@@ -166,6 +166,7 @@ async def resources(host: Host, slug: str, type_name: str, filter_text: str, cur
         "next_cursor": None,
         "previous_cursor": None,
         "error": None,
+        "deleted": await _deleted(host, source, type_name),
     }
     params = ListParams(filter=filter_text or None, count=PAGE_SIZE, cursor=cursor, excluded_attributes=["members"])
     try:
@@ -192,6 +193,23 @@ async def resources(host: Host, slug: str, type_name: str, filter_text: str, cur
     return result
 
 
+async def _deleted(host: Host, source: Source, type_name: str) -> list[dict[str, Any]]:
+    """The newest soft-deleted resources of the type (kept until restored or purged)."""
+    if "soft_delete" not in host.storage.features:
+        return []
+    kept = await host.storage.deleted_resources(source.slug, type_name, limit=PAGE_SIZE)
+    return [
+        {
+            "id": k.id,
+            "name": display_name(k.document) or k.id,
+            "external_id": k.external_id,
+            "deleted": _time(k.deleted),
+            "purged": _time(k.deleted + timedelta(days=source.settings.soft_delete_days)),
+        }
+        for k in kept
+    ]
+
+
 async def resource(host: Host, slug: str, type_name: str, resource_id: str, members_page: int = 1) -> dict[str, Any]:
     """A resource: the stored document, the directory record, memberships (a page of a group's
     members, with their count) and change history."""
@@ -201,7 +219,7 @@ async def resource(host: Host, slug: str, type_name: str, resource_id: str, memb
     try:
         stored = await service.get(resource_id, projection)
     except ScimError:
-        raise NotFound(f"no {type_name} {resource_id!r} in source {slug!r}") from None
+        return await _kept_resource(host, service, resource_id)
     document = service.render(stored, projection)
     members: list[dict[str, Any]] = []
     members_total = members_pages = 0
@@ -232,6 +250,40 @@ async def resource(host: Host, slug: str, type_name: str, resource_id: str, memb
         "members_page": members_page,
         "members_pages": members_pages,
         "history": [await event_summary(e, names) for e in events],
+        "deleted": None,
+    }
+
+
+async def _kept_resource(host: Host, service: ResourceService, resource_id: str) -> dict[str, Any]:
+    """A soft-deleted resource's page: what it was when deleted, its history, how to restore it."""
+    slug, type_name = service.source.slug, service.type.name
+    kept = None
+    if "soft_delete" in host.storage.features:
+        kept = await host.storage.find_deleted(slug, type_name, resource_id=resource_id)
+    if kept is None:
+        raise NotFound(f"no {type_name} {resource_id!r} in source {slug!r}")
+    events = await host.storage.list_events(
+        slug, resource_type=type_name, resource_id=resource_id, newest_first=True, limit=HISTORY_SHOWN
+    )
+    names = Names(host)
+    return {
+        "source": {"slug": slug, "name": service.source.name},
+        "type": type_name,
+        "id": resource_id,
+        "name": display_name(kept.document) or resource_id,
+        "document": hidden(kept.document),
+        "record": hidden(kept.record),
+        "groups": [],
+        "members": [],
+        "members_total": 0,
+        "members_page": 1,
+        "members_pages": 1,
+        "history": [await event_summary(e, names) for e in events],
+        "deleted": {
+            "at": _time(kept.deleted),
+            "purged": _time(kept.deleted + timedelta(days=service.source.settings.soft_delete_days)),
+            "restore": host.settings.command(f"sources restore {slug} {type_name} {resource_id}"),
+        },
     }
 
 
