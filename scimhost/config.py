@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from scimhost.first_party import install_hint
 from scimhost.mapping.runtime import MappingError
+from scimhost.profiles import PROFILES, profile_defaults
 from scimhost.scim.names import is_attribute_name, is_schema_urn
 
 CONFIG_ENV = "SCIMHOST_CONFIG"
@@ -246,6 +247,9 @@ class SourceSettings:
     on_delete: str = "delete"
     restore_by: tuple[str, ...] = ("externalId",)
     soft_delete_days: int = 30
+    # A provisioning profile ("ipsie-al1") choosing the defaults above its own way, and whose
+    # unmet rules `check` reports (scimhost/profiles.py).
+    profile: str | None = None
     limits: SourceLimitSettings = field(default_factory=SourceLimitSettings)
     # Each listed auth scheme's own table (`[sources.<scheme>]`), typed by the scheme; not a
     # TOML key of its own.
@@ -261,6 +265,8 @@ class SourceSettings:
             problems.append("token_env: must be an environment variable name")
         if not self.auth:
             problems.append("auth: must name at least one auth scheme")
+        if self.profile is not None and self.profile not in PROFILES:
+            problems.append(f"profile: must be one of {', '.join(PROFILES)}")
         if self.on_delete not in DELETE_POLICIES:
             problems.append(f"on_delete: must be one of {', '.join(DELETE_POLICIES)}")
         unknown_keys = [key for key in self.restore_by if key not in RESTORE_KEYS]
@@ -620,6 +626,9 @@ def _load_sources(
         where = f"sources[{index}]"
         item, options = _auth_tables(item, auth_schemes, where, problems)
         source = load_table(SourceSettings, item, where, problems)
+        if source is not None and source.profile is not None:
+            chosen = profile_defaults(source.profile, auth_schemes)
+            source = dataclasses.replace(source, **{key: value for key, value in chosen.items() if key not in item})
         if source is not None:
             for scheme in options:
                 if scheme not in source.auth:

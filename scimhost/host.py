@@ -32,6 +32,7 @@ from scimhost.faults import armed_points, fault_point
 from scimhost.mapping.service import MappingService
 from scimhost.metrics import Metrics
 from scimhost.plugins import PluginReport, load_plugins, require_healthy
+from scimhost.profiles import SourceFacts, profile_gaps
 from scimhost.rate_limits import SourceLimiter
 from scimhost.registry import Registry, RegistryError, build_registry
 from scimhost.scim.catalog import Catalog, build_catalog
@@ -104,6 +105,18 @@ class Host:
         warnings = self.mappings.ambiguous_name_warnings(sources) + self.mappings.unknown_name_warnings(sources)
         for name, scheme in self.auth_schemes.items():
             warnings += scheme.warnings([s for s in sources if name in s.settings.auth])
+        for source in sources:
+            warnings += profile_gaps(
+                SourceFacts(
+                    source.slug,
+                    source.settings.profile,
+                    source.settings.passwords,
+                    source.settings.auth,
+                    source.limits.rate_per_second,
+                    source.limits.max_concurrent,
+                    self.storage.features,
+                )
+            )
         return warnings
 
     def require_sink_environment(self, names: Iterable[str] | None = None) -> None:
