@@ -110,3 +110,22 @@ def test_slow_receiver_benchmark_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "one user slow (0.3 s) at hook:" in result.stdout and "commit to receipt p50" in result.stdout
+
+
+def test_rate_limits_benchmark_runs():
+    import shutil
+
+    import pytest
+
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed")
+    from serving import free_port
+
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "rate_limits.py"), "--seconds", "1", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "limiter's CPU per GET" in result.stdout and "| beside the flood |" in result.stdout
