@@ -217,3 +217,24 @@ def test_soft_delete_settings_are_checked(tmp_path):
     assert "on_delete: must be one of delete, soft" in text
     assert "restore_by: 'email' is not one of externalId, userName, displayName" in text
     assert "soft_delete_days: must be between 1 and 36500" in text
+
+
+async def test_another_sources_post_never_restores_this_sources_resource(aiohttp_client, storage_url):
+    config = make_config(
+        storage_url,
+        sources=[
+            {"slug": "demo", "name": "Demo", "on_delete": "soft", "restore_by": ["externalId", "userName"]},
+            {"slug": "other", "name": "Other", "on_delete": "soft", "restore_by": ["externalId", "userName"]},
+        ],
+    )
+    client = await aiohttp_client(create_app(config))
+    host = client.app[HOST]
+    demo = ScimClient(client, "demo", await host.issue_token("demo"))
+    other = ScimClient(client, "other", await host.issue_token("other"))
+    user = await demo.create_user("shared", externalId="ext-shared")
+    assert (await demo.request("DELETE", f"/Users/{user['id']}")).status == 204
+    theirs = await other.create_user("shared", externalId="ext-shared")
+    assert theirs["id"] != user["id"] and theirs["meta"]["version"] == 'W/"1"'
+    assert (await other.request("GET", f"/Users/{user['id']}")).status == 404
+    assert [k.id for k in await host.storage.deleted_resources("demo", "User")] == [user["id"]]
+    assert await host.storage.deleted_resources("other", "User") == []

@@ -25,7 +25,8 @@ def event_type(event: StoredEvent) -> str:
 
 def lifecycle(event: StoredEvent) -> str | None:
     """ "deactivated" when the write turned `active` from true (or unset) to false,
-    "reactivated" when it turned it from false back to true (or unset); else None. A consumer
+    "reactivated" when it turned it from false back to true (or unset), or restored an active
+    soft-deleted resource; else None. A consumer
     that must end a person's sessions and tokens downstream can act on exactly these."""
     if event.action == "restore":  # deprovisioned, now assigned again
         return "reactivated" if (event.resource or {}).get("active") is not False else None
