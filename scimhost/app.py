@@ -94,6 +94,7 @@ async def run_dispatcher(host: Host, *, force: bool = False) -> AsyncIterator[No
     try:
         for settings in events.sinks:
             sink = host.registry.event_sinks[settings.type](settings.options, sink_name=settings.name)
+            sink.public_url = host.settings.server.base_url
             await sink.start()
             sinks[settings.name] = (sink, settings.concurrency)
         dispatcher = Dispatcher(

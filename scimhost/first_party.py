@@ -9,6 +9,7 @@ DISTRIBUTIONS: dict[tuple[str, str], str] = {
     ("event sink type", "nats"): "scimhost-nats",
     ("storage backend", "memory"): "scimhost-memory",
     ("auth scheme", "oauth"): "scimhost-oauth",
+    ("event sink type", "set-push"): "scimhost-set",
 }
 
 

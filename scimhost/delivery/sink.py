@@ -60,9 +60,17 @@ class EventSink(ABC):
         never needs a sink's secrets."""
         return []
 
+    @classmethod
+    def provider_config(cls, options: Any) -> dict[str, Any]:
+        """What the sink adds to the ServiceProviderConfig of each source whose events it
+        takes (a SET sink: `securityEvents`); lists of several sinks are joined."""
+        return {}
+
     def __init__(self, options: Any, *, sink_name: str) -> None:
         self.options = options
         self.sink_name = sink_name
+        # The host's public URL (its `[server] public_url`), set by the host before `start`.
+        self.public_url = ""
 
     def attempt_seconds(self) -> float | None:
         """The longest one `deliver` call may take (its timeouts), or None to take the

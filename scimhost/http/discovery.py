@@ -55,7 +55,23 @@ async def service_provider_config_handler(request: web.Request) -> web.Response:
     source = request[SOURCE]
     schemes = [host.auth_schemes[name].describe_for(source) for name in source.settings.auth]
     location = f"{source.base_url}/ServiceProviderConfig"
-    return scim_json(service_provider_config(capabilities(request, source), schemes, location))
+    document = service_provider_config(capabilities(request, source), schemes, location)
+    for sink in host.settings.events.sinks:
+        if sink.sources is None or source.slug in sink.sources:
+            joined(document, host.registry.event_sinks[sink.type].provider_config(sink.options))
+    return scim_json(document)
+
+
+def joined(document: dict, extra: dict) -> None:
+    """Add a sink's entries to a ServiceProviderConfig: tables merged, lists joined, a value
+    already there kept."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(document.get(key), dict):
+            joined(document[key], value)
+        elif isinstance(value, list) and isinstance(document.get(key), list):
+            document[key] += [item for item in value if item not in document[key]]
+        else:
+            document.setdefault(key, value)
 
 
 def _schema_json(source, schema) -> dict:
