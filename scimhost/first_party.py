@@ -10,6 +10,7 @@ DISTRIBUTIONS: dict[tuple[str, str], str] = {
     ("storage backend", "memory"): "scimhost-memory",
     ("auth scheme", "oauth"): "scimhost-oauth",
     ("event sink type", "set-push"): "scimhost-set",
+    ("event sink type", "set-poll"): "scimhost-set",
 }
 
 

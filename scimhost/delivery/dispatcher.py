@@ -71,7 +71,10 @@ class Dispatcher:
         self.after_send = after_send
         # Told of each attempt's result: (sink, "done" | "retry" | "dead" | "paused").
         self.outcome = outcome
-        self.runners = {name: SinkRunner(self, name, sink, limit) for name, (sink, limit) in sinks.items()}
+        # A polled sink's receiver claims its deliveries itself.
+        self.runners = {
+            name: SinkRunner(self, name, sink, limit) for name, (sink, limit) in sinks.items() if not sink.polled
+        }
         self._holding = False
 
     def wake(self) -> None:

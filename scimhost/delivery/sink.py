@@ -52,6 +52,9 @@ class EventSink(ABC):
     name: ClassVar[str]
     # Dataclass typing the sink's own keys of its `[[events.sinks]]` entry.
     settings_type: ClassVar[type]
+    # True for a sink whose receiver fetches its deliveries itself (through a route the plugin
+    # adds, claiming and finishing them in the store): the dispatcher then leaves them alone.
+    polled: ClassVar[bool] = False
 
     @classmethod
     def environment_problems(cls, options: Any) -> list[str]:

@@ -22,10 +22,12 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
 
 def cmd_keys(args: argparse.Namespace) -> int:
     host = load_host(config_of(args), strict=False)
-    found = next((s for s in host.settings.events.sinks if s.name == args.sink and s.type == "set-push"), None)
+    found = next(
+        (s for s in host.settings.events.sinks if s.name == args.sink and s.type in ("set-push", "set-poll")), None
+    )
     if found is None:
-        names = [s.name for s in host.settings.events.sinks if s.type == "set-push"]
-        print(f"error: no set-push sink {args.sink!r} (set-push sinks: {', '.join(names) or 'none'})", file=sys.stderr)
+        names = [s.name for s in host.settings.events.sinks if s.type in ("set-push", "set-poll")]
+        print(f"error: no SET sink {args.sink!r} (SET sinks: {', '.join(names) or 'none'})", file=sys.stderr)
         return EXIT_FAILED
     try:
         document = jwks(load_keys(found.options.key_env))

@@ -18,7 +18,7 @@ async def sink_jwks(request: web.Request) -> web.Response:
     """The public keys of a configured SET sink (every key of its key_env, the signing one first)."""
     host = request.app[HOST]
     name = request.match_info["sink"]
-    found = next((s for s in host.settings.events.sinks if s.name == name and s.type == "set-push"), None)
+    found = next((s for s in host.settings.events.sinks if s.name == name and s.type in ("set-push", "set-poll")), None)
     if found is None:
         raise web.HTTPNotFound(text="no SET sink of that name")
     try:
