@@ -16,6 +16,10 @@ PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ENDPOINTS = {"User": "/Users", "Group": "/Groups"}
 # What the sink can produce, for ServiceProviderConfig `securityEvents.eventUris`.
 ACTIONS = {"create": "prov:create", "restore": "prov:create", "replace": "prov:put", "patch": "prov:patch"}
+# RFC 9967 §5: a big group change goes as a notice (the receiver reads the group back) rather
+# than a SET carrying thousands of members; past this many member values, or when the event log
+# kept only the counts of a replaced member list.
+MAX_MEMBER_VALUES = 1000
 
 
 def event_uris(mode: str) -> list[str]:
@@ -42,6 +46,8 @@ def payloads(data: dict[str, Any], mode: str) -> list[tuple[str, dict[str, Any]]
         return [(f"{EVENT}prov:delete", {})]
     if action not in ACTIONS:
         return []
+    if mode == "full" and action == "patch" and _too_many_members(data.get("members") or {}):
+        mode = "notice"
     uri = f"{EVENT}{ACTIONS[action]}:{mode}"
     payload: dict[str, Any] = {"version": data["etag"]}
     resource = {**(data.get("resource") or {}), "id": data["resourceId"]}
@@ -56,6 +62,13 @@ def payloads(data: dict[str, Any], mode: str) -> list[tuple[str, dict[str, Any]]
     elif lifecycle == "reactivated":
         made.append((f"{EVENT}prov:activate", {}))
     return made
+
+
+def _too_many_members(members: dict[str, Any]) -> bool:
+    if members.get("replaced"):
+        listed = members.get("members")
+        return listed is None or len(listed) > MAX_MEMBER_VALUES
+    return len(members.get("added") or []) + len(members.get("removed") or []) > MAX_MEMBER_VALUES
 
 
 def attributes(data: dict[str, Any], created: dict[str, Any] | None) -> list[str]:

@@ -371,3 +371,24 @@ class TestSetPushSinkContract(SinkContract):
         sink = await sink_for(receiver, signing_keys)
         yield sink
         await sink.close()
+
+
+def test_a_big_group_change_goes_as_a_notice_even_in_full_mode():
+    from scimhost_set.tokens import MAX_MEMBER_VALUES, payloads
+
+    def data(members):
+        return {
+            "action": "patch",
+            "etag": 'W/"2"',
+            "resourceId": "g",
+            "changed": {},
+            "members": members,
+            "resource": {},
+        }
+
+    small = payloads(data({"added": ["a"], "removed": []}), "full")
+    assert [uri for uri, _ in small] == [EVENT + "prov:patch:full"]
+    many = [str(i) for i in range(MAX_MEMBER_VALUES + 1)]
+    for members in ({"added": many}, {"replaced": True, "count": 5000}, {"replaced": True, "members": many}):
+        [(uri, payload)] = payloads(data(members), "full")
+        assert uri == EVENT + "prov:patch:notice" and payload["attributes"] == ["members"]
