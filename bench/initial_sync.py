@@ -137,6 +137,7 @@ def main() -> int:
     config = workdir / "scimhost.toml"
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {args.port}\naccess_log = false\n'
+        "[limits]\nsource_rate_per_second = 0\nsource_max_concurrent = 0\n"
         f'[storage.tortoise]\nurl = "{url}"\n[admin]\nenabled = false\n'
         '[[sources]]\nslug = "sync"\nname = "Initial sync"\n'
     )

@@ -124,6 +124,7 @@ def main() -> None:
         config = Path(tmp) / "scimhost.toml"
         config.write_text(
             f"[server]\nport = {args.port}\naccess_log = false\n[admin]\nenabled = false\n"
+            "[limits]\nsource_rate_per_second = 0\nsource_max_concurrent = 0\n"
             '[storage.tortoise]\nurl = "sqlite://./bench.sqlite3"\n'
             '[[sources]]\nslug = "bench"\nname = "Benchmark"\nauth = ["bearer", "oauth"]\n'
             f'[[sources.oauth.trusted_issuers]]\nissuer = "{ISSUER}"\n'

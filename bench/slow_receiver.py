@@ -79,6 +79,7 @@ async def variant(label: str, args: argparse.Namespace, slow_seconds: float) -> 
     config = {
         "storage": {"tortoise": {"url": f"sqlite://{directory}/bench.sqlite3"}},
         "events": {"poll_seconds": 0.5, "sinks": sinks},
+        "limits": {"source_rate_per_second": 0, "source_max_concurrent": 0},
         "sources": [{"slug": "bench", "name": "Bench"}],
     }
     app = create_app(config)

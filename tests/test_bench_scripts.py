@@ -129,3 +129,17 @@ def test_rate_limits_benchmark_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "limiter's CPU per GET" in result.stdout and "| beside the flood |" in result.stdout
+
+
+def test_sets_benchmark_runs():
+    import pytest
+
+    pytest.importorskip("scimhost_set")
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "sets.py"), "--writes", "40", "--rate", "20", "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| set-push |" in result.stdout and "| set-poll |" in result.stdout and "| webhook |" in result.stdout

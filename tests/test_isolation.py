@@ -131,7 +131,9 @@ def world(request, tmp_path_factory):
         url = f"sqlite://{tmp_path_factory.mktemp('isolation')}/scimhost.sqlite3"
     else:
         url, drop = postgres_schema(request.getfixturevalue("postgres_url"))
-    server = LiveServer(make_config(url)).start()
+    # Generated requests come as fast as the loop sends them: no per-source rate limits.
+    config = {**make_config(url), "limits": {"source_rate_per_second": 0, "source_max_concurrent": 0}}
+    server = LiveServer(config).start()
     try:
         yield World(server)
     finally:
