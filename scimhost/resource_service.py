@@ -18,7 +18,7 @@ from scimhost.events import ResourceEvent, dispatch
 from scimhost.host import Host
 from scimhost.mapping.service import MappingFailed
 from scimhost.passwords import hash_password
-from scimhost.scim.changes import document_changes, member_changes
+from scimhost.scim.changes import document_changes, member_changes, recorded_operations
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
 from scimhost.scim.limits import check_index_entries, plausible_id
@@ -76,6 +76,8 @@ class ResourceService:
         # Group members are kept as rows; User groups are derived from those rows.
         self.membership_attribute = resource_type.membership_attribute
         self.derives_groups = resource_type.groups_from_memberships
+        # Attributes whose values are never recorded (the User's password).
+        self.write_only = [a.name for a in resource_type.schema.attributes.values() if a.mutability == "writeOnly"]
 
     def location(self, resource_id: str) -> str:
         return f"{self.source.base_url}{self.type.endpoint}/{resource_id}"
@@ -369,7 +371,10 @@ class ResourceService:
             # Member-only changes are row inserts and deletes: they need no version check, so
             # concurrent member PATCHes of one group never conflict and never lose anything.
             expected = current.version if (write is not None or if_match is not None) else None
-            event = self._event_draft("patch", current.document, write, changes)
+            event = dataclasses.replace(
+                self._event_draft("patch", current.document, write, changes),
+                operations=recorded_operations(_operations_of(body), self.write_only),
+            )
             try:
                 stored = await self._update(
                     resource_id, expected, write, changes, retrying=if_match is None, event=event
@@ -614,6 +619,13 @@ class ResourceService:
                 record=record,
             ),
         )
+
+
+def _operations_of(body: Any) -> Any:
+    """The `Operations` of a PatchOp body (its key in any case, as the parser accepts it)."""
+    if not isinstance(body, dict):
+        return None
+    return next((value for key, value in body.items() if key.lower() == "operations"), None)
 
 
 def _shown(keys: list[str]) -> str:

@@ -216,3 +216,35 @@ def test_lifecycle_is_said_only_when_active_turns():
     assert of("patch", {"old": False, "new": False}) is None
     assert of("create", {"old": None, "new": False}) is None  # created inactive: nothing turned
     assert lifecycle(stored_event(action="patch")) is None
+
+
+def test_a_patch_event_keeps_its_operations_without_write_only_values():
+    from scimhost.scim.changes import MEMBER_CAP, recorded_operations
+
+    sent = [
+        {"op": "replace", "path": "title", "value": "CEO"},
+        {"Op": "replace", "Path": "password", "Value": "s3cret"},
+        {"op": "replace", "value": {"displayName": "B", "Password": "s3cret"}},
+        {"op": "remove", "path": 'emails[type eq "work"]'},
+    ]
+    assert recorded_operations(sent, ["password"]) == [
+        {"op": "replace", "path": "title", "value": "CEO"},
+        {"op": "replace", "value": {"displayName": "B"}},
+        {"op": "remove", "path": 'emails[type eq "work"]'},
+    ]
+    many = [{"op": "add", "path": "members", "value": [{"value": str(i)} for i in range(MEMBER_CAP + 1)]}]
+    assert recorded_operations(many, []) is None  # a huge group's change stays small
+
+
+async def test_a_patch_events_operations_reach_the_log_and_the_envelope(scim, client):
+    user = await scim.create_user("ops")
+    body = patch_op(
+        {"op": "replace", "path": "title", "value": "x"}, {"op": "add", "path": "password", "value": "p4ss"}
+    )
+    await scim.json("PATCH", f"/Users/{user['id']}", body)
+    [_, patched] = await client.app[HOST].storage.list_events("demo", resource_id=user["id"])
+    assert patched.operations == [{"op": "replace", "path": "title", "value": "x"}]
+    from scimhost.delivery.envelope import envelope
+
+    assert envelope(patched)["data"]["operations"] == patched.operations
+    assert "p4ss" not in str(envelope(patched))

@@ -43,6 +43,7 @@ async def test_fresh_database_is_migrated_on_open(storage_url):
             "scimhost.0015_failed_requests",
             "scimhost.0016_credentials",
             "scimhost.0017_deleted_resources",
+            "scimhost.0018_event_operations",
         ]
     finally:
         await store.close()

@@ -752,6 +752,7 @@ class MemoryBackend(StorageBackend):
             members=copy.deepcopy(draft.members),
             resource=copy.deepcopy(draft.resource),
             record=copy.deepcopy(draft.record),
+            operations=copy.deepcopy(draft.operations),
         )
         for sink in draft.sinks:
             self._deliveries[(sink, seq)] = _Delivery(

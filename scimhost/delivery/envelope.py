@@ -65,6 +65,7 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
         "actor": event.actor,
         "resource": event.resource,
         "record": event.record,
+        "operations": event.operations,
     }
 
 

@@ -55,3 +55,32 @@ def member_changes(changes: Iterable[tuple[str, Iterable[str]]]) -> dict[str, An
         if ids:
             summary[name] = ids if len(ids) <= MEMBER_CAP else {"count": len(ids)}
     return summary or None
+
+
+def recorded_operations(operations: Any, write_only: Iterable[str]) -> list[dict[str, Any]] | None:
+    """A PATCH's operations as the event log keeps them: as sent, less every writeOnly value
+    (an operation on such an attribute is left out, and such keys of a path-less value); None
+    when they name more than MEMBER_CAP member values, so an event about a huge group stays small."""
+    hidden = {name.lower() for name in write_only}
+    kept: list[dict[str, Any]] = []
+    members = 0
+    for operation in operations if isinstance(operations, list) else []:
+        if not isinstance(operation, dict):
+            continue
+        fields = {key.lower(): value for key, value in operation.items()}
+        path, value = fields.get("path"), fields.get("value")
+        top = path.split("[", 1)[0].split(".", 1)[0].lower() if isinstance(path, str) and ":" not in path else None
+        if top in hidden:
+            continue
+        entry: dict[str, Any] = {"op": fields.get("op")}
+        if path is not None:
+            entry["path"] = path
+        if "value" in fields:
+            if path is None and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k.lower() not in hidden}
+            entry["value"] = value
+        if top == "members" or (path is None and isinstance(value, dict) and "members" in value):
+            listed = value if top == "members" else (value or {}).get("members")
+            members += len(listed) if isinstance(listed, list) else 1
+        kept.append(entry)
+    return kept if members <= MEMBER_CAP else None

@@ -166,6 +166,8 @@ class EventDraft:
     record: dict[str, Any] | None = None
     # The sinks the event goes to: one pending delivery each, written with the event.
     sinks: tuple[str, ...] = ()
+    # A PATCH's operations as the client sent them, writeOnly values left out (None otherwise).
+    operations: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ class StoredEvent:
     members: dict[str, Any] | None
     resource: dict[str, Any] | None
     record: dict[str, Any] | None
+    # A PATCH's operations (EventDraft.operations).
+    operations: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

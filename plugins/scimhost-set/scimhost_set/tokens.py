@@ -52,7 +52,7 @@ def payloads(data: dict[str, Any], mode: str) -> list[tuple[str, dict[str, Any]]
     payload: dict[str, Any] = {"version": data["etag"]}
     resource = {**(data.get("resource") or {}), "id": data["resourceId"]}
     if mode == "full":
-        payload["data"] = patch_op(data) if action == "patch" else resource
+        payload["data"] = _patch_data(data) if action == "patch" else resource
     else:
         payload["attributes"] = attributes(data, resource if action in ("create", "restore") else None)
     made = [(uri, payload)]
@@ -78,6 +78,15 @@ def attributes(data: dict[str, Any], created: dict[str, Any] | None) -> list[str
     if data.get("members") and "members" not in names:
         names.append("members")
     return names
+
+
+def _patch_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The PATCH request itself (RFC 9967 §2.4.2), as the event log kept it; for a change the
+    log kept no operations of (a member change of a group, a remap), the equivalent PatchOp."""
+    operations = data.get("operations")
+    if operations is not None:
+        return {"schemas": [PATCH_OP], "Operations": operations}
+    return patch_op(data)
 
 
 def patch_op(data: dict[str, Any]) -> dict[str, Any]:

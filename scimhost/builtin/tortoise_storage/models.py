@@ -150,6 +150,8 @@ class Event(models.Model):
     members = fields.TextField(null=True)
     resource = fields.TextField(null=True)
     record = fields.TextField(null=True)
+    # A PATCH's operations as sent, writeOnly values left out (JSON).
+    operations = fields.TextField(null=True)
 
     class Meta:
         table = "scimhost_event"

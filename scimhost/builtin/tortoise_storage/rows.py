@@ -29,6 +29,7 @@ EVENT_COLUMNS = ", ".join(
         "members",
         "resource",
         "record",
+        "operations",
     )
 )
 
@@ -72,6 +73,7 @@ def stored_event(row: dict[str, Any]) -> StoredEvent:
         members=loaded("members"),
         resource=loaded("resource"),
         record=loaded("record"),
+        operations=loaded("operations"),
     )
 
 

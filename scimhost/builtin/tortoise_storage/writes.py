@@ -435,10 +435,11 @@ class Writes:
             json_or_none(event.members),
             json_or_none(event.resource),
             json_or_none(event.record),
+            json_or_none(event.operations),
         )
         [inserted] = yield p.query(
             "INSERT INTO scimhost_event (id, created, source, resource_type, resource_id, external_id, action, "
-            f"version, actor, changed, members, resource, record) VALUES ({p.each(row)}) RETURNING seq"
+            f"version, actor, changed, members, resource, record, operations) VALUES ({p.each(row)}) RETURNING seq"
         )
         if event.sinks:
             # One pending delivery per sink, in the same transaction: nothing committed is
