@@ -295,7 +295,9 @@ async def test_each_answer_of_the_receiver_is_its_outcome(receiver, signing_keys
     sink = await sink_for(receiver, signing_keys, timeout_seconds=0.5)
     try:
         scripted = [
+            ((400, {"err": "invalid_request", "description": "?"}, {}), "permanent"),
             ((400, {"err": "invalid_key", "description": "?"}, {}), "permanent"),
+            ((400, {"err": "invalid_issuer", "description": "?"}, {}), "permanent"),
             ((400, {"err": "invalid_audience", "description": "?"}, {}), "permanent"),
             ((400, {"err": "authentication_failed", "description": "?"}, {}), "pause"),
             ((400, {"err": "access_denied", "description": "?"}, {}), "pause"),
@@ -392,3 +394,9 @@ def test_a_big_group_change_goes_as_a_notice_even_in_full_mode():
     for members in ({"added": many}, {"replaced": True, "count": 5000}, {"replaced": True, "members": many}):
         [(uri, payload)] = payloads(data(members), "full")
         assert uri == EVENT + "prov:patch:notice" and payload["attributes"] == ["members"]
+
+
+def test_the_plugin_is_found_through_its_entry_point_and_listed(capsys):
+    assert main(["plugins"]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("set ")]
+    assert "scimhost-set" in line and "register_event_sinks" in line and "register_routes" in line
