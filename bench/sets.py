@@ -164,8 +164,9 @@ async def variant(kind: str, args: argparse.Namespace) -> dict:
         written = time.perf_counter() - first
         last = await settled(dict(committed))
     stop.set()
-    if polling is not None:
-        await asyncio.wait_for(polling, 60)
+    if polling is not None:  # its last poll may be waiting for SETs that will not come
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
     await host_runner.cleanup()
     await receiver_runner.cleanup()
     return {

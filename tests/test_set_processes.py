@@ -105,7 +105,11 @@ def stop(process: subprocess.Popen) -> None:
     process.communicate(timeout=30)
 
 
-def test_killed_right_after_the_commit_the_set_goes_out_after_restart(setup):
+def test_killed_right_after_the_commit_the_set_goes_out_after_restart(setup, storage_url):
+    if storage_url.startswith("postgres"):
+        # Recovery after a crash is the dispatcher's, the same for every sink and database:
+        # tests/test_crash_delivery.py proves it on both; here once, for the SET sink.
+        pytest.skip("the SET sink's crash recovery is proven on SQLite; the dispatcher's on both")
     config, port, token, env, receiver = setup
     crashing = serve(config, port, env, fault="after_commit")
     assert call(port, token, "POST", "/Users", {"userName": "committed"}) is None

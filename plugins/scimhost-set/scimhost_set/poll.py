@@ -16,7 +16,7 @@ from aiohttp import web
 
 from scimhost.delivery.envelope import envelope
 from scimhost.delivery.sink import EventSink, Outcome
-from scimhost.http.keys import HOST
+from scimhost.http.keys import HOST, STOPPING
 from scimhost.storage.backend import FinishedDelivery, StorageError
 from scimhost_set.keys import KeyProblem, load_keys
 from scimhost_set.settings import SetPollSettings
@@ -132,15 +132,18 @@ async def poll(request: web.Request) -> web.Response:
     try:
         if finished:
             await storage.finish_deliveries(name, finished, now=now)
-        sets = await _next_sets(host, name, options, min(wanted, MAX_EVENTS), wait=not immediately)
+        stopping = request.app[STOPPING]
+        sets = await _next_sets(host, name, options, min(wanted, MAX_EVENTS), wait=not immediately, stopping=stopping)
     except StorageError:
         return _problem(503, "invalid_request", "the store is unavailable; poll again")
     return web.json_response({"sets": sets, "moreAvailable": len(sets) == min(wanted, MAX_EVENTS) > 0})
 
 
-async def _next_sets(host, name: str, options: SetPollSettings, limit: int, *, wait: bool) -> dict[str, str]:
+async def _next_sets(
+    host, name: str, options: SetPollSettings, limit: int, *, wait: bool, stopping: asyncio.Event
+) -> dict[str, str]:
     """Claim up to `limit` due SETs (waiting for one up to `max_wait_seconds` unless told not
-    to), signed; by jti."""
+    to, or the server begins to stop), signed; by jti."""
     if limit == 0:
         return {}
     keys = load_keys(options.key_env)
@@ -164,6 +167,6 @@ async def _next_sets(host, name: str, options: SetPollSettings, limit: int, *, w
             token_claims["events"] = dict(made)
             token_claims["jti"] = set_id(options, name, delivery.event.seq)
             sets[token_claims["jti"]] = signed(token_claims, keys[0])
-        if sets or asyncio.get_running_loop().time() >= deadline:
+        if sets or asyncio.get_running_loop().time() >= deadline or stopping.is_set():
             return sets
         await asyncio.sleep(POLL_STEP_SECONDS)
