@@ -18,6 +18,7 @@ from scimhost.delivery.envelope import envelope
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
 from scimhost.testing import SinkContract, stored_event
+from scimhost.testing_databases import database, postgres_schema_url, postgres_url, storage_url  # noqa: F401
 
 NATS_URL = os.environ.get("SCIMHOST_TEST_NATS", "nats://127.0.0.1:4222")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -165,13 +166,15 @@ class TestNatsSinkContract(SinkContract):
         await sink.close()
 
 
-async def test_deactivation_and_reactivation_have_subjects_a_consumer_subscribes_to(tmp_path, stream, aiohttp_client):
+async def test_deactivation_and_reactivation_have_subjects_a_consumer_subscribes_to(
+    tmp_path, stream, aiohttp_client, storage_url
+):
     """docs/events.md's consumer: a durable subscription to `<prefix>.*.user.deactivated` gets
     the PATCH that turned `active` off, and nothing else; the PUT turning it on is `reactivated`."""
     name, _, jetstream = stream
     prefix = name.lower()
     config = {
-        "storage": {"tortoise": {"url": f"sqlite://{tmp_path}/db.sqlite3"}},
+        "storage": {"tortoise": {"url": storage_url}},
         "events": {
             "poll_seconds": 0.05,
             "sinks": [

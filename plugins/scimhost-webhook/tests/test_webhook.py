@@ -21,6 +21,7 @@ from scimhost.delivery.envelope import envelope
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
 from scimhost.testing import SinkContract, stored_event
+from scimhost.testing_databases import database, postgres_schema_url, postgres_url, storage_url  # noqa: F401
 
 
 def new_secret() -> str:
@@ -363,8 +364,10 @@ class TestWebhookSinkContract(SinkContract):
         await sink.close()
 
 
-async def test_deactivation_and_reactivation_are_said_in_the_payload(tmp_path, receiver, aiohttp_client):
-    app = create_app(config(tmp_path, receiver.url))
+async def test_deactivation_and_reactivation_are_said_in_the_payload(tmp_path, receiver, aiohttp_client, storage_url):
+    settings = config(tmp_path, receiver.url)
+    settings["storage"] = {"tortoise": {"url": storage_url}}
+    app = create_app(settings)
     client = await aiohttp_client(app)
     headers = {
         "Authorization": f"Bearer {await app[HOST].issue_token('demo')}",
