@@ -54,3 +54,16 @@ def load_keys(names: tuple[str, ...], environ: Mapping[str, str] | None = None) 
 
 def jwks(keys: list[SigningKey]) -> dict[str, Any]:
     return {"keys": [key.public_jwk() for key in keys]}
+
+
+def key_problems(names: tuple[str, ...], token_env: tuple[str, str] | None = None) -> list[str]:
+    """What the environment lacks for a SET sink: its keys, and the variable `token_env` names
+    (setting name, variable) if it has one; one line each."""
+    problems = []
+    try:
+        load_keys(names)
+    except KeyProblem as exc:
+        problems.append(f"key_env: {exc}")
+    if token_env is not None and not os.environ.get(token_env[1]):
+        problems.append(f"{token_env[0]}: the environment variable {token_env[1]} is not set")
+    return problems

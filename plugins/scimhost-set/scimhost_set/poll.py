@@ -18,7 +18,7 @@ from scimhost.delivery.envelope import envelope
 from scimhost.delivery.sink import EventSink, Outcome
 from scimhost.http.keys import HOST, STOPPING
 from scimhost.storage.backend import FinishedDelivery, StorageError
-from scimhost_set.keys import KeyProblem, load_keys
+from scimhost_set.keys import key_problems, load_keys
 from scimhost_set.settings import SetPollSettings
 from scimhost_set.tokens import claims, event_uris, payloads, signed
 
@@ -38,14 +38,7 @@ class SetPollSink(EventSink):
 
     @classmethod
     def environment_problems(cls, options: SetPollSettings) -> list[str]:
-        problems = []
-        try:
-            load_keys(options.key_env)
-        except KeyProblem as exc:
-            problems.append(f"key_env: {exc}")
-        if not os.environ.get(options.token_env):
-            problems.append(f"token_env: the environment variable {options.token_env} is not set")
-        return problems
+        return key_problems(options.key_env, ("token_env", options.token_env))
 
     @classmethod
     def provider_config(cls, options: SetPollSettings) -> dict[str, Any]:

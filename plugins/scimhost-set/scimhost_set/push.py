@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from scimhost.delivery.sink import EventSink, Outcome
-from scimhost_set.keys import KeyProblem, SigningKey, load_keys
+from scimhost_set.keys import SigningKey, key_problems, load_keys
 from scimhost_set.settings import SetPushSettings
 from scimhost_set.tokens import claims, event_uris, payloads, signed
 
@@ -29,14 +29,8 @@ class SetPushSink(EventSink):
 
     @classmethod
     def environment_problems(cls, options: SetPushSettings) -> list[str]:
-        problems = []
-        try:
-            load_keys(options.key_env)
-        except KeyProblem as exc:
-            problems.append(f"key_env: {exc}")
-        if options.bearer_env is not None and not os.environ.get(options.bearer_env):
-            problems.append(f"bearer_env: the environment variable {options.bearer_env} is not set")
-        return problems
+        bearer = ("bearer_env", options.bearer_env) if options.bearer_env is not None else None
+        return key_problems(options.key_env, bearer)
 
     @classmethod
     def provider_config(cls, options: SetPushSettings) -> dict[str, Any]:
