@@ -11,13 +11,17 @@ from helpers import ScimClient, make_config
 from scimhost.app import create_app
 from scimhost.http.keys import HOST
 
-# Real databases (also used by the plugins' tests): a SQLite file and a fresh PostgreSQL schema.
+# Real databases (also used by the plugins' tests): a copy of a migrated SQLite file or PostgreSQL database.
 from scimhost.testing_databases import (  # noqa: F401
     IN_CI,
     POSTGRES_URL,
     database,
+    empty_storage_url,
+    postgres_database_url,
     postgres_schema_url,
+    postgres_template,
     postgres_url,
+    sqlite_template,
     storage_url,
 )
 

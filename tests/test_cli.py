@@ -74,9 +74,9 @@ def test_token_for_unknown_or_env_source_is_refused(tmp_path, storage_url, capsy
     assert "$FROMENV_TOKEN" in capsys.readouterr().err
 
 
-def test_check_reports_config_plugins_storage(tmp_path, storage_url, capsys):
-    config = write_config(tmp_path, storage_url, migrate=False)
-    if storage_url.startswith("sqlite"):
+def test_check_reports_config_plugins_storage(tmp_path, empty_storage_url, capsys):
+    config = write_config(tmp_path, empty_storage_url, migrate=False)
+    if empty_storage_url.startswith("sqlite"):
         assert main(["-c", config, "check"]) == 1
         assert f"does not exist: `scimhost -c {config} migrate` creates it" in capsys.readouterr().err
         assert sorted(p.name for p in tmp_path.iterdir()) == ["scimhost.toml"]  # check created nothing
@@ -115,8 +115,8 @@ def test_plugins_lists_builtins(capsys):
     assert report["failures"] == [] and report["problems"] == []
 
 
-def test_migrate_applies_pending_migrations_once_and_reports_them(tmp_path, storage_url, capsys):
-    config = write_config(tmp_path, storage_url, migrate=False)
+def test_migrate_applies_pending_migrations_once_and_reports_them(tmp_path, empty_storage_url, capsys):
+    config = write_config(tmp_path, empty_storage_url, migrate=False)
     assert main(["-c", config, "migrate"]) == 0
     out = capsys.readouterr().out
     assert "applied scimhost.0001_initial" in out and "applied scimhost.0009_token_grace_and_activity" in out
@@ -124,8 +124,8 @@ def test_migrate_applies_pending_migrations_once_and_reports_them(tmp_path, stor
     assert "nothing to migrate" in capsys.readouterr().out
 
 
-def test_admin_commands_refuse_a_store_that_was_never_migrated(tmp_path, storage_url, capsys):
-    config = write_config(tmp_path, storage_url, migrate=False)
+def test_admin_commands_refuse_a_store_that_was_never_migrated(tmp_path, empty_storage_url, capsys):
+    config = write_config(tmp_path, empty_storage_url, migrate=False)
     for command in (
         ["sources", "list"],
         ["sources", "token", "demo"],
@@ -136,7 +136,7 @@ def test_admin_commands_refuse_a_store_that_was_never_migrated(tmp_path, storage
         assert main(["-c", config, *command]) == 1, command
         err = capsys.readouterr().err
         assert f"scimhost -c {config} migrate" in err, (command, err)
-    if storage_url.startswith("sqlite"):
+    if empty_storage_url.startswith("sqlite"):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["scimhost.toml"]
 
 

@@ -21,8 +21,8 @@ def backend(url: str) -> TortoiseBackend:
     return TortoiseBackend(TortoiseSettings(url=url), base_dir=Path.cwd())
 
 
-async def test_fresh_database_is_migrated_on_open(storage_url):
-    store = backend(storage_url)
+async def test_fresh_database_is_migrated_on_open(empty_storage_url):
+    store = backend(empty_storage_url)
     await store.open(migrate=False)
     try:
         assert await store.pending_migrations() == [
@@ -310,13 +310,13 @@ def test_password_is_left_out_of_descriptions():
     assert "db.internal:5433/scim" in store.describe()
 
 
-async def test_memberships_made_before_migration_0006_take_their_groups_source(storage_url):
+async def test_memberships_made_before_migration_0006_take_their_groups_source(empty_storage_url):
     """Membership rows written before they carried a source are scoped after the upgrade."""
     from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
     from scimhost.builtin.tortoise_storage.backend import APPS
 
-    store = backend(storage_url)
+    store = backend(empty_storage_url)
     await store.open(migrate=False)
     try:
         with store._active():
@@ -338,7 +338,7 @@ async def test_memberships_made_before_migration_0006_take_their_groups_source(s
     finally:
         await store.close()
 
-    upgraded = backend(storage_url)
+    upgraded = backend(empty_storage_url)
     await upgraded.open()
     try:
         stored = await upgraded.get_resource("demo", "Group", group)

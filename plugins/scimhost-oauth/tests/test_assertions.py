@@ -21,7 +21,15 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from scimhost.app import create_app
 from scimhost.cli import main
 from scimhost.http.keys import HOST
-from scimhost.testing_databases import database, postgres_schema_url, postgres_url, storage_url  # noqa: F401
+from scimhost.testing_databases import (  # noqa: F401
+    database,
+    postgres_database_url,
+    postgres_schema_url,
+    postgres_template,
+    postgres_url,
+    sqlite_template,
+    storage_url,
+)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

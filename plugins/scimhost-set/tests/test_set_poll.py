@@ -14,7 +14,15 @@ from joserfc.jwk import ECKey
 
 from scimhost.app import create_app
 from scimhost.http.keys import HOST
-from scimhost.testing_databases import database, postgres_schema_url, postgres_url, storage_url  # noqa: F401
+from scimhost.testing_databases import (  # noqa: F401
+    database,
+    postgres_database_url,
+    postgres_schema_url,
+    postgres_template,
+    postgres_url,
+    sqlite_template,
+    storage_url,
+)
 
 EVENT = "urn:ietf:params:scim:event:"
 AUDIENCE = "https://poller.example.test"

@@ -21,7 +21,15 @@ from scimhost.delivery.envelope import envelope
 from scimhost.host import load_host
 from scimhost.http.keys import HOST
 from scimhost.testing import SinkContract, stored_event
-from scimhost.testing_databases import database, postgres_schema_url, postgres_url, storage_url  # noqa: F401
+from scimhost.testing_databases import (  # noqa: F401
+    database,
+    postgres_database_url,
+    postgres_schema_url,
+    postgres_template,
+    postgres_url,
+    sqlite_template,
+    storage_url,
+)
 
 
 def new_secret() -> str:
