@@ -21,7 +21,7 @@ import orjson
 
 from scimhost.builtin.tortoise_storage.statements import Params, Work
 from scimhost.host import load_host
-from scimhost.scim.query import index_entries
+from scimhost.scim.index import index_entries
 from scimhost.scim.validation import validated_document
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

@@ -301,6 +301,18 @@ class SchemaExtensionSettings:
 
 
 @dataclass(frozen=True)
+class IndexSettings:
+    """One `[[indexes]]` entry: the attributes of a resource type that get index rows."""
+
+    resource_type: str
+    # Attribute paths as a filter names them ("userName", "emails.value", "name", an extension
+    # attribute with its URN); a complex attribute covers its sub-attributes. `id`, `meta`,
+    # members and groups are always filterable. Filters and sortBy on any other attribute of
+    # the type answer 400 invalidFilter.
+    attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     """The `[storage]` table: the chosen backend and its own typed settings table."""
 
@@ -412,6 +424,7 @@ class Settings:
     plugins: PluginSettings = field(default_factory=PluginSettings)
     sources: tuple[SourceSettings, ...] = ()
     schema_extensions: tuple[SchemaExtensionSettings, ...] = ()
+    indexes: tuple[IndexSettings, ...] = ()
     # Tables owned by plugins through `register_settings`, keyed by table name.
     plugin_tables: Mapping[str, Any] = field(default_factory=dict)
     # The config file, and the folder relative paths in it are resolved against.
@@ -446,6 +459,7 @@ CORE_TABLES = (
     "plugins",
     "sources",
     "schema_extensions",
+    "indexes",
 )
 
 
@@ -517,6 +531,19 @@ def build_settings(
                 f"schema_extensions[{index}].resource_type: no resource type {extension.resource_type!r} "
                 f"(resource types: {', '.join(resource_types)})"
             )
+    indexes = _load_list(IndexSettings, raw.get("indexes", []), "indexes", problems)
+    seen_types: set[str] = set()
+    for index, entry in enumerate(indexes):
+        if entry is None:
+            continue
+        if resource_types is not None and entry.resource_type not in resource_types:
+            problems.append(
+                f"indexes[{index}].resource_type: no resource type {entry.resource_type!r} "
+                f"(resource types: {', '.join(resource_types)})"
+            )
+        if entry.resource_type in seen_types:
+            problems.append(f"indexes[{index}].resource_type: {entry.resource_type!r} is listed twice")
+        seen_types.add(entry.resource_type)
     tables = {name: load_table(table.type, raw.get(name, {}), name, problems) for name, table in plugin_tables.items()}
     slugs = {s.slug for s in sources}
     for index, sink in enumerate(events.sinks if events else ()):
@@ -537,6 +564,7 @@ def build_settings(
         plugins=plugins,
         sources=tuple(sources),
         schema_extensions=tuple(extensions),
+        indexes=tuple(i for i in indexes if i is not None),
         plugin_tables=tables,
         path=path,
         base_dir=path.parent.resolve() if path else Path.cwd(),

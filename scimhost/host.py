@@ -35,7 +35,7 @@ from scimhost.plugins import PluginReport, load_plugins, require_healthy
 from scimhost.profiles import SourceFacts, profile_gaps
 from scimhost.rate_limits import SourceLimiter
 from scimhost.registry import Registry, RegistryError, build_registry
-from scimhost.scim.catalog import Catalog, build_catalog
+from scimhost.scim.catalog import Catalog, build_catalog, with_indexes
 from scimhost.scim.extensions import SchemaExtension
 from scimhost.scim.schema import SchemaDefinitionError, schema_from_json
 from scimhost.sources import Source, build_sources
@@ -227,20 +227,27 @@ def _faults(environ: Mapping[str, str], path: Path | None) -> frozenset[str]:
 
 def catalogs(registry: Registry, settings: Settings) -> Callable[[int, SourceSettings], Catalog]:
     """A function giving each source its catalog: registered schemas and extensions, plus the
-    config's `[[schema_extensions]]`, limited to the source's `extensions` if it lists them."""
+    config's `[[schema_extensions]]`, limited to the source's `extensions` if it lists them,
+    with the `[[indexes]]` it sets."""
     extensions = list(registry.schema_extensions) + config_extensions(settings)
     schemas = list(registry.schemas.values())
     resource_types = list(registry.resource_types.values())
+    indexed = {entry.resource_type: entry.attributes for entry in settings.indexes}
     try:
         shared = build_catalog(schemas, resource_types, extensions)
     except SchemaDefinitionError as exc:
         raise RegistryError([str(exc)]) from None
+    try:
+        shared = with_indexes(shared, indexed)
+    except SchemaDefinitionError as exc:
+        raise ConfigError([f"indexes: {exc}"], settings.path) from None
 
     def catalog_for(index: int, source: SourceSettings) -> Catalog:
         if source.extensions is None:
             return shared
         try:
-            return build_catalog(schemas, resource_types, extensions, accepted_extensions=source.extensions)
+            catalog = build_catalog(schemas, resource_types, extensions, accepted_extensions=source.extensions)
+            return with_indexes(catalog, indexed, strict=False)
         except SchemaDefinitionError as exc:
             raise ConfigError([f"sources[{index}].extensions: {exc}"], settings.path) from None
 

@@ -21,10 +21,11 @@ from scimhost.passwords import hash_password
 from scimhost.scim.changes import document_changes, member_changes, recorded_operations
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
+from scimhost.scim.index import index_entries
 from scimhost.scim.limits import check_index_entries, plausible_id
 from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
 from scimhost.scim.patch import apply_patch, parse_patch_request
-from scimhost.scim.query import ResourceQuery, Undefined, fold, index_entries, resolve_filter, resolve_sort
+from scimhost.scim.query import ResourceQuery, Undefined, fold, resolve_filter, resolve_sort
 from scimhost.scim.render import Projection, etag, member_reference, resource_document
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.validation import undeclared_keys, validated_document
@@ -334,7 +335,7 @@ class ResourceService:
         changes = []
         if self.membership_attribute is not None:
             changes = [MemberChange("set", tuple(self._take_members(doc)))]
-        write = await self._prepare(doc, current.document, create=False)
+        write = await self._prepare(doc, current.document, create=False, stored=current)
         event = self._event_draft("replace", current.document, write, changes)
         stored = await self._update(resource_id, current.version, write, changes, event=event)
         await self._event("replace", stored, write.record)
@@ -365,7 +366,7 @@ class ResourceService:
             doc = self._validated(result.document, current.document, patched=True)
             write = None
             if doc != current.document:
-                write = await self._prepare(doc, current.document, create=False)
+                write = await self._prepare(doc, current.document, create=False, stored=current)
             elif not changes:
                 return current  # nothing changes: no new version
             # Member-only changes are row inserts and deletes: they need no version check, so
@@ -424,7 +425,7 @@ class ResourceService:
         if current is None:
             return False
         before = await self.storage.get_record(self.source.slug, self.type.name, resource_id)
-        write = await self._prepare(dict(current.document), current.document, create=False)
+        write = await self._prepare(dict(current.document), current.document, create=False, stored=current)
         if write.record == before:
             return False
         changed = {"record": {"old": before, "new": write.record}}
@@ -543,7 +544,15 @@ class ResourceService:
             return []
         return [m["value"] for m in doc.pop(self.membership_attribute, []) if isinstance(m, dict) and m.get("value")]
 
-    async def _prepare(self, doc: dict[str, Any], previous: dict[str, Any] | None, *, create: bool) -> ResourceWrite:
+    async def _prepare(
+        self,
+        doc: dict[str, Any],
+        previous: dict[str, Any] | None,
+        *,
+        create: bool,
+        stored: StoredResource | None = None,
+    ) -> ResourceWrite:
+        """What a write stores; `stored`, the version an update replaces (read by the caller)."""
         self.host.plugins.hook.validate_resource(
             source=self.source, resource_type=self.type.name, resource=doc, previous=previous
         )
@@ -570,6 +579,13 @@ class ResourceService:
             password_hash: Any = await asyncio.to_thread(hash_password, password)
         else:
             password_hash = None if create else KEEP
+        fingerprint = self.type.index_fingerprint
+        previous_index = previous_unique_values = None
+        if stored is not None and stored.index_fingerprint == fingerprint:
+            # Its rows were computed from its document under this configuration: the store can
+            # write the difference without reading them back.
+            previous_index = tuple(index_entries(stored.document, self.type))
+            previous_unique_values = self._unique_values(stored.document)
         return ResourceWrite(
             document=doc,
             external_id=doc.get("externalId"),
@@ -578,6 +594,9 @@ class ResourceService:
             password_hash=password_hash,
             index=index,
             record=record,
+            index_fingerprint=fingerprint,
+            previous_index=previous_index,
+            previous_unique_values=previous_unique_values,
         )
 
     def _unique_values(self, doc: dict[str, Any]) -> dict[str, str]:

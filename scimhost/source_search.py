@@ -9,8 +9,9 @@ from scimhost.host import Host
 from scimhost.resource_service import ResourceService
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import invalid_filter
+from scimhost.scim.index import index_entries
 from scimhost.scim.listing import ListParams, list_response
-from scimhost.scim.query import ResourceQuery, Undefined, index_entries
+from scimhost.scim.query import ResourceQuery, Undefined
 from scimhost.scim.query_eval import Candidate, sort_value, sorted_by_value
 from scimhost.sources import Source
 from scimhost.storage.backend import ResourcePage, StoredResource

@@ -54,7 +54,8 @@ from scimhost.builtin.core_schemas import (
 from scimhost.scim.catalog import build_catalog
 from scimhost.scim.extensions import SchemaExtension
 from scimhost.scim.filter import parse_filter
-from scimhost.scim.query import ResourceQuery, index_entries, resolve_filter, resolve_sort
+from scimhost.scim.index import index_entries
+from scimhost.scim.query import ResourceQuery, resolve_filter, resolve_sort
 from scimhost.scim.validation import validated_document
 from scimhost.storage.backend import (
     Action,

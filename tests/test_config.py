@@ -305,6 +305,7 @@ def test_the_configuration_docs_table_lists_each_table_once_with_all_its_keys():
         SINK_KEYS,
         AdminSettings,
         EventSettings,
+        IndexSettings,
         LimitSettings,
         LoggingSettings,
         MappingPoolSettings,
@@ -333,6 +334,7 @@ def test_the_configuration_docs_table_lists_each_table_once_with_all_its_keys():
         "[bearer]": [BearerSettings],
         "[events]": [EventSettings],
         "[[schema_extensions]]": [SchemaExtensionSettings],
+        "[[indexes]]": [IndexSettings],
     }
     for name, settings_classes in classes.items():
         assert name in keys_of, f"{name} is not in the table"

@@ -12,7 +12,8 @@ from helpers import patch_op, stored_rows
 from scimhost.http.keys import HOST
 from scimhost.scim.evaluate import match_resource
 from scimhost.scim.filter import parse_filter
-from scimhost.scim.query import index_entries, resolve_filter
+from scimhost.scim.index import index_entries
+from scimhost.scim.query import resolve_filter
 from scimhost.scim.query_eval import Candidate, matches
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

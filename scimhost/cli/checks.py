@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 
 from scimhost.admin import anonymous_admin_warning
 from scimhost.cli.common import EXIT_FAILED, EXIT_OK, config_of, storage_problem
@@ -14,6 +15,8 @@ from scimhost.config import read_config_file, read_plugin_settings
 from scimhost.host import Host, load_host
 from scimhost.plugins import load_plugins
 from scimhost.registry import RegistryError, build_registry
+from scimhost.scim.index import index_entries, indexable_paths
+from scimhost.scim.resource_types import ResourceType
 from scimhost.storage.backend import StorageError
 
 
@@ -49,7 +52,44 @@ async def _check_storage(host: Host) -> int:
         print(f"  pending migration: {name}")
     for source in host.sources.values():
         print(f"source {source.slug}: {source.base_url}")
+        for resource_type in source.catalog.resource_types.values():
+            print(f"  {index_report(resource_type)}")
     return EXIT_OK
+
+
+# What an identity provider typically sends for a user and a group (Entra ID's attribute set),
+# to show how many index rows a configuration gives each.
+TYPICAL: dict[str, dict[str, Any]] = {
+    "User": {
+        "userName": "ada@example.com",
+        "externalId": "0b6e1f5c",
+        "active": True,
+        "displayName": "Ada Lovelace",
+        "title": "Analyst",
+        "name": {"givenName": "Ada", "familyName": "Lovelace", "formatted": "Ada Lovelace"},
+        "emails": [{"value": "ada@example.com", "type": "work", "primary": True}],
+        "phoneNumbers": [{"value": "+44 20 7946 0000", "type": "work"}],
+        "addresses": [{"type": "work", "locality": "London", "country": "GB"}],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "department": "Research",
+            "employeeNumber": "1815",
+            "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d"},
+        },
+    },
+    "Group": {"displayName": "Research", "externalId": "7c1d0a2e"},
+}
+
+
+def index_report(resource_type: ResourceType) -> str:
+    """How many attribute paths of a type get index rows, and the rows of a typical resource."""
+    paths = indexable_paths(resource_type)
+    kept = [path for path in paths if resource_type.indexes(path)]
+    which = "every attribute" if resource_type.indexed is None else f"{len(kept)} of {len(paths)} attribute paths"
+    line = f"index {resource_type.name}: {which}"
+    typical = TYPICAL.get(resource_type.name)
+    if typical is not None:
+        line += f"; a typical {resource_type.name.lower()} gets {len(index_entries(typical, resource_type))} index rows"
+    return line
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

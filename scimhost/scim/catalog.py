@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from scimhost.scim.errors import ScimError
 from scimhost.scim.extensions import SchemaExtension
+from scimhost.scim.filter import parse_attr_path
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.schema import Schema, SchemaDefinitionError, schema_from_json
 
@@ -87,3 +89,32 @@ def build_catalog(
         for schema, _ in resource_type.extensions:
             all_schemas[schema.id] = schema
     return Catalog(resource_types=types, schemas=all_schemas)
+
+
+def with_indexes(catalog: Catalog, indexed: Mapping[str, Iterable[str]], *, strict: bool = True) -> Catalog:
+    """The catalog with, by resource type name, the attribute paths that get index rows (a type
+    left out keeps all). `strict`: a path naming nothing is a SchemaDefinitionError; else it is
+    left out (an extension this catalog does not accept)."""
+    types = dict(catalog.resource_types)
+    for name, paths in indexed.items():
+        if name in types:
+            types[name] = replace(types[name], indexed=index_paths(types[name], paths, strict=strict))
+    return replace(catalog, resource_types=types)
+
+
+def index_paths(resource_type: ResourceType, paths: Iterable[str], *, strict: bool = True) -> frozenset[str]:
+    """The index paths (index.py's form) of attribute paths as a filter names them."""
+    keys = set()
+    for text in paths:
+        try:
+            resolved = resource_type.resolve(parse_attr_path(text))
+        except ScimError:
+            resolved = None
+        if resolved is None or resolved.attribute is None:
+            if strict:
+                raise SchemaDefinitionError(f"{resource_type.name} has no attribute {text!r}")
+            continue
+        prefix = resolved.extension_urn.lower() + ":" if resolved.extension_urn else ""
+        key = prefix + resolved.attribute.name.lower()
+        keys.add(key if resolved.sub is None else f"{key}.{resolved.sub.name.lower()}")
+    return frozenset(keys)

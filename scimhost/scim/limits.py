@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from scimhost.scim.errors import ScimError
-from scimhost.scim.query import IndexEntry
+from scimhost.scim.index import IndexEntry
 
 # UTF-8 bytes of one indexed string (after case folding for case-insensitive attributes).
 # PostgreSQL refuses a B-tree entry over about 2 700 bytes, and the index's entries also hold

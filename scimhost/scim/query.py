@@ -1,5 +1,4 @@
-"""Queries the core hands to storage: filters resolved against a resource type, and the
-attribute index entries every stored resource has.
+"""Queries the core hands to storage: filters resolved against a resource type.
 
 A filter's attribute paths are resolved here, once, into `Field`s with the comparison values
 already normalised the way index entries are (lower-cased unless `caseExact`, booleans and
@@ -9,9 +8,8 @@ to its query language; it never sees attribute names it would have to interpret.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from scimhost.scim.errors import ScimError
@@ -27,6 +25,7 @@ from scimhost.scim.filter import (
     invalid_filter,
     parse_attr_path,
 )
+from scimhost.scim.index import normalise_datetime, normalise_text
 from scimhost.scim.resource_types import ResourceType
 from scimhost.scim.schema import Attribute
 
@@ -130,70 +129,6 @@ class Undefined:
     sort_path: str | None = None
 
 
-# --- index entries ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    path: str
-    item: int  # which value of a multi-valued attribute (0 for single-valued ones)
-    text: str | None
-    number: float | None
-
-
-def index_entries(document: dict[str, Any], resource_type: ResourceType) -> list[IndexEntry]:
-    """The attribute index rows of a stored document (what filters run against)."""
-    entries: list[IndexEntry] = []
-    _add_schema_entries(entries, document, resource_type.schema.attributes.values(), "")
-    external_id = document.get("externalId")
-    if isinstance(external_id, str):
-        entries.append(IndexEntry("externalid", 0, external_id, None))
-    for extension, _ in resource_type.extensions:
-        part = document.get(extension.id)
-        if isinstance(part, dict):
-            _add_schema_entries(entries, part, extension.attributes.values(), extension.id.lower() + ":")
-    return entries
-
-
-def _add_schema_entries(
-    entries: list[IndexEntry], container: dict[str, Any], attributes: Iterable[Attribute], prefix: str
-) -> None:
-    for attribute in attributes:
-        value = container.get(attribute.name)
-        if value is None or attribute.returned == "never" or attribute.mutability == "writeOnly":
-            continue
-        key = prefix + attribute.name.lower()
-        values = value if attribute.multi_valued and isinstance(value, list) else [value]
-        for item, single in enumerate(values):
-            if attribute.type == "complex":
-                if not isinstance(single, dict):
-                    continue
-                for sub in attribute.sub_attributes.values():
-                    sub_value = single.get(sub.name)
-                    if sub_value is not None:
-                        entries.append(_entry(f"{key}.{sub.name.lower()}", item, sub, sub_value))
-            else:
-                entries.append(_entry(key, item, attribute, single))
-
-
-def _entry(path: str, item: int, attribute: Attribute, value: Any) -> IndexEntry:
-    if attribute.type in ("integer", "decimal") and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return IndexEntry(path, item, None, float(value))
-    return IndexEntry(path, item, normalise_text(attribute, value), None)
-
-
-def normalise_text(attribute: Attribute, value: Any) -> str:
-    """The text form of a value in the index and in comparisons."""
-    if attribute.type == "boolean":
-        if isinstance(value, str):
-            return "true" if value.lower() == "true" else "false"
-        return "true" if value else "false"
-    if attribute.type == "dateTime":
-        return normalise_datetime(value)
-    text = value if isinstance(value, str) else str(value)
-    return text if attribute.case_exact else text.lower()
-
-
 def millisecond_range(value: datetime) -> tuple[datetime, datetime]:
     """The millisecond a meta.created / meta.lastModified filter value names, as [start, end):
     timestamps are rendered at millisecond precision (the store keeps microseconds), so a client
@@ -201,19 +136,6 @@ def millisecond_range(value: datetime) -> tuple[datetime, datetime]:
     its end, `ge` at its start, `lt` ends at its start, `le` at its end."""
     start = value.replace(microsecond=value.microsecond // 1000 * 1000)
     return start, start + timedelta(milliseconds=1)
-
-
-def normalise_datetime(value: Any) -> str:
-    """A dateTime as UTC text with microseconds, so text order is time order."""
-    try:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        # (In UTC, 0001-01-01T00:00:00-01:00 falls before the first representable moment.)
-        # isoformat, not strftime("%Y"), which writes the year 1 as "1", out of text order.
-        return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    except (ValueError, OverflowError):
-        raise invalid_filter(f"{value!r} is not a dateTime this server can compare") from None
 
 
 # --- filter resolution ----------------------------------------------------------------------------
@@ -320,7 +242,17 @@ def _resolve_field(path: AttrPath, resource_type: ResourceType) -> tuple[Field, 
         key = prefix + name
     if target.mutability == "writeOnly" or target.returned == "never":
         raise invalid_filter(f"'{path}' cannot be filtered on")
-    return Field("attr", key, numeric=target.type in ("integer", "decimal")), target
+    return _attribute_field(resource_type, key, target, str(path)), target
+
+
+def _attribute_field(resource_type: ResourceType, key: str, target: Attribute, shown: str) -> Field:
+    """The field of an attribute answered from index rows; 400 when the type keeps none for it."""
+    if not resource_type.indexes(key):
+        raise invalid_filter(
+            f"'{shown}' is not indexed for {resource_type.name} on this server ([[indexes]]), "
+            "so it cannot be filtered or sorted on"
+        )
+    return Field("attr", key, numeric=target.type in ("integer", "decimal"))
 
 
 def _compare(field: Field, attribute: Attribute, op: str, value: Any) -> QNode:
@@ -422,7 +354,7 @@ def _resolve_value_path(node: ValuePath, resource_type: ResourceType, undefined:
                     field, node.op, {"user": "User", "group": "Group"}.get(str(node.value).lower(), node.value)
                 )
             return node
-        field = Field("attr", key, numeric=target.type in ("integer", "decimal"))
+        field = _attribute_field(resource_type, key, target, f"{value_path}.{path.attr}")
         if isinstance(sub_node, Present):
             return QPresent(field)
         return _compare(field, target, sub_node.op, sub_node.value)

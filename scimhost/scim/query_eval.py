@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from scimhost.scim.index import IndexEntry
 from scimhost.scim.query import (
-    IndexEntry,
     QAnd,
     QCompare,
     QConstant,

@@ -6,10 +6,12 @@ read, so an extension added to it is validated, addressable and discoverable at 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from scimhost.scim.filter import AttrPath
+from scimhost.scim.index import index_fingerprint
 from scimhost.scim.schema import COMMON_ATTRIBUTES, Attribute, Schema
 
 RESOURCE_TYPE_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
@@ -44,6 +46,22 @@ class ResourceType:
     description: str
     schema: Schema
     extensions: tuple[tuple[Schema, bool], ...] = ()  # (schema, required)
+    # The index paths (index.py's form: lower-cased, "emails.value", an extension's attributes
+    # after its URN) that get index rows; a complex attribute's path covers its sub-attributes.
+    # None: every attribute a filter may name.
+    indexed: frozenset[str] | None = None
+
+    def indexes(self, path: str) -> bool:
+        """Whether attribute index rows are kept for this index path."""
+        if self.indexed is None or path in self.indexed:
+            return True
+        parent, dot, _ = path.rpartition(".")
+        return bool(dot) and parent in self.indexed
+
+    @functools.cached_property
+    def index_fingerprint(self) -> str:
+        """The fingerprint of the configuration this type's index rows are computed under."""
+        return index_fingerprint(self)
 
     @property
     def membership_attribute(self) -> str | None:

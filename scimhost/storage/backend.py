@@ -9,7 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from scimhost.scim.query import IndexEntry, ResourceQuery
+from scimhost.scim.index import IndexEntry
+from scimhost.scim.query import ResourceQuery
 
 # What a write did, as the event log records it.
 # "remap": the record changed because the mappings did (`scimhost records remap`).
@@ -119,6 +120,9 @@ class StoredResource:
     # each None when the read did not ask for them.
     members: list[dict[str, Any]] | None = None
     groups: list[dict[str, Any]] | None = None
+    # The fingerprint of the index configuration its index rows and unique values were computed
+    # under (ResourceWrite.index_fingerprint of its last write); None when unknown.
+    index_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,10 +135,18 @@ class ResourceWrite:
     # Normalised values of `uniqueness: server` attributes, by attribute name.
     unique_values: dict[str, str] = field(default_factory=dict)
     password_hash: str | None | Keep = KEEP
-    # The attribute index rows filters run against (scimhost.scim.query.index_entries).
+    # The attribute index rows filters run against (scimhost.scim.index.index_entries).
     index: tuple[IndexEntry, ...] = ()
     # The directory record the source's property mappings made of the document.
     record: dict[str, Any] | None = None
+    # The configuration `index` and `unique_values` were computed under (ResourceType's
+    # index_fingerprint), stored with the resource.
+    index_fingerprint: str | None = None
+    # An update's knowledge of what is stored: the index rows and unique values of the version
+    # it replaces (its expected version), computed under the same fingerprint as that version's.
+    # A store may write the difference from them instead of reading its rows back; None: unknown.
+    previous_index: tuple[IndexEntry, ...] | None = None
+    previous_unique_values: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ class Resource(models.Model):
     version = fields.IntField()
     created = fields.DatetimeField()
     last_modified = fields.DatetimeField()
+    # The index configuration its index rows and unique values were computed under.
+    index_fingerprint = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "scimhost_resource"

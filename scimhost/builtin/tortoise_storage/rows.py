@@ -43,7 +43,7 @@ def as_datetime(value: Any) -> datetime | None:
 
 
 # The columns of a resource, as `stored_resource` reads them (table alias `r`).
-RESOURCE_COLUMNS = "r.id, r.resource_type, r.data, r.version, r.created, r.last_modified"
+RESOURCE_COLUMNS = "r.id, r.resource_type, r.data, r.version, r.created, r.last_modified, r.index_fingerprint"
 
 
 def moment(value: Any) -> datetime:
@@ -87,6 +87,7 @@ def stored_resource(row: Row, *, groups: bool = False) -> StoredResource:
         created=moment(row["created"]),
         last_modified=moment(row["last_modified"]),
         groups=[_without_none(group) for group in orjson.loads(row["groups"])] if groups else None,
+        index_fingerprint=row["index_fingerprint"],
     )
 
 

@@ -18,7 +18,7 @@ from scimhost.builtin.tortoise_storage.dialects import Dialect
 from scimhost.builtin.tortoise_storage.rows import RESOURCE_COLUMNS
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import CHUNK, ConstraintViolation, Params, Row, Work, chunks
-from scimhost.scim.query import IndexEntry
+from scimhost.scim.index import IndexEntry
 from scimhost.storage.backend import (
     KEEP,
     EventDraft,
@@ -106,10 +106,11 @@ class Writes:
             version,
             created,
             now,
+            write.index_fingerprint,
         )
         yield p.command(
             "INSERT INTO scimhost_resource (id, source, resource_type, external_id, display, data, record, "
-            f"password_hash, version, created, last_modified) VALUES ({p.each(row)})"
+            f"password_hash, version, created, last_modified, index_fingerprint) VALUES ({p.each(row)})"
         )
         yield from self._insert_unique(scope, resource_id, write.unique_values)
         yield from self._insert_index(scope, resource_id, write.index)
@@ -141,8 +142,17 @@ class Writes:
         else:
             yield from self._bump_version(scope, resource_id, expected_version, write, now)
             if write is not None:
-                yield from self._update_unique(scope, resource_id, write.unique_values)
-                yield from self._update_index(scope, resource_id, write.index)
+                known = expected_version is not None and write.previous_index is not None
+                if known and write.previous_unique_values is not None:
+                    yield from self._change_unique(
+                        scope, resource_id, write.previous_unique_values, write.unique_values
+                    )
+                else:
+                    yield from self._update_unique(scope, resource_id, write.unique_values)
+                if known and write.previous_index is not None:
+                    yield from self._change_index(scope, resource_id, write.previous_index, write.index)
+                else:
+                    yield from self._update_index(scope, resource_id, write.index)
             if member_changes:
                 yield from self._change_members(scope, resource_id, member_changes)
         # With its groups, so that a response needs no second read.
@@ -168,7 +178,8 @@ class Writes:
         if write is not None:
             assignments += (
                 f", external_id = {p(write.external_id)}, display = {p(write.display)}, "
-                f"data = {p(orjson.dumps(write.document).decode())}, record = {p(json_or_none(write.record))}"
+                f"data = {p(orjson.dumps(write.document).decode())}, record = {p(json_or_none(write.record))}, "
+                f"index_fingerprint = {p(write.index_fingerprint)}"
             )
             if write.password_hash is not KEEP:
                 assignments += f", password_hash = {p(write.password_hash)}"
@@ -288,6 +299,46 @@ class Writes:
                 f"DELETE FROM scimhost_attr WHERE {scope.where(p, 'scimhost_attr', f'id IN ({p.each(chunk)})')}"
             )
         yield from self._insert_index(scope, resource_id, added)
+
+    def _change_index(
+        self, scope: Scope, resource_id: str, previous: Sequence[IndexEntry], entries: Sequence[IndexEntry]
+    ) -> Work[None]:
+        """Bring a resource's index rows from `previous` (what the version being replaced has,
+        as the host computed it) to `entries` without reading them: the difference only."""
+        stale: dict[IndexEntry, int] = {}
+        for entry in previous:
+            stale[entry] = stale.get(entry, 0) + 1
+        added = []
+        for entry in entries:
+            if stale.get(entry):
+                stale[entry] -= 1  # unchanged: keep the row
+            else:
+                added.append(entry)
+        removed = [entry for entry, left in stale.items() if left]
+        if any(left > 1 for left in stale.values()):
+            # Equal rows of one resource cannot be told apart by value: read them instead.
+            yield from self._update_index(scope, resource_id, entries)
+            return
+        for start in range(0, len(removed), CHUNK // 8):
+            p = self.params()
+            matches = " OR ".join(_entry_match(p, entry) for entry in removed[start : start + CHUNK // 8])
+            where = scope.where(p, "scimhost_attr", f"resource_id = {p(resource_id)} AND ({matches})")
+            yield p.command(f"DELETE FROM scimhost_attr WHERE {where}")
+        yield from self._insert_index(scope, resource_id, added)
+
+    def _change_unique(
+        self, scope: Scope, resource_id: str, previous: dict[str, str], values: dict[str, str]
+    ) -> Work[None]:
+        """Bring a resource's unique values from `previous` (those of the version being
+        replaced) to `values` without reading them."""
+        gone = [attribute for attribute, value in previous.items() if values.get(attribute) != value]
+        if gone:
+            p = self.params()
+            where = scope.where(
+                p, "scimhost_unique", f"resource_id = {p(resource_id)} AND attribute IN ({p.each(gone)})"
+            )
+            yield p.command(f"DELETE FROM scimhost_unique WHERE {where}")
+        yield from self._insert_unique(scope, resource_id, {a: v for a, v in values.items() if previous.get(a) != v})
 
     def _update_unique(self, scope: Scope, resource_id: str, values: dict[str, str]) -> Work[None]:
         """Bring a resource's unique values to `values`, touching only those that changed."""
@@ -458,6 +509,13 @@ class Writes:
 
 def json_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _entry_match(p: Params, entry: IndexEntry) -> str:
+    """The condition matching one index row of a resource by its value."""
+    text = "value_text IS NULL" if entry.text is None else f"value_text = {p(entry.text)}"
+    number = "value_num IS NULL" if entry.number is None else f"value_num = {p(entry.number)}"
+    return f"(path = {p(entry.path)} AND item = {p(entry.item)} AND {text} AND {number})"
 
 
 def _float_or_none(value: Any) -> float | None:
