@@ -64,7 +64,19 @@ async def test_member_must_exist_in_the_same_source(scim, client, issue_token):
         patch_op({"op": "add", "path": "members", "value": [{"value": group["id"]}]}),
         expect=400,
     )
-    assert await member_ids(scim, group["id"]) == []
+    own = await scim.create_user("own")
+    before = await scim.json("GET", f"/Groups/{group['id']}")
+    events = await client.app[HOST].storage.list_events("demo", limit=1000)
+    body = await scim.json(
+        "PATCH",
+        f"/Groups/{group['id']}",
+        patch_op({"op": "add", "path": "members", "value": [{"value": own["id"]}, {"value": stranger["id"]}]}),
+        expect=400,
+    )
+    assert stranger["id"] in body["detail"] and own["id"] not in body["detail"]  # the one that is not
+    assert await member_ids(scim, group["id"]) == []  # nor the valid one: all or nothing
+    assert (await scim.json("GET", f"/Groups/{group['id']}"))["meta"] == before["meta"]
+    assert await client.app[HOST].storage.list_events("demo", limit=1000) == events
 
 
 async def test_display_name_is_unique(scim):

@@ -23,6 +23,7 @@ from scimhost.builtin.tortoise_storage.dialects import POSTGRES, SQLITE, Dialect
 from scimhost.builtin.tortoise_storage.housekeeping import Housekeeping
 from scimhost.builtin.tortoise_storage.planner_statistics import PlannerStatistics
 from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase
+from scimhost.builtin.tortoise_storage.postgres_writes import PostgresWrites
 from scimhost.builtin.tortoise_storage.reads import Reads
 from scimhost.builtin.tortoise_storage.rows import moment, stored_resource
 from scimhost.builtin.tortoise_storage.scope import Scope
@@ -125,7 +126,7 @@ class TortoiseBackend(StorageBackend):
         self._credentials = Credentials(database)
         self._deleted = Deleted(database)
         self._reads = Reads(database)
-        self._writes = Writes(database.dialect)
+        self._writes = PostgresWrites(database.dialect) if database.dialect is POSTGRES else Writes(database.dialect)
         self._housekeeping = Housekeeping(database.dialect)
         self._deliveries = DeliveryQueue(database)
         self._statistics = PlannerStatistics(database) if database.dialect is POSTGRES else None

@@ -46,8 +46,15 @@ class PostgresDatabase(Database):
 
     async def run(self, work: Work[T], *, small: bool = True) -> T:
         try:
-            async with self._client.acquire_connection() as connection, connection.transaction():
-                return await run_async(work, lambda statement: _answer(connection, statement))
+            async with self._client.acquire_connection() as connection:
+                first = next(work)
+                if isinstance(first, Query) and first.atomic:
+                    # The whole write in one statement: no BEGIN and COMMIT round trips.
+                    return await run_async(work, lambda statement: _answer(connection, statement), first=first)
+                async with connection.transaction():
+                    return await run_async(work, lambda statement: _answer(connection, statement), first=first)
+        except StopIteration as done:
+            return done.value
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StorageError(f"{self._describe}: {exc}") from exc
 
@@ -62,7 +69,7 @@ async def _answer(connection: asyncpg.Connection, statement: Statement) -> Any:
             return [dict(row) for row in await connection.fetch(statement.sql, *statement.values)]
         status = await connection.execute(statement.sql, *statement.values)
     except asyncpg.IntegrityConstraintViolationError as exc:
-        raise ConstraintViolation(str(exc)) from exc
+        raise ConstraintViolation(str(exc), getattr(exc, "detail", None)) from exc
     count = status.rsplit(" ", 1)[-1]
     return int(count) if count.isdigit() else 0
 

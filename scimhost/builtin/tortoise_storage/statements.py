@@ -28,10 +28,15 @@ CHUNK = 500
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A statement answered with its rows (SELECT, or a write with RETURNING)."""
+    """A statement answered with its rows (SELECT, or a write with RETURNING).
+
+    `atomic`: the first statement of its work and the whole of its changes, so a database may
+    run it without a transaction around it (on PostgreSQL one round trip instead of three).
+    After it the work only reads, and it raises only when the statement changed nothing."""
 
     sql: str
     values: Sequence[Any]
+    atomic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,12 @@ Work = Generator[Statement, Any, T]
 
 
 class ConstraintViolation(Exception):
-    """The database refused a row: a unique key or a foreign key."""
+    """The database refused a row: a unique key, a foreign key or a NOT NULL column. `detail`:
+    PostgreSQL's, naming the key's values ("Key (a, b)=(x, y) already exists.")."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class Params:
@@ -71,8 +81,8 @@ class Params:
         self.values.extend(values)
         return self.dialect.marks(first, len(self.values) - first + 1)
 
-    def query(self, sql: str) -> Query:
-        return Query(sql, self.values)
+    def query(self, sql: str, *, atomic: bool = False) -> Query:
+        return Query(sql, self.values, atomic)
 
     def command(self, sql: str) -> Command:
         return Command(sql, self.values)
@@ -98,13 +108,19 @@ def run(work: Work[T], answer: Callable[[Statement], Any]) -> T:
             reply, refused = None, exc
 
 
-async def run_async(work: Work[T], answer: Callable[[Statement], Awaitable[Any]]) -> T:
-    """Drive `work` to its result, each statement answered by awaiting `answer`."""
+async def run_async(
+    work: Work[T], answer: Callable[[Statement], Awaitable[Any]], *, first: Statement | None = None
+) -> T:
+    """Drive `work` to its result, each statement answered by awaiting `answer` (`first`: the
+    statement the work has yielded already)."""
     reply: Any = None
     refused: ConstraintViolation | None = None
     while True:
         try:
-            statement = work.throw(refused) if refused is not None else work.send(reply)
+            if first is not None:
+                statement, first = first, None
+            else:
+                statement = work.throw(refused) if refused is not None else work.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         try:

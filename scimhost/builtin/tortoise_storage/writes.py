@@ -472,26 +472,8 @@ class Writes:
         now: datetime,
     ) -> Work[None]:
         p = self.params()
-        row = (
-            f"evt_{uuid.uuid4().hex}",
-            now,
-            scope.source,
-            scope.resource_type,
-            resource_id,
-            external_id,
-            event.action,
-            version,
-            orjson.dumps(event.actor).decode(),
-            orjson.dumps(event.changed).decode(),
-            json_or_none(event.members),
-            json_or_none(event.resource),
-            json_or_none(event.record),
-            json_or_none(event.operations),
-        )
-        [inserted] = yield p.query(
-            "INSERT INTO scimhost_event (id, created, source, resource_type, resource_id, external_id, action, "
-            f"version, actor, changed, members, resource, record, operations) VALUES ({p.each(row)}) RETURNING seq"
-        )
+        row = event_row(scope, resource_id, version, external_id, event, now)
+        [inserted] = yield p.query(f"INSERT INTO scimhost_event ({EVENT_COLUMNS}) VALUES ({p.each(row)}) RETURNING seq")
         if event.sinks:
             # One pending delivery per sink, in the same transaction: nothing committed is
             # ever without its deliveries, nothing rolled back ever has any.
@@ -505,6 +487,34 @@ class Writes:
                 "INSERT INTO scimhost_delivery (sink, event_seq, source, key, state, attempts, next_attempt) "
                 f"VALUES {rows}"
             )
+
+
+EVENT_COLUMNS = (
+    "id, created, source, resource_type, resource_id, external_id, action, version, actor, changed, members, "
+    "resource, record, operations"
+)
+
+
+def event_row(
+    scope: Scope, resource_id: str, version: int | None, external_id: str | None, event: EventDraft, now: datetime
+) -> tuple[Any, ...]:
+    """The values of an event's row, in EVENT_COLUMNS order."""
+    return (
+        f"evt_{uuid.uuid4().hex}",
+        now,
+        scope.source,
+        scope.resource_type,
+        resource_id,
+        external_id,
+        event.action,
+        version,
+        orjson.dumps(event.actor).decode(),
+        orjson.dumps(event.changed).decode(),
+        json_or_none(event.members),
+        json_or_none(event.resource),
+        json_or_none(event.record),
+        json_or_none(event.operations),
+    )
 
 
 def json_or_none(value: Any) -> str | None:
