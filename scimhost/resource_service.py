@@ -21,7 +21,7 @@ from scimhost.passwords import hash_password
 from scimhost.scim.changes import document_changes, member_changes, recorded_operations
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
-from scimhost.scim.index import index_entries
+from scimhost.scim.index import index_difference, index_entries
 from scimhost.scim.limits import check_index_entries, plausible_id
 from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
 from scimhost.scim.patch import apply_patch, parse_patch_request
@@ -580,11 +580,12 @@ class ResourceService:
         else:
             password_hash = None if create else KEEP
         fingerprint = self.type.index_fingerprint
-        previous_index = previous_unique_values = None
+        index_change = previous_unique_values = None
         if stored is not None and stored.index_fingerprint == fingerprint:
             # Its rows were computed from its document under this configuration: the store can
-            # write the difference without reading them back.
-            previous_index = tuple(index_entries(stored.document, self.type))
+            # write the difference without reading them back. Only the attributes that changed
+            # give different rows.
+            index_change = index_difference(stored.document, doc, self.type)
             previous_unique_values = self._unique_values(stored.document)
         return ResourceWrite(
             document=doc,
@@ -595,7 +596,7 @@ class ResourceService:
             index=index,
             record=record,
             index_fingerprint=fingerprint,
-            previous_index=previous_index,
+            index_change=index_change,
             previous_unique_values=previous_unique_values,
         )
 

@@ -44,6 +44,18 @@ def index_entries(document: dict[str, Any], resource_type: ResourceType) -> list
     return entries
 
 
+def index_difference(
+    previous: dict[str, Any], document: dict[str, Any], resource_type: ResourceType
+) -> tuple[tuple[IndexEntry, ...], tuple[IndexEntry, ...]]:
+    """The index rows to remove and to add to go from `previous`'s rows to `document`'s, from
+    the top-level attributes that differ (the others give the same rows)."""
+    changed = {key for key in previous.keys() | document.keys() if previous.get(key) != document.get(key)}
+    before = index_entries({key: previous[key] for key in changed if key in previous}, resource_type)
+    after = index_entries({key: document[key] for key in changed if key in document}, resource_type)
+    kept = set(before) & set(after)
+    return tuple(e for e in before if e not in kept), tuple(e for e in after if e not in kept)
+
+
 def _add_schema_entries(
     entries: list[IndexEntry],
     container: dict[str, Any],

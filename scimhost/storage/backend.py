@@ -142,10 +142,11 @@ class ResourceWrite:
     # The configuration `index` and `unique_values` were computed under (ResourceType's
     # index_fingerprint), stored with the resource.
     index_fingerprint: str | None = None
-    # An update's knowledge of what is stored: the index rows and unique values of the version
-    # it replaces (its expected version), computed under the same fingerprint as that version's.
-    # A store may write the difference from them instead of reading its rows back; None: unknown.
-    previous_index: tuple[IndexEntry, ...] | None = None
+    # An update's knowledge of what is stored, computed under the fingerprint the version it
+    # replaces (its expected version) was stored with: the index rows to remove and to add, and
+    # that version's unique values. A store may write these differences without reading its
+    # rows back; None: unknown (the store brings its rows to `index` and `unique_values`).
+    index_change: tuple[tuple[IndexEntry, ...], tuple[IndexEntry, ...]] | None = None
     previous_unique_values: dict[str, str] | None = None
 
 

@@ -99,11 +99,9 @@ class PostgresWrites(Writes):
         known = (
             write is not None
             and expected_version is not None
-            and write.previous_index is not None
+            and write.index_change is not None
             and write.previous_unique_values is not None
-            and len(write.index) + len(write.previous_index) <= CHUNK
-            # Equal rows of one resource cannot be told apart by value: read them instead.
-            and len(set(write.previous_index)) == len(write.previous_index)
+            and sum(map(len, write.index_change)) <= CHUNK
         )
         member_only = (
             write is None
@@ -126,20 +124,23 @@ class PostgresWrites(Writes):
         condition = f"id = {p(resource_id)}"
         if expected_version is not None:
             condition += f" AND version = {p(expected_version)}"
-        parts = [
-            f"b AS (UPDATE scimhost_resource SET {assignments} "
-            f"WHERE {scope.where(p, 'scimhost_resource', condition)} RETURNING *)"
-        ]
         ids: list[str] = []
-        if write is not None:
-            assert write.previous_index is not None and write.previous_unique_values is not None
-            parts += self._changed_rows(p, scope, resource_id, write)
-        else:
+        parts = []
+        if write is None:
+            # Membership rows first, the group's row last, as the sequential path orders them:
+            # two changes of one group then never wait for each other in opposite orders.
             change = member_changes[0]
             ids = sorted(set(change.ids))  # in one order, so two changes never wait on each other
             if resource_id in ids:
                 raise UnknownMembers([resource_id])
-            parts.append(self._member_rows(p, scope, change.kind, ids))
+            parts.append(self._member_rows(p, scope, resource_id, change.kind, ids))
+            condition += " AND (SELECT count(*) FROM m) >= 0"  # after m, whatever the plan
+        parts.append(
+            f"b AS (UPDATE scimhost_resource SET {assignments} "
+            f"WHERE {scope.where(p, 'scimhost_resource', condition)} RETURNING *)"
+        )
+        if write is not None:
+            parts += self._changed_rows(p, scope, resource_id, write)
         if event is not None:
             parts += self._event_rows(p, scope, resource_id, event, now, "b", version="b.version", external_id=None)
         sql = (
@@ -181,11 +182,11 @@ class PostgresWrites(Writes):
     def _changed_rows(self, p: Params, scope: Scope, resource_id: str, write: ResourceWrite) -> list[str]:
         """CTEs bringing the unique values and index rows from the previous version's to the
         write's, once the version bump (`b`) found the row."""
-        assert write.previous_index is not None and write.previous_unique_values is not None
+        assert write.index_change is not None and write.previous_unique_values is not None
         previous_unique, unique = write.previous_unique_values, write.unique_values
         gone = [a for a, v in previous_unique.items() if unique.get(a) != v]
         added_unique = {a: v for a, v in unique.items() if previous_unique.get(a) != v}
-        removed, added = _difference(write.previous_index, write.index)
+        removed, added = write.index_change
         parts = []
         if gone:
             where = scope.where(
@@ -213,19 +214,21 @@ class PostgresWrites(Writes):
             parts.append(self._index_rows(p, scope, "b.id", added, "b"))
         return parts
 
-    def _member_rows(self, p: Params, scope: Scope, kind: str, ids: list[str]) -> str:
-        """A CTE adding or removing the group's members `ids`, once `b` found the group. An id
-        that is no resource of the source joins to a NULL type, which the NOT NULL column refuses."""
+    def _member_rows(self, p: Params, scope: Scope, group_id: str, kind: str, ids: list[str]) -> str:
+        """A CTE adding or removing the members `ids` of the group (of the scope's source and
+        type). An id that is no resource of the source joins to a NULL type, which the NOT NULL
+        column refuses."""
         if kind == "remove":
-            where = scope.members(p, "m", f"m.group_id = b.id AND m.member_id = ANY({p(ids)}::varchar[])")
-            return f"m AS (DELETE FROM scimhost_member m USING b WHERE {where})"
+            where = scope.members(p, "m", f"m.group_id = {p(group_id)} AND m.member_id = ANY({p(ids)}::varchar[])")
+            return f"m AS (DELETE FROM scimhost_member m WHERE {where} RETURNING 1)"
         known = scope.where(p, "r", "r.id = w.member_id", typed=False)
+        group = scope.where(p, "g", f"g.id = {p(group_id)}")
         return (
             "m AS (INSERT INTO scimhost_member (group_id, member_id, member_type, source) "
-            f"SELECT b.id, w.member_id, r.resource_type, {p(scope.source)} FROM b "
-            f"CROSS JOIN unnest({p(ids)}::varchar[]) AS w(member_id) "
-            f"LEFT JOIN scimhost_resource r ON {known} ORDER BY w.member_id "
-            "ON CONFLICT (group_id, member_id) DO NOTHING)"
+            f"SELECT {p(group_id)}, w.member_id, r.resource_type, {p(scope.source)} "
+            f"FROM unnest({p(ids)}::varchar[]) AS w(member_id) LEFT JOIN scimhost_resource r ON {known} "
+            f"WHERE EXISTS (SELECT 1 FROM scimhost_resource g WHERE {group}) ORDER BY w.member_id "
+            "ON CONFLICT (group_id, member_id) DO NOTHING RETURNING 1)"
         )
 
     def _event_rows(
@@ -256,22 +259,6 @@ class PostgresWrites(Writes):
                 f"{p(now)} FROM e, unnest({p(list(event.sinks))}::text[]) AS s(sink))"
             )
         return parts
-
-
-def _difference(
-    previous: Sequence[IndexEntry], entries: Sequence[IndexEntry]
-) -> tuple[list[IndexEntry], list[IndexEntry]]:
-    """The entries to remove and to add to bring `previous` to `entries` (as multisets)."""
-    left: dict[IndexEntry, int] = {}
-    for entry in previous:
-        left[entry] = left.get(entry, 0) + 1
-    added = []
-    for entry in entries:
-        if left.get(entry):
-            left[entry] -= 1
-        else:
-            added.append(entry)
-    return [entry for entry, count in left.items() for _ in range(count)], added
 
 
 def _taken_attribute(exc: ConstraintViolation, values: dict[str, str]) -> str:
