@@ -1124,6 +1124,29 @@ class StorageContract:
         [again] = await store.claim_deliveries("hook", now=_at(3), limit=10, lease_seconds=60)
         assert again.event.id == head.event.id and again.attempts == 1
 
+    async def test_outcomes_recorded_with_the_next_claim_let_successors_go_in_that_claim(
+        self, backend: StorageBackend
+    ) -> None:
+        store = backend
+        users = []
+        for name in ("f1", "f2"):
+            users.append(
+                await store.create_resource(SOURCE, "User", user_write(name), event=draft("create", sinks=("hook",)))
+            )
+            await _versions_of(store, SOURCE, users[-1], 2)
+        heads = await store.finish_and_claim("hook", [], now=_at(1), limit=10, lease_seconds=60)
+        assert sorted(c.event.version or 0 for c in heads) == [1, 1]
+        done, retried = heads
+        outcomes = [
+            FinishedDelivery(done.event.seq, "done", status=200),
+            FinishedDelivery(retried.event.seq, "pending", next_attempt=_at(100), error="503"),
+        ]
+        claimed = await store.finish_and_claim("hook", outcomes, now=_at(2), limit=10, lease_seconds=60)
+        # The delivered one's successor goes at once; the retried one holds its resource's back.
+        assert [(c.event.resource_id, c.event.version) for c in claimed] == [(done.event.resource_id, 2)]
+        stats = await store.sink_stats("hook")
+        assert (stats.inflight, stats.last_error) == (1, "503")
+
     async def test_a_delivery_waiting_to_retry_is_shown_and_can_be_sent_now(self, backend: StorageBackend) -> None:
         store = backend
         await store.create_resource(SOURCE, "User", user_write("w"), event=draft("create", sinks=("hook",)))

@@ -153,17 +153,18 @@ class SinkRunner:
         self.running: dict[int, tuple[ClaimedDelivery, asyncio.Task[Outcome]]] = {}
         # Set when an attempt ends or a write commits: look again.
         self.changed = asyncio.Event()
+        self._paused_now, self._paused_checked = False, float("-inf")
 
     async def run(self) -> None:
         """Deliver until cancelled; what has ended is recorded on the way out."""
-        storage = self.dispatcher.storage
         try:
             while True:
                 self.changed.clear()
                 try:
-                    await self._record()
-                    if self.name not in await storage.paused_sinks():
-                        await self._claim()
+                    if await self._paused():
+                        await self._record()
+                    else:
+                        await self._claim()  # recording what ended, in the same call
                 except StorageError as exc:
                     log.warning("sink %s: the store failed: %s", self.name, exc)
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -174,6 +175,15 @@ class SinkRunner:
             with contextlib.suppress(StorageError):
                 await self._record()
 
+    async def _paused(self) -> bool:
+        """Whether an operator (or a pause outcome) paused the sink, read from the store at most
+        once per poll interval: each round of attempts would otherwise read it again."""
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time >= self._paused_checked + self.dispatcher.settings.poll_seconds:
+            self._paused_checked = loop_time
+            self._paused_now = self.name in await self.dispatcher.storage.paused_sinks()
+        return self._paused_now
+
     async def pass_once(self) -> int:
         """Claim, await every attempt, record; how many attempts were started."""
         started = await self._claim()
@@ -183,13 +193,23 @@ class SinkRunner:
         return started
 
     async def _claim(self) -> int:
-        free = self.limit - len(self.running)
+        """Record the attempts that ended and claim deliveries for the free slots, in one call."""
+        dispatcher = self.dispatcher
+        ended, finished = await self._ended()
+        if ended and any(outcome.kind == "pause" for _, _, outcome in ended):
+            await self._record()  # paused: record only, and claim nothing
+            return 0
+        free = self.limit - len(self.running) + len(ended)
         if free <= 0:
             return 0
-        dispatcher = self.dispatcher
-        claimed = await dispatcher.storage.claim_deliveries(
-            self.name, now=dispatcher.clock(), limit=free, lease_seconds=self.inflight_seconds
+        claimed = await dispatcher.storage.finish_and_claim(
+            self.name,
+            [record for record, _ in finished],
+            now=dispatcher.clock(),
+            limit=free,
+            lease_seconds=self.inflight_seconds,
         )
+        self._settled(ended, finished)
         started = 0
         for delivery in claimed:
             seq = delivery.event.seq
@@ -218,28 +238,43 @@ class SinkRunner:
         self.dispatcher.after_send()
         return outcome
 
-    async def _record(self) -> None:
-        """Record every ended attempt's outcome in one call (one transaction in the built-in
-        store), then free their slots."""
+    async def _ended(self) -> tuple[list[tuple[int, ClaimedDelivery, Outcome]], list[tuple[FinishedDelivery, str]]]:
+        """The attempts that ended, and what to record of each with its label."""
         ended = [
             (seq, delivery, task.result())
             for seq, (delivery, task) in self.running.items()
             if task.done() and not task.cancelled()
         ]
+        dispatcher = self.dispatcher
+        now = dispatcher.clock()
+        return ended, [
+            _finished(self.name, delivery, outcome, now, dispatcher.schedule) for _, delivery, outcome in ended
+        ]
+
+    async def _record(self) -> None:
+        """Record every ended attempt's outcome in one call (one transaction in the built-in
+        store), then free their slots."""
+        ended, recorded = await self._ended()
         if not ended:
             return
         dispatcher = self.dispatcher
         now = dispatcher.clock()
-        recorded = [_finished(self.name, delivery, outcome, now, dispatcher.schedule) for _, delivery, outcome in ended]
         pause = next((outcome for _, _, outcome in ended if outcome.kind == "pause"), None)
         if pause is not None:
             log.warning("sink %s paused: %s", self.name, pause.detail)
             await dispatcher.storage.set_sink_paused(self.name, True, reason=pause.detail, now=now)
+            self._paused_now, self._paused_checked = True, asyncio.get_running_loop().time()
         await dispatcher.storage.finish_deliveries(self.name, [finished for finished, _ in recorded], now=now)
+        self._settled(ended, recorded)
+
+    def _settled(
+        self, ended: list[tuple[int, ClaimedDelivery, Outcome]], recorded: list[tuple[FinishedDelivery, str]]
+    ) -> None:
+        """Free the slots of attempts whose outcomes are recorded."""
         for seq, _, _ in ended:
             del self.running[seq]
         for _, label in recorded:
-            dispatcher.outcome(self.name, label)
+            self.dispatcher.outcome(self.name, label)
 
 
 def _finished(

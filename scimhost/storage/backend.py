@@ -646,6 +646,22 @@ class StorageBackend(ABC):
                 error=outcome.error,
             )
 
+    async def finish_and_claim(
+        self,
+        sink: str,
+        finished: Sequence[FinishedDelivery],
+        *,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[ClaimedDelivery]:
+        """Record `finished` (as finish_deliveries does), then claim (as claim_deliveries does):
+        what the dispatcher does after each round of attempts. A backend that can do both in one
+        transaction overrides it (the built-in store does: one transaction instead of two)."""
+        if finished:
+            await self.finish_deliveries(sink, finished, now=now)
+        return await self.claim_deliveries(sink, now=now, limit=limit, lease_seconds=lease_seconds)
+
     @abstractmethod
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
         """The deliveries of one of the source's events: sink, state, attempts, last_status,

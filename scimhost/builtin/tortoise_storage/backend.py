@@ -474,6 +474,19 @@ class TortoiseBackend(StorageBackend):
     ) -> list[ClaimedDelivery]:
         return await self._deliveries.claim_deliveries(sink, now=now, limit=limit, lease_seconds=lease_seconds)
 
+    async def finish_and_claim(
+        self,
+        sink: str,
+        finished: Sequence[FinishedDelivery],
+        *,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[ClaimedDelivery]:
+        return await self._deliveries.claim_deliveries(
+            sink, now=now, limit=limit, lease_seconds=lease_seconds, finished=finished
+        )
+
     async def finish_delivery(
         self,
         sink: str,

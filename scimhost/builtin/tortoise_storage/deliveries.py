@@ -50,8 +50,15 @@ class DeliveryQueue:
         return Params(self.database.dialect)
 
     async def claim_deliveries(
-        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        finished: Sequence[FinishedDelivery] = (),
     ) -> list[ClaimedDelivery]:
+        """Claim as the interface says, after recording `finished` in the same transaction."""
         lease_until = now + timedelta(seconds=lease_seconds)
 
         sweep = time.monotonic() - self._swept.get(sink, float("-inf")) >= SWEEP_EVERY
@@ -59,6 +66,8 @@ class DeliveryQueue:
             self._swept[sink] = time.monotonic()
 
         def claim() -> Work[list[Row]]:
+            if finished:
+                yield from self._finish(sink, finished, now)
             if sweep:
                 # The marks are right as long as one dispatcher claims and finishes at a time;
                 # two at once (one whose lease lapsed while it still ran) could leave a waiting
@@ -126,49 +135,50 @@ class DeliveryQueue:
         await self.database.execute(Command("ANALYZE scimhost_delivery", []))
 
     async def finish_deliveries(self, sink: str, finished: Sequence[FinishedDelivery], *, now: datetime) -> None:
-        def finish() -> Work[None]:
-            # The usual outcome, delivered with one status, is one statement for the batch.
-            delivered: dict[int | None, list[int]] = {}
-            for outcome in finished:
-                if outcome.state == "done" and not outcome.error:
-                    delivered.setdefault(outcome.status, []).append(outcome.event_seq)
-                    continue
-                p = self.params()
-                assignments = (
-                    f"state = {p(outcome.state)}, lease_until = NULL, last_status = {p(outcome.status)}, "
-                    f"last_error = {p(outcome.error[:2000] if outcome.error else None)}"
-                )
-                if outcome.state == "done":
-                    assignments += f", done_at = {p(now)}"
-                if outcome.state == "pending":
-                    assignments += f", next_attempt = {p(outcome.next_attempt or now)}"
-                yield p.command(
-                    f"UPDATE scimhost_delivery SET {assignments} "
-                    f"WHERE sink = {p(sink)} AND event_seq = {p(outcome.event_seq)}"
-                )
-            for status, seqs in delivered.items():
-                p = self.params()
-                yield p.command(
-                    f"UPDATE scimhost_delivery SET state = 'done', lease_until = NULL, last_status = {p(status)}, "
-                    f"last_error = NULL, done_at = {p(now)} WHERE sink = {p(sink)} AND event_seq IN ({p.each(seqs)})"
-                )
-            ended = [outcome.event_seq for outcome in finished if outcome.state != "pending"]
-            if ended:
-                # Each ended delivery's resource: its next unfinished delivery becomes the head
-                # (one not looked at yet is left to the next claim, which will find it one).
-                # CROSS JOIN keeps SQLite reading the ended ones by their key, not walking
-                # the sink's deliveries (the list of a claim holds one per resource).
-                p = self.params()
-                sink_value = p(sink)
-                yield p.command(
-                    "UPDATE scimhost_delivery SET head = 1 WHERE head = 0 AND id IN (SELECT (SELECT n.id "
-                    "FROM scimhost_delivery n WHERE n.sink = f.sink AND n.key = f.key "
-                    f"AND n.state IN {UNFINISHED} AND n.event_seq > f.event_seq ORDER BY n.event_seq LIMIT 1) "
-                    f"FROM ({self.database.dialect.number_list(p, ended)}) AS s CROSS JOIN scimhost_delivery f "
-                    f"WHERE f.sink = {sink_value} AND f.event_seq = s.value)"
-                )
+        await self.database.run(self._finish(sink, finished, now))
 
-        await self.database.run(finish())
+    def _finish(self, sink: str, finished: Sequence[FinishedDelivery], now: datetime) -> Work[None]:
+        """Record the outcomes of attempts (a unit of work, alone or before a claim)."""
+        # The usual outcome, delivered with one status, is one statement for the batch.
+        delivered: dict[int | None, list[int]] = {}
+        for outcome in finished:
+            if outcome.state == "done" and not outcome.error:
+                delivered.setdefault(outcome.status, []).append(outcome.event_seq)
+                continue
+            p = self.params()
+            assignments = (
+                f"state = {p(outcome.state)}, lease_until = NULL, last_status = {p(outcome.status)}, "
+                f"last_error = {p(outcome.error[:2000] if outcome.error else None)}"
+            )
+            if outcome.state == "done":
+                assignments += f", done_at = {p(now)}"
+            if outcome.state == "pending":
+                assignments += f", next_attempt = {p(outcome.next_attempt or now)}"
+            yield p.command(
+                f"UPDATE scimhost_delivery SET {assignments} "
+                f"WHERE sink = {p(sink)} AND event_seq = {p(outcome.event_seq)}"
+            )
+        for status, seqs in delivered.items():
+            p = self.params()
+            yield p.command(
+                f"UPDATE scimhost_delivery SET state = 'done', lease_until = NULL, last_status = {p(status)}, "
+                f"last_error = NULL, done_at = {p(now)} WHERE sink = {p(sink)} AND event_seq IN ({p.each(seqs)})"
+            )
+        ended = [outcome.event_seq for outcome in finished if outcome.state != "pending"]
+        if ended:
+            # Each ended delivery's resource: its next unfinished delivery becomes the head
+            # (one not looked at yet is left to the next claim, which will find it one).
+            # CROSS JOIN keeps SQLite reading the ended ones by their key, not walking
+            # the sink's deliveries (the list of a claim holds one per resource).
+            p = self.params()
+            sink_value = p(sink)
+            yield p.command(
+                "UPDATE scimhost_delivery SET head = 1 WHERE head = 0 AND id IN (SELECT (SELECT n.id "
+                "FROM scimhost_delivery n WHERE n.sink = f.sink AND n.key = f.key "
+                f"AND n.state IN {UNFINISHED} AND n.event_seq > f.event_seq ORDER BY n.event_seq LIMIT 1) "
+                f"FROM ({self.database.dialect.number_list(p, ended)}) AS s CROSS JOIN scimhost_delivery f "
+                f"WHERE f.sink = {sink_value} AND f.event_seq = s.value)"
+            )
 
     async def deliveries_of(self, source: str, event_seq: int) -> list[dict[str, Any]]:
         p = self.params()
