@@ -99,13 +99,25 @@ class DeliveryQueue:
             # the lapsed: SQLite would walk the sink's whole history in event order for it.)
             p = self.params()
             sink_value, now_value, limit_value = p(sink), p(now), p(limit)
-            due: list[Row] = yield p.query(
+            due_sql = (
                 "SELECT id FROM (SELECT id FROM scimhost_delivery WHERE sink = "
                 f"{sink_value} AND state = 'inflight' AND lease_until < {now_value} LIMIT {limit_value}) AS l "
                 "UNION ALL SELECT id FROM (SELECT id FROM scimhost_delivery WHERE sink = "
                 f"{sink_value} AND head = 1 AND state = 'pending' AND next_attempt <= {now_value} "
                 f"ORDER BY next_attempt, event_seq LIMIT {limit_value}) AS h"
             )
+            if self.database.dialect is POSTGRES:
+                # Taken and read in one statement (SQLite has no data-modifying CTEs).
+                return (
+                    yield p.query(
+                        f"WITH due AS ({due_sql} LIMIT {limit_value}), taken AS (UPDATE scimhost_delivery SET "
+                        f"state = 'inflight', lease_until = {p(lease_until)}, attempts = attempts + 1 "
+                        "WHERE id IN (SELECT id FROM due) RETURNING event_seq, attempts) "
+                        f"SELECT {EVENT_COLUMNS}, d.attempts FROM taken d JOIN scimhost_event e "
+                        "ON e.seq = d.event_seq ORDER BY e.seq"
+                    )
+                )
+            due: list[Row] = yield p.query(due_sql)
             if not due:
                 return []
             ids = [row["id"] for row in due[:limit]]

@@ -24,7 +24,7 @@ import orjson
 from scimhost.builtin.tortoise_storage.rows import RESOURCE_COLUMNS
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import CHUNK, ConstraintViolation, Params, Row, Work
-from scimhost.builtin.tortoise_storage.writes import EVENT_COLUMNS, Writes, event_row, json_or_none
+from scimhost.builtin.tortoise_storage.writes import EVENT_INSERT_COLUMNS, Writes, event_row, json_or_none
 from scimhost.scim.index import IndexEntry
 from scimhost.storage.backend import (
     KEEP,
@@ -250,7 +250,7 @@ class PostgresWrites(Writes):
         values.append(p(external_id) if external_id is not None else f"{after}.external_id")
         values += [p(row[6]), version, *(p(value) for value in row[8:])]
         parts = [
-            f"e AS (INSERT INTO scimhost_event ({EVENT_COLUMNS}) SELECT {', '.join(values)} FROM {after} RETURNING seq)"
+            f"e AS (INSERT INTO scimhost_event ({EVENT_INSERT_COLUMNS}) SELECT {', '.join(values)} FROM {after} RETURNING seq)"
         ]
         if event.sinks:
             parts.append(

@@ -459,7 +459,7 @@ class Writes:
     ) -> Work[None]:
         p = self.params()
         row = event_row(scope, resource_id, version, external_id, event, now)
-        insert = f"INSERT INTO scimhost_event ({EVENT_COLUMNS}) VALUES ({p.each(row)})"
+        insert = f"INSERT INTO scimhost_event ({EVENT_INSERT_COLUMNS}) VALUES ({p.each(row)})"
         if not event.sinks:
             yield p.command(insert)
             return
@@ -479,7 +479,7 @@ class Writes:
             )
 
 
-EVENT_COLUMNS = (
+EVENT_INSERT_COLUMNS = (
     "id, created, source, resource_type, resource_id, external_id, action, version, actor, changed, members, "
     "resource, record, operations"
 )
@@ -488,7 +488,7 @@ EVENT_COLUMNS = (
 def event_row(
     scope: Scope, resource_id: str, version: int | None, external_id: str | None, event: EventDraft, now: datetime
 ) -> tuple[Any, ...]:
-    """The values of an event's row, in EVENT_COLUMNS order."""
+    """The values of an event's row, in EVENT_INSERT_COLUMNS order."""
     return (
         f"evt_{uuid.uuid4().hex}",
         now,
