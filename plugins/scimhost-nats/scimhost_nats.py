@@ -33,6 +33,8 @@ class NatsSettings:
     create_stream: bool = True
     duplicate_window_seconds: float = 600.0
     timeout_seconds: float = 10.0
+    # Events published per attempt, their acknowledgements awaited together (1: one at a time).
+    batch_size: int = 100
 
     def __post_init__(self) -> None:
         if not self.servers or not all(s.startswith(("nats://", "tls://")) for s in self.servers):
@@ -44,6 +46,8 @@ class NatsSettings:
             raise ValueError(f"subject: unknown placeholders {', '.join(sorted(names - FIELDS))}")
         if not 0 < self.timeout_seconds <= 300 or self.duplicate_window_seconds <= 0:
             raise ValueError("timeout_seconds: must be more than 0 and at most 300")
+        if not 1 <= self.batch_size <= 1000:
+            raise ValueError("batch_size: must be 1 to 1000")
 
     @property
     def subjects(self) -> str:
@@ -60,6 +64,9 @@ class NatsSink(EventSink):
     def attempt_seconds(self) -> float:
         # A (re)connect may take twice the timeout before the publish's own timeout.
         return 3 * self.options.timeout_seconds
+
+    def batch_size(self) -> int:
+        return int(self.options.batch_size)
 
     async def start(self) -> None:
         self._connection: Client | None = None

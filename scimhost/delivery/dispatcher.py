@@ -149,8 +149,10 @@ class SinkRunner:
         # Longer than any attempt can last, so a delivery is never claimed again while its
         # first attempt still runs.
         self.inflight_seconds = max(settings.inflight_seconds, 2 * self.attempt_limit)
-        # Attempts by event seq, until their outcome is recorded.
-        self.running: dict[int, tuple[ClaimedDelivery, asyncio.Task[Outcome]]] = {}
+        self.batch = max(1, sink.batch_size())
+        # Deliveries by event seq, until their outcome is recorded: each with its attempt (one
+        # task may carry a batch) and its place in that attempt's outcomes.
+        self.running: dict[int, tuple[ClaimedDelivery, asyncio.Task[list[Outcome]], int]] = {}
         # Set when an attempt ends or a write commits: look again.
         self.changed = asyncio.Event()
         self._paused_now, self._paused_checked = False, float("-inf")
@@ -170,7 +172,7 @@ class SinkRunner:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), self.dispatcher.settings.poll_seconds)
         finally:
-            attempts = [task for _, task in self.running.values() if not task.done()]
+            attempts = list({id(task): task for _, task, _ in self.running.values() if not task.done()}.values())
             await _cancel(attempts)
             with contextlib.suppress(StorageError):
                 await self._record()
@@ -188,7 +190,7 @@ class SinkRunner:
         """Claim, await every attempt, record; how many attempts were started."""
         started = await self._claim()
         if self.running:
-            await asyncio.wait([task for _, task in self.running.values()])
+            await asyncio.wait({task for _, task, _ in self.running.values()})
         await self._record()
         return started
 
@@ -199,50 +201,50 @@ class SinkRunner:
         if ended and any(outcome.kind == "pause" for _, _, outcome in ended):
             await self._record()  # paused: record only, and claim nothing
             return 0
-        free = self.limit - len(self.running) + len(ended)
+        ended_attempts = {id(self.running[seq][1]) for seq, _, _ in ended}
+        free = self.limit - len({id(task) for _, task, _ in self.running.values()}) + len(ended_attempts)
         if free <= 0:
             return 0
         claimed = await dispatcher.storage.finish_and_claim(
             self.name,
             [record for record, _ in finished],
             now=dispatcher.clock(),
-            limit=free,
+            limit=free * self.batch,
             lease_seconds=self.inflight_seconds,
         )
         self._settled(ended, finished)
-        started = 0
-        for delivery in claimed:
-            seq = delivery.event.seq
-            if seq in self.running:
-                continue  # claimed again while its attempt runs (a clock jumped): never sent twice
-            task = asyncio.create_task(self._attempt(delivery), name=f"scimhost-sink-{self.name}-{seq}")
+        # Claimed again while its attempt runs (a clock jumped): never sent twice.
+        fresh = [delivery for delivery in claimed if delivery.event.seq not in self.running]
+        for start in range(0, len(fresh), self.batch):
+            batch = fresh[start : start + self.batch]
+            task = asyncio.create_task(self._attempt(batch), name=f"scimhost-sink-{self.name}-{batch[0].event.seq}")
             task.add_done_callback(lambda _: self.changed.set())
-            self.running[seq] = (delivery, task)
-            started += 1
-        return started
+            for place, delivery in enumerate(batch):
+                self.running[delivery.event.seq] = (delivery, task, place)
+        return len(fresh)
 
-    async def _attempt(self, delivery: ClaimedDelivery) -> Outcome:
-        """Send one event; its outcome (a sink that raises, answers wrongly or takes longer than
-        it may has its event retried: a broken sink must not stop the others, nor lose anything)."""
+    async def _attempt(self, deliveries: list[ClaimedDelivery]) -> list[Outcome]:
+        """Send events (one, or a batch for a sink that takes them); an outcome each (a sink
+        that raises, answers wrongly or takes longer than it may has its events retried: a broken
+        sink must not stop the others, nor lose anything)."""
         try:
             async with asyncio.timeout(self.attempt_limit):
-                outcomes = await self.sink.deliver([envelope(delivery.event)])
-            if len(outcomes) != 1:
-                raise RuntimeError(f"it answered {len(outcomes)} outcomes for 1 event")
-            outcome = outcomes[0]
+                outcomes = await self.sink.deliver([envelope(delivery.event) for delivery in deliveries])
+            if len(outcomes) != len(deliveries):
+                raise RuntimeError(f"it answered {len(outcomes)} outcomes for {len(deliveries)} events")
         except TimeoutError:
-            outcome = Outcome.retry(f"the sink gave no outcome within {self.attempt_limit:g}s")
+            outcomes = [Outcome.retry(f"the sink gave no outcome within {self.attempt_limit:g}s")] * len(deliveries)
         except Exception as exc:
-            log.exception("sink %s failed to deliver event %s", self.name, delivery.event.id)
-            outcome = Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")
+            log.exception("sink %s failed to deliver event %s", self.name, deliveries[0].event.id)
+            outcomes = [Outcome.retry(f"the sink failed: {type(exc).__name__}: {exc}")] * len(deliveries)
         self.dispatcher.after_send()
-        return outcome
+        return outcomes
 
     async def _ended(self) -> tuple[list[tuple[int, ClaimedDelivery, Outcome]], list[tuple[FinishedDelivery, str]]]:
         """The attempts that ended, and what to record of each with its label."""
         ended = [
-            (seq, delivery, task.result())
-            for seq, (delivery, task) in self.running.items()
+            (seq, delivery, task.result()[place])
+            for seq, (delivery, task, place) in self.running.items()
             if task.done() and not task.cancelled()
         ]
         dispatcher = self.dispatcher

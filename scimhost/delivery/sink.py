@@ -81,6 +81,13 @@ class EventSink(ABC):
         a claimed delivery claimed for longer, so it is never sent twice while still running."""
         return None
 
+    def batch_size(self) -> int:
+        """How many events one `deliver` call may carry (each of another resource). 1, the
+        default, makes each event an attempt of its own (a slow one holds back no other); a sink
+        whose receiver takes many at once (NATS: publishes in flight, acks awaited together)
+        returns more, and the dispatcher hands it that many per attempt."""
+        return 1
+
     async def start(self) -> None:
         """Connect (called once by the dispatcher before the first delivery)."""
 
