@@ -22,6 +22,7 @@ from scimhost.http.keys import HOST, STOPPING
 from scimhost.http.middlewares import body_limit, plain_errors, request_ids, scim_errors, source_auth
 from scimhost.http.observe import label_routes, observed
 from scimhost.http.routes import setup_routes
+from scimhost.reindex import reindex_stale
 from scimhost.retention import PURGE_EVERY_SECONDS, purge_expired_deleted
 from scimhost.storage.backend import StorageError
 
@@ -55,6 +56,7 @@ def build_app(host: Host) -> web.Application:
     app.cleanup_ctx.append(_dispatcher)
     app.cleanup_ctx.append(_sampler)
     app.cleanup_ctx.append(_purging)
+    app.cleanup_ctx.append(_reindexing)
     setup_routes(app)
     label_routes(app)
     return app
@@ -207,3 +209,23 @@ async def _log_sources(host: Host) -> None:
         else:
             token = f"none yet (run: {host.settings.command(f'sources token {source.slug}')})"
         log.info("source %s: %s token: %s", source.slug, source.base_url, token)
+
+
+async def _reindexing(app: web.Application) -> AsyncIterator[None]:
+    """Rebuild, in the background after start, the index rows of resources stored under another
+    index configuration (`scimhost migrate` does it before; this finds what is left)."""
+    host = app[HOST]
+
+    async def run() -> None:
+        try:
+            await reindex_stale(host)
+        except StorageError as exc:
+            log.warning("rebuilding stale index rows failed: %s", exc)
+
+    task = asyncio.create_task(run(), name="scimhost-reindex")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -21,7 +21,7 @@ from scimhost.passwords import hash_password
 from scimhost.scim.changes import document_changes, member_changes, recorded_operations
 from scimhost.scim.errors import ScimError
 from scimhost.scim.filter import parse_filter
-from scimhost.scim.index import index_difference, index_entries
+from scimhost.scim.index import index_difference, index_entries, unique_values
 from scimhost.scim.limits import check_index_entries, plausible_id
 from scimhost.scim.listing import ListParams, decode_cursor, encode_cursor, list_response
 from scimhost.scim.patch import apply_patch, parse_patch_request
@@ -563,8 +563,8 @@ class ResourceService:
             log.info('source %s: a %s\'s password was dropped (passwords = "drop")', self.source.slug, self.type.name)
             password = None
         # Refused before any mapping runs: a value too long to index (both stores agree).
-        index, unique_values = tuple(index_entries(doc, self.type)), self._unique_values(doc)
-        check_index_entries(index, unique_values)
+        index, unique = tuple(index_entries(doc, self.type)), unique_values(doc, self.type)
+        check_index_entries(index, unique)
         try:
             record = await self.host.mappings.record(self.source, self.type.name, doc)
         except MappingFailed as exc:
@@ -586,12 +586,12 @@ class ResourceService:
             # write the difference without reading them back. Only the attributes that changed
             # give different rows.
             index_change = index_difference(stored.document, doc, self.type)
-            previous_unique_values = self._unique_values(stored.document)
+            previous_unique_values = unique_values(stored.document, self.type)
         return ResourceWrite(
             document=doc,
             external_id=doc.get("externalId"),
             display=doc.get("displayName") or doc.get("userName"),
-            unique_values=unique_values,
+            unique_values=unique,
             password_hash=password_hash,
             index=index,
             record=record,
@@ -599,23 +599,6 @@ class ResourceService:
             index_change=index_change,
             previous_unique_values=previous_unique_values,
         )
-
-    def _unique_values(self, doc: dict[str, Any]) -> dict[str, str]:
-        """Normalised values of the single-valued `uniqueness: server/global` attributes, keyed
-        by attribute name (URN-qualified for extension attributes)."""
-        values = {}
-        schemas = [(self.type.schema, doc, "")]
-        schemas += [(ext, doc.get(ext.id) or {}, ext.id + ":") for ext, _ in self.type.extensions]
-        for schema, container, prefix in schemas:
-            for attribute in schema.attributes.values():
-                if attribute.uniqueness == "none" or attribute.multi_valued or attribute.type == "complex":
-                    continue
-                value = container.get(attribute.name)
-                if isinstance(value, bool) or value is None:
-                    continue
-                text = value if isinstance(value, str) else str(value)
-                values[prefix + attribute.name] = text if attribute.case_exact else text.lower()
-        return values
 
     def _conflict(self, exc: UniquenessConflict) -> ScimError:
         return ScimError(409, f"{exc.attribute} is already used by another {self.type.name}", "uniqueness")

@@ -3,6 +3,7 @@ that keeps an update from writing a difference against rows computed under anoth
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 import pytest
@@ -46,9 +47,18 @@ async def index_paths_of(scim: ScimClient, resource_id: str) -> set[str]:
     return {row["path"] for row in rows}
 
 
-async def test_an_update_after_a_schema_change_rebuilds_rows_a_filter_would_match_wrongly(aiohttp_client, storage_url):
+async def test_an_update_after_a_schema_change_rebuilds_rows_a_filter_would_match_wrongly(
+    aiohttp_client, storage_url, monkeypatch
+):
     """Rows computed under the old schema (`code` folded to lower case) are not diffed against
-    what the new one gives (`code` case-exact): the PATCH of another attribute rebuilds them."""
+    what the new one gives (`code` case-exact): the PATCH of another attribute rebuilds them
+    (the background pass that would rebuild them anyway is held off)."""
+    import scimhost.app
+
+    async def held_off(host) -> int:
+        return 0
+
+    monkeypatch.setattr(scimhost.app, "reindex_stale", held_off)
     before = await source(aiohttp_client, storage_url, schema_extensions=[badge_extension(case_exact=False)])
     user = await before.create_user(
         "bjensen", **{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", BADGE]}, **{BADGE: {"code": "AbC"}}
@@ -60,6 +70,54 @@ async def test_an_update_after_a_schema_change_rebuilds_rows_a_filter_would_matc
     assert await ids_matching(after, f'{BADGE}:code eq "AbC"') == [user["id"]]
     assert await ids_matching(after, f'{BADGE}:code eq "abc"') == []  # the old folded row is gone
     assert await ids_matching(after, 'title eq "boss"') == [user["id"]]
+
+
+async def test_stale_rows_are_rebuilt_at_start_without_a_new_version_or_event(aiohttp_client, storage_url):
+    before = await source(aiohttp_client, storage_url, schema_extensions=[badge_extension(case_exact=False)])
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", BADGE], BADGE: {"code": "AbC"}}
+    user = await before.create_user("bjensen", **body)
+    events = await before.client.app[HOST].storage.list_events("demo", limit=100)
+
+    after = await source(aiohttp_client, storage_url, schema_extensions=[badge_extension(case_exact=True)])
+    storage = after.client.app[HOST].storage
+    fingerprint = after.client.app[HOST].sources["demo"].catalog.resource_types["User"].index_fingerprint
+    for _ in range(200):  # the background pass after start
+        if not await storage.stale_index("demo", "User", fingerprint):
+            break
+        await asyncio.sleep(0.02)
+    assert await ids_matching(after, f'{BADGE}:code eq "AbC"') == [user["id"]]
+    assert await ids_matching(after, f'{BADGE}:code eq "abc"') == []
+    assert (await after.json("GET", f"/Users/{user['id']}"))["meta"]["version"] == user["meta"]["version"]
+    assert await storage.list_events("demo", limit=100) == events
+
+
+def test_migrate_rebuilds_stale_rows(tmp_path, capsys):
+    from scimhost.cli import main
+
+    store = tmp_path / "s.sqlite3"
+    base = f'[storage.tortoise]\nurl = "sqlite://{store}"\n[[sources]]\nslug = "demo"\nname = "D"\n'
+    config = tmp_path / "c.toml"
+    config.write_text(base)
+    assert main(["-c", str(config), "migrate"]) == 0
+    host = load_host(make_config(f"sqlite://{store}", [{"slug": "demo", "name": "D"}]))
+
+    async def write() -> None:
+        from scimhost.resource_service import ResourceService
+
+        await host.storage.open()
+        try:
+            source = host.sources["demo"]
+            await ResourceService(host, source, source.catalog.resource_types["User"]).create({"userName": "u"})
+        finally:
+            await host.storage.close()
+
+    asyncio.run(write())
+    config.write_text(base + '[[indexes]]\nresource_type = "User"\nattributes = ["userName"]\n')
+    capsys.readouterr()
+    assert main(["-c", str(config), "migrate"]) == 0
+    assert "rebuilt the index rows of 1 resources" in capsys.readouterr().out
+    assert main(["-c", str(config), "migrate"]) == 0
+    assert "rebuilt" not in capsys.readouterr().out
 
 
 async def test_an_update_under_an_unchanged_configuration_writes_only_the_difference(aiohttp_client, storage_url):

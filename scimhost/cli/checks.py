@@ -15,6 +15,7 @@ from scimhost.config import read_config_file, read_plugin_settings
 from scimhost.host import Host, load_host
 from scimhost.plugins import load_plugins
 from scimhost.registry import RegistryError, build_registry
+from scimhost.reindex import reindex_stale
 from scimhost.scim.index import index_entries, indexable_paths
 from scimhost.scim.resource_types import ResourceType
 from scimhost.storage.backend import StorageError
@@ -112,7 +113,12 @@ async def _migrate(host: Host) -> list[str]:
     finally:
         await host.storage.close()
     await host.storage.open(migrate=True)
-    await host.storage.close()
+    try:
+        rebuilt = await reindex_stale(host)
+    finally:
+        await host.storage.close()
+    if rebuilt:
+        print(f"rebuilt the index rows of {rebuilt} resources stored under another index configuration")
     return pending
 
 

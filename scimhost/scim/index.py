@@ -89,6 +89,24 @@ def _entry(path: str, item: int, attribute: Attribute, value: Any) -> IndexEntry
     return IndexEntry(path, item, normalise_text(attribute, value), None)
 
 
+def unique_values(document: dict[str, Any], resource_type: ResourceType) -> dict[str, str]:
+    """Normalised values of the single-valued `uniqueness: server/global` attributes, keyed
+    by attribute name (URN-qualified for extension attributes)."""
+    values = {}
+    schemas = [(resource_type.schema, document, "")]
+    schemas += [(ext, document.get(ext.id) or {}, ext.id + ":") for ext, _ in resource_type.extensions]
+    for schema, container, prefix in schemas:
+        for attribute in schema.attributes.values():
+            if attribute.uniqueness == "none" or attribute.multi_valued or attribute.type == "complex":
+                continue
+            value = container.get(attribute.name)
+            if isinstance(value, bool) or value is None:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            values[prefix + attribute.name] = text if attribute.case_exact else text.lower()
+    return values
+
+
 def index_fingerprint(resource_type: ResourceType) -> str:
     """A short digest of everything `index_entries` depends on besides the document: the rules'
     version, the schemas and extensions (each attribute's characteristics) and the indexed set.

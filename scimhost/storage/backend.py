@@ -482,6 +482,31 @@ class StorageBackend(ABC):
             total += len(batch)
         return total
 
+    async def stale_index(
+        self, source: str, resource_type: str, fingerprint: str, *, after: str | None = None, limit: int = 200
+    ) -> list[StoredResource]:
+        """Resources of the type stored under another index fingerprint than `fingerprint` (or
+        none), in id order after `after`: their index rows may not be what their documents give
+        now. A backend that keeps no index rows of its own (it filters documents) has none."""
+        return []
+
+    async def reindex_resource(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        version: int,
+        index: Sequence[IndexEntry],
+        unique_values: dict[str, str],
+        fingerprint: str,
+    ) -> bool:
+        """Bring the resource's index rows and unique values to `index` and `unique_values`,
+        computed under `fingerprint`, if it is still at `version`: no new version and no event
+        (the resource did not change). False when it moved on (its write rebuilt them); raises
+        UniquenessConflict when a value is taken."""
+        return True
+
     @abstractmethod
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         """The directory record stored with the resource, if any."""

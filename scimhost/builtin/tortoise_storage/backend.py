@@ -25,12 +25,13 @@ from scimhost.builtin.tortoise_storage.planner_statistics import PlannerStatisti
 from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase
 from scimhost.builtin.tortoise_storage.postgres_writes import PostgresWrites
 from scimhost.builtin.tortoise_storage.reads import Reads
-from scimhost.builtin.tortoise_storage.rows import moment, stored_resource
+from scimhost.builtin.tortoise_storage.rows import RESOURCE_COLUMNS, moment, stored_resource
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.settings import TortoiseSettings, describe, tortoise_config
 from scimhost.builtin.tortoise_storage.sqlite_database import SqliteDatabase
 from scimhost.builtin.tortoise_storage.statements import Params
 from scimhost.builtin.tortoise_storage.writes import SMALL_WRITE_ROWS, Writes
+from scimhost.scim.index import IndexEntry
 from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import (
     ClaimedDelivery,
@@ -317,6 +318,38 @@ class TortoiseBackend(StorageBackend):
         self, source: str, resource_type: str, resource_id: str, *, members: bool = True, groups: bool = True
     ) -> StoredResource | None:
         return await self._reads.get_resource(Scope(source, resource_type), resource_id, members=members, groups=groups)
+
+    async def stale_index(
+        self, source: str, resource_type: str, fingerprint: str, *, after: str | None = None, limit: int = 200
+    ) -> list[StoredResource]:
+        scope = Scope(source, resource_type)
+        p = Params(self.dialect)
+        condition = f"(r.index_fingerprint IS NULL OR r.index_fingerprint <> {p(fingerprint)})"
+        if after is not None:
+            condition += f" AND r.id > {p(after)}"
+        rows = await self.database.rows(
+            p.query(
+                f"SELECT {RESOURCE_COLUMNS} FROM scimhost_resource r WHERE {scope.where(p, 'r', condition)} "
+                f"ORDER BY r.id LIMIT {p(limit)}"
+            )
+        )
+        return [stored_resource(row) for row in rows]
+
+    async def reindex_resource(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        *,
+        version: int,
+        index: Sequence[IndexEntry],
+        unique_values: dict[str, str],
+        fingerprint: str,
+    ) -> bool:
+        work = self._writes.reindex(
+            Scope(source, resource_type), resource_id, version, index, unique_values, fingerprint
+        )
+        return await self.database.run(work, small=len(index) <= SMALL_WRITE_ROWS)
 
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         return await self._reads.get_record(Scope(source, resource_type), resource_id)

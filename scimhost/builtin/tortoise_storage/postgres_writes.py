@@ -124,23 +124,20 @@ class PostgresWrites(Writes):
         condition = f"id = {p(resource_id)}"
         if expected_version is not None:
             condition += f" AND version = {p(expected_version)}"
-        ids: list[str] = []
-        parts = []
-        if write is None:
-            # Membership rows first, the group's row last, as the sequential path orders them:
-            # two changes of one group then never wait for each other in opposite orders.
-            change = member_changes[0]
-            ids = sorted(set(change.ids))  # in one order, so two changes never wait on each other
-            if resource_id in ids:
-                raise UnknownMembers([resource_id])
-            parts.append(self._member_rows(p, scope, resource_id, change.kind, ids))
-            condition += " AND (SELECT count(*) FROM m) >= 0"  # after m, whatever the plan
-        parts.append(
+        parts = [
             f"b AS (UPDATE scimhost_resource SET {assignments} "
             f"WHERE {scope.where(p, 'scimhost_resource', condition)} RETURNING *)"
-        )
+        ]
+        ids: list[str] = []
         if write is not None:
             parts += self._changed_rows(p, scope, resource_id, write)
+        else:
+            # After the group's row is locked (`b`), as every write of it does (writes.py).
+            change = member_changes[0]
+            ids = sorted(set(change.ids))
+            if resource_id in ids:
+                raise UnknownMembers([resource_id])
+            parts.append(self._member_rows(p, scope, change.kind, ids))
         if event is not None:
             parts += self._event_rows(p, scope, resource_id, event, now, "b", version="b.version", external_id=None)
         sql = (
@@ -214,21 +211,20 @@ class PostgresWrites(Writes):
             parts.append(self._index_rows(p, scope, "b.id", added, "b"))
         return parts
 
-    def _member_rows(self, p: Params, scope: Scope, group_id: str, kind: str, ids: list[str]) -> str:
-        """A CTE adding or removing the members `ids` of the group (of the scope's source and
-        type). An id that is no resource of the source joins to a NULL type, which the NOT NULL
+    def _member_rows(self, p: Params, scope: Scope, kind: str, ids: list[str]) -> str:
+        """A CTE adding or removing the group's members `ids`, once `b` found and locked the
+        group. An id that is no resource of the source joins to a NULL type, which the NOT NULL
         column refuses."""
         if kind == "remove":
-            where = scope.members(p, "m", f"m.group_id = {p(group_id)} AND m.member_id = ANY({p(ids)}::varchar[])")
-            return f"m AS (DELETE FROM scimhost_member m WHERE {where} RETURNING 1)"
+            where = scope.members(p, "m", f"m.group_id = b.id AND m.member_id = ANY({p(ids)}::varchar[])")
+            return f"m AS (DELETE FROM scimhost_member m USING b WHERE {where})"
         known = scope.where(p, "r", "r.id = w.member_id", typed=False)
-        group = scope.where(p, "g", f"g.id = {p(group_id)}")
         return (
             "m AS (INSERT INTO scimhost_member (group_id, member_id, member_type, source) "
-            f"SELECT {p(group_id)}, w.member_id, r.resource_type, {p(scope.source)} "
-            f"FROM unnest({p(ids)}::varchar[]) AS w(member_id) LEFT JOIN scimhost_resource r ON {known} "
-            f"WHERE EXISTS (SELECT 1 FROM scimhost_resource g WHERE {group}) ORDER BY w.member_id "
-            "ON CONFLICT (group_id, member_id) DO NOTHING RETURNING 1)"
+            f"SELECT b.id, w.member_id, r.resource_type, {p(scope.source)} FROM b "
+            f"CROSS JOIN unnest({p(ids)}::varchar[]) AS w(member_id) "
+            f"LEFT JOIN scimhost_resource r ON {known} ORDER BY w.member_id "
+            "ON CONFLICT (group_id, member_id) DO NOTHING)"
         )
 
     def _event_rows(

@@ -131,30 +131,24 @@ class Writes:
         now: datetime,
     ) -> Work[Row]:
         """The resource's row after the update, with its groups (`groups` column) and external id."""
-        # Adding and removing members touch only membership rows, so the version is bumped last:
-        # the resource's row (which every change of the group locks) is then held only for the
-        # end of the transaction, and concurrent member changes of one group run side by side
-        # on PostgreSQL. Their ids are written in sorted order, so two of them never wait for
-        # each other's rows in opposite orders.
-        if write is None and all(change.kind != "set" for change in member_changes):
-            yield from self._change_members(scope, resource_id, member_changes, in_order=False)
-            yield from self._bump_version(scope, resource_id, expected_version, write, now)
-        else:
-            yield from self._bump_version(scope, resource_id, expected_version, write, now)
-            if write is not None:
-                known = expected_version is not None  # so the version read is the version replaced
-                if known and write.previous_unique_values is not None:
-                    yield from self._change_unique(
-                        scope, resource_id, write.previous_unique_values, write.unique_values
-                    )
-                else:
-                    yield from self._update_unique(scope, resource_id, write.unique_values)
-                if known and write.index_change is not None:
-                    yield from self._change_index(scope, resource_id, *write.index_change)
-                else:
-                    yield from self._update_index(scope, resource_id, write.index)
-            if member_changes:
-                yield from self._change_members(scope, resource_id, member_changes)
+        # The resource's row is locked first (the version bump), by every write of it: two
+        # changes of one group's members then never hold membership rows the other waits for
+        # while waiting for the group (PostgreSQL found such deadlocks when member additions
+        # and removals bumped the version last). Member-only changes write their ids sorted.
+        yield from self._bump_version(scope, resource_id, expected_version, write, now)
+        member_only = write is None and all(change.kind != "set" for change in member_changes)
+        if write is not None:
+            known = expected_version is not None  # so the version read is the version replaced
+            if known and write.previous_unique_values is not None:
+                yield from self._change_unique(scope, resource_id, write.previous_unique_values, write.unique_values)
+            else:
+                yield from self._update_unique(scope, resource_id, write.unique_values)
+            if known and write.index_change is not None:
+                yield from self._change_index(scope, resource_id, *write.index_change)
+            else:
+                yield from self._update_index(scope, resource_id, write.index)
+        if member_changes:
+            yield from self._change_members(scope, resource_id, member_changes, in_order=not member_only)
         # With its groups, so that a response needs no second read.
         p = self.params()
         [row] = yield p.query(
@@ -164,6 +158,25 @@ class Writes:
         if event is not None:  # after the version bump: the row is held until the commit
             yield from self._insert_event(scope, resource_id, row["version"], row["external_id"], event, now)
         return row
+
+    def reindex(
+        self,
+        scope: Scope,
+        resource_id: str,
+        version: int,
+        index: Sequence[IndexEntry],
+        unique_values: dict[str, str],
+        fingerprint: str,
+    ) -> Work[bool]:
+        """Rebuild a resource's rows from what is stored (no new version), if still at `version`."""
+        p = self.params()
+        where = scope.where(p, "scimhost_resource", f"id = {p(resource_id)} AND version = {p(version)}")
+        changed = yield p.command(f"UPDATE scimhost_resource SET index_fingerprint = {p(fingerprint)} WHERE {where}")
+        if not changed:
+            return False
+        yield from self._update_unique(scope, resource_id, unique_values)
+        yield from self._update_index(scope, resource_id, index)
+        return True
 
     def _bump_version(
         self,
