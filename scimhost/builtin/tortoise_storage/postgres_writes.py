@@ -24,7 +24,7 @@ import orjson
 from scimhost.builtin.tortoise_storage.rows import RESOURCE_COLUMNS
 from scimhost.builtin.tortoise_storage.scope import Scope
 from scimhost.builtin.tortoise_storage.statements import CHUNK, ConstraintViolation, Params, Row, Work
-from scimhost.builtin.tortoise_storage.writes import EVENT_INSERT_COLUMNS, Writes, event_row, json_or_none
+from scimhost.builtin.tortoise_storage.writes import EVENT_INSERT_COLUMNS, Writes, event_row, json_or_none, version_bump
 from scimhost.scim.index import IndexEntry
 from scimhost.storage.backend import (
     KEEP,
@@ -112,18 +112,7 @@ class PostgresWrites(Writes):
         if not (known and not member_changes) and not member_only:
             return (yield from super().update(scope, resource_id, expected_version, write, member_changes, event, now))
         p = self.params()
-        assignments = f"version = version + 1, last_modified = {p(now)}"
-        if write is not None:
-            assignments += (
-                f", external_id = {p(write.external_id)}, display = {p(write.display)}, "
-                f"data = {p(orjson.dumps(write.document).decode())}, record = {p(json_or_none(write.record))}, "
-                f"index_fingerprint = {p(write.index_fingerprint)}"
-            )
-            if write.password_hash is not KEEP:
-                assignments += f", password_hash = {p(write.password_hash)}"
-        condition = f"id = {p(resource_id)}"
-        if expected_version is not None:
-            condition += f" AND version = {p(expected_version)}"
+        assignments, condition = version_bump(p, resource_id, expected_version, write, now)
         parts = [
             f"b AS (UPDATE scimhost_resource SET {assignments} "
             f"WHERE {scope.where(p, 'scimhost_resource', condition)} RETURNING *)"

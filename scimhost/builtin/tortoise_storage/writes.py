@@ -187,18 +187,7 @@ class Writes:
         now: datetime,
     ) -> Work[None]:
         p = self.params()
-        assignments = f"version = version + 1, last_modified = {p(now)}"
-        if write is not None:
-            assignments += (
-                f", external_id = {p(write.external_id)}, display = {p(write.display)}, "
-                f"data = {p(orjson.dumps(write.document).decode())}, record = {p(json_or_none(write.record))}, "
-                f"index_fingerprint = {p(write.index_fingerprint)}"
-            )
-            if write.password_hash is not KEEP:
-                assignments += f", password_hash = {p(write.password_hash)}"
-        condition = f"id = {p(resource_id)}"
-        if expected_version is not None:
-            condition += f" AND version = {p(expected_version)}"
+        assignments, condition = version_bump(p, resource_id, expected_version, write, now)
         changed = yield p.command(
             f"UPDATE scimhost_resource SET {assignments} WHERE {scope.where(p, 'scimhost_resource', condition)}"
         )
@@ -518,6 +507,26 @@ def event_row(
         json_or_none(event.record),
         json_or_none(event.operations),
     )
+
+
+def version_bump(
+    p: Params, resource_id: str, expected_version: int | None, write: ResourceWrite | None, now: datetime
+) -> tuple[str, str]:
+    """The SET list and the condition (without its scope) of an update's bump of the resource's
+    row: one version on, and the write's columns when it has a new document."""
+    assignments = f"version = version + 1, last_modified = {p(now)}"
+    if write is not None:
+        assignments += (
+            f", external_id = {p(write.external_id)}, display = {p(write.display)}, "
+            f"data = {p(orjson.dumps(write.document).decode())}, record = {p(json_or_none(write.record))}, "
+            f"index_fingerprint = {p(write.index_fingerprint)}"
+        )
+        if write.password_hash is not KEEP:
+            assignments += f", password_hash = {p(write.password_hash)}"
+    condition = f"id = {p(resource_id)}"
+    if expected_version is not None:
+        condition += f" AND version = {p(expected_version)}"
+    return assignments, condition
 
 
 def json_or_none(value: Any) -> str | None:
