@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -143,14 +143,23 @@ async def _sampler(app: web.Application) -> AsyncIterator[None]:
                 await host.activity.flush(host.storage)
 
     sample_pools(host)
-    task = asyncio.create_task(run(), name="scimhost-sampler")
+    try:
+        async with _running(run(), "scimhost-sampler"):
+            yield
+    finally:
+        await host.activity.flush(host.storage)  # the last counts, once the sampler has stopped
+
+
+@contextlib.asynccontextmanager
+async def _running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """`work` as a task for as long as the context lasts, cancelled and awaited at its end."""
+    task = asyncio.create_task(work, name=name)
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await host.activity.flush(host.storage)
 
 
 async def _purging(app: web.Application) -> AsyncIterator[None]:
@@ -168,13 +177,8 @@ async def _purging(app: web.Application) -> AsyncIterator[None]:
                 log.warning("purging soft-deleted resources failed: %s", exc)
             await asyncio.sleep(PURGE_EVERY_SECONDS)
 
-    task = asyncio.create_task(run(), name="scimhost-purge")
-    try:
+    async with _running(run(), "scimhost-purge"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def sample_pools(host: Host) -> None:
@@ -222,10 +226,5 @@ async def _reindexing(app: web.Application) -> AsyncIterator[None]:
         except StorageError as exc:
             log.warning("rebuilding stale index rows failed: %s", exc)
 
-    task = asyncio.create_task(run(), name="scimhost-reindex")
-    try:
+    async with _running(run(), "scimhost-reindex"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
