@@ -25,6 +25,7 @@ from scimhost.http.routes import setup_routes
 from scimhost.reindex import reindex_stale
 from scimhost.retention import PURGE_EVERY_SECONDS, purge_expired_deleted
 from scimhost.storage.backend import StorageError
+from scimhost.storage.composed import ComposedStorage
 
 log = logging.getLogger("scimhost")
 
@@ -57,6 +58,7 @@ def build_app(host: Host) -> web.Application:
     app.cleanup_ctx.append(_sampler)
     app.cleanup_ctx.append(_purging)
     app.cleanup_ctx.append(_reindexing)
+    app.cleanup_ctx.append(_recovering)
     setup_routes(app)
     label_routes(app)
     return app
@@ -178,6 +180,32 @@ async def _purging(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(PURGE_EVERY_SECONDS)
 
     async with _running(run(), "scimhost-purge"):
+        yield
+
+
+# How often a process decides intents left open (resources and events in two stores).
+RECOVER_EVERY_SECONDS = 15.0
+
+
+async def _recovering(app: web.Application) -> AsyncIterator[None]:
+    """Where resources and events live in two stores, decide the intents a dead process left
+    (scimhost.storage.composed): at start and then every RECOVER_EVERY_SECONDS."""
+    storage = app[HOST].storage
+    if not isinstance(storage, ComposedStorage) or not storage.split:
+        yield
+        return
+
+    async def run() -> None:
+        while True:
+            try:
+                counts = await storage.recover_intents()
+                if any(counts.values()):
+                    log.info("recovered intents: %(settled)d settled, %(abandoned)d abandoned", counts)
+            except StorageError as exc:
+                log.warning("deciding open intents failed: %s", exc)
+            await asyncio.sleep(RECOVER_EVERY_SECONDS)
+
+    async with _running(run(), "scimhost-recovery"):
         yield
 
 

@@ -314,10 +314,16 @@ class IndexSettings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """The `[storage]` table: the chosen backend and its own typed settings table."""
+    """The `[storage]` table: the chosen backend and its own typed settings table, and which
+    backend holds each storage role (`resources`, `accounts`, `outbox`)."""
 
     backend: str
     options: Any
+    # Role -> backend name: `backend` for the roles it implements, a `[storage] <role> = "..."`
+    # override, else the built-in store.
+    roles: Mapping[str, str] = field(default_factory=dict)
+    # Backend name -> its typed `[storage.<name>]` table, for every backend a role names.
+    tables: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -448,6 +454,8 @@ class SettingsTable:
 
 
 DEFAULT_STORAGE_BACKEND = "tortoise"
+# The storage roles a backend may take (scimhost.storage.backend.ROLES).
+STORAGE_ROLES = ("resources", "accounts", "outbox")
 CORE_TABLES = (
     "server",
     "limits",
@@ -503,11 +511,13 @@ def build_settings(
     event_sinks: Mapping[str, type] | None = None,
     mapping_runtimes: Mapping[str, Any] | None = None,
     resource_types: Collection[str] | None = None,
+    storage_roles: Mapping[str, Collection[str]] | None = None,
 ) -> Settings:
     """Validate the whole document against the core tables and those plugins registered,
     reporting every mistake at once.
 
-    `storage_backends` maps backend names to their settings types; `mapping_runtimes` (runtime
+    `storage_backends` maps backend names to their settings types, `storage_roles` to the roles
+    each implements (all of them when not given); `mapping_runtimes` (runtime
     classes) and `resource_types` (names), when given, are what sources and mappings may name.
     """
     problems: list[str] = []
@@ -522,7 +532,7 @@ def build_settings(
     plugins = load_table(PluginSettings, raw.get("plugins", {}), "plugins", problems)
     admin = load_table(AdminSettings, raw.get("admin", {}), "admin", problems)
     logging_settings = load_table(LoggingSettings, raw.get("logging", {}), "logging", problems)
-    storage = _load_storage(raw.get("storage", {}), storage_backends, problems)
+    storage = _load_storage(raw.get("storage", {}), storage_backends, problems, storage_roles)
     sources = _load_sources(raw.get("sources", []), auth_schemes, problems, mapping_runtimes, resource_types)
     extensions = _load_list(SchemaExtensionSettings, raw.get("schema_extensions", []), "schema_extensions", problems)
     for index, extension in enumerate(extensions):
@@ -613,7 +623,9 @@ def _load_events(raw: Any, sink_types: Mapping[str, type] | None, problems: list
     return dataclasses.replace(events or EventSettings(), sinks=tuple(sinks))
 
 
-def _load_storage(raw: Any, backends: Mapping[str, type], problems: list[str]) -> StorageSettings | None:
+def _load_storage(
+    raw: Any, backends: Mapping[str, type], problems: list[str], roles: Mapping[str, Collection[str]] | None
+) -> StorageSettings | None:
     if not isinstance(raw, dict):
         problems.append("storage: expected a table")
         return None
@@ -623,7 +635,7 @@ def _load_storage(raw: Any, backends: Mapping[str, type], problems: list[str]) -
         return None
     registered = ", ".join(sorted(backends)) or "none"
     for key in raw:
-        if key != "backend" and key not in backends:
+        if key != "backend" and key not in STORAGE_ROLES and key not in backends:
             problems.append(
                 f"storage.{key}: unknown key (storage backends: {registered})" + install_hint("storage backend", key)
             )
@@ -633,8 +645,25 @@ def _load_storage(raw: Any, backends: Mapping[str, type], problems: list[str]) -
             + install_hint("storage backend", backend)
         )
         return None
-    options = load_table(backends[backend], raw.get(backend, {}), f"storage.{backend}", problems)
-    return StorageSettings(backend=backend, options=options)
+    chosen: dict[str, str] = {}
+    for role in STORAGE_ROLES:
+        named = raw.get(role)
+        if named is None:
+            implements = roles is None or role in roles.get(backend, STORAGE_ROLES)
+            chosen[role] = backend if implements else DEFAULT_STORAGE_BACKEND
+        elif not isinstance(named, str) or named not in backends:
+            problems.append(f"storage.{role}: no storage backend named {named!r} (registered: {registered})")
+        elif roles is not None and role not in roles.get(named, STORAGE_ROLES):
+            problems.append(f"storage.{role}: the storage backend {named!r} does not implement the {role} role")
+        else:
+            chosen[role] = named
+    if len(chosen) < len(STORAGE_ROLES):
+        return None
+    tables = {
+        name: load_table(backends[name], raw.get(name, {}), f"storage.{name}", problems)
+        for name in dict.fromkeys([backend, *chosen.values()])
+    }
+    return StorageSettings(backend=backend, options=tables[backend], roles=chosen, tables=tables)
 
 
 def _load_sources(

@@ -3,7 +3,9 @@ the environment variable SCIMHOST_FAULT names that point, read once when the hos
 
 They exist to prove what survives a crash at the worst moments: `after_commit` (a write is
 committed, nothing after it has run) and `after_send` (a sink received an event, the dispatcher
-has not recorded it). Unset, they cost one set lookup.
+has not recorded it), and where resources and events live in two stores, `after_intent` (the
+intent is recorded, the resource store not yet written) and `after_resource_write` (written, the
+intent not yet settled). Unset, they cost one set lookup.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import signal
 from collections.abc import Mapping
 
 FAULT_ENV = "SCIMHOST_FAULT"
-POINTS = frozenset({"after_commit", "after_send"})
+POINTS = frozenset({"after_commit", "after_send", "after_intent", "after_resource_write"})
 
 
 def armed_points(environ: Mapping[str, str]) -> frozenset[str]:

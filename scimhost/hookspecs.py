@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from scimhost.plugin_routes import PluginRoute
     from scimhost.scim.extensions import SchemaExtension
     from scimhost.sources import Source
-    from scimhost.storage.backend import StorageBackend
+    from scimhost.storage.backend import Store
 
 PROJECT = "scimhost"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -32,11 +32,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_storage_backends() -> list[type[StorageBackend]]:
-    """Storage backend classes this plugin provides.
+def register_storage_backends() -> list[type[Store]]:
+    """Storage backend classes this plugin provides: each a StorageBackend (every role) or a
+    store of some roles (ResourceStore, AccountStore, Outbox).
 
-    Each class has a unique `name` (what `[storage] backend = "..."` selects) and a
-    `settings_type` dataclass that types its `[storage.<name>]` table.
+    Each class has a unique `name` (what `[storage] backend = "..."`, or a role's
+    `[storage] resources|accounts|outbox = "..."`, selects) and a `settings_type` dataclass
+    that types its `[storage.<name>]` table. The built-in store takes the roles the chosen
+    backend does not implement.
     """
 
 

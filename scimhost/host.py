@@ -39,7 +39,8 @@ from scimhost.scim.catalog import Catalog, build_catalog, with_indexes
 from scimhost.scim.extensions import SchemaExtension
 from scimhost.scim.schema import SchemaDefinitionError, schema_from_json
 from scimhost.sources import Source, build_sources
-from scimhost.storage.backend import StorageBackend
+from scimhost.storage.backend import AccountStore, Outbox, ResourceStore, StorageBackend, roles_of
+from scimhost.storage.composed import ComposedStorage
 from scimhost.tokens import generate_token, hash_token
 
 
@@ -167,6 +168,7 @@ def load_host(
         raw,
         path=path,
         storage_backends={name: cls.settings_type for name, cls in registry.storage_backends.items()},
+        storage_roles={name: roles_of(cls) for name, cls in registry.storage_backends.items()},
         auth_schemes=registry.auth_schemes,
         plugin_tables=registry.settings_tables,
         event_sinks={name: cls.settings_type for name, cls in registry.event_sinks.items()},
@@ -180,14 +182,18 @@ def load_host(
     if settings.storage is None:  # pragma: no cover - build_settings reports why
         raise ConfigError(["storage: no usable storage backend"], path)
     sources = build_sources(settings, catalogs(registry, settings), environ, strict=strict)
-    backend_cls = registry.storage_backends[settings.storage.backend]
+    resources_cls = registry.storage_backends[settings.storage.roles["resources"]]
     soft = [f"sources[{i}].on_delete" for i, s in enumerate(settings.sources) if s.on_delete == "soft"]
-    if soft and "soft_delete" not in backend_cls.features:
+    if soft and "soft_delete" not in getattr(resources_cls, "features", frozenset()):
         raise ConfigError(
-            [f"{where}: storage backend {settings.storage.backend!r} does not support soft delete" for where in soft],
+            [
+                f"{where}: storage backend {settings.storage.roles['resources']!r} does not support soft delete"
+                for where in soft
+            ],
             path,
         )
-    storage = backend_cls(settings.storage.options, base_dir=settings.base_dir)
+    faults = _faults(environ if environ is not None else os.environ, path)
+    storage = _storage(settings, registry, faults)
     used_schemes = {name for source in settings.sources for name in source.auth}
     auth_schemes = {name: registry.auth_schemes[name](settings, storage) for name in sorted(used_schemes)}
     metrics = Metrics()
@@ -210,12 +216,35 @@ def load_host(
         storage=storage,
         auth_schemes=auth_schemes,
         mappings=mappings,
-        faults=_faults(environ if environ is not None else os.environ, path),
+        faults=faults,
     )
     host.serve_share(1)
     if strict:
         host.require_sink_environment()
     return host
+
+
+def _storage(settings: Settings, registry: Registry, faults: frozenset[str]) -> StorageBackend:
+    """One instance per backend the roles name; composed when that is more than one."""
+    assert settings.storage is not None
+    instances = {
+        name: registry.storage_backends[name](options, base_dir=settings.base_dir)
+        for name, options in settings.storage.tables.items()
+        if name in settings.storage.roles.values()
+    }
+    roles = settings.storage.roles
+    if len(instances) == 1:
+        [only] = instances.values()
+        assert isinstance(only, StorageBackend)
+        return only
+    resources, accounts, outbox = (instances[roles[role]] for role in ("resources", "accounts", "outbox"))
+    assert isinstance(resources, ResourceStore) and isinstance(accounts, AccountStore) and isinstance(outbox, Outbox)
+    return ComposedStorage(
+        resources,
+        accounts,
+        outbox,
+        fault=lambda point: fault_point(faults, point),
+    )
 
 
 def _faults(environ: Mapping[str, str], path: Path | None) -> frozenset[str]:

@@ -14,7 +14,7 @@ from scimhost.delivery.sink import EventSink
 from scimhost.mapping.runtime import MappingRuntime
 from scimhost.plugin_routes import PluginRoute
 from scimhost.scim.extensions import SchemaExtension
-from scimhost.storage.backend import StorageBackend
+from scimhost.storage.backend import Store
 
 
 class RegistryError(Exception):
@@ -29,7 +29,7 @@ class RegistryError(Exception):
 class Registry:
     """What the loaded plugins provide, by name, and which plugin provided each name."""
 
-    storage_backends: dict[str, type[StorageBackend]] = field(default_factory=dict)
+    storage_backends: dict[str, type[Store]] = field(default_factory=dict)
     auth_schemes: dict[str, type[AuthScheme]] = field(default_factory=dict)
     mapping_runtimes: dict[str, type[MappingRuntime]] = field(default_factory=dict)
     event_sinks: dict[str, type[EventSink]] = field(default_factory=dict)

@@ -38,6 +38,8 @@ fails these tests.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,15 +63,19 @@ from scimhost.storage.backend import (
     Action,
     EventDraft,
     FinishedDelivery,
+    Intent,
+    IntentBusy,
     MemberChange,
     ResourceNotFound,
     ResourceWrite,
     StorageBackend,
+    StorageError,
     StoredResource,
     UniquenessConflict,
     UnknownMembers,
     VersionMismatch,
 )
+from scimhost.storage.composed import ComposedStorage, no_fault
 from scimhost.testing_sinks import SinkContract, SinkReceiver, stored_event  # noqa: F401 - re-exported
 
 # An extension with an attribute of every other SCIM type, so that filters on each are tried.
@@ -272,10 +278,10 @@ async def _versions_of(
         )
 
 
-class StorageContract:
-    """The rules every storage backend must keep, one test each. Subclass it in the backend's
-    tests and give the subclass a `backend` fixture: an async fixture yielding an opened,
-    empty backend (see the module docstring)."""
+class ResourceStoreContract:
+    """The rules of the resource store role, one test each: CRUD, versions, uniqueness,
+    membership, filters, sorting, paging, concurrency and source isolation. Give the subclass a
+    `backend` fixture yielding an opened, empty ResourceStore."""
 
     async def test_create_read_update_delete(self, backend: StorageBackend) -> None:
         store = backend
@@ -654,25 +660,6 @@ class StorageContract:
         assert await store.count_members(SOURCE, group.id) == 7
         assert await store.count_members(OTHER, group.id) == 0
 
-    async def test_tokens_rotate_with_grace_and_revoke(self, backend: StorageBackend) -> None:
-        from datetime import datetime, timedelta
-
-        store = backend
-        now = datetime.now(UTC)
-        account = await store.ensure_service_account(SOURCE, "scimhost-source-x")
-        assert not account.has_token and await store.token_hashes(SOURCE, now=now) == ()
-        await store.set_token_hash(SOURCE, "a" * 64)
-        await store.set_token_hash(SOURCE, "b" * 64, grace_until=now + timedelta(hours=1))
-        assert await store.token_hashes(SOURCE, now=now) == ("b" * 64, "a" * 64)
-        assert await store.token_hashes(SOURCE, now=now + timedelta(hours=2)) == ("b" * 64,)
-        [listed] = await store.service_accounts()
-        assert listed.has_token and listed.previous_expires == now + timedelta(hours=1)
-        await store.set_token_hash(SOURCE, "c" * 64)  # without grace: every earlier token ends
-        assert await store.token_hashes(SOURCE, now=now) == ("c" * 64,)
-        await store.revoke_tokens(SOURCE)
-        assert await store.token_hashes(SOURCE, now=now) == ()
-        assert await store.token_hashes(OTHER, now=now) == ()
-
     async def test_every_operator_on_every_attribute_type_agrees_with_the_reference(
         self, backend: StorageBackend
     ) -> None:
@@ -987,6 +974,147 @@ class StorageContract:
         assert [m["value"] for m in stored.members or []] == ids[SOURCE]["User"][:2]
         assert [g["value"] for g in (await _stored(store, OTHER, "User", ids[OTHER]["User"][2])).groups or []] == []
 
+
+class AccountStoreContract:
+    """The rules of the account store role: tokens, credentials, activity and failed
+    requests. Give the subclass a `backend` fixture yielding an opened, empty AccountStore."""
+
+    async def test_tokens_rotate_with_grace_and_revoke(self, backend: StorageBackend) -> None:
+        from datetime import datetime, timedelta
+
+        store = backend
+        now = datetime.now(UTC)
+        account = await store.ensure_service_account(SOURCE, "scimhost-source-x")
+        assert not account.has_token and await store.token_hashes(SOURCE, now=now) == ()
+        await store.set_token_hash(SOURCE, "a" * 64)
+        await store.set_token_hash(SOURCE, "b" * 64, grace_until=now + timedelta(hours=1))
+        assert await store.token_hashes(SOURCE, now=now) == ("b" * 64, "a" * 64)
+        assert await store.token_hashes(SOURCE, now=now + timedelta(hours=2)) == ("b" * 64,)
+        [listed] = await store.service_accounts()
+        assert listed.has_token and listed.previous_expires == now + timedelta(hours=1)
+        await store.set_token_hash(SOURCE, "c" * 64)  # without grace: every earlier token ends
+        assert await store.token_hashes(SOURCE, now=now) == ("c" * 64,)
+        await store.revoke_tokens(SOURCE)
+        assert await store.token_hashes(SOURCE, now=now) == ()
+        assert await store.token_hashes(OTHER, now=now) == ()
+
+    async def test_activity_adds_each_processes_counts_per_minute(self, backend: StorageBackend) -> None:
+        from datetime import datetime, timedelta
+
+        store = backend
+        minute = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        await store.record_activity(SOURCE, minute, requests=5, errors=1, last_error_at=minute, last_error="first")
+        later = minute + timedelta(seconds=30)
+        await store.record_activity(SOURCE, minute, requests=3, errors=1, last_error_at=later, last_error="newest")
+        await store.record_activity(
+            SOURCE,
+            minute,
+            requests=2,
+            errors=1,
+            last_error_at=minute + timedelta(seconds=5),
+            last_error="older than the newest",
+        )
+        await store.record_activity(SOURCE, minute + timedelta(minutes=1), requests=1, errors=0)
+        await store.record_activity(OTHER, minute, requests=100, errors=100, last_error_at=later, last_error="other")
+        activity = await store.source_activity(SOURCE, since=minute)
+        assert (activity.requests, activity.errors) == (11, 3)
+        assert (activity.last_error, activity.last_error_at) == ("newest", later)
+        assert activity.last_request == minute + timedelta(minutes=1)
+        assert (await store.source_activity(SOURCE, since=minute + timedelta(minutes=1))).requests == 1
+        assert await store.prune_activity(before=minute + timedelta(minutes=1)) == 2  # both sources' old minute
+        assert (await store.source_activity(SOURCE, since=minute)).requests == 1
+        assert (await store.source_activity(OTHER, since=minute)).requests == 0
+
+    async def test_credentials_are_kept_hashed_per_source_and_kind(self, backend: StorageBackend) -> None:
+        from scimhost.storage.backend import Credential, StorageError
+
+        store = backend
+        now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        secret = Credential("oauth_client_secret", "s1", "a" * 64, now, expires=now + timedelta(days=365))
+        later = Credential("oauth_client_secret", "s2", "b" * 64, now + timedelta(seconds=1))
+        await store.add_credential(SOURCE, secret)
+        await store.add_credential(SOURCE, later)
+        await store.add_credential(OTHER, Credential("oauth_client_secret", "s1", "c" * 64, now))  # same id elsewhere
+        with pytest.raises(StorageError):
+            await store.add_credential(SOURCE, secret)  # the same kind and id twice in one source
+        assert await store.get_credential(SOURCE, "oauth_client_secret", "s1") == secret
+        elsewhere = await store.get_credential(OTHER, "oauth_client_secret", "s1")
+        assert elsewhere is not None and elsewhere.secret_hash == "c" * 64
+        assert await store.get_credential(SOURCE, "oauth_access_token", "s1") is None  # another kind
+        assert [c.id for c in await store.list_credentials(SOURCE, "oauth_client_secret")] == ["s1", "s2"]
+        assert await store.list_credentials(SOURCE, "oauth_access_token") == []
+
+        used = now + timedelta(hours=1)
+        await store.touch_credential(SOURCE, "oauth_client_secret", "s1", used)
+        await store.touch_credential(SOURCE, "oauth_client_secret", "s1", now)  # never moves back
+        touched = await store.get_credential(SOURCE, "oauth_client_secret", "s1")
+        untouched = await store.get_credential(OTHER, "oauth_client_secret", "s1")
+        assert touched is not None and touched.last_used == used
+        assert untouched is not None and untouched.last_used is None
+
+        assert await store.delete_credential(OTHER, "oauth_client_secret", "s2") is False  # not its own
+        assert await store.delete_credential(SOURCE, "oauth_client_secret", "s2") is True
+        assert [c.id for c in await store.list_credentials(SOURCE, "oauth_client_secret")] == ["s1"]
+
+    async def test_session_credentials_end_with_the_sources_tokens_and_expired_ones_are_pruned(
+        self, backend: StorageBackend
+    ) -> None:
+        from scimhost.storage.backend import Credential
+
+        store = backend
+        now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        for source in (SOURCE, OTHER):
+            await store.ensure_service_account(source, f"account-{source}")
+            await store.add_credential(
+                source,
+                Credential("oauth_access_token", "t1", "a" * 64, now, expires=now + timedelta(hours=1), session=True),
+            )
+            await store.add_credential(source, Credential("oauth_client_secret", "s1", "b" * 64, now))
+        await store.revoke_tokens(SOURCE)
+        assert await store.get_credential(SOURCE, "oauth_access_token", "t1") is None
+        assert await store.get_credential(SOURCE, "oauth_client_secret", "s1") is not None  # not a session
+        assert await store.get_credential(OTHER, "oauth_access_token", "t1") is not None  # another source
+        assert await store.prune_credentials(before=now + timedelta(minutes=59)) == 0
+        assert await store.prune_credentials(before=now + timedelta(hours=2)) == 1  # OTHER's token expired
+        assert await store.get_credential(OTHER, "oauth_client_secret", "s1") is not None  # never expires
+        assert (await store.purge_source(OTHER))["credentials"] == 1
+        assert await store.get_credential(OTHER, "oauth_client_secret", "s1") is None
+
+    async def test_failed_requests_are_kept_per_source_newest_first_and_pruned(self, backend: StorageBackend) -> None:
+        from scimhost.storage.backend import FailedRequest
+
+        store = backend
+        start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+        def failed(seconds: int, status: int = 400, **more: Any) -> FailedRequest:
+            return FailedRequest(start + timedelta(seconds=seconds), "POST", "/source/scim/x/v2/Users", status, **more)
+
+        first = failed(0, scim_type="invalidValue", detail="userName is required", request_id="r1")
+        await store.record_failed_requests(SOURCE, [first, failed(30, 409, scim_type="uniqueness")])
+        await store.record_failed_requests(SOURCE, [failed(90, 401)])  # another process, later
+        await store.record_failed_requests(OTHER, [failed(60, 500)])
+        kept = await store.failed_requests(SOURCE, since=start)
+        assert [f.status for f in kept] == [401, 409, 400]  # newest first, this source's only
+        assert kept[-1] == first  # every field as recorded
+        assert [f.status for f in await store.failed_requests(SOURCE, since=start, limit=2)] == [401, 409]
+        assert [f.status for f in await store.failed_requests(SOURCE, since=start + timedelta(seconds=30))] == [
+            401,
+            409,
+        ]
+        assert [f.status for f in await store.failed_requests(OTHER, since=start)] == [500]
+        await store.prune_activity(before=start + timedelta(seconds=60))
+        assert [f.status for f in await store.failed_requests(SOURCE, since=start)] == [401]
+        assert [f.status for f in await store.failed_requests(OTHER, since=start)] == [500]
+        assert (await store.purge_source(SOURCE))["failed requests"] == 1
+        assert await store.failed_requests(SOURCE, since=start) == []
+        assert len(await store.failed_requests(OTHER, since=start)) == 1
+
+
+class OutboxContract:
+    """The rules of the outbox role: each write's event, the delivery queue, pauses,
+    leases and intents. The writes go through `backend`, a StorageBackend whose outbox is the
+    one under test: an all-in-one backend, or a ComposedStorage of a resource store and it."""
+
     async def test_each_write_records_its_event_with_the_new_version(self, backend: StorageBackend) -> None:
         store = backend
         user = await store.create_resource(
@@ -1262,116 +1390,12 @@ class StorageContract:
         await store.release_lease("dispatcher", "two")
         assert await store.lease_holder("dispatcher", now=_at(31)) is None
 
-    async def test_activity_adds_each_processes_counts_per_minute(self, backend: StorageBackend) -> None:
-        from datetime import datetime, timedelta
 
-        store = backend
-        minute = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-        await store.record_activity(SOURCE, minute, requests=5, errors=1, last_error_at=minute, last_error="first")
-        later = minute + timedelta(seconds=30)
-        await store.record_activity(SOURCE, minute, requests=3, errors=1, last_error_at=later, last_error="newest")
-        await store.record_activity(
-            SOURCE,
-            minute,
-            requests=2,
-            errors=1,
-            last_error_at=minute + timedelta(seconds=5),
-            last_error="older than the newest",
-        )
-        await store.record_activity(SOURCE, minute + timedelta(minutes=1), requests=1, errors=0)
-        await store.record_activity(OTHER, minute, requests=100, errors=100, last_error_at=later, last_error="other")
-        activity = await store.source_activity(SOURCE, since=minute)
-        assert (activity.requests, activity.errors) == (11, 3)
-        assert (activity.last_error, activity.last_error_at) == ("newest", later)
-        assert activity.last_request == minute + timedelta(minutes=1)
-        assert (await store.source_activity(SOURCE, since=minute + timedelta(minutes=1))).requests == 1
-        assert await store.prune_activity(before=minute + timedelta(minutes=1)) == 2  # both sources' old minute
-        assert (await store.source_activity(SOURCE, since=minute)).requests == 1
-        assert (await store.source_activity(OTHER, since=minute)).requests == 0
-
-    async def test_credentials_are_kept_hashed_per_source_and_kind(self, backend: StorageBackend) -> None:
-        from scimhost.storage.backend import Credential, StorageError
-
-        store = backend
-        now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-        secret = Credential("oauth_client_secret", "s1", "a" * 64, now, expires=now + timedelta(days=365))
-        later = Credential("oauth_client_secret", "s2", "b" * 64, now + timedelta(seconds=1))
-        await store.add_credential(SOURCE, secret)
-        await store.add_credential(SOURCE, later)
-        await store.add_credential(OTHER, Credential("oauth_client_secret", "s1", "c" * 64, now))  # same id elsewhere
-        with pytest.raises(StorageError):
-            await store.add_credential(SOURCE, secret)  # the same kind and id twice in one source
-        assert await store.get_credential(SOURCE, "oauth_client_secret", "s1") == secret
-        elsewhere = await store.get_credential(OTHER, "oauth_client_secret", "s1")
-        assert elsewhere is not None and elsewhere.secret_hash == "c" * 64
-        assert await store.get_credential(SOURCE, "oauth_access_token", "s1") is None  # another kind
-        assert [c.id for c in await store.list_credentials(SOURCE, "oauth_client_secret")] == ["s1", "s2"]
-        assert await store.list_credentials(SOURCE, "oauth_access_token") == []
-
-        used = now + timedelta(hours=1)
-        await store.touch_credential(SOURCE, "oauth_client_secret", "s1", used)
-        await store.touch_credential(SOURCE, "oauth_client_secret", "s1", now)  # never moves back
-        touched = await store.get_credential(SOURCE, "oauth_client_secret", "s1")
-        untouched = await store.get_credential(OTHER, "oauth_client_secret", "s1")
-        assert touched is not None and touched.last_used == used
-        assert untouched is not None and untouched.last_used is None
-
-        assert await store.delete_credential(OTHER, "oauth_client_secret", "s2") is False  # not its own
-        assert await store.delete_credential(SOURCE, "oauth_client_secret", "s2") is True
-        assert [c.id for c in await store.list_credentials(SOURCE, "oauth_client_secret")] == ["s1"]
-
-    async def test_session_credentials_end_with_the_sources_tokens_and_expired_ones_are_pruned(
-        self, backend: StorageBackend
-    ) -> None:
-        from scimhost.storage.backend import Credential
-
-        store = backend
-        now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-        for source in (SOURCE, OTHER):
-            await store.ensure_service_account(source, f"account-{source}")
-            await store.add_credential(
-                source,
-                Credential("oauth_access_token", "t1", "a" * 64, now, expires=now + timedelta(hours=1), session=True),
-            )
-            await store.add_credential(source, Credential("oauth_client_secret", "s1", "b" * 64, now))
-        await store.revoke_tokens(SOURCE)
-        assert await store.get_credential(SOURCE, "oauth_access_token", "t1") is None
-        assert await store.get_credential(SOURCE, "oauth_client_secret", "s1") is not None  # not a session
-        assert await store.get_credential(OTHER, "oauth_access_token", "t1") is not None  # another source
-        assert await store.prune_credentials(before=now + timedelta(minutes=59)) == 0
-        assert await store.prune_credentials(before=now + timedelta(hours=2)) == 1  # OTHER's token expired
-        assert await store.get_credential(OTHER, "oauth_client_secret", "s1") is not None  # never expires
-        assert (await store.purge_source(OTHER))["credentials"] == 1
-        assert await store.get_credential(OTHER, "oauth_client_secret", "s1") is None
-
-    async def test_failed_requests_are_kept_per_source_newest_first_and_pruned(self, backend: StorageBackend) -> None:
-        from scimhost.storage.backend import FailedRequest
-
-        store = backend
-        start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-        def failed(seconds: int, status: int = 400, **more: Any) -> FailedRequest:
-            return FailedRequest(start + timedelta(seconds=seconds), "POST", "/source/scim/x/v2/Users", status, **more)
-
-        first = failed(0, scim_type="invalidValue", detail="userName is required", request_id="r1")
-        await store.record_failed_requests(SOURCE, [first, failed(30, 409, scim_type="uniqueness")])
-        await store.record_failed_requests(SOURCE, [failed(90, 401)])  # another process, later
-        await store.record_failed_requests(OTHER, [failed(60, 500)])
-        kept = await store.failed_requests(SOURCE, since=start)
-        assert [f.status for f in kept] == [401, 409, 400]  # newest first, this source's only
-        assert kept[-1] == first  # every field as recorded
-        assert [f.status for f in await store.failed_requests(SOURCE, since=start, limit=2)] == [401, 409]
-        assert [f.status for f in await store.failed_requests(SOURCE, since=start + timedelta(seconds=30))] == [
-            401,
-            409,
-        ]
-        assert [f.status for f in await store.failed_requests(OTHER, since=start)] == [500]
-        await store.prune_activity(before=start + timedelta(seconds=60))
-        assert [f.status for f in await store.failed_requests(SOURCE, since=start)] == [401]
-        assert [f.status for f in await store.failed_requests(OTHER, since=start)] == [500]
-        assert (await store.purge_source(SOURCE))["failed requests"] == 1
-        assert await store.failed_requests(SOURCE, since=start) == []
-        assert len(await store.failed_requests(OTHER, since=start)) == 1
+class StorageContract(ResourceStoreContract, AccountStoreContract, OutboxContract):
+    """Every rule of every role, for a StorageBackend (all roles in one store), and
+    purging a source across them. Subclass it in the backend's tests and give the subclass a
+    `backend` fixture: an async fixture yielding an opened, empty backend (see the module
+    docstring)."""
 
     async def test_purging_a_source_deletes_its_data_and_nothing_else(self, backend: StorageBackend) -> None:
         from datetime import datetime
@@ -1395,3 +1419,189 @@ class StorageContract:
         assert len(await store.list_events(OTHER)) == 2 and (await store.sink_stats("hook")).pending == 1
         [group] = (await store.list_resources(OTHER, "Group", ResourceQuery())).resources
         assert [m["value"] for m in group.members or []] == [kept.resources[0].id]
+
+    # --- intents ---------------------------------------------------------------------------------
+
+    async def test_an_intent_holds_its_key_until_settled_or_abandoned(self, backend: StorageBackend) -> None:
+        store = backend
+        first = _intent("id:r1")
+        await store.open_intent(first)
+        with pytest.raises(IntentBusy):
+            await store.open_intent(_intent("id:r1"))
+        await store.open_intent(_intent("id:r1", source=OTHER))  # another source's key is its own
+        await store.open_intent(_intent("id:r2"))
+        await store.abandon_intent(first.id)
+        await store.open_intent(_intent("id:r1"))
+        assert await store.list_events(SOURCE) == []
+
+    async def test_settling_an_intent_records_its_event_once(self, backend: StorageBackend) -> None:
+        store = backend
+        intent = _intent("id:r1", sinks=("hook",))
+        await store.open_intent(intent)
+        later = _at(5)
+        assert [i.id for i in await store.open_intents(opened_before=later)] == [intent.id]
+        assert await store.open_intents(opened_before=intent.opened - timedelta(seconds=1)) == []
+        [kept] = await store.open_intents(opened_before=later)
+        assert kept == intent
+        assert await store.settle_intent(intent.id, resource_id="r1", version=3, external_id="x", now=_at(0))
+        assert not await store.settle_intent(intent.id, resource_id="r1", version=3, external_id="x", now=_at(0))
+        [event] = await store.list_events(SOURCE)
+        assert (event.resource_id, event.version, event.external_id, event.action) == ("r1", 3, "x", "patch")
+        assert event.changed == {"title": {"old": None, "new": "t"}} and event.actor == ACTOR
+        assert (await store.sink_stats("hook")).pending == 1
+        assert await store.open_intents(opened_before=later) == []
+        await store.open_intent(_intent("id:r1"))  # the key is free again
+
+
+class InjectedCrash(BaseException):
+    """The process 'dies' at a fault point (CompositionContract): nothing after it runs."""
+
+
+class CompositionContract(StorageContract):
+    """Every rule of StorageContract through a ComposedStorage whose resource store is not its
+    outbox, and the promise across the two: a fault injected between the writes (the process
+    dying there) loses no acknowledged event and records none for a write that did not happen.
+
+    Give the subclass a `backend` fixture yielding an opened ComposedStorage (resources in the
+    store under test; accounts and outbox in another), empty."""
+
+    @staticmethod
+    def crash_at(store: ComposedStorage, point: str) -> None:
+        def fault(reached: str) -> None:
+            if reached == point:
+                store.fault = no_fault
+                raise InjectedCrash(point)
+
+        store.fault = fault
+
+    @staticmethod
+    async def recover(store: ComposedStorage) -> dict[str, int]:
+        """Recovery as a later start runs it: every intent is older than the timeout by then."""
+        return await store.recover_intents(now=datetime.now(UTC) + store.intent_timeout + timedelta(seconds=1))
+
+    async def test_a_crash_before_the_write_records_no_event(self, backend: ComposedStorage) -> None:
+        store = backend
+        assert store.split, "the fixture must compose two stores"
+        self.crash_at(store, "after_intent")
+        with pytest.raises(InjectedCrash):
+            await store.create_resource(SOURCE, "User", user_write("late"), event=draft("create", sinks=("hook",)))
+        assert (await store.list_resources(SOURCE, "User", ResourceQuery())).total == 0
+        assert await self.recover(store) == {"settled": 0, "abandoned": 1}
+        assert await store.list_events(SOURCE) == [] and (await store.sink_stats("hook")).pending == 0
+        user = await store.create_resource(SOURCE, "User", user_write("late"), event=draft("create"))
+        self.crash_at(store, "after_intent")
+        with pytest.raises(InjectedCrash):
+            await store.update_resource(
+                SOURCE,
+                "User",
+                user.id,
+                expected_version=None,
+                write=user_write("late", title="t"),
+                event=draft("patch"),
+            )
+        assert await self.recover(store) == {"settled": 0, "abandoned": 1}
+        assert [e.action for e in await store.list_events(SOURCE)] == ["create"]
+
+    async def test_a_crash_after_the_write_records_its_event_at_recovery(self, backend: ComposedStorage) -> None:
+        store = backend
+        self.crash_at(store, "after_resource_write")
+        with pytest.raises(InjectedCrash):
+            await store.create_resource(SOURCE, "User", user_write("kept"), event=draft("create", sinks=("hook",)))
+        [user] = (await store.list_resources(SOURCE, "User", ResourceQuery())).resources
+        assert await store.list_events(SOURCE) == []
+        assert await self.recover(store) == {"settled": 1, "abandoned": 0}
+        [created] = await store.list_events(SOURCE)
+        assert (created.action, created.resource_id, created.version) == ("create", user.id, user.version)
+        assert (await store.sink_stats("hook")).pending == 1
+        for action, step in (
+            (
+                "patch",
+                lambda: store.update_resource(
+                    SOURCE,
+                    "User",
+                    user.id,
+                    expected_version=None,
+                    write=user_write("kept", title="t"),
+                    event=draft("patch"),
+                ),
+            ),
+            ("delete", lambda: store.delete_resource(SOURCE, "User", user.id, event=draft("delete"))),
+        ):
+            self.crash_at(store, "after_resource_write")
+            with pytest.raises(InjectedCrash):
+                await step()
+            assert await self.recover(store) == {"settled": 1, "abandoned": 0}
+            assert (await store.list_events(SOURCE, newest_first=True, limit=1))[0].action == action
+        events = await store.list_events(SOURCE)
+        assert [e.action for e in events] == ["create", "patch", "delete"]
+        assert events[1].version is not None and events[1].version != user.version and events[2].version is None
+        assert await self.recover(store) == {"settled": 0, "abandoned": 0}
+
+    async def test_an_open_intent_holds_its_resource_until_it_is_decided(self, backend: ComposedStorage) -> None:
+        store = backend
+        user = await store.create_resource(SOURCE, "User", user_write("held"), event=draft("create"))
+        self.crash_at(store, "after_resource_write")
+        with pytest.raises(InjectedCrash):
+            await store.update_resource(
+                SOURCE,
+                "User",
+                user.id,
+                expected_version=None,
+                write=user_write("held", title="1"),
+                event=draft("patch"),
+            )
+        store.busy_seconds = 0.05
+        with pytest.raises(StorageError):
+            await store.update_resource(
+                SOURCE,
+                "User",
+                user.id,
+                expected_version=None,
+                write=user_write("held", title="2"),
+                event=draft("patch"),
+            )
+        with pytest.raises(StorageError):  # a delete of it, too
+            await store.delete_resource(SOURCE, "User", user.id, event=draft("delete"))
+        assert (await _stored(store, SOURCE, "User", user.id)).document.get("title") == "1"
+        await self.recover(store)
+        await store.update_resource(
+            SOURCE, "User", user.id, expected_version=None, write=user_write("held", title="2"), event=draft("patch")
+        )
+        assert [e.action for e in await store.list_events(SOURCE)] == ["create", "patch", "patch"]
+
+    async def test_recovery_gives_a_version_already_in_the_log_no_second_event(self, backend: ComposedStorage) -> None:
+        # An intent opened from a stale read (another write settled between the read and the
+        # intent) whose own write failed: the resource's version is that other write's.
+        store = backend
+        user = await store.create_resource(SOURCE, "User", user_write("raced"), event=draft("create"))
+        await store.update_resource(
+            SOURCE, "User", user.id, expected_version=None, write=user_write("raced", title="t"), event=draft("patch")
+        )
+        await store.outbox.open_intent(
+            dataclasses.replace(_intent(f"id:{user.id}"), resource_id=user.id, before_version=user.version)
+        )
+        assert await self.recover(store) == {"settled": 0, "abandoned": 1}
+        assert [e.action for e in await store.list_events(SOURCE)] == ["create", "patch"]
+
+    async def test_a_create_of_a_taken_name_is_refused_before_any_intent(self, backend: ComposedStorage) -> None:
+        store = backend
+        await store.create_resource(SOURCE, "User", user_write("taken"), event=draft("create"))
+        with pytest.raises(UniquenessConflict):
+            await store.create_resource(SOURCE, "User", user_write("TAKEN"), event=draft("create"))
+        assert await store.open_intents(opened_before=_at(5)) == []
+        assert len(await store.list_events(SOURCE)) == 1
+
+
+def _intent(key: str, *, source: str = SOURCE, sinks: tuple[str, ...] = ()) -> Intent:
+    return Intent(
+        id=f"int_{uuid.uuid4().hex}",
+        source=source,
+        resource_type="User",
+        key=key,
+        action="patch",
+        resource_id=None,
+        before_version=None,
+        external_id=None,
+        event=draft("patch", changed={"title": {"old": None, "new": "t"}}, sinks=sinks),
+        opened=datetime.now(UTC),
+    )

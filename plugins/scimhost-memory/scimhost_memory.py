@@ -28,6 +28,8 @@ from scimhost.storage.backend import (
     DeletedResource,
     EventDraft,
     FailedRequest,
+    Intent,
+    IntentBusy,
     Keep,
     MemberChange,
     ResourceNotFound,
@@ -116,6 +118,7 @@ class MemoryBackend(StorageBackend):
         self._activity: dict[tuple[str, datetime], list[Any]] = {}
         self._failures: list[tuple[str, FailedRequest]] = []
         self._credentials: dict[tuple[str, str, str], Credential] = {}
+        self._intents: dict[str, Intent] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -254,6 +257,8 @@ class MemoryBackend(StorageBackend):
         deleted["deliveries"] = len([k for k in self._deliveries if k[1] in seqs])
         self._deliveries = {k: d for k, d in self._deliveries.items() if k[1] not in seqs}
         deleted["events"] = len(seqs)
+        intents = {k: i for k, i in self._intents.items() if i.source != source}
+        deleted["open intents"], self._intents = len(self._intents) - len(intents), intents
         self._events = {seq: e for seq, e in self._events.items() if seq not in seqs}
         activity = {k: v for k, v in self._activity.items() if k[0] != source}
         deleted["activity rows"] = len(self._activity) - len(activity)
@@ -266,6 +271,36 @@ class MemoryBackend(StorageBackend):
         kept = {k: d for k, d in self._deleted.items() if k[0] != source}
         deleted["soft-deleted resources"], self._deleted = len(self._deleted) - len(kept), kept
         return deleted
+
+    # --- intents of writes in another resource store ------------------------------------------------
+
+    async def open_intent(self, intent: Intent) -> None:
+        held = (intent.source, intent.resource_type, intent.key)
+        if any((i.source, i.resource_type, i.key) == held for i in self._intents.values()):
+            raise IntentBusy(intent.key)
+        self._intents[intent.id] = copy.deepcopy(intent)
+
+    async def settle_intent(
+        self,
+        intent_id: str,
+        *,
+        resource_id: str,
+        version: int | None,
+        external_id: str | None,
+        now: datetime,
+    ) -> bool:
+        intent = self._intents.pop(intent_id, None)
+        if intent is None:
+            return False
+        self._append_event(intent.source, intent.resource_type, resource_id, external_id, version, intent.event, now)
+        return True
+
+    async def abandon_intent(self, intent_id: str) -> None:
+        self._intents.pop(intent_id, None)
+
+    async def open_intents(self, *, opened_before: datetime, limit: int = 100) -> list[Intent]:
+        old = sorted((i for i in self._intents.values() if i.opened < opened_before), key=lambda i: (i.opened, i.id))
+        return copy.deepcopy(old[:limit])
 
     # --- resources -------------------------------------------------------------------------------
 
@@ -736,17 +771,37 @@ class MemoryBackend(StorageBackend):
         )
 
     def _record_event(self, resource: _Resource, draft: EventDraft, now: datetime, *, deleted: bool = False) -> None:
+        self._append_event(
+            resource.source,
+            resource.type,
+            resource.id,
+            resource.write.external_id,
+            None if deleted else resource.version,
+            draft,
+            now,
+        )
+
+    def _append_event(
+        self,
+        source: str,
+        resource_type: str,
+        resource_id: str,
+        external_id: str | None,
+        version: int | None,
+        draft: EventDraft,
+        now: datetime,
+    ) -> None:
         seq = next(self._seqs)
         self._events[seq] = StoredEvent(
             seq=seq,
             id=f"evt_{uuid.uuid4().hex}",
             created=now,
-            source=resource.source,
-            resource_type=resource.type,
-            resource_id=resource.id,
-            external_id=resource.write.external_id,
+            source=source,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            external_id=external_id,
             action=draft.action,
-            version=None if deleted else resource.version,
+            version=version,
             actor=copy.deepcopy(draft.actor),
             changed=copy.deepcopy(draft.changed),
             members=copy.deepcopy(draft.members),
@@ -755,9 +810,7 @@ class MemoryBackend(StorageBackend):
             operations=copy.deepcopy(draft.operations),
         )
         for sink in draft.sinks:
-            self._deliveries[(sink, seq)] = _Delivery(
-                resource.source, f"{resource.type}/{resource.id}", next_attempt=now
-            )
+            self._deliveries[(sink, seq)] = _Delivery(source, f"{resource_type}/{resource_id}", next_attempt=now)
 
 
 def _now() -> datetime:

@@ -21,6 +21,7 @@ from scimhost.builtin.tortoise_storage.deleted import Deleted
 from scimhost.builtin.tortoise_storage.deliveries import DeliveryQueue
 from scimhost.builtin.tortoise_storage.dialects import POSTGRES, SQLITE, Dialect
 from scimhost.builtin.tortoise_storage.housekeeping import Housekeeping
+from scimhost.builtin.tortoise_storage.intents import Intents
 from scimhost.builtin.tortoise_storage.planner_statistics import PlannerStatistics
 from scimhost.builtin.tortoise_storage.postgres_database import PostgresDatabase
 from scimhost.builtin.tortoise_storage.postgres_writes import PostgresWrites
@@ -40,6 +41,7 @@ from scimhost.storage.backend import (
     EventDraft,
     FailedRequest,
     FinishedDelivery,
+    Intent,
     MemberChange,
     ResourceNotFound,
     ResourcePage,
@@ -130,6 +132,7 @@ class TortoiseBackend(StorageBackend):
         self._writes = PostgresWrites(database.dialect) if database.dialect is POSTGRES else Writes(database.dialect)
         self._housekeeping = Housekeeping(database.dialect)
         self._deliveries = DeliveryQueue(database)
+        self._intents = Intents(database, self._writes)
         self._statistics = PlannerStatistics(database) if database.dialect is POSTGRES else None
 
     @property
@@ -571,6 +574,30 @@ class TortoiseBackend(StorageBackend):
 
     async def lease_holder(self, name: str, *, now: datetime) -> str | None:
         return await self._deliveries.lease_holder(name, now=now)
+
+    # --- intents of writes in another resource store (intents.py) --------------------------------
+
+    async def open_intent(self, intent: Intent) -> None:
+        await self._intents.open(intent)
+
+    async def settle_intent(
+        self,
+        intent_id: str,
+        *,
+        resource_id: str,
+        version: int | None,
+        external_id: str | None,
+        now: datetime,
+    ) -> bool:
+        return await self._intents.settle(
+            intent_id, resource_id=resource_id, version=version, external_id=external_id, now=now
+        )
+
+    async def abandon_intent(self, intent_id: str) -> None:
+        await self._intents.abandon(intent_id)
+
+    async def open_intents(self, *, opened_before: datetime, limit: int = 100) -> list[Intent]:
+        return await self._intents.opened_before(opened_before, limit)
 
 
 def _now() -> datetime:

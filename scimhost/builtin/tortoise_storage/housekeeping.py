@@ -53,6 +53,7 @@ class Housekeeping:
             ("other resources", "scimhost_resource"),
             ("deliveries", "scimhost_delivery"),
             ("events", "scimhost_event"),
+            ("open intents", "scimhost_intent"),
             ("activity rows", "scimhost_source_activity"),
             ("failed requests", "scimhost_failed_request"),
             ("credentials", "scimhost_credential"),

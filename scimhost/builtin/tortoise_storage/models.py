@@ -296,3 +296,22 @@ class DeletedResource(models.Model):
             Index(fields=["source", "resource_type", "external_id"]),
             Index(fields=["source", "resource_type", "name_key"]),
         )
+
+
+class Intent(models.Model):
+    """A write in another resource store, recorded before it and settled into its event after."""
+
+    id = fields.CharField(max_length=40, primary_key=True)
+    source = fields.CharField(max_length=63)
+    resource_type = fields.CharField(max_length=64)
+    key = fields.CharField(max_length=1024)
+    action = fields.CharField(max_length=16)
+    resource_id = fields.CharField(max_length=128, null=True)
+    before_version = fields.BigIntField(null=True)
+    external_id = fields.TextField(null=True)
+    event = fields.TextField()
+    opened = fields.DatetimeField()
+
+    class Meta:
+        table = "scimhost_intent"
+        unique_together = (("source", "resource_type", "key"),)

@@ -118,7 +118,7 @@ class Writes:
         if members:
             yield from self._change_members(scope, resource_id, [MemberChange("add", tuple(members))])
         if event is not None:
-            yield from self._insert_event(scope, resource_id, version, write.external_id, event, now)
+            yield from self.insert_event(scope, resource_id, version, write.external_id, event, now)
 
     def update(
         self,
@@ -156,7 +156,7 @@ class Writes:
             f"FROM scimhost_resource r WHERE {scope.where(p, 'r', f'r.id = {p(resource_id)}')}"
         )
         if event is not None:  # after the version bump: the row is held until the commit
-            yield from self._insert_event(scope, resource_id, row["version"], row["external_id"], event, now)
+            yield from self.insert_event(scope, resource_id, row["version"], row["external_id"], event, now)
         return row
 
     def reindex(
@@ -240,7 +240,7 @@ class Writes:
             )
         yield from self._count(scope, -1)
         if event is not None:
-            yield from self._insert_event(scope, resource_id, None, deleted[0]["external_id"], event, now)
+            yield from self.insert_event(scope, resource_id, None, deleted[0]["external_id"], event, now)
 
     def _why_unchanged(self, scope: Scope, resource_id: str) -> Work[Exception]:
         """After a conditional write changed no row: the resource is gone, or its version moved."""
@@ -450,7 +450,7 @@ class Writes:
 
     # --- the event log ---------------------------------------------------------------------------
 
-    def _insert_event(
+    def insert_event(
         self,
         scope: Scope,
         resource_id: str,
