@@ -66,13 +66,16 @@ from scimhost.storage.backend import (
     Intent,
     IntentBusy,
     MemberChange,
+    Outbox,
     ResourceNotFound,
+    ResourcePage,
     ResourceWrite,
     StorageBackend,
     StorageError,
     StoredResource,
     UniquenessConflict,
     UnknownMembers,
+    UnsupportedFilter,
     VersionMismatch,
 )
 from scimhost.storage.composed import ComposedStorage, no_fault
@@ -137,6 +140,19 @@ async def _stored(
     stored = await store.get_resource(source, resource_type, resource_id, **parts)
     assert stored is not None, f"{resource_type} {resource_id} is gone"
     return stored
+
+
+async def _answered(
+    store: StorageBackend, source: str, resource_type: str, query: ResourceQuery
+) -> ResourcePage | None:
+    """The page of a query, or None where a store that does not declare `all_filters` refused
+    the filter (UnsupportedFilter: the client gets 400 invalidFilter, never a wrong answer)."""
+    try:
+        return await store.list_resources(source, resource_type, query)
+    except UnsupportedFilter:
+        if "all_filters" in store.features:
+            raise
+        return None
 
 
 def requiring(backend: StorageBackend, feature: str) -> StorageBackend:
@@ -315,7 +331,8 @@ class ResourceStoreContract:
         made = draft(
             "create", changed={"title": {"old": None, "new": "Boss"}}, resource={"userName": "alice", "title": "Boss"}
         )
-        user = await store.create_resource(SOURCE, "User", write, event=made)
+        outbox = isinstance(store, Outbox)
+        user = await store.create_resource(SOURCE, "User", write, event=made if outbox else None)
         write.document["title"] = "changed after the call"
         assert write.record is not None
         write.record["username"] = "changed after the call"
@@ -340,13 +357,14 @@ class ResourceStoreContract:
         record = await store.get_record(SOURCE, "User", user.id)
         assert record is not None
         record["username"] = "mutated"
-        [event] = await store.list_events(SOURCE)
-        event.changed["title"]["new"] = "mutated"
-        assert event.resource is not None
-        event.resource["title"] = "mutated"
-        fetched = await store.get_event(SOURCE, event.seq)
-        assert fetched is not None and fetched.resource is not None
-        fetched.resource["userName"] = "mutated"
+        if outbox:
+            [event] = await store.list_events(SOURCE)
+            event.changed["title"]["new"] = "mutated"
+            assert event.resource is not None
+            event.resource["title"] = "mutated"
+            fetched = await store.get_event(SOURCE, event.seq)
+            assert fetched is not None and fetched.resource is not None
+            fetched.resource["userName"] = "mutated"
 
         stored = await _stored(store, SOURCE, "User", user.id)
         assert stored.document["title"] == "Boss" and "new" not in stored.document
@@ -356,9 +374,10 @@ class ResourceStoreContract:
         members = (await _stored(store, SOURCE, "Group", group.id)).members or []
         assert [(m["value"], m.get("display")) for m in members] == [(user.id, "alice")]
         assert await store.get_record(SOURCE, "User", user.id) == {"username": "alice"}
-        [again] = await store.list_events(SOURCE)
-        assert again.changed == {"title": {"old": None, "new": "Boss"}}
-        assert again.resource == {"userName": "alice", "title": "Boss"}
+        if outbox:
+            [again] = await store.list_events(SOURCE)
+            assert again.changed == {"title": {"old": None, "new": "Boss"}}
+            assert again.resource == {"userName": "alice", "title": "Boss"}
 
     # --- soft delete (feature soft_delete) -------------------------------------------------
 
@@ -592,8 +611,8 @@ class ResourceStoreContract:
             )
         page = await store.list_resources(SOURCE, "User", query('title eq "EVEN"'))
         assert page.total == 3 and [r.document["userName"] for r in page.resources] == ["user0", "user2", "user4"]
-        page = await store.list_resources(SOURCE, "User", query('emails[type eq "work" and value sw "u5"]'))
-        assert [r.document["userName"] for r in page.resources] == ["user5"]
+        found = await _answered(store, SOURCE, "User", query('emails[type eq "work" and value sw "u5"]'))
+        assert found is None or [r.document["userName"] for r in found.resources] == ["user5"]
         page = await store.list_resources(SOURCE, "User", query(None, start_index=2, count=2))
         assert page.total == 6 and [r.document["userName"] for r in page.resources] == ["user1", "user2"]
         page = await store.list_resources(SOURCE, "User", query('not (title eq "odd")', count=0))
@@ -712,15 +731,18 @@ class ResourceStoreContract:
                     groups=[g["value"] for g in stored.groups or []],
                 )
             )
-        selected_some = 0
+        selected_some = answered = 0
         for text in TYPED_FILTERS:
             node = resolve_filter(parse_filter(text), USER)
             expected = sorted(c.id for c in candidates if matches(node, c))
-            page = await store.list_resources(SOURCE, "User", ResourceQuery(filter=node, count=100))
+            page = await _answered(store, SOURCE, "User", ResourceQuery(filter=node, count=100))
+            if page is None:
+                continue  # refused (400 invalidFilter), never answered wrongly
+            answered += 1
             assert sorted(r.id for r in page.resources) == expected, text
             assert page.total == len(expected), text
             selected_some += 0 < len(expected) < len(ids)
-        assert selected_some > len(TYPED_FILTERS) // 2  # the data makes most filters discriminate
+        assert selected_some > answered // 2  # the data makes most filters discriminate
 
     async def test_membership_filters_agree_with_the_reference(self, backend: StorageBackend) -> None:
         from scimhost.scim.query_eval import Candidate, matches
@@ -765,8 +787,8 @@ class ResourceStoreContract:
             for text in texts:
                 node = resolve_filter(parse_filter(text), resource_type)
                 expected = sorted(c.id for c in candidates if matches(node, c))
-                page = await store.list_resources(SOURCE, type_name, ResourceQuery(filter=node, count=100))
-                assert sorted(r.id for r in page.resources) == expected, text
+                page = await _answered(store, SOURCE, type_name, ResourceQuery(filter=node, count=100))
+                assert page is None or sorted(r.id for r in page.resources) == expected, text
 
     async def test_a_search_across_types_gives_attributes_a_type_lacks_no_value(self, backend: StorageBackend) -> None:
         """RFC 7644 §3.4.2.2: in a search across resource types, a comparison on an attribute a
@@ -821,7 +843,10 @@ class ResourceStoreContract:
                     found: list[str] = []
                 else:
                     narrowed = ResourceQuery(filter=None if folded is True else folded, count=100)
-                    found = sorted(r.id for r in (await store.list_resources(SOURCE, type_name, narrowed)).resources)
+                    page = await _answered(store, SOURCE, type_name, narrowed)
+                    if page is None:
+                        continue
+                    found = sorted(r.id for r in page.resources)
                 assert found == expected, (type_name, text)
 
     async def test_concurrent_member_changes_lose_nothing(self, backend: StorageBackend) -> None:
@@ -893,7 +918,10 @@ class ResourceStoreContract:
         ids = await _two_sources(store)
         for text in ISOLATION_FILTERS:
             for paging in ({}, {"count": 2, "start_index": 2}, {"count": 2, "cursor_paging": True}):
-                page = await store.list_resources(SOURCE, "User", query(text, **paging))
+                found = await _answered(store, SOURCE, "User", query(text, **paging))
+                if found is None:
+                    continue
+                page = found
                 assert {r.id for r in page.resources} <= set(ids[SOURCE]["User"]), text
                 assert page.total == len(ids[SOURCE]["User"]), text
 

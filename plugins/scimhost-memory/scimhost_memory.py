@@ -95,7 +95,7 @@ class MemoryBackend(StorageBackend):
 
     name = "memory"
     settings_type = MemorySettings
-    features = frozenset({"sort", "cursor_paging", "soft_delete"})
+    features = frozenset({"sort", "cursor_paging", "soft_delete", "all_filters"})
 
     def __init__(self, options: MemorySettings, *, base_dir: Path) -> None:
         super().__init__(options, base_dir=base_dir)

@@ -10,7 +10,7 @@ from scimhost.hookspecs import hookimpl
 from scimhost.http.keys import SOURCE
 from scimhost.http.responses import scim_json
 from scimhost.scim.errors import ScimError
-from scimhost.storage.backend import StorageError
+from scimhost.storage.backend import StorageError, UnsupportedFilter
 
 log = logging.getLogger("scimhost.errors")
 
@@ -36,6 +36,8 @@ def as_scim_error(request: web.Request, exc: BaseException) -> ScimError:
         # The client went away mid-request; nobody reads the answer.
         log.info("client disconnected during %s %s (source %s)", request.method, request.path, slug)
         return ScimError(400, "The connection was lost while reading the request")
+    if isinstance(exc, UnsupportedFilter):
+        return ScimError(400, str(exc) or "The store cannot answer this filter exactly", scim_type="invalidFilter")
     if isinstance(exc, StorageError):
         log.error("storage failed serving %s %s (source %s): %s", request.method, request.path, slug, exc)
         return ScimError(503, "Storage is unavailable", headers={"Retry-After": "5"})

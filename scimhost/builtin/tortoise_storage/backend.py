@@ -76,7 +76,7 @@ class TortoiseBackend(StorageBackend):
 
     name = "tortoise"
     settings_type = TortoiseSettings
-    features = frozenset({"sort", "cursor_paging", "soft_delete"})
+    features = frozenset({"sort", "cursor_paging", "soft_delete", "all_filters"})
 
     def __init__(self, options: TortoiseSettings, *, base_dir: Path) -> None:
         super().__init__(options, base_dir=base_dir)

@@ -1,0 +1,46 @@
+"""The `[storage.ldap]` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# SCIM attribute (as a filter's index path names it) -> LDAP attribute, for inetOrgPerson.
+# Each is written from the document whenever the document has the value, and only then, so a
+# filter on it answers exactly what the document holds.
+USER_ATTRIBUTES = {
+    "displayname": "displayName",
+    "name.givenname": "givenName",
+    "emails.value": "mail",
+    "title": "title",
+    "preferredlanguage": "preferredLanguage",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:employeenumber": "employeeNumber",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:department": "departmentNumber",
+}
+GROUP_ATTRIBUTES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class LdapSettings:
+    """Where the directory is, how to bind, and where each source's entries live."""
+
+    # ldap:// or ldaps:// URL of the directory.
+    url: str = "ldap://127.0.0.1:389"
+    bind_dn: str = ""
+    # The environment variable holding the bind password (never the password itself).
+    bind_password_env: str = "SCIMHOST_LDAP_PASSWORD"
+    # The entry under which every source gets its own subtree (created when missing).
+    base_dn: str = ""
+    # Each source's subtree below base_dn; `{source}` is the source's slug.
+    source_rdn: str = "ou={source}"
+    users_rdn: str = "ou=people"
+    groups_rdn: str = "ou=groups"
+    # The value a groupOfNames without members holds (its `member` is required); never shown.
+    empty_member: str = "cn=empty-membership-placeholder"
+    # Connections in the pool, and how long any operation may take before the request gets 503.
+    pool_size: int = 4
+    timeout_seconds: float = 5.0
+    # More SCIM attribute -> LDAP attribute pairs (overriding the defaults of the same key); an
+    # LDAP attribute "" drops a default. Only attributes with an EQUALITY and SUBSTR rule that
+    # folds case, of directoryString or IA5String syntax, belong here.
+    user_attributes: dict[str, str] = field(default_factory=dict)
+    group_attributes: dict[str, str] = field(default_factory=dict)
