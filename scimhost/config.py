@@ -324,6 +324,9 @@ class StorageSettings:
     roles: Mapping[str, str] = field(default_factory=dict)
     # Backend name -> its typed `[storage.<name>]` table, for every backend a role names.
     tables: Mapping[str, Any] = field(default_factory=dict)
+    # Where resources and events live in two stores: an intent older than this belongs to a
+    # process that died, and recovery decides it (a write is given up after a third of it).
+    intent_timeout_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -635,7 +638,7 @@ def _load_storage(
         return None
     registered = ", ".join(sorted(backends)) or "none"
     for key in raw:
-        if key != "backend" and key not in STORAGE_ROLES and key not in backends:
+        if key not in ("backend", "intent_timeout_seconds") and key not in STORAGE_ROLES and key not in backends:
             problems.append(
                 f"storage.{key}: unknown key (storage backends: {registered})" + install_hint("storage backend", key)
             )
@@ -663,7 +666,13 @@ def _load_storage(
         name: load_table(backends[name], raw.get(name, {}), f"storage.{name}", problems)
         for name in dict.fromkeys([backend, *chosen.values()])
     }
-    return StorageSettings(backend=backend, options=tables[backend], roles=chosen, tables=tables)
+    timeout = raw.get("intent_timeout_seconds", 60.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        problems.append("storage.intent_timeout_seconds: expected a positive number of seconds")
+        timeout = 60.0
+    return StorageSettings(
+        backend=backend, options=tables[backend], roles=chosen, tables=tables, intent_timeout_seconds=float(timeout)
+    )
 
 
 def _load_sources(

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +244,8 @@ def _storage(settings: Settings, registry: Registry, faults: frozenset[str]) -> 
         accounts,
         outbox,
         fault=lambda point: fault_point(faults, point),
+        write_timeout=settings.storage.intent_timeout_seconds / 3,
+        intent_timeout=timedelta(seconds=settings.storage.intent_timeout_seconds),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from scimhost.storage.backend import StoredResource
+from scimhost_ldap.settings import BOOLEAN_ATTRIBUTES
 
 DOCUMENT, RECORD, EXTERNAL_ID = "scimhostDocument", "scimhostRecord", "scimhostExternalId"
 VERSION, CREATED, MODIFIED = "scimhostVersion", "scimhostCreated", "scimhostModified"
@@ -49,7 +50,11 @@ def mapped_values(resource_type: str, document: dict[str, Any], attributes: dict
     document has no value), its naming and required attributes included."""
     values: dict[str, list[bytes]] = {ldap_name: [] for ldap_name in attributes.values()}
     for key, ldap_name in attributes.items():
-        values[ldap_name] += [v.encode() for v in values_at(document, key)]
+        if ldap_name in BOOLEAN_ATTRIBUTES:
+            flag = _get(document, key)
+            values[ldap_name] = [b"TRUE" if flag else b"FALSE"] if isinstance(flag, bool) else []
+        else:
+            values[ldap_name] += [v.encode() for v in values_at(document, key)]
     if resource_type == "User":
         user_name = str(document["userName"])
         values["uid"] = [user_name.encode()]

@@ -33,6 +33,7 @@ from scimhost.scim.query import (
 )
 from scimhost.storage.backend import UnsupportedFilter
 from scimhost_ldap.entries import CREATED, EXTERNAL_ID, MODIFIED, generalized_time
+from scimhost_ldap.settings import BOOLEAN_ATTRIBUTES
 
 TRUE, FALSE = "(objectClass=*)", "(!(objectClass=*))"
 # Case-ignoring ordering (RFC 4517), named in sort keys: core string attributes have none.
@@ -107,6 +108,12 @@ class FilterTranslator:
         name = self.attributes.get(field.key)
         if name is None or field.numeric:
             raise UnsupportedFilter(f"{field.key} is not mapped to a directory attribute the LDAP store can filter")
+        if name in BOOLEAN_ATTRIBUTES:
+            if isinstance(node, QPresent):
+                return f"({name}=*)"  # a boolean is never empty
+            if node.op != "eq" or node.value not in ("true", "false"):
+                raise UnsupportedFilter(f"{node.op} on {field.key} is not supported")
+            return f"({name}={str(node.value).upper()})"
         if isinstance(node, QPresent):
             if field.key not in self.always_present:
                 # A directory keeps no empty strings, which SCIM's pr counts here.
@@ -180,7 +187,12 @@ class FilterTranslator:
         field = key.field
         if field.kind in ("created", "lastModified", "id"):
             name = {"created": CREATED, "lastModified": MODIFIED, "id": "entryUUID"}[field.kind]
-        elif field.kind == "attr" and field.key in self.attributes and field.key not in self.multi_valued:
+        elif (
+            field.kind == "attr"
+            and field.key in self.attributes
+            and field.key not in self.multi_valued
+            and self.attributes[field.key] not in BOOLEAN_ATTRIBUTES
+        ):
             ldap_name = self.attributes[field.key]
             rule = CASE_EXACT_ORDERING if ldap_name == EXTERNAL_ID else CASE_IGNORE_ORDERING
             name = f"{ldap_name}:{rule}"

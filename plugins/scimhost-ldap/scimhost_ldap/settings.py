@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 # SCIM attribute (as a filter's index path names it) -> LDAP attribute, for inetOrgPerson.
 # Each is written from the document whenever the document has the value, and only then, so a
-# filter on it answers exactly what the document holds.
+# filter on it answers exactly what the document holds. BOOLEAN_ATTRIBUTES hold TRUE or FALSE.
 USER_ATTRIBUTES = {
+    "active": "scimhostActive",
     "displayname": "displayName",
     "name.givenname": "givenName",
     "emails.value": "mail",
@@ -17,6 +18,7 @@ USER_ATTRIBUTES = {
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:department": "departmentNumber",
 }
 GROUP_ATTRIBUTES: dict[str, str] = {}
+BOOLEAN_ATTRIBUTES = frozenset({"scimhostActive"})
 
 
 @dataclass(frozen=True)
