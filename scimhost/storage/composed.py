@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from scimhost.scim.index import IndexEntry
-from scimhost.scim.query import Field, QCompare, ResourceQuery
+from scimhost.scim.query import ResourceQuery
 from scimhost.storage.backend import (
     AccountStore,
     ClaimedDelivery,
@@ -307,9 +307,7 @@ class ComposedStorage(StorageBackend):
         return f"unique:{attribute}:{value}"
 
     async def _holder(self, source: str, resource_type: str, attribute: str, value: str) -> StoredResource | None:
-        query = ResourceQuery(filter=QCompare(Field("attr", attribute.lower()), "eq", value), count=1)
-        page = await self.resources.list_resources(source, resource_type, query, members=False, groups=False)
-        return page.resources[0] if page.resources else None
+        return await self.resources.find_by_unique_value(source, resource_type, attribute, value)
 
     async def _through_intent(self, intent: Intent, write: Callable[[], Any]) -> StoredResource:
         await self._open_intent(intent)
@@ -451,6 +449,11 @@ class ComposedStorage(StorageBackend):
             unique_values=unique_values,
             fingerprint=fingerprint,
         )
+
+    async def find_by_unique_value(
+        self, source: str, resource_type: str, attribute: str, value: str
+    ) -> StoredResource | None:
+        return await self.resources.find_by_unique_value(source, resource_type, attribute, value)
 
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         return await self.resources.get_record(source, resource_type, resource_id)

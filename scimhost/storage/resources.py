@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from scimhost.scim.index import IndexEntry
-from scimhost.scim.query import ResourceQuery
+from scimhost.scim.query import Field, QCompare, ResourceQuery
 from scimhost.storage.store import Store
 from scimhost.storage.values import (
     DeletedResource,
@@ -94,6 +94,17 @@ class ResourceStore(Store):
         (the resource did not change). False when it moved on (its write rebuilt them); raises
         UniquenessConflict when a value is taken."""
         return True
+
+    async def find_by_unique_value(
+        self, source: str, resource_type: str, attribute: str, value: str
+    ) -> StoredResource | None:
+        """The source's resource of the type holding `value` (normalised, as in
+        ResourceWrite.unique_values) of the `uniqueness: server` attribute, if any, without
+        members or groups. This default filters with list_resources; a store that can look it
+        up directly (an LDAP entry named by it) should."""
+        query = ResourceQuery(filter=QCompare(Field("attr", attribute.lower()), "eq", value), count=1)
+        page = await self.list_resources(source, resource_type, query, members=False, groups=False)
+        return page.resources[0] if page.resources else None
 
     @abstractmethod
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:

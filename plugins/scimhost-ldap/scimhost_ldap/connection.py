@@ -43,6 +43,9 @@ class Connection:
         self._waiting: dict[int, asyncio.Future[Answer]] = {}
         self._fd = raw.fileno()
         self.broken = False
+        # Sorted (VLV) searches made: OpenLDAP's sssvlv keeps each one's sort state until the
+        # connection closes, and refuses more than sssvlv-maxperconn of them ("Server is busy").
+        self.sorted_searches = 0
         loop.add_reader(self._fd, self._drain)
 
     @classmethod
@@ -129,9 +132,12 @@ class Connection:
 class Pool:
     """A bounded set of connections, opened on demand and replaced when they break."""
 
-    def __init__(self, url: str, bind_dn: str, password: str, *, size: int, timeout: float) -> None:
+    def __init__(
+        self, url: str, bind_dn: str, password: str, *, size: int, timeout: float, sorted_per_connection: int = 15
+    ) -> None:
         self.url, self.bind_dn, self.password = url, bind_dn, password
         self.size, self.timeout = size, timeout
+        self.sorted_per_connection = sorted_per_connection
         self._idle: list[Connection] = []
         self._slots = asyncio.Semaphore(size)
 
@@ -155,14 +161,18 @@ class Pool:
             yield connection
         finally:
             if connection is not None:
-                if connection.broken:
+                if connection.broken or connection.sorted_searches >= self.sorted_per_connection:
                     connection.close()
                 else:
                     self._idle.append(connection)
             self._slots.release()
 
-    async def call(self, send: Callable[[LDAPObject], int]) -> Answer:
+    async def call(self, send: Callable[[LDAPObject], int], *, sorted_search: bool = False) -> Answer:
+        """One operation on a pooled connection; `sorted_search`: a VLV search, counted so the
+        connection is replaced before the directory's per-connection limit of them."""
         async with self.connection() as connection:
+            if sorted_search:
+                connection.sorted_searches += 1
             return await connection.call(send)
 
     def close(self) -> None:

@@ -41,6 +41,10 @@ class LdapSettings:
     # Connections in the pool, and how long any operation may take before the request gets 503.
     pool_size: int = 4
     timeout_seconds: float = 5.0
+    # A connection is replaced after this many sorted (VLV) searches: below the server's
+    # per-connection limit (OpenLDAP sssvlv-maxperconn, whose default is 5), and pool_size times
+    # it below its global one (sssvlv-max).
+    sorted_searches_per_connection: int = 4
     # More SCIM attribute -> LDAP attribute pairs (overriding the defaults of the same key); an
     # LDAP attribute "" drops a default. Only attributes with an EQUALITY and SUBSTR rule that
     # folds case, of directoryString or IA5String syntax, belong here.

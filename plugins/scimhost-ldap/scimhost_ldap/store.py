@@ -66,6 +66,7 @@ RETRIES = 20
 # Ids resolved per search.
 CHUNK = 200
 KEEPER = "ou=scimhost-keep"
+MAX_OFFSET = 2**31 - 1
 
 
 class LdapStore(ResourceStore):
@@ -103,6 +104,7 @@ class LdapStore(ResourceStore):
             password,
             size=self.settings.pool_size,
             timeout=self.settings.timeout_seconds,
+            sorted_per_connection=self.settings.sorted_searches_per_connection,
         )
         root = await self._search("", ldap.SCOPE_BASE, TRUE, ["supportedControl", "supportedExtension"])
         attrs = root[0][1] if root else {}
@@ -159,10 +161,13 @@ class LdapStore(ResourceStore):
     ) -> Answer:
         try:
             return await self.pool.call(
-                lambda raw: raw.search_ext(base, scope, filterstr, attrs, serverctrls=controls or None)
+                lambda raw: raw.search_ext(base, scope, filterstr, attrs, serverctrls=controls or None),
+                sorted_search=any(isinstance(c, VLVRequestControl) for c in controls or ()),
             )
         except ldap.NO_SUCH_OBJECT:
             return Answer([], [])
+        except ldap.VLV_ERROR:
+            raise
         except ldap.LDAPError as exc:
             raise StorageError(f"the directory refused a search: {exc}") from None
 
@@ -265,6 +270,16 @@ class LdapStore(ResourceStore):
             extra["groups"] = await self._groups_of(tree, dn) if resource_type == "User" else []
         return replace(resource, **extra) if extra else resource
 
+    async def find_by_unique_value(
+        self, source: str, resource_type: str, attribute: str, value: str
+    ) -> StoredResource | None:
+        if resource_type not in NAMING or attribute != NAMING[resource_type][1]:
+            return await super().find_by_unique_value(source, resource_type, attribute, value)
+        # The name is the entry's RDN: one base read, compared by the directory's own rule
+        # (the one that keeps names unique).
+        found = await self._search(self.tree(source).dn(resource_type, value), ldap.SCOPE_BASE, TRUE, READ_ATTRIBUTES)
+        return stored(resource_type, found[0][1]) if found else None
+
     async def get_record(self, source: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         if resource_type not in NAMING:
             return None
@@ -301,20 +316,21 @@ class LdapStore(ResourceStore):
         translator = self._translator(tree, resource_type)
         filterstr = await translator.filter(query.filter)
         sort = SSSRequestControl(criticality=True, ordering_rules=translator.sort_keys(query.sort))
-        count = max(query.count, 1)
-        vlv = VLVRequestControl(
-            criticality=True, before_count=0, after_count=count - 1, offset=max(query.start_index, 1), content_count=0
-        )
         attrs = READ_ATTRIBUTES + (["member"] if members and resource_type == "Group" else [])
-        answer = await self._search_answer(
-            tree.container(resource_type),
-            ldap.SCOPE_ONELEVEL,
-            f"(&(objectClass={OWN_CLASS}){filterstr})",
-            attrs,
-            [sort, vlv],
-        )
+        base, search = tree.container(resource_type), f"(&(objectClass={OWN_CLASS}){filterstr})"
+        # VLV offsets are 32-bit; one past every entry is an offset range error: the page is
+        # empty then, and a one-entry view from the start gives the total.
+        start = min(max(query.start_index, 1), MAX_OFFSET)
+        count = max(query.count, 1)
+        try:
+            vlv = VLVRequestControl(True, before_count=0, after_count=count - 1, offset=start, content_count=0)
+            answer = await self._search_answer(base, ldap.SCOPE_ONELEVEL, search, attrs, [sort, vlv])
+        except ldap.VLV_ERROR:
+            vlv = VLVRequestControl(True, before_count=0, after_count=0, offset=1, content_count=0)
+            answer = await self._search_answer(base, ldap.SCOPE_ONELEVEL, search, ["1.1"], [sort, vlv])
+            answer = Answer([], answer.controls)
         total = next((int(c.contentCount) for c in answer.controls if hasattr(c, "contentCount")), len(answer.entries))
-        if query.count <= 0 or query.start_index > total:
+        if query.count <= 0 or query.start_index > total or not answer.entries:
             return ResourcePage(total, [])
         resources = [
             await self._complete(tree, resource_type, entry, members=members, groups=groups) for entry in answer.entries
@@ -668,7 +684,9 @@ def _is_uuid(value: str) -> bool:
 def _refused(exc: ldap.LDAPError) -> Exception:
     """A directory's refusal of a write: the value broke its schema (400), or it failed (503)."""
     if isinstance(exc, (ldap.INVALID_SYNTAX, ldap.OBJECT_CLASS_VIOLATION, ldap.CONSTRAINT_VIOLATION)):
-        return ScimError(400, f"The directory refused a value: {exc.args[0].get('desc', '')}", "invalidValue")
+        info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+        detail = "; ".join(str(info[k]) for k in ("desc", "info") if info.get(k))
+        return ScimError(400, f"The directory refused a value: {detail}", "invalidValue")
     if isinstance(exc, ldap.SERVER_DOWN):
         return StorageError("the directory does not answer")
     return StorageError(f"the directory refused the write: {exc}")
