@@ -742,7 +742,8 @@ class ResourceStoreContract:
             assert sorted(r.id for r in page.resources) == expected, text
             assert page.total == len(expected), text
             selected_some += 0 < len(expected) < len(ids)
-        assert selected_some > answered // 2  # the data makes most filters discriminate
+        # The data makes most filters discriminate (and a store answering a subset, several).
+        assert selected_some > (answered // 2 if "all_filters" in store.features else 3), (selected_some, answered)
 
     async def test_membership_filters_agree_with_the_reference(self, backend: StorageBackend) -> None:
         from scimhost.scim.query_eval import Candidate, matches
