@@ -8,6 +8,7 @@ DISTRIBUTIONS: dict[tuple[str, str], str] = {
     ("event sink type", "webhook"): "scimhost-webhook",
     ("event sink type", "nats"): "scimhost-nats",
     ("storage backend", "memory"): "scimhost-memory",
+    ("storage backend", "ldap"): "scimhost-ldap",
     ("auth scheme", "oauth"): "scimhost-oauth",
     ("event sink type", "set-push"): "scimhost-set",
     ("event sink type", "set-poll"): "scimhost-set",
