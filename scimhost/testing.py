@@ -20,6 +20,13 @@ coroutines: run them with pytest-asyncio in auto mode (`asyncio_mode = "auto"` u
 `[tool.pytest.ini_options]`; pytest-aiohttp brings pytest-asyncio), as the memory backend's
 pyproject (plugins/scimhost-memory) does.
 
+A store of fewer roles subclasses the part for each role instead: `ResourceStoreContract`,
+`AccountStoreContract`, `OutboxContract` (its writes go through a StorageBackend whose outbox is
+the one under test). A resource store meant to run beside the built-in outbox also subclasses
+`CompositionContract`, with a `backend` fixture yielding a ComposedStorage of it and the
+outbox: every rule below through the composition, plus crashes injected between the resource
+write and its event (plugins/scimhost-ldap does both).
+
 Every test of the class then runs against that backend: CRUD, versions, uniqueness, membership
 (read in batches), filters (every operator on every attribute type, checked against the core's
 reference evaluator `scimhost.scim.query_eval`; searches across resource types), sorting, index and cursor paging, tokens,

@@ -45,6 +45,7 @@ async def test_fresh_database_is_migrated_on_open(empty_storage_url):
             "scimhost.0017_deleted_resources",
             "scimhost.0018_event_operations",
             "scimhost.0019_index_fingerprint",
+            "scimhost.0020_intents",
         ]
     finally:
         await store.close()

@@ -488,34 +488,39 @@ class LdapStore(ResourceStore):
         own = own_values(document, write.record if write is not None else _record(attrs), now_ms())
         changes += [(ldap.MOD_REPLACE, name, values) for name, values in own.items()]
         if member_changes:
-            placeholder = self.settings.empty_member
-            present = [v.decode() for v in attrs.get("member", [])]
-            now_members = [dn for dn in present if dn != placeholder]
-            target = list(now_members)
-            for change in member_changes:
-                if change.kind == "add":
-                    dns = await self._member_dns(tree, change.ids, group_id=resource_id)
-                    target += [dn for dn in dns if dn.lower() not in {t.lower() for t in target}]
-                elif change.kind == "remove":
-                    found = await self._dns_of(tree, change.ids)
-                    gone = {found[i][0].lower() for i in change.ids if i in found}
-                    target = [dn for dn in target if dn.lower() not in gone]
-                else:
-                    dns = await self._member_dns(tree, change.ids, group_id=resource_id)
-                    target = dns
-            before = {dn.lower() for dn in present}
-            after = {dn.lower() for dn in target}
-            added = [dn for dn in target if dn.lower() not in before]
-            removed = [dn for dn in present if dn.lower() not in after]
-            if not target:
-                added = [placeholder] if placeholder.lower() not in before else []
-                removed = [dn for dn in present if dn.lower() != placeholder.lower()]
-            elif placeholder in present and placeholder not in removed:
-                removed.append(placeholder)
-            if added:
-                changes.append((ldap.MOD_ADD, "member", [dn.encode() for dn in added]))
-            if removed:
-                changes.append((ldap.MOD_DELETE, "member", [dn.encode() for dn in removed]))
+            changes += await self._member_modifications(tree, resource_id, attrs, member_changes)
+        return changes
+
+    async def _member_modifications(
+        self, tree: Tree, group_id: str, attrs: dict[str, list[bytes]], member_changes: Sequence[MemberChange]
+    ) -> list[tuple[int, str, list[bytes] | None]]:
+        """The `member` values to add and delete for the changes, in order, against the group's
+        present values (never the placeholder with a real member, always it alone without)."""
+        placeholder = self.settings.empty_member.lower()
+        present = [v.decode() for v in attrs.get("member", [])]
+        target: dict[str, str] = {dn.lower(): dn for dn in present if dn.lower() != placeholder}
+        for change in member_changes:
+            if change.kind == "remove":
+                found = await self._dns_of(tree, change.ids)
+                for resource_id in change.ids:
+                    if resource_id in found:
+                        target.pop(found[resource_id][0].lower(), None)
+                continue
+            dns = await self._member_dns(tree, change.ids, group_id=group_id)
+            if change.kind == "set":
+                target = {}
+            for dn in dns:
+                target.setdefault(dn.lower(), dn)
+        if not target:
+            target = {placeholder: self.settings.empty_member}
+        before = {dn.lower() for dn in present}
+        added = [dn for key, dn in target.items() if key not in before]
+        removed = [dn for dn in present if dn.lower() not in target]
+        changes: list[tuple[int, str, list[bytes] | None]] = []
+        if added:
+            changes.append((ldap.MOD_ADD, "member", [dn.encode() for dn in added]))
+        if removed:
+            changes.append((ldap.MOD_DELETE, "member", [dn.encode() for dn in removed]))
         return changes
 
     async def _modify(self, dn: str, version: int, changes: list[tuple[int, str, list[bytes] | None]]) -> int:
