@@ -17,7 +17,7 @@ from typing import Any
 
 import ldap
 import orjson
-from ldap.controls.libldap import AssertionControl
+from ldap.controls.libldap import AssertionControl, MatchedValuesControl
 from ldap.controls.readentry import PostReadControl
 from ldap.controls.sss import SSSRequestControl
 from ldap.controls.vlv import VLVRequestControl
@@ -436,14 +436,20 @@ class LdapStore(ResourceStore):
     ) -> StoredResource:
         tree = self.tree(source)
         for _ in range(RETRIES):
-            entry = await self._entry(tree, resource_type, resource_id, [*READ_ATTRIBUTES, "member"])
+            # Adding members needs only whether those are there already (and the placeholder):
+            # a big group's other values are not read.
+            adds_only = bool(member_changes) and all(change.kind == "add" for change in member_changes)
+            wanted = READ_ATTRIBUTES if adds_only else [*READ_ATTRIBUTES, "member"]
+            entry = await self._entry(tree, resource_type, resource_id, wanted)
             if entry is None:
                 raise ResourceNotFound()
             dn, attrs = entry
             current = stored(resource_type, attrs)
             if expected_version is not None and current.version != expected_version:
                 raise VersionMismatch()
-            changes = await self._modifications(tree, resource_type, resource_id, attrs, write, member_changes)
+            changes = await self._modifications(
+                tree, resource_type, resource_id, attrs, write, member_changes, group_dn=dn if adds_only else None
+            )
             new_dn = dn
             if write is not None:
                 name = _name(resource_type, write.document)
@@ -478,6 +484,8 @@ class LdapStore(ResourceStore):
         attrs: dict[str, list[bytes]],
         write: ResourceWrite | None,
         member_changes: Sequence[MemberChange],
+        *,
+        group_dn: str | None = None,
     ) -> list[tuple[int, str, list[bytes] | None]]:
         changes: list[tuple[int, str, list[bytes] | None]] = [(ldap.MOD_INCREMENT, VERSION, [b"1"])]
         document = write.document if write is not None else orjson_loads(attrs["scimhostDocument"][0])
@@ -488,15 +496,28 @@ class LdapStore(ResourceStore):
         own = own_values(document, write.record if write is not None else _record(attrs), now_ms())
         changes += [(ldap.MOD_REPLACE, name, values) for name, values in own.items()]
         if member_changes:
-            changes += await self._member_modifications(tree, resource_id, attrs, member_changes)
+            changes += await self._member_modifications(tree, resource_id, attrs, member_changes, group_dn=group_dn)
         return changes
 
     async def _member_modifications(
-        self, tree: Tree, group_id: str, attrs: dict[str, list[bytes]], member_changes: Sequence[MemberChange]
+        self,
+        tree: Tree,
+        group_id: str,
+        attrs: dict[str, list[bytes]],
+        member_changes: Sequence[MemberChange],
+        *,
+        group_dn: str | None = None,
     ) -> list[tuple[int, str, list[bytes] | None]]:
         """The `member` values to add and delete for the changes, in order, against the group's
-        present values (never the placeholder with a real member, always it alone without)."""
+        present values (never the placeholder with a real member, always it alone without).
+        With `group_dn` (additions only), `attrs` holds no members: those of the added that
+        are present, and the placeholder, are read with the matched-values control."""
         placeholder = self.settings.empty_member.lower()
+        if group_dn is not None:
+            adding = [
+                dn for change in member_changes for dn in await self._member_dns(tree, change.ids, group_id=group_id)
+            ]
+            attrs = {"member": await self._present_values(group_dn, [*adding, self.settings.empty_member])}
         present = [v.decode() for v in attrs.get("member", [])]
         target: dict[str, str] = {dn.lower(): dn for dn in present if dn.lower() != placeholder}
         for change in member_changes:
@@ -522,6 +543,17 @@ class LdapStore(ResourceStore):
         if removed:
             changes.append((ldap.MOD_DELETE, "member", [dn.encode() for dn in removed]))
         return changes
+
+    async def _present_values(self, dn: str, values: Sequence[str]) -> list[bytes]:
+        """Which of `values` the entry's `member` holds (RFC 3876 matched values: only those
+        are sent back)."""
+        present: list[bytes] = []
+        for start in range(0, len(values), CHUNK):
+            terms = "".join(f"(member={escape_filter_chars(v)})" for v in values[start : start + CHUNK])
+            matched = MatchedValuesControl(True, f"({terms})")
+            found = await self._search(dn, ldap.SCOPE_BASE, TRUE, ["member"], [matched])
+            present += found[0][1].get("member", []) if found else []
+        return present
 
     async def _modify(self, dn: str, version: int, changes: list[tuple[int, str, list[bytes] | None]]) -> int:
         answer = await self.pool.call(
