@@ -11,7 +11,6 @@ import os
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from collections.abc import AsyncIterator as _AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -41,6 +40,7 @@ from scimhost.storage.backend import (
 from scimhost_ldap.connection import Answer, Pool
 from scimhost_ldap.entries import (
     CREATED,
+    DOCUMENT,
     OWN_CLASS,
     READ_ATTRIBUTES,
     RECORD,
@@ -418,7 +418,7 @@ class LdapStore(ResourceStore):
             return await self._update(source, resource_type, resource_id, expected_version, write, member_changes)
 
     @contextlib.asynccontextmanager
-    async def _one_writer(self, source: str, resource_id: str) -> _AsyncIterator[None]:
+    async def _one_writer(self, source: str, resource_id: str) -> AsyncIterator[None]:
         lock = self._writing.get((source, resource_id))
         if lock is None:
             lock = self._writing[(source, resource_id)] = asyncio.Lock()
@@ -488,7 +488,7 @@ class LdapStore(ResourceStore):
         group_dn: str | None = None,
     ) -> list[tuple[int, str, list[bytes] | None]]:
         changes: list[tuple[int, str, list[bytes] | None]] = [(ldap.MOD_INCREMENT, VERSION, [b"1"])]
-        document = write.document if write is not None else orjson_loads(attrs["scimhostDocument"][0])
+        document = write.document if write is not None else orjson.loads(attrs[DOCUMENT][0])
         if write is not None:
             mapped = mapped_values(resource_type, write.document, self.attributes[resource_type])
             naming = NAMING[resource_type][0]
@@ -699,11 +699,7 @@ def _post_read(answer: Answer) -> dict[str, list[bytes]]:
 
 
 def _record(attrs: dict[str, list[bytes]]) -> dict[str, Any] | None:
-    return orjson_loads(attrs[RECORD][0]) if attrs.get(RECORD) else None
-
-
-def orjson_loads(value: bytes) -> Any:
-    return orjson.loads(value)
+    return orjson.loads(attrs[RECORD][0]) if attrs.get(RECORD) else None
 
 
 def _no_event(event: EventDraft | None) -> None:
