@@ -15,11 +15,19 @@ import urllib.request
 from pathlib import Path
 
 import ldap
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
 from serving import admin_table, cli_token, free_port, scimhost, wait_until_up  # noqa: E402
 
 TIMEOUT = 1.0  # [storage] intent_timeout_seconds: recovery decides older intents
+
+
+@pytest.fixture
+def database() -> str:
+    """The outbox on SQLite only: the intent protocol is the same on PostgreSQL, which the
+    kit's composition tests cover (tests/test_composition.py)."""
+    return "sqlite"
 
 
 def write_config(tmp_path, ldap_settings, storage_url, port):
