@@ -234,10 +234,26 @@ class LdapStore(ResourceStore):
         return [by_dn[dn.lower()] for dn in dns if dn.lower() in by_dn]
 
     async def _groups_of(self, tree: Tree, dn: str) -> list[dict[str, Any]]:
-        found = await self._search(
-            tree.container("Group"), ldap.SCOPE_ONELEVEL, f"(member={escape_filter_chars(dn)})", ["entryUUID", "cn"]
-        )
-        return [{"value": a["entryUUID"][0].decode(), "display": a["cn"][0].decode()} for _, a in found]
+        return (await self._groups_of_each(tree, [dn]))[dn.lower()]
+
+    async def _groups_of_each(self, tree: Tree, dns: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Lower-cased DN -> the groups naming it, for a page of users in one search per chunk:
+        matched values send back only the `member` values asked about, not each group's all."""
+        groups: dict[str, list[dict[str, Any]]] = {dn.lower(): [] for dn in dns}
+        for start in range(0, len(dns), CHUNK):
+            terms = "".join(f"(member={escape_filter_chars(dn)})" for dn in dns[start : start + CHUNK])
+            found = await self._search(
+                tree.container("Group"),
+                ldap.SCOPE_ONELEVEL,
+                f"(|{terms})",
+                ["entryUUID", "cn", "member"],
+                [MatchedValuesControl(True, f"({terms}(entryUUID=*)(cn=*))")],
+            )
+            for _, attrs in found:
+                group = {"value": attrs["entryUUID"][0].decode(), "display": attrs["cn"][0].decode()}
+                for member in attrs.get("member", []):
+                    groups.setdefault(member.decode().lower(), []).append(group)
+        return groups
 
     async def _member_values(self, dn: str) -> list[str]:
         found = await self._search(dn, ldap.SCOPE_BASE, TRUE, ["member"])
@@ -332,9 +348,18 @@ class LdapStore(ResourceStore):
         total = next((int(c.contentCount) for c in answer.controls if hasattr(c, "contentCount")), len(answer.entries))
         if query.count <= 0 or query.start_index > total or not answer.entries:
             return ResourcePage(total, [])
+        # A page of users reads their groups in one search, not one per user.
+        paged_groups = groups and resource_type == "User"
+        of_each = await self._groups_of_each(tree, [dn for dn, _ in answer.entries]) if paged_groups else {}
         resources = [
-            await self._complete(tree, resource_type, entry, members=members, groups=groups) for entry in answer.entries
+            await self._complete(tree, resource_type, entry, members=members, groups=groups and not paged_groups)
+            for entry in answer.entries
         ]
+        if paged_groups:
+            resources = [
+                replace(r, groups=[dict(g) for g in of_each.get(dn.lower(), [])])
+                for r, (dn, _) in zip(resources, answer.entries, strict=True)
+            ]
         return ResourcePage(total, resources)
 
     def _translator(self, tree: Tree, resource_type: str) -> FilterTranslator:
